@@ -1,0 +1,51 @@
+//! Typed identifiers: a `UserId` cannot be passed where a `DepartmentId` is expected.
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl From<i64> for $name {
+            fn from(v: i64) -> Self {
+                Self(v)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user account.
+    UserId
+);
+id_type!(
+    /// A login session (one refresh-token family).
+    SessionId
+);
+id_type!(
+    /// A scoped API key.
+    ApiKeyId
+);
+id_type!(
+    /// A department (a team incidents are routed to).
+    DepartmentId
+);
+id_type!(
+    /// An incident category.
+    CategoryId
+);
+id_type!(
+    /// A named place.
+    ZoneId
+);
+id_type!(
+    /// An audit log entry.
+    AuditId
+);

@@ -1,0 +1,203 @@
+//! Connections: one type over SQLite and PostgreSQL, migrations, health, backup.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connection settings that are not part of the URL.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// PostgreSQL pool size; on SQLite, the number of reader connections.
+    pub max_connections: u32,
+    /// SQLite: wait this long for a lock before failing.
+    pub busy_timeout: Duration,
+    /// SQLite `synchronous`: `full` (durable on power loss) or `normal` (durable on process crash).
+    pub sqlite_synchronous: String,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self { max_connections: 8, busy_timeout: Duration::from_secs(5), sqlite_synchronous: "full".into() }
+    }
+}
+
+/// The two backends. Use [`on_reader!`](crate::on_reader) / [`on_writer!`](crate::on_writer)
+/// rather than matching by hand.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Postgres { pool: PgPool },
+}
+
+/// The database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub(crate) backend: Backend,
+}
+
+/// Runs `$body` with `$pool` bound to a pool that may read.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_reader {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.backend {
+            $crate::Backend::Sqlite { reader: $pool, .. } => $body,
+            $crate::Backend::Postgres { pool: $pool } => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the pool that may write.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_writer {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.backend {
+            $crate::Backend::Sqlite { writer: $pool, .. } => $body,
+            $crate::Backend::Postgres { pool: $pool } => $body,
+        }
+    };
+}
+
+impl Db {
+    /// Connects to `url`: `sqlite://path/to/file.db` (created if missing) or `postgres://...`.
+    pub async fn connect(url: &str, options: &DbOptions) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, options).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url, options).await
+        } else {
+            bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://USER@HOST/DB")
+        }
+    }
+
+    async fn connect_sqlite(url: &str, options: &DbOptions) -> anyhow::Result<Self> {
+        let synchronous = match options.sqlite_synchronous.as_str() {
+            "full" => SqliteSynchronous::Full,
+            "normal" => SqliteSynchronous::Normal,
+            other => bail!("database.sqlite_synchronous must be \"full\" or \"normal\", not {other:?}"),
+        };
+        let connect = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid SQLite URL {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000")
+            .statement_cache_capacity(256);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect.clone())
+            .await
+            .with_context(|| format!("cannot open SQLite database {url}"))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(1)
+            .connect_with(connect.read_only(true))
+            .await
+            .with_context(|| format!("cannot open SQLite database {url} for reading"))?;
+        Ok(Self { backend: Backend::Sqlite { writer, reader } })
+    }
+
+    async fn connect_postgres(url: &str, options: &DbOptions) -> anyhow::Result<Self> {
+        let connect = PgConnectOptions::from_str(url).context("invalid PostgreSQL URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .context("cannot connect to PostgreSQL")?;
+        Ok(Self { backend: Backend::Postgres { pool } })
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.backend, Backend::Sqlite { .. })
+    }
+
+    /// Applies pending migrations and returns how many were applied. Safe to run on every
+    /// start and from several nodes at once (sqlx takes a lock on PostgreSQL).
+    pub async fn migrate(&self) -> anyhow::Result<usize> {
+        let before = self.applied_migrations().await;
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => {
+                SQLITE_MIGRATIONS.run(writer).await.context("applying SQLite migrations")?;
+            }
+            Backend::Postgres { pool } => {
+                POSTGRES_MIGRATIONS.run(pool).await.context("applying PostgreSQL migrations")?;
+            }
+        }
+        Ok(self.applied_migrations().await.saturating_sub(before))
+    }
+
+    /// How many migrations this database has applied (0 for a new database).
+    pub async fn applied_migrations(&self) -> usize {
+        let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        let count: Result<i64, _> = on_writer!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await);
+        count.unwrap_or(0) as usize
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        on_writer!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await.context("database did not answer")?;
+        });
+        Ok(())
+    }
+
+    /// Connections in use and idle, for metrics.
+    pub fn pool_stats(&self) -> PoolStats {
+        match &self.backend {
+            Backend::Sqlite { writer, reader } => PoolStats {
+                size: writer.size() + reader.size(),
+                idle: (writer.num_idle() + reader.num_idle()) as u32,
+            },
+            Backend::Postgres { pool } => PoolStats { size: pool.size(), idle: pool.num_idle() as u32 },
+        }
+    }
+
+    /// Writes a consistent copy of a SQLite database to `target` while it stays in use
+    /// (`VACUUM INTO`). PostgreSQL deployments use `pg_dump` instead.
+    pub async fn backup_sqlite(&self, target: &std::path::Path) -> anyhow::Result<()> {
+        let Backend::Sqlite { reader, .. } = &self.backend else {
+            bail!("online backup is for SQLite; back up PostgreSQL with pg_dump (see the README)");
+        };
+        if target.exists() {
+            bail!("{} already exists: choose a new file name", target.display());
+        }
+        let path = target.to_str().context("backup path must be valid UTF-8")?;
+        sqlx::query("VACUUM INTO $1").bind(path).execute(reader).await.context("VACUUM INTO failed")?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Backend::Postgres { pool } => pool.close().await,
+        }
+    }
+}
+
+/// Connections of a pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+}
+

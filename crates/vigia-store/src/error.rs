@@ -1,0 +1,43 @@
+use thiserror::Error;
+
+pub type StoreResult<T, E = StoreError> = Result<T, E>;
+
+/// What can go wrong in the store that a caller may want to tell apart.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The entity does not exist (or the caller's scope does not include it).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was violated; `field` names the input that collided.
+    #[error("{field} is already taken")]
+    Duplicate { field: &'static str },
+    /// An input refers to an entity that does not exist.
+    #[error("{field} refers to a {entity} that does not exist")]
+    UnknownReference { field: String, entity: &'static str },
+    /// The entity is still referenced by others and cannot be deleted.
+    #[error("still in use by {by}")]
+    InUse { by: &'static str },
+    /// Anything else: a bug or an unreachable database. Shown to clients as an opaque 500.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    /// Maps a unique violation on `constraint` to [`StoreError::Duplicate`] for `field`.
+    pub(crate) fn unique(error: sqlx::Error, constraint: &str, field: &'static str) -> Self {
+        if let sqlx::Error::Database(db) = &error
+            && db.is_unique_violation()
+            && (db.constraint() == Some(constraint) || db.message().contains("UNIQUE constraint failed"))
+        {
+            return StoreError::Duplicate { field };
+        }
+        StoreError::Database(error)
+    }
+
+    /// True for a foreign-key violation (used to report "still in use" on delete).
+    pub(crate) fn is_foreign_key(error: &sqlx::Error) -> bool {
+        matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+    }
+}

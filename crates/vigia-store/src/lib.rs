@@ -1,0 +1,43 @@
+//! Vigía's storage. The only crate that writes SQL, and the only one that touches object storage.
+//!
+//! One [`Db`] serves SQLite and PostgreSQL, chosen by the database URL. Queries are written once
+//! with `$N` placeholders (which both drivers accept) and run through [`on_reader!`] /
+//! [`on_writer!`], which type-check the same body against each backend. On SQLite all writes go
+//! through a single connection (SQLite allows one writer at a time; queueing in the pool is
+//! cheaper than retrying `SQLITE_BUSY`) while reads use a pool of their own.
+
+pub mod api_keys;
+pub mod audit;
+pub mod catalog;
+mod db;
+mod error;
+pub mod objects;
+pub mod page;
+pub mod sessions;
+pub mod settings;
+pub mod users;
+
+pub use db::{Backend, Db, DbOptions};
+pub use error::{StoreError, StoreResult};
+pub use objects::{ObjectKey, Objects};
+pub use page::{Cursor, Page};
+
+/// Who is making a change, carried into the audit log written in the same transaction.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// `user:12`, `api_key:3` or `system`.
+    pub label: String,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Self { label: "system".into(), request_id: None }
+    }
+}
+
+/// Marks SQL text composed at run time from constant fragments and `$N` placeholders only
+/// (never from input) as safe to prepare. Every value travels as a bind parameter.
+pub(crate) fn composed(sql: &str) -> sqlx::AssertSqlSafe<&str> {
+    sqlx::AssertSqlSafe(sql)
+}

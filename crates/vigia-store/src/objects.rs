@@ -1,0 +1,256 @@
+//! Object storage: a local directory by default, any S3-compatible service by URL.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+/// A path-safe object key: `/`-separated segments, none empty, `.` or `..`, no control
+/// characters or backslashes. Built only through [`ObjectKey::parse`] or [`ObjectKey::join`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        if raw.is_empty() || raw.len() > 1024 {
+            bail!("object key must be 1 to 1024 bytes long");
+        }
+        for segment in raw.split('/') {
+            if segment.is_empty() || segment == "." || segment == ".." {
+                bail!("object key {raw:?} has an empty, '.' or '..' segment");
+            }
+            if segment.chars().any(|c| c.is_control() || c == '\\') {
+                bail!("object key {raw:?} contains a control character or backslash");
+            }
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Builds a key from segments, each made safe with [`sanitize_segment`].
+    pub fn join<I, S>(segments: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let parts: Vec<String> = segments.into_iter().map(|s| sanitize_segment(s.as_ref())).collect();
+        Self(parts.join("/"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Turns any user-supplied name into one safe key segment: path separators, control characters
+/// and characters outside a conservative set become `_`; leading dots are dropped; the result is
+/// never empty and at most 200 bytes.
+pub fn sanitize_segment(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let mut out: String = base
+        .chars()
+        .map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') { c } else { '_' })
+        .collect();
+    out = out.trim().trim_start_matches('.').to_owned();
+    while out.len() > 200 {
+        out.pop();
+    }
+    if out.is_empty() { "_".to_owned() } else { out }
+}
+
+/// The object store, with all keys relative to a configured prefix.
+#[derive(Clone)]
+pub struct Objects {
+    store: Arc<dyn ObjectStore>,
+    prefix: Option<Path>,
+    description: String,
+}
+
+impl std::fmt::Debug for Objects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// Settings for S3-compatible storage beyond what the URL says. Credentials come from the
+/// standard `AWS_*` environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: bool,
+}
+
+impl Objects {
+    /// Opens `url`: a directory path, `file:///abs/path`, or `s3://bucket/optional/prefix`.
+    pub fn open(url: &str, s3: &S3Options) -> anyhow::Result<Self> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                bail!("storage URL {url:?} names no bucket: use s3://BUCKET/PREFIX");
+            }
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Some(endpoint) = &s3.endpoint {
+                builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+            }
+            if let Some(region) = &s3.region {
+                builder = builder.with_region(region);
+            }
+            if s3.allow_http {
+                builder = builder.with_allow_http(true);
+            }
+            let store = builder.build().with_context(|| format!("cannot configure S3 storage {url}"))?;
+            let prefix = prefix.trim_matches('/');
+            Ok(Self {
+                store: Arc::new(store),
+                prefix: (!prefix.is_empty()).then(|| Path::from(prefix)),
+                description: format!("s3://{bucket}/{prefix}"),
+            })
+        } else {
+            let dir = url.strip_prefix("file://").unwrap_or(url);
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create storage directory {dir}"))?;
+            let store = LocalFileSystem::new_with_prefix(dir)
+                .with_context(|| format!("cannot open storage directory {dir}"))?
+                .with_automatic_cleanup(true);
+            Ok(Self { store: Arc::new(store), prefix: None, description: format!("file://{dir}") })
+        }
+    }
+
+    fn path(&self, key: &ObjectKey) -> Path {
+        match &self.prefix {
+            Some(prefix) => prefix.clone().join(key.as_str()),
+            None => Path::from(key.as_str()),
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    /// Stores `bytes` under `key`, replacing any object there.
+    pub async fn put(&self, key: &ObjectKey, bytes: Bytes) -> anyhow::Result<()> {
+        self.store
+            .put(&self.path(key), PutPayload::from_bytes(bytes))
+            .await
+            .with_context(|| format!("cannot store object {key}"))?;
+        Ok(())
+    }
+
+    /// The whole object; `Ok(None)` if it does not exist.
+    pub async fn get(&self, key: &ObjectKey) -> anyhow::Result<Option<Bytes>> {
+        match self.store.get(&self.path(key)).await {
+            Ok(result) => Ok(Some(result.bytes().await.with_context(|| format!("cannot read object {key}"))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("cannot read object {key}")),
+        }
+    }
+
+    /// The object as a stream of chunks, with its size; `Ok(None)` if it does not exist.
+    pub async fn stream(
+        &self,
+        key: &ObjectKey,
+    ) -> anyhow::Result<Option<(u64, BoxStream<'static, Result<Bytes, std::io::Error>>)>> {
+        match self.store.get(&self.path(key)).await {
+            Ok(result) => {
+                let size = result.meta.size;
+                let stream = result.into_stream().map_err(std::io::Error::other);
+                Ok(Some((size, Box::pin(stream))))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("cannot read object {key}")),
+        }
+    }
+
+    /// Deletes the object; deleting a missing object is not an error.
+    pub async fn delete(&self, key: &ObjectKey) -> anyhow::Result<()> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error).with_context(|| format!("cannot delete object {key}")),
+        }
+    }
+
+    /// Keys under `prefix`, relative to the store's own prefix.
+    pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<ObjectKey>> {
+        let full = match (&self.prefix, prefix.trim_matches('/')) {
+            (Some(p), "") => Some(p.clone()),
+            (Some(p), rest) => Some(p.clone().join(rest)),
+            (None, "") => None,
+            (None, rest) => Some(Path::from(rest)),
+        };
+        let metas: Vec<_> = self.store.list(full.as_ref()).try_collect().await.context("cannot list objects")?;
+        let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
+        let mut keys: Vec<ObjectKey> = metas
+            .into_iter()
+            .filter_map(|meta| {
+                let location = meta.location.to_string();
+                let relative = match &strip {
+                    Some(s) => location.strip_prefix(s.as_str())?.to_owned(),
+                    None => location,
+                };
+                ObjectKey::parse(&relative).ok()
+            })
+            .collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(keys)
+    }
+
+    /// Proves the store answers: writes, reads back and deletes a small probe object.
+    pub async fn check(&self) -> anyhow::Result<()> {
+        let key = ObjectKey::parse(".vigia/ready-probe").unwrap_or_else(|_| ObjectKey::join([".vigia", "probe"]));
+        let key = ObjectKey(key.0.trim_start_matches('.').to_owned());
+        self.put(&key, Bytes::from_static(b"ok")).await?;
+        let back = self.get(&key).await?;
+        if back.as_deref() != Some(b"ok".as_slice()) {
+            bail!("object storage returned something else than what was written");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_with_traversal_or_empty_segments_are_refused() {
+        for bad in ["", "/abs", "a//b", "a/../b", "..", "a/./b", "a\\b", "a\u{0}b"] {
+            assert!(ObjectKey::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(ObjectKey::parse("attachments/1/2/foto.jpg").is_ok());
+    }
+
+    #[test]
+    fn user_supplied_names_become_one_safe_segment() {
+        assert_eq!(sanitize_segment("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_segment("..\\..\\boot.ini"), "boot.ini");
+        assert_eq!(sanitize_segment(".hidden"), "hidden");
+        assert_eq!(sanitize_segment("foto tubería (1).jpg"), "foto tubería _1_.jpg");
+        assert_eq!(sanitize_segment("../"), "_");
+        let key = ObjectKey::join(["attachments", "7", "../../x.jpg"]);
+        assert_eq!(key.as_str(), "attachments/7/x.jpg");
+    }
+
+    #[tokio::test]
+    async fn a_local_store_round_trips_lists_and_deletes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = Objects::open(dir.path().to_str().expect("utf-8"), &S3Options::default()).expect("open");
+        let key = ObjectKey::parse("reports/global/report_2026-11-22_14-00.json").expect("key");
+        objects.put(&key, Bytes::from_static(b"{}")).await.expect("put");
+        assert_eq!(objects.get(&key).await.expect("get").as_deref(), Some(b"{}".as_slice()));
+        assert_eq!(objects.list("reports").await.expect("list"), vec![key.clone()]);
+        objects.delete(&key).await.expect("delete");
+        assert_eq!(objects.get(&key).await.expect("get"), None);
+        objects.check().await.expect("check");
+    }
+}
