@@ -236,6 +236,13 @@ impl ZoneSpec {
     }
 }
 
+impl TryFrom<String> for Urgency {
+    type Error = crate::FieldError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Urgency::parse("urgency", &raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,12 +288,5 @@ mod tests {
         assert_eq!(spec.contact_emails.len(), 1);
         let errors = DepartmentSpec::parse("Mantenimiento", &["nope".into()]).expect_err("invalid");
         assert_eq!(errors[0].field, "contact_emails[0]");
-    }
-}
-
-impl TryFrom<String> for Urgency {
-    type Error = crate::FieldError;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Urgency::parse("urgency", &raw)
     }
 }

@@ -49,3 +49,19 @@ id_type!(
     /// An audit log entry.
     AuditId
 );
+id_type!(
+    /// An incident (its number; the human-facing code is [`crate::incidents::IncidentCode`]).
+    IncidentId
+);
+id_type!(
+    /// A comment on an incident.
+    CommentId
+);
+id_type!(
+    /// A file attached to an incident.
+    AttachmentId
+);
+id_type!(
+    /// An entry of an incident's event log.
+    EventId
+);

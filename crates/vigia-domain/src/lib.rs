@@ -9,6 +9,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod ids;
+pub mod incidents;
 pub mod users;
 pub mod validation;
 

@@ -190,6 +190,20 @@ impl std::fmt::Debug for NewPassword {
     }
 }
 
+impl TryFrom<String> for Role {
+    type Error = FieldError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Role::parse("role", &raw)
+    }
+}
+
+impl TryFrom<String> for Locale {
+    type Error = FieldError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Locale::parse("locale", &raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,19 +239,5 @@ mod tests {
         assert!(why("mariana-2026!").contains("e-mail"));
         assert!(why(&"x1".repeat(70)).contains("too long"));
         assert!(NewPassword::parse("password", "correct horse battery", Some(&email)).is_ok());
-    }
-}
-
-impl TryFrom<String> for Role {
-    type Error = FieldError;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Role::parse("role", &raw)
-    }
-}
-
-impl TryFrom<String> for Locale {
-    type Error = FieldError;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Locale::parse("locale", &raw)
     }
 }

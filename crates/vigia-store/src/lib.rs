@@ -17,7 +17,7 @@ pub mod sessions;
 pub mod settings;
 pub mod users;
 
-pub use db::{Backend, Db, DbOptions};
+pub use db::{Backend, Db, DbOptions, PoolStats};
 pub use error::{StoreError, StoreResult};
 pub use objects::{ObjectKey, Objects};
 pub use page::{Cursor, Page};

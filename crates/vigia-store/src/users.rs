@@ -82,9 +82,28 @@ pub struct AuthState {
 
 const USER_COLUMNS: &str = "id, email, display_name, role, locale, disabled, created_at, updated_at";
 
-/// Creates an account. With an `actor` (an admin creating it) the creation is audited.
-#[tracing::instrument(skip_all, fields(email = %new.email))]
+/// Creates an account (self-registration: not audited).
 pub async fn create(db: &Db, new: &NewUser, actor: Option<&Actor>) -> StoreResult<User> {
+    create_with_departments_inner(db, new, &[], actor).await
+}
+
+/// Creates an account with department memberships on behalf of an admin (audited).
+pub async fn create_with_departments(
+    db: &Db,
+    new: &NewUser,
+    departments: &[DepartmentId],
+    actor: &Actor,
+) -> StoreResult<User> {
+    create_with_departments_inner(db, new, departments, Some(actor)).await
+}
+
+#[tracing::instrument(skip_all, fields(email = %new.email))]
+async fn create_with_departments_inner(
+    db: &Db,
+    new: &NewUser,
+    departments: &[DepartmentId],
+    actor: Option<&Actor>,
+) -> StoreResult<User> {
     let now = Timestamp::now().millis();
     let sql = format!(
         "INSERT INTO users (email, display_name, password_hash, role, locale, disabled, created_at, updated_at) \
@@ -92,7 +111,7 @@ pub async fn create(db: &Db, new: &NewUser, actor: Option<&Actor>) -> StoreResul
     );
     let user: User = on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let user: User = sqlx::query_as(composed(&sql))
+        let mut user: User = sqlx::query_as(composed(&sql))
             .bind(new.email.as_str())
             .bind(&new.display_name)
             .bind(&new.password_hash)
@@ -102,6 +121,16 @@ pub async fn create(db: &Db, new: &NewUser, actor: Option<&Actor>) -> StoreResul
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::unique(e, "users_email_key", "email"))?;
+        for department in departments {
+            sqlx::query("INSERT INTO department_members (department_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(department.0)
+                .bind(user.id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        user.departments = departments.to_vec();
+        user.departments.sort();
+        user.departments.dedup();
         if let Some(actor) = actor {
             let draft = AuditDraft::new(actor, "user.created", AuditEntity::User, Some(user.id.0)).after(&user);
             insert_audit!(&mut *tx, draft);

@@ -1,1 +1,232 @@
-fn main() {}
+//! `vigia`: the command line. Thin: parse arguments, load configuration, call the library.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use vigia::config::{Config, Overrides};
+use vigia::{Application, demo, open_database, telemetry};
+use vigia_domain::users::Role;
+
+#[derive(Parser)]
+#[command(name = "vigia", version, about = "Vigía: report, route and resolve incidents")]
+struct Cli {
+    /// Configuration file (default: ./vigia.toml if present).
+    #[arg(long, global = true, env = "VIGIA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory for the embedded defaults (SQLite file, objects, signing key).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://...
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Object storage: a directory or s3://BUCKET/PREFIX.
+    #[arg(long, global = true)]
+    storage_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (API, docs, metrics) until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write a consistent copy of the SQLite database while the server runs.
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Replace the SQLite database with a backup (stop the server first).
+    Restore {
+        /// The backup file to restore.
+        #[arg(long, short)]
+        input: PathBuf,
+        /// Overwrite an existing database.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8080.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Load a demo campus (departments, categories, zones, one account per role) into an empty database.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from the terminal or, with --password-stdin, standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long, default_value = "Administrador")]
+        name: String,
+        /// reporter, staff or admin.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Read the password from standard input (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted).
+    Show,
+    /// Print the built-in defaults, every key commented.
+    Defaults,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve(args) => args.listen.clone(),
+        _ => None,
+    };
+    let overrides =
+        Overrides { data_dir: cli.data_dir, database_url: cli.database_url, storage_url: cli.storage_url, listen };
+    if let Command::Config(ConfigCommand::Defaults) = cli.command {
+        print!("{}", vigia::config::DEFAULTS);
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    telemetry::init(&config.log);
+    match cli.command {
+        Command::Serve(args) => serve(&config, args.demo).await,
+        Command::Migrate => {
+            let db = open_database(&config).await?;
+            println!("database is up to date ({} migrations applied in total)", db.applied_migrations().await);
+            Ok(())
+        }
+        Command::User(UserCommand::Create { email, name, role, password_stdin }) => {
+            let role = Role::parse("role", &role).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let password = read_password(password_stdin)?;
+            let db = open_database(&config).await?;
+            let user = vigia::create_user(&db, &email, &name, &password, role).await?;
+            println!("created {} {} (id {})", user.role.as_str(), user.email, user.id);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", config.redacted_toml()?);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Defaults) => Ok(()),
+        Command::Backup { output } => {
+            let db = open_database(&config).await?;
+            db.backup_sqlite(&output).await?;
+            println!("wrote a consistent copy of the database to {}", output.display());
+            Ok(())
+        }
+        Command::Restore { input, force } => restore(&config, &input, force),
+    }
+}
+
+async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let app = Application::build(config).await?;
+    if demo && demo::seed(&app.state().db).await? {
+        println!("demo data loaded; sign in with:");
+        for (email, password, role) in demo::ACCOUNTS {
+            println!("  {:<9} {email}  /  {password}", role.as_str());
+        }
+    }
+    let url = app.state().config.public_url.clone();
+    let (users, _) = vigia_store::users::counts(&app.state().db).await?;
+    println!("Vigía {} listening on {url}", env!("CARGO_PKG_VERSION"));
+    println!("  API docs: {url}/api/docs   health: {url}/health   metrics: {url}/metrics");
+    if users == 0 {
+        println!(
+            "  no accounts yet: create the first admin with `vigia user create --email you@example.org --role admin`\n  \
+             (or start with VIGIA_BOOTSTRAP__ADMIN_EMAIL and VIGIA_BOOTSTRAP__ADMIN_PASSWORD set)"
+        );
+    }
+    tracing::info!(ready_in_ms = started.elapsed().as_millis() as u64, %url, "ready");
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        vigia::shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        trigger.cancel();
+    });
+    app.run(shutdown).await
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut password = String::new();
+        std::io::stdin().read_to_string(&mut password).context("cannot read the password from standard input")?;
+        return Ok(password.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to ask for the password: pass --password-stdin and pipe it in");
+    }
+    let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+    let second = rpassword::prompt_password("Repeat password: ").context("cannot read the password")?;
+    if first != second {
+        bail!("the passwords do not match");
+    }
+    Ok(first)
+}
+
+fn restore(config: &Config, input: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let url = config.database_url();
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        bail!("restore is for SQLite; restore PostgreSQL with pg_restore or psql (see the README)");
+    };
+    let target = PathBuf::from(path.split('?').next().unwrap_or(path));
+    if !input.is_file() {
+        bail!("{} is not a file", input.display());
+    }
+    let header = std::fs::read(input).map(|b| b.starts_with(b"SQLite format 3\0")).unwrap_or(false);
+    if !header {
+        bail!("{} is not a SQLite database", input.display());
+    }
+    if target.exists() && !force {
+        bail!("{} exists: stop the server and pass --force to replace it", target.display());
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let staging = target.with_extension("db.restoring");
+    std::fs::copy(input, &staging).with_context(|| format!("cannot copy {}", input.display()))?;
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", target.display()));
+    }
+    std::fs::rename(&staging, &target).with_context(|| format!("cannot replace {}", target.display()))?;
+    println!("restored {} from {}", target.display(), input.display());
+    Ok(())
+}

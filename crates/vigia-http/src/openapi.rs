@@ -1,0 +1,56 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{admin, auth, catalog, system, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Vigía API", description = "Report, route and resolve incidents. Errors are RFC 9457 \
+        `application/problem+json`; lists use cursor pagination (`cursor`, `limit`, `next_cursor`)."),
+    paths(
+        system::health, system::ready,
+        auth::register, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::change_password,
+        users::list, users::create, users::find, users::update,
+        catalog::list_departments, catalog::get_department, catalog::create_department,
+        catalog::update_department, catalog::delete_department,
+        catalog::list_categories, catalog::get_category, catalog::create_category,
+        catalog::update_category, catalog::delete_category,
+        catalog::list_zones, catalog::get_zone, catalog::create_zone, catalog::update_zone, catalog::delete_zone,
+        catalog::locate,
+        admin::list_keys, admin::create_key, admin::get_key, admin::revoke_key,
+        admin::list_audit, admin::list_settings, admin::get_setting, admin::put_setting,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Sign in and manage your own account"),
+        (name = "users", description = "User administration"),
+        (name = "catalog", description = "Departments, categories and zones"),
+        (name = "admin", description = "API keys, audit log and runtime settings"),
+        (name = "system", description = "Health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT access token or vak_ API key")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as served at `/api/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

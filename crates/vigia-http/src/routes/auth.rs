@@ -1,0 +1,287 @@
+//! Accounts of the caller: register, login, refresh, logout, `me`, change password.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use vigia_domain::auth::{REFRESH_TOKEN_PREFIX, decoy_hash, hash_password, random_secret, secret_hash, verify_password};
+use vigia_domain::ids::{DepartmentId, UserId};
+use vigia_domain::users::{DisplayName, Email, Locale, NewPassword, Role};
+use vigia_domain::{Timestamp, Validation};
+use vigia_store::sessions::{self, Rotation};
+use vigia_store::{settings, users};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ClientIp, Json};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/register", post(register))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/me", get(me).patch(update_me))
+        .route("/api/v1/me/password", post(change_password))
+}
+
+/// A user account as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    #[schema(value_type = String, example = "reporter")]
+    pub role: Role,
+    #[schema(value_type = String, example = "es")]
+    pub locale: Locale,
+    pub disabled: bool,
+    pub departments: Vec<i64>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl From<users::User> for UserOut {
+    fn from(u: users::User) -> Self {
+        Self {
+            id: u.id.0,
+            email: u.email,
+            display_name: u.display_name,
+            role: u.role,
+            locale: u.locale,
+            disabled: u.disabled,
+            departments: u.departments.iter().map(|d: &DepartmentId| d.0).collect(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterIn {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+    /// `es` (default) or `en`.
+    pub locale: Option<String>,
+}
+
+/// The setting that switches self-registration on or off at run time.
+pub const REGISTRATION_SETTING: &str = "registration.enabled";
+
+async fn registration_open(state: &AppState) -> ApiResult<bool> {
+    Ok(match settings::get(&state.db, REGISTRATION_SETTING).await? {
+        Some(serde_json::Value::Bool(open)) => open,
+        _ => state.config.allow_registration,
+    })
+}
+
+/// Create a reporter account.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterIn,
+    responses((status = 201, body = UserOut), (status = 403, body = Problem, description = "registration is closed"),
+        (status = 409, body = Problem, description = "e-mail already registered"),
+        (status = 422, body = Problem), (status = 429, body = Problem)))]
+async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(input): Json<RegisterIn>,
+) -> ApiResult<(StatusCode, Json<UserOut>)> {
+    state.limits.register(ip)?;
+    if !registration_open(&state).await? {
+        return Err(ApiError::Forbidden { detail: "self-registration is closed: ask an administrator for an account" });
+    }
+    let mut v = Validation::new();
+    let email = v.check(Email::parse("email", &input.email));
+    let password = v.check(NewPassword::parse("password", &input.password, email.as_ref()));
+    let display_name = v.check(DisplayName::parse("display_name", &input.display_name));
+    let locale = v.check(input.locale.as_deref().map_or(Ok(Locale::Es), |l| Locale::parse("locale", l)));
+    v.finish()?;
+    let (Some(email), Some(password), Some(display_name), Some(locale)) = (email, password, display_name, locale)
+    else {
+        return Err(ApiError::Internal(anyhow::anyhow!("validation passed without values")));
+    };
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let new = users::NewUser { email, display_name: display_name.as_str().to_owned(), password_hash, role: Role::Reporter, locale };
+    let user = users::create(&state.db, &new, None).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    pub email: String,
+    pub password: String,
+}
+
+/// A fresh pair of tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokensOut {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Exchange at `/api/v1/auth/refresh` for a new pair; each refresh token works once.
+    pub refresh_token: String,
+    pub user: UserOut,
+}
+
+const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized { detail: "wrong e-mail or password" };
+
+/// Sign in with e-mail and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginIn,
+    responses((status = 200, body = TokensOut), (status = 401, body = Problem), (status = 429, body = Problem)))]
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Json(input): Json<LoginIn>,
+) -> ApiResult<Json<TokensOut>> {
+    state.limits.login(ip, &input.email)?;
+    let credentials = match Email::parse("email", &input.email) {
+        Ok(email) => users::credentials(&state.db, &email).await?,
+        Err(_) => None,
+    };
+    // Verify against a decoy hash when the account does not exist, so the answer takes as long.
+    let hash = credentials.as_ref().map_or_else(|| decoy_hash().to_owned(), |c| c.password_hash.clone());
+    let password = input.password;
+    let verified = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let Some(credentials) = credentials.filter(|c| verified && !c.disabled) else {
+        return Err(BAD_CREDENTIALS);
+    };
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    start_session(&state, credentials.id, user_agent).await.map(Json)
+}
+
+async fn start_session(state: &AppState, user: UserId, user_agent: Option<&str>) -> ApiResult<TokensOut> {
+    let now = Timestamp::now();
+    let refresh = random_secret(REFRESH_TOKEN_PREFIX);
+    let expires = now.plus_seconds(state.config.refresh_token_ttl.as_secs() as i64);
+    let session = sessions::create(&state.db, user, &secret_hash(&refresh), user_agent, expires).await?;
+    tokens(state, user, session, refresh, now).await
+}
+
+async fn tokens(
+    state: &AppState,
+    user: UserId,
+    session: vigia_domain::ids::SessionId,
+    refresh: String,
+    now: Timestamp,
+) -> ApiResult<TokensOut> {
+    let ttl = state.config.access_token_ttl.as_secs();
+    let access_token = state.tokens.issue(user, session, now, ttl as i64);
+    let user = users::find(&state.db, user).await?;
+    Ok(TokensOut { access_token, token_type: "Bearer", expires_in: ttl, refresh_token: refresh, user: user.into() })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshIn {
+    pub refresh_token: String,
+}
+
+/// Exchange a refresh token for a new pair. Presenting an already used refresh token revokes
+/// the whole session (it was stolen or replayed).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshIn,
+    responses((status = 200, body = TokensOut), (status = 401, body = Problem)))]
+async fn refresh(State(state): State<AppState>, Json(input): Json<RefreshIn>) -> ApiResult<Json<TokensOut>> {
+    let now = Timestamp::now();
+    let next = random_secret(REFRESH_TOKEN_PREFIX);
+    let expires = now.plus_seconds(state.config.refresh_token_ttl.as_secs() as i64);
+    match sessions::rotate(&state.db, &secret_hash(&input.refresh_token), &secret_hash(&next), expires).await? {
+        Rotation::Rotated { session, user } => tokens(&state, user, session, next, now).await.map(Json),
+        Rotation::Reused => {
+            tracing::warn!("a rotated refresh token was presented again; its session is revoked");
+            state.auth_cache.forget_all_sessions();
+            Err(ApiError::Unauthorized { detail: "this refresh token was already used; the session is revoked" })
+        }
+        Rotation::Invalid => Err(ApiError::Unauthorized { detail: "the refresh token is invalid, expired or revoked" }),
+    }
+}
+
+/// End this session: its access and refresh tokens stop working.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
+    let user = auth.user()?;
+    sessions::revoke(&state.db, user.user_id, user.session_id).await?;
+    state.auth_cache.forget_user(user.user_id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = UserOut), (status = 401, body = Problem)))]
+async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<UserOut>> {
+    let user = auth.user()?;
+    Ok(Json(users::find(&state.db, user.user_id).await?.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MePatch {
+    pub display_name: Option<String>,
+    pub locale: Option<String>,
+}
+
+/// Change your display name or language.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "auth", security(("bearer" = [])), request_body = MePatch,
+    responses((status = 200, body = UserOut), (status = 422, body = Problem)))]
+async fn update_me(State(state): State<AppState>, auth: Auth, Json(input): Json<MePatch>) -> ApiResult<Json<UserOut>> {
+    let user = auth.user()?;
+    let mut v = Validation::new();
+    let display_name = input.display_name.as_deref().and_then(|n| v.check(DisplayName::parse("display_name", n)));
+    let locale = input.locale.as_deref().and_then(|l| v.check(Locale::parse("locale", l)));
+    v.finish()?;
+    let patch = users::UserPatch {
+        display_name: display_name.map(|n| n.as_str().to_owned()),
+        locale,
+        ..Default::default()
+    };
+    let actor = auth.actor(None);
+    Ok(Json(users::update(&state.db, user.user_id, &patch, &actor).await?.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeIn {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change your password. Every other session is signed out.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", security(("bearer" = [])),
+    request_body = PasswordChangeIn,
+    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn change_password(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(input): Json<PasswordChangeIn>,
+) -> ApiResult<StatusCode> {
+    let principal = auth.user()?.clone();
+    let current = users::find(&state.db, principal.user_id).await?;
+    let email = Email::parse("email", &current.email).ok();
+    let new = NewPassword::parse("new_password", &input.new_password, email.as_ref())?;
+    let stored = users::password_hash(&state.db, principal.user_id).await?;
+    let hashed = tokio::task::spawn_blocking(move || {
+        verify_password(&stored, &input.current_password).then(|| hash_password(&new))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let Some(hash) = hashed else {
+        return Err(ApiError::field("current_password", "is not your current password"));
+    };
+    users::set_password(&state.db, principal.user_id, &hash, Some(principal.session_id)).await?;
+    state.auth_cache.forget_user(principal.user_id);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,383 @@
+//! Catalogs: departments, categories, zones. Everyone signed in (and API keys with
+//! `catalog:read`) may read them; only admins change them, and every change is audited.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use vigia_domain::Timestamp;
+use vigia_domain::auth::Scope;
+use vigia_domain::catalog::{CategorySpec, DepartmentSpec, GeoPoint, ZoneSpec};
+use vigia_domain::ids::{CategoryId, DepartmentId, ZoneId};
+use vigia_store::catalog::{self, Category, Department, Zone};
+
+use crate::auth::Auth;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Json, RequestId};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/departments", get(list_departments).post(create_department))
+        .route("/api/v1/departments/{id}", get(get_department).put(update_department).delete(delete_department))
+        .route("/api/v1/categories", get(list_categories).post(create_category))
+        .route("/api/v1/categories/{id}", get(get_category).put(update_category).delete(delete_category))
+        .route("/api/v1/zones", get(list_zones).post(create_zone))
+        .route("/api/v1/zones/{id}", get(get_zone).put(update_zone).delete(delete_zone))
+        .route("/api/v1/zones/locate", post(locate))
+}
+
+// --- departments -------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DepartmentOut {
+    pub id: i64,
+    pub name: String,
+    /// Where notifications about the department's incidents go.
+    pub contact_emails: Vec<String>,
+    /// User ids of the department's staff (shown to staff and admins only).
+    pub members: Vec<i64>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+fn department_out(d: Department, auth: &Auth) -> DepartmentOut {
+    let staff = auth.require_staff(Scope::CatalogRead).is_ok();
+    DepartmentOut {
+        id: d.id.0,
+        name: d.name,
+        contact_emails: if staff { d.contact_emails } else { Vec::new() },
+        members: if staff { d.members.into_iter().map(|m| m.0).collect() } else { Vec::new() },
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentIn {
+    pub name: String,
+    #[serde(default)]
+    pub contact_emails: Vec<String>,
+}
+
+/// List departments.
+#[utoipa::path(get, path = "/api/v1/departments", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = Vec<DepartmentOut>), (status = 401, body = Problem)))]
+async fn list_departments(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<DepartmentOut>>> {
+    auth.require_scope(Scope::CatalogRead)?;
+    let all = catalog::list_departments(&state.db).await?;
+    Ok(Json(all.into_iter().map(|d| department_out(d, &auth)).collect()))
+}
+
+/// One department.
+#[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = DepartmentOut), (status = 404, body = Problem)))]
+async fn get_department(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<DepartmentOut>> {
+    auth.require_scope(Scope::CatalogRead)?;
+    Ok(Json(department_out(catalog::find_department(&state.db, DepartmentId(id)).await?, &auth)))
+}
+
+/// Create a department.
+#[utoipa::path(post, path = "/api/v1/departments", tag = "catalog", request_body = DepartmentIn,
+    security(("bearer" = [])),
+    responses((status = 201, body = DepartmentOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_department(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(rid): RequestId,
+    Json(input): Json<DepartmentIn>,
+) -> ApiResult<(StatusCode, Json<DepartmentOut>)> {
+    auth.require_admin()?;
+    let spec = DepartmentSpec::parse(&input.name, &input.contact_emails)?;
+    let department = catalog::create_department(&state.db, &spec, &auth.actor(rid)).await?;
+    Ok((StatusCode::CREATED, Json(department_out(department, &auth))))
+}
+
+/// Replace a department's name and contacts.
+#[utoipa::path(put, path = "/api/v1/departments/{id}", tag = "catalog", request_body = DepartmentIn,
+    security(("bearer" = [])),
+    responses((status = 200, body = DepartmentOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn update_department(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(rid): RequestId,
+    Path(id): Path<i64>,
+    Json(input): Json<DepartmentIn>,
+) -> ApiResult<Json<DepartmentOut>> {
+    auth.require_admin()?;
+    let spec = DepartmentSpec::parse(&input.name, &input.contact_emails)?;
+    let department = catalog::update_department(&state.db, DepartmentId(id), &spec, &auth.actor(rid)).await?;
+    Ok(Json(department_out(department, &auth)))
+}
+
+/// Delete a department no category refers to.
+#[utoipa::path(delete, path = "/api/v1/departments/{id}", tag = "catalog", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn delete_department(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(rid): RequestId,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    auth.require_admin()?;
+    catalog::delete_department(&state.db, DepartmentId(id), &auth.actor(rid)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- categories --------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryOut {
+    pub id: i64,
+    pub name_es: String,
+    pub name_en: String,
+    /// Where incidents of this category go unless someone decides otherwise.
+    pub default_department_id: Option<i64>,
+    /// `low`, `medium`, `high` or `emergency`.
+    pub default_urgency: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl From<Category> for CategoryOut {
+    fn from(c: Category) -> Self {
+        Self {
+            id: c.id.0,
+            name_es: c.name_es,
+            name_en: c.name_en,
+            default_department_id: c.default_department_id,
+            default_urgency: c.default_urgency.as_str().to_owned(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryIn {
+    pub name_es: String,
+    /// Defaults to the Spanish name.
+    pub name_en: Option<String>,
+    pub default_department_id: Option<i64>,
+    /// Defaults to `medium`.
+    pub default_urgency: Option<String>,
+}
+
+fn category_spec(input: &CategoryIn) -> Result<CategorySpec, Vec<vigia_domain::FieldError>> {
+    CategorySpec::parse(
+        &input.name_es,
+        input.name_en.as_deref(),
+        input.default_department_id,
+        input.default_urgency.as_deref(),
+    )
+}
+
+/// List categories.
+#[utoipa::path(get, path = "/api/v1/categories", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = Vec<CategoryOut>)))]
+async fn list_categories(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<CategoryOut>>> {
+    auth.require_scope(Scope::CatalogRead)?;
+    Ok(Json(catalog::list_categories(&state.db).await?.into_iter().map(CategoryOut::from).collect()))
+}
+
+/// One category.
+#[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = CategoryOut), (status = 404, body = Problem)))]
+async fn get_category(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<CategoryOut>> {
+    auth.require_scope(Scope::CatalogRead)?;
+    Ok(Json(catalog::find_category(&state.db, CategoryId(id)).await?.into()))
+}
+
+/// Create a category.
+#[utoipa::path(post, path = "/api/v1/categories", tag = "catalog", request_body = CategoryIn,
+    security(("bearer" = [])),
+    responses((status = 201, body = CategoryOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_category(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(rid): RequestId,
+    Json(input): Json<CategoryIn>,
+) -> ApiResult<(StatusCode, Json<CategoryOut>)> {
+    auth.require_admin()?;
+    let category = catalog::create_category(&state.db, &category_spec(&input)?, &auth.actor(rid)).await?;
+    Ok((StatusCode::CREATED, Json(category.into())))
+}
+
+/// Replace a category.
+#[utoipa::path(put, path = "/api/v1/categories/{id}", tag = "catalog", request_body = CategoryIn,
+    security(("bearer" = [])),
+    responses((status = 200, body = CategoryOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn update_category(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(rid): RequestId,
+    Path(id): Path<i64>,
+    Json(input): Json<CategoryIn>,
+) -> ApiResult<Json<CategoryOut>> {
+    auth.require_admin()?;
+    let category = catalog::update_category(&state.db, CategoryId(id), &category_spec(&input)?, &auth.actor(rid)).await?;
+    Ok(Json(category.into()))
+}
+
+/// Delete a category no incident refers to.
+#[utoipa::path(delete, path = "/api/v1/categories/{id}", tag = "catalog", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn delete_category(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(rid): RequestId,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    auth.require_admin()?;
+    catalog::delete_category(&state.db, CategoryId(id), &auth.actor(rid)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- zones -------------------------------------------------------------------------------------
+
+/// A position in decimal degrees (WGS 84).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointIo {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZoneOut {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub center: Option<PointIo>,
+    pub radius_m: Option<f64>,
+    pub polygon: Option<Vec<PointIo>>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+fn point(p: GeoPoint) -> PointIo {
+    PointIo { lat: p.lat, lon: p.lon }
+}
+
+impl From<Zone> for ZoneOut {
+    fn from(z: Zone) -> Self {
+        Self {
+            id: z.id.0,
+            name: z.name,
+            description: z.description,
+            center: z.area.center.map(point),
+            radius_m: z.area.radius_m,
+            polygon: z.area.polygon.map(|ring| ring.into_iter().map(point).collect()),
+            created_at: z.created_at,
+            updated_at: z.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneIn {
+    pub name: String,
+    pub description: Option<String>,
+    /// The zone's reference point; with `radius_m` the zone is that circle.
+    pub center: Option<PointIo>,
+    pub radius_m: Option<f64>,
+    /// A ring of at least 3 vertices.
+    pub polygon: Option<Vec<PointIo>>,
+}
+
+fn zone_spec(input: &ZoneIn) -> Result<ZoneSpec, Vec<vigia_domain::FieldError>> {
+    let polygon: Option<Vec<(f64, f64)>> = input.polygon.as_ref().map(|p| p.iter().map(|v| (v.lat, v.lon)).collect());
+    ZoneSpec::parse(
+        &input.name,
+        input.description.as_deref(),
+        input.center.map(|c| (c.lat, c.lon)),
+        input.radius_m,
+        polygon.as_deref(),
+    )
+}
+
+/// List zones.
+#[utoipa::path(get, path = "/api/v1/zones", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ZoneOut>)))]
+async fn list_zones(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<ZoneOut>>> {
+    auth.require_scope(Scope::CatalogRead)?;
+    Ok(Json(catalog::list_zones(&state.db).await?.into_iter().map(ZoneOut::from).collect()))
+}
+
+/// One zone.
+#[utoipa::path(get, path = "/api/v1/zones/{id}", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = ZoneOut), (status = 404, body = Problem)))]
+async fn get_zone(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<ZoneOut>> {
+    auth.require_scope(Scope::CatalogRead)?;
+    Ok(Json(catalog::find_zone(&state.db, ZoneId(id)).await?.into()))
+}
+
+/// Create a zone.
+#[utoipa::path(post, path = "/api/v1/zones", tag = "catalog", request_body = ZoneIn, security(("bearer" = [])),
+    responses((status = 201, body = ZoneOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_zone(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(rid): RequestId,
+    Json(input): Json<ZoneIn>,
+) -> ApiResult<(StatusCode, Json<ZoneOut>)> {
+    auth.require_admin()?;
+    let zone = catalog::create_zone(&state.db, &zone_spec(&input)?, &auth.actor(rid)).await?;
+    Ok((StatusCode::CREATED, Json(zone.into())))
+}
+
+/// Replace a zone.
+#[utoipa::path(put, path = "/api/v1/zones/{id}", tag = "catalog", request_body = ZoneIn, security(("bearer" = [])),
+    responses((status = 200, body = ZoneOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn update_zone(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(rid): RequestId,
+    Path(id): Path<i64>,
+    Json(input): Json<ZoneIn>,
+) -> ApiResult<Json<ZoneOut>> {
+    auth.require_admin()?;
+    let zone = catalog::update_zone(&state.db, ZoneId(id), &zone_spec(&input)?, &auth.actor(rid)).await?;
+    Ok(Json(zone.into()))
+}
+
+/// Delete a zone.
+#[utoipa::path(delete, path = "/api/v1/zones/{id}", tag = "catalog", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn delete_zone(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(rid): RequestId,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    auth.require_admin()?;
+    catalog::delete_zone(&state.db, ZoneId(id), &auth.actor(rid)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which zones contain a position, smallest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LocateOut {
+    pub zones: Vec<ZoneOut>,
+}
+
+/// Find the zones a position lies in (a room inside a building comes before the building).
+#[utoipa::path(post, path = "/api/v1/zones/locate", tag = "catalog", request_body = PointIo,
+    security(("bearer" = [])), responses((status = 200, body = LocateOut), (status = 422, body = Problem)))]
+async fn locate(State(state): State<AppState>, auth: Auth, Json(input): Json<PointIo>) -> ApiResult<Json<LocateOut>> {
+    auth.require_scope(Scope::CatalogRead)?;
+    let point = GeoPoint::parse("point", input.lat, input.lon)?;
+    let zones = catalog::zones_containing(&state.db, point).await?;
+    Ok(Json(LocateOut { zones: zones.into_iter().map(ZoneOut::from).collect() }))
+}

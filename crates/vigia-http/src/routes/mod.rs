@@ -1,0 +1,7 @@
+//! One module per area; each exposes `router()`, merged in [`crate::app`].
+
+pub mod admin;
+pub mod auth;
+pub mod catalog;
+pub mod system;
+pub mod users;

@@ -1,0 +1,179 @@
+//! User administration (admins only): list, create, read, change role, disable, departments.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vigia_domain::Validation;
+use vigia_domain::auth::hash_password;
+use vigia_domain::ids::{DepartmentId, UserId};
+use vigia_domain::users::{DisplayName, Email, Locale, NewPassword, Role};
+use vigia_store::page::clamp_limit;
+use vigia_store::{Cursor, users};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{Json, Query, RequestId};
+use crate::routes::auth::UserOut;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/users", get(list).post(create))
+        .route("/api/v1/users/{id}", get(find).patch(update))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// `reporter`, `staff` or `admin`.
+    pub role: Option<String>,
+    pub disabled: Option<bool>,
+    /// Members of this department.
+    pub department: Option<i64>,
+    /// Matches e-mail or display name.
+    pub q: Option<String>,
+    /// From `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<u32>,
+}
+
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<UserOut>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Parses a `cursor` query parameter.
+pub fn cursor(raw: Option<&str>) -> ApiResult<Option<Cursor>> {
+    raw.map(|c| Cursor::decode(c).ok_or_else(|| ApiError::field("cursor", "is not a cursor this server issued")))
+        .transpose()
+}
+
+/// List users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery), security(("bearer" = [])),
+    responses((status = 200, body = UserPage), (status = 403, body = Problem)))]
+async fn list(State(state): State<AppState>, auth: Auth, Query(q): Query<UserQuery>) -> ApiResult<Json<UserPage>> {
+    auth.require_admin()?;
+    let role = q.role.as_deref().map(|r| Role::parse("role", r)).transpose()?;
+    let filter = users::UserFilter { role, disabled: q.disabled, department: q.department.map(DepartmentId), q: q.q };
+    let page = users::list(&state.db, &filter, cursor(q.cursor.as_deref())?, clamp_limit(q.limit)).await?;
+    Ok(Json(UserPage { items: page.items.into_iter().map(UserOut::from).collect(), next_cursor: page.next_cursor }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserIn {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+    /// `reporter`, `staff` or `admin`.
+    pub role: String,
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub departments: Vec<i64>,
+}
+
+/// Create an account of any role.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserIn, security(("bearer" = [])),
+    responses((status = 201, body = UserOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(request_id): RequestId,
+    Json(input): Json<UserIn>,
+) -> ApiResult<(StatusCode, Json<UserOut>)> {
+    auth.require_admin()?;
+    let mut v = Validation::new();
+    let email = v.check(Email::parse("email", &input.email));
+    let password = v.check(NewPassword::parse("password", &input.password, email.as_ref()));
+    let display_name = v.check(DisplayName::parse("display_name", &input.display_name));
+    let role = v.check(Role::parse("role", &input.role));
+    let locale = v.check(input.locale.as_deref().map_or(Ok(Locale::Es), |l| Locale::parse("locale", l)));
+    v.finish()?;
+    let (Some(email), Some(password), Some(display_name), Some(role), Some(locale)) =
+        (email, password, display_name, role, locale)
+    else {
+        return Err(ApiError::Internal(anyhow::anyhow!("validation passed without values")));
+    };
+    let actor = auth.actor(request_id);
+    let departments: Vec<DepartmentId> = input.departments.into_iter().map(DepartmentId).collect();
+    for (i, department) in departments.iter().enumerate() {
+        if !vigia_store::catalog::department_exists(&state.db, *department).await? {
+            return Err(ApiError::field(format!("departments[{i}]"), "refers to a department that does not exist"));
+        }
+    }
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let new = users::NewUser { email, display_name: display_name.as_str().to_owned(), password_hash, role, locale };
+    let user = users::create_with_departments(&state.db, &new, &departments, &actor).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserOut), (status = 404, body = Problem)))]
+async fn find(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<UserOut>> {
+    auth.require_admin()?;
+    Ok(Json(users::find(&state.db, UserId(id)).await?.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatchIn {
+    pub display_name: Option<String>,
+    pub role: Option<String>,
+    pub locale: Option<String>,
+    /// Disabling signs the user out everywhere at once.
+    pub disabled: Option<bool>,
+    /// Replaces the user's department memberships.
+    pub departments: Option<Vec<i64>>,
+}
+
+/// Change a user's name, role, language, standing or departments.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatchIn,
+    security(("bearer" = [])),
+    responses((status = 200, body = UserOut), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+async fn update(
+    State(state): State<AppState>,
+    auth: Auth,
+    RequestId(request_id): RequestId,
+    Path(id): Path<i64>,
+    Json(input): Json<UserPatchIn>,
+) -> ApiResult<Json<UserOut>> {
+    auth.require_admin()?;
+    let id = UserId(id);
+    let mut v = Validation::new();
+    let display_name = input.display_name.as_deref().and_then(|n| v.check(DisplayName::parse("display_name", n)));
+    let role = input.role.as_deref().and_then(|r| v.check(Role::parse("role", r)));
+    let locale = input.locale.as_deref().and_then(|l| v.check(Locale::parse("locale", l)));
+    v.finish()?;
+    let target = users::find(&state.db, id).await?;
+    let loses_admin = target.role == Role::Admin
+        && !target.disabled
+        && (input.disabled == Some(true) || role.is_some_and(|r| r != Role::Admin));
+    if loses_admin {
+        let (_, enabled_admins) = users::counts(&state.db).await?;
+        if enabled_admins <= 1 {
+            return Err(ApiError::conflict("this is the last enabled administrator: promote another one first"));
+        }
+    }
+    let patch = users::UserPatch {
+        display_name: display_name.map(|n| n.as_str().to_owned()),
+        role,
+        locale,
+        disabled: input.disabled,
+        departments: input.departments.map(|d| d.into_iter().map(DepartmentId).collect()),
+    };
+    let user = users::update(&state.db, id, &patch, &auth.actor(request_id)).await?;
+    state.auth_cache.forget_user(id);
+    Ok(Json(user.into()))
+}

@@ -1,0 +1,89 @@
+//! What every handler shares: the database, object storage, settings, keys, metrics, limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vigia_store::{Db, Objects};
+
+use crate::auth::AuthCache;
+use crate::auth::token::TokenKeys;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
+
+/// HTTP settings, resolved from the configuration by the binary.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Where users reach this server, for links and the startup banner.
+    pub public_url: String,
+    /// Lifetime of access tokens.
+    pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens (and so of an idle session).
+    pub refresh_token_ttl: Duration,
+    /// Whether people may create reporter accounts themselves. An admin can change it at run
+    /// time through the `registration.enabled` setting.
+    pub allow_registration: bool,
+    /// Largest JSON body accepted.
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS; empty means same-origin only, `*` any.
+    pub cors_origins: Vec<String>,
+    /// Login attempts allowed per client address per minute (and per account per minute).
+    pub login_per_minute: u32,
+    /// Registrations allowed per client address per hour.
+    pub register_per_hour: u32,
+    /// How long a verified user/session standing is reused before the database is asked again.
+    /// Changes made through this node take effect at once; through another node, within this.
+    pub auth_cache_ttl: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            allow_registration: true,
+            max_body_bytes: 1024 * 1024,
+            cors_origins: Vec::new(),
+            login_per_minute: 10,
+            register_per_hour: 20,
+            auth_cache_ttl: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub db: Db,
+    pub objects: Objects,
+    pub config: HttpConfig,
+    pub tokens: TokenKeys,
+    pub metrics: Metrics,
+    pub limits: RateLimits,
+    pub auth_cache: AuthCache,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(db: Db, objects: Objects, config: HttpConfig, jwt_secret: &[u8]) -> Self {
+        let limits = RateLimits::new(config.login_per_minute, config.register_per_hour);
+        let auth_cache = AuthCache::new(config.auth_cache_ttl);
+        Self(Arc::new(Inner {
+            db,
+            objects,
+            tokens: TokenKeys::new(jwt_secret),
+            metrics: Metrics::new(),
+            limits,
+            auth_cache,
+            config,
+        }))
+    }
+}

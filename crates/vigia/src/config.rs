@@ -1,0 +1,236 @@
+//! Configuration: embedded commented defaults < config file < `VIGIA_*` environment < flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The defaults, every key commented. Shipped inside the binary.
+pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub mode: Mode,
+    pub http: HttpSection,
+    pub database: DatabaseSection,
+    pub storage: StorageSection,
+    pub auth: AuthSection,
+    pub bootstrap: BootstrapSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HttpSection {
+    pub listen: String,
+    pub public_url: String,
+    pub max_body_bytes: usize,
+    pub cors_origins: Vec<String>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_days: u64,
+    pub allow_registration: bool,
+    pub login_per_minute: u32,
+    pub register_per_hour: u32,
+    pub auth_cache_ttl_ms: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseSection {
+    pub url: String,
+    pub max_connections: u32,
+    pub sqlite_synchronous: String,
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StorageSection {
+    pub url: String,
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_allow_http: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSection {
+    pub jwt_secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootstrapSection {
+    pub admin_email: String,
+    pub admin_password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogSection {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Values given on the command line; `None` leaves the configured value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers. `file` is `--config`; without it `./vigia.toml` is read if present.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("vigia.toml")),
+        }
+        figment = figment.merge(Env::prefixed("VIGIA_").split("__").filter(|k| !k.as_str().starts_with("test_")));
+        let mut flat = serde_json::Map::new();
+        if let Some(dir) = &overrides.data_dir {
+            flat.insert("data_dir".into(), serde_json::json!(dir));
+        }
+        if let Some(url) = &overrides.database_url {
+            flat.insert("database".into(), serde_json::json!({ "url": url }));
+        }
+        if let Some(url) = &overrides.storage_url {
+            flat.insert("storage".into(), serde_json::json!({ "url": url }));
+        }
+        if let Some(listen) = &overrides.listen {
+            flat.insert("http".into(), serde_json::json!({ "listen": listen }));
+        }
+        figment = figment.merge(Serialized::defaults(serde_json::Value::Object(flat)));
+        let config: Config = figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        if !["full", "normal"].contains(&self.database.sqlite_synchronous.as_str()) {
+            bail!("database.sqlite_synchronous must be \"full\" or \"normal\"");
+        }
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
+            bail!("auth.jwt_secret must be at least 32 characters long");
+        }
+        if self.mode == Mode::Production && self.auth.jwt_secret.is_empty() {
+            bail!("production mode needs auth.jwt_secret (VIGIA_AUTH__JWT_SECRET): generate one with `openssl rand -base64 48`");
+        }
+        if self.http.access_token_ttl_secs == 0 || self.http.refresh_token_ttl_days == 0 {
+            bail!("token lifetimes must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.http
+            .listen
+            .parse()
+            .with_context(|| format!("http.listen {:?} is not an address such as 127.0.0.1:8080", self.http.listen))
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("vigia.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// The object storage URL, defaulting to a directory in the data directory.
+    pub fn storage_url(&self) -> String {
+        if self.storage.url.is_empty() {
+            self.data_dir.join("objects").display().to_string()
+        } else {
+            self.storage.url.clone()
+        }
+    }
+
+    pub fn db_options(&self) -> vigia_store::DbOptions {
+        vigia_store::DbOptions {
+            max_connections: self.database.max_connections,
+            busy_timeout: Duration::from_millis(self.database.busy_timeout_ms),
+            sqlite_synchronous: self.database.sqlite_synchronous.clone(),
+        }
+    }
+
+    pub fn s3_options(&self) -> vigia_store::objects::S3Options {
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        vigia_store::objects::S3Options {
+            endpoint: non_empty(&self.storage.s3_endpoint),
+            region: non_empty(&self.storage.s3_region),
+            allow_http: self.storage.s3_allow_http,
+        }
+    }
+
+    /// The effective configuration as TOML with secrets replaced by `<redacted>`.
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        let redact = |s: &mut String| {
+            if !s.is_empty() {
+                *s = "<redacted>".into();
+            }
+        };
+        redact(&mut shown.auth.jwt_secret);
+        redact(&mut shown.bootstrap.admin_password);
+        shown.database.url = redact_url_password(&shown.database.url);
+        toml::to_string_pretty(&shown).context("cannot render the configuration")
+    }
+}
+
+/// `postgres://u:secret@h/db` → `postgres://u:<redacted>@h/db`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_defaults_load_and_flags_win() {
+        let overrides = Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() };
+        let config = Config::load(None, &overrides).expect("defaults load");
+        assert_eq!(config.http.listen, "127.0.0.1:0");
+        assert!(config.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_url_password("postgres://vigia:s3cret@db/vigia"), "postgres://vigia:<redacted>@db/vigia");
+        assert_eq!(redact_url_password("sqlite://data/vigia.db"), "sqlite://data/vigia.db");
+    }
+}

@@ -1,0 +1,193 @@
+//! The `vigia` binary's library half: configuration, wiring and the application lifecycle, so
+//! tests can start the same application the binary runs.
+
+pub mod config;
+pub mod demo;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vigia_domain::auth::{hash_password, random_secret};
+use vigia_domain::users::{Email, Locale, NewPassword, Role};
+use vigia_http::{AppState, HttpConfig};
+use vigia_store::{Db, Objects, users};
+
+pub use config::Config;
+
+/// A configured, migrated application bound to its socket, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    grace: Duration,
+}
+
+impl Application {
+    /// Connects storage, applies migrations, creates the bootstrap admin if asked, and binds.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let db = open_database(config).await?;
+        let objects = Objects::open(&config.storage_url(), &config.s3_options())?;
+        let secret = jwt_secret(config, &db)?;
+        bootstrap_admin(config, &db).await?;
+        let listener = TcpListener::bind(config.listen_addr()?)
+            .await
+            .with_context(|| format!("cannot listen on {}: is another process using it?", config.http.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url =
+            if config.http.public_url.is_empty() { format!("http://{addr}") } else { config.http.public_url.clone() };
+        let http = HttpConfig {
+            public_url,
+            access_token_ttl: Duration::from_secs(config.http.access_token_ttl_secs),
+            refresh_token_ttl: Duration::from_secs(config.http.refresh_token_ttl_days * 86_400),
+            allow_registration: config.http.allow_registration,
+            max_body_bytes: config.http.max_body_bytes,
+            cors_origins: config.http.cors_origins.clone(),
+            login_per_minute: config.http.login_per_minute,
+            register_per_hour: config.http.register_per_hour,
+            auth_cache_ttl: Duration::from_millis(config.http.auth_cache_ttl_ms),
+        };
+        let state = AppState::new(db, objects, http, secret.as_bytes());
+        Ok(Self { listener, state, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish (up to the
+    /// grace period) and closes the database.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let db = self.state.db.clone();
+        let app = vigia_http::app(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let stopping = shutdown.clone();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });
+        let grace = self.grace;
+        tokio::select! {
+            result = server => result.context("HTTP server failed")?,
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("in-flight requests did not finish within {} s; stopping anyway", grace.as_secs());
+            }
+        }
+        db.close().await;
+        Ok(())
+    }
+}
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url();
+    let db = Db::connect(&url, &config.db_options()).await?;
+    let applied = db.migrate().await?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(db)
+}
+
+/// The token signing secret: configured, or generated once per data directory (single node).
+fn jwt_secret(config: &Config, db: &Db) -> anyhow::Result<String> {
+    if !config.auth.jwt_secret.is_empty() {
+        return Ok(config.auth.jwt_secret.clone());
+    }
+    if !db.is_sqlite() {
+        bail!(
+            "with PostgreSQL, nodes must share a signing key: set auth.jwt_secret (VIGIA_AUTH__JWT_SECRET), \
+             e.g. the output of `openssl rand -base64 48`"
+        );
+    }
+    let path = config.data_dir.join("jwt.secret");
+    read_or_create_secret(&path)
+}
+
+fn read_or_create_secret(path: &Path) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= 32 {
+            return Ok(existing);
+        }
+        bail!("{} is shorter than 32 characters: delete it to generate a new one", path.display());
+    }
+    let secret = random_secret("");
+    write_private(path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a token signing key");
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// Creates the configured admin when the database has no users yet.
+async fn bootstrap_admin(config: &Config, db: &Db) -> anyhow::Result<()> {
+    let (email, password) = (&config.bootstrap.admin_email, &config.bootstrap.admin_password);
+    if email.is_empty() && password.is_empty() {
+        return Ok(());
+    }
+    let (count, _) = users::counts(db).await?;
+    if count > 0 {
+        return Ok(());
+    }
+    create_user(db, email, "Administrador", password, Role::Admin).await?;
+    tracing::info!(%email, "created the first administrator from the bootstrap settings");
+    Ok(())
+}
+
+/// Creates an account after checking the e-mail and password policy (used by the CLI).
+pub async fn create_user(db: &Db, email: &str, name: &str, password: &str, role: Role) -> anyhow::Result<users::User> {
+    let email = Email::parse("email", email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let password = NewPassword::parse("password", password, Some(&email)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let display_name =
+        vigia_domain::users::DisplayName::parse("name", name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let new = users::NewUser {
+        email,
+        display_name: display_name.as_str().to_owned(),
+        password_hash: hash_password(&password),
+        role,
+        locale: Locale::Es,
+    };
+    users::create(db, &new, Some(&vigia_store::Actor::system())).await.map_err(|e| match e {
+        vigia_store::StoreError::Duplicate { .. } => anyhow::anyhow!("a user with that e-mail already exists"),
+        other => anyhow::Error::new(other),
+    })
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
