@@ -1,6 +1,8 @@
 //! Credentials: password hashing, opaque tokens, API-key scopes, and who a caller is.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use rand::RngCore;
@@ -31,7 +33,9 @@ pub fn hash_password(password: &NewPassword) -> String {
 /// Checks `password` against a stored PHC hash. A malformed hash never verifies.
 pub fn verify_password(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -42,7 +46,9 @@ pub fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| {
         let random = random_secret("decoy_");
-        hash_password(&NewPassword::parse("password", &random, None).unwrap_or_else(|_| unreachable!()))
+        hash_password(
+            &NewPassword::parse("password", &random, None).unwrap_or_else(|_| unreachable!()),
+        )
     })
 }
 
@@ -51,7 +57,10 @@ pub fn decoy_hash() -> &'static str {
 pub fn random_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// The SHA-256 of a high-entropy secret, hex encoded. Refresh tokens and API keys are stored
@@ -110,10 +119,16 @@ impl Scope {
     }
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw).ok_or_else(|| {
-            let known: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
-            FieldError::new(field, format!("unknown scope {raw:?}; known scopes: {}", known.join(", ")))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                FieldError::new(
+                    field,
+                    format!("unknown scope {raw:?}; known scopes: {}", known.join(", ")),
+                )
+            })
     }
 
     /// Parses a non-empty list of scopes, dropping duplicates.
@@ -200,9 +215,13 @@ mod tests {
 
     #[test]
     fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
-        let password = NewPassword::parse("password", "correct horse battery", None).expect("valid");
+        let password =
+            NewPassword::parse("password", "correct horse battery", None).expect("valid");
         let hash = hash_password(&password);
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(verify_password(&hash, "correct horse battery"));
         assert!(!verify_password(&hash, "correct horse battery!"));
         assert!(!verify_password("not a hash", "correct horse battery"));
@@ -220,7 +239,8 @@ mod tests {
 
     #[test]
     fn scopes_parse_and_unknown_ones_are_named() {
-        let scopes = Scope::parse_list("scopes", &["catalog:read".into(), "catalog:read".into()]).expect("valid");
+        let scopes = Scope::parse_list("scopes", &["catalog:read".into(), "catalog:read".into()])
+            .expect("valid");
         assert_eq!(scopes, vec![Scope::CatalogRead]);
         let error = Scope::parse_list("scopes", &["root".into()]).expect_err("unknown");
         assert_eq!(error.field, "scopes[0]");

@@ -7,7 +7,9 @@ use crate::users::Email;
 use crate::validation::{FieldError, Validation, bounded_text};
 
 /// How soon an incident needs attention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Urgency {
     Low,
@@ -18,7 +20,12 @@ pub enum Urgency {
 }
 
 impl Urgency {
-    pub const ALL: [Urgency; 4] = [Urgency::Low, Urgency::Medium, Urgency::High, Urgency::Emergency];
+    pub const ALL: [Urgency; 4] = [
+        Urgency::Low,
+        Urgency::Medium,
+        Urgency::High,
+        Urgency::Emergency,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,7 +56,10 @@ impl DepartmentSpec {
         let mut v = Validation::new();
         let name = v.check(bounded_text("name", name, 1, 120));
         if contact_emails.len() > 20 {
-            v.push(FieldError::new("contact_emails", "must list at most 20 addresses"));
+            v.push(FieldError::new(
+                "contact_emails",
+                "must list at most 20 addresses",
+            ));
         }
         let emails: Vec<Email> = contact_emails
             .iter()
@@ -63,7 +73,10 @@ impl DepartmentSpec {
                 unique.push(email);
             }
         }
-        Ok(Self { name: name.unwrap_or_default(), contact_emails: unique })
+        Ok(Self {
+            name: name.unwrap_or_default(),
+            contact_emails: unique,
+        })
     }
 }
 
@@ -113,10 +126,16 @@ pub struct GeoPoint {
 impl GeoPoint {
     pub fn parse(field: &str, lat: f64, lon: f64) -> Result<Self, FieldError> {
         if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
-            return Err(FieldError::new(format!("{field}.lat"), "must be a latitude between -90 and 90"));
+            return Err(FieldError::new(
+                format!("{field}.lat"),
+                "must be a latitude between -90 and 90",
+            ));
         }
         if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
-            return Err(FieldError::new(format!("{field}.lon"), "must be a longitude between -180 and 180"));
+            return Err(FieldError::new(
+                format!("{field}.lon"),
+                "must be a longitude between -180 and 180",
+            ));
         }
         Ok(Self { lat, lon })
     }
@@ -199,11 +218,15 @@ impl ZoneSpec {
     ) -> Result<Self, Vec<FieldError>> {
         let mut v = Validation::new();
         let name = v.check(bounded_text("name", name, 1, 120));
-        let description = description.and_then(|d| v.check(bounded_text("description", d, 0, 2000)));
+        let description =
+            description.and_then(|d| v.check(bounded_text("description", d, 0, 2000)));
         let center = center.and_then(|(lat, lon)| v.check(GeoPoint::parse("center", lat, lon)));
         if let Some(r) = radius_m {
             if !r.is_finite() || r <= 0.0 || r > 100_000.0 {
-                v.push(FieldError::new("radius_m", "must be a distance in metres between 0 and 100000"));
+                v.push(FieldError::new(
+                    "radius_m",
+                    "must be a distance in metres between 0 and 100000",
+                ));
             } else if center.is_none() {
                 v.push(FieldError::new("radius_m", "needs a center"));
             }
@@ -212,16 +235,24 @@ impl ZoneSpec {
             let mut ring: Vec<GeoPoint> = points
                 .iter()
                 .enumerate()
-                .filter_map(|(i, &(lat, lon))| v.check(GeoPoint::parse(&format!("polygon[{i}]"), lat, lon)))
+                .filter_map(|(i, &(lat, lon))| {
+                    v.check(GeoPoint::parse(&format!("polygon[{i}]"), lat, lon))
+                })
                 .collect();
             if ring.len() > 1 && ring.first() == ring.last() {
                 ring.pop();
             }
             if ring.len() < 3 {
-                v.push(FieldError::new("polygon", "must have at least 3 distinct vertices"));
+                v.push(FieldError::new(
+                    "polygon",
+                    "must have at least 3 distinct vertices",
+                ));
                 None
             } else if ring.len() > 1000 {
-                v.push(FieldError::new("polygon", "must have at most 1000 vertices"));
+                v.push(FieldError::new(
+                    "polygon",
+                    "must have at most 1000 vertices",
+                ));
                 None
             } else {
                 Some(ring)
@@ -231,7 +262,11 @@ impl ZoneSpec {
         Ok(Self {
             name: name.unwrap_or_default(),
             description: description.filter(|d| !d.is_empty()),
-            area: ZoneArea { center, radius_m, polygon },
+            area: ZoneArea {
+                center,
+                radius_m,
+                polygon,
+            },
         })
     }
 }
@@ -248,28 +283,55 @@ mod tests {
     use super::*;
 
     fn square() -> ZoneArea {
-        let ring = [(-12.0, -77.0), (-12.0, -76.99), (-12.01, -76.99), (-12.01, -77.0)];
-        ZoneSpec::parse("Pabellón A", None, None, None, Some(&ring)).expect("valid").area
+        let ring = [
+            (-12.0, -77.0),
+            (-12.0, -76.99),
+            (-12.01, -76.99),
+            (-12.01, -77.0),
+        ];
+        ZoneSpec::parse("Pabellón A", None, None, None, Some(&ring))
+            .expect("valid")
+            .area
     }
 
     #[test]
     fn a_point_inside_a_polygon_is_contained_and_one_outside_is_not() {
         let zone = square();
-        assert!(zone.contains(GeoPoint { lat: -12.005, lon: -76.995 }));
-        assert!(!zone.contains(GeoPoint { lat: -12.02, lon: -76.995 }));
+        assert!(zone.contains(GeoPoint {
+            lat: -12.005,
+            lon: -76.995
+        }));
+        assert!(!zone.contains(GeoPoint {
+            lat: -12.02,
+            lon: -76.995
+        }));
     }
 
     #[test]
     fn a_circle_zone_contains_points_within_its_radius() {
-        let zone = ZoneSpec::parse("Patio", None, Some((-12.0, -77.0)), Some(100.0), None).expect("valid").area;
-        assert!(zone.contains(GeoPoint { lat: -12.0005, lon: -77.0 })); // ~55 m
-        assert!(!zone.contains(GeoPoint { lat: -12.002, lon: -77.0 })); // ~222 m
+        let zone = ZoneSpec::parse("Patio", None, Some((-12.0, -77.0)), Some(100.0), None)
+            .expect("valid")
+            .area;
+        assert!(zone.contains(GeoPoint {
+            lat: -12.0005,
+            lon: -77.0
+        })); // ~55 m
+        assert!(!zone.contains(GeoPoint {
+            lat: -12.002,
+            lon: -77.0
+        })); // ~222 m
     }
 
     #[test]
     fn invalid_zones_name_each_field() {
-        let errors = ZoneSpec::parse("", None, Some((95.0, 0.0)), Some(-1.0), Some(&[(0.0, 0.0), (1.0, 1.0)]))
-            .expect_err("invalid");
+        let errors = ZoneSpec::parse(
+            "",
+            None,
+            Some((95.0, 0.0)),
+            Some(-1.0),
+            Some(&[(0.0, 0.0), (1.0, 1.0)]),
+        )
+        .expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["name", "center.lat", "radius_m", "polygon"]);
     }
@@ -284,7 +346,9 @@ mod tests {
 
     #[test]
     fn department_contact_emails_are_checked_and_deduplicated() {
-        let spec = DepartmentSpec::parse("Mantenimiento", &["a@utec.pe".into(), "A@utec.pe".into()]).expect("valid");
+        let spec =
+            DepartmentSpec::parse("Mantenimiento", &["a@utec.pe".into(), "A@utec.pe".into()])
+                .expect("valid");
         assert_eq!(spec.contact_emails.len(), 1);
         let errors = DepartmentSpec::parse("Mantenimiento", &["nope".into()]).expect_err("invalid");
         assert_eq!(errors[0].field, "contact_emails[0]");

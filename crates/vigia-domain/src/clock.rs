@@ -27,7 +27,8 @@ impl Timestamp {
     }
 
     pub fn to_offset_date_time(self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
     /// Parses an RFC 3339 date-time such as `2026-11-22T14:00:00Z`.
@@ -37,7 +38,9 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        self.to_offset_date_time().format(&Rfc3339).unwrap_or_default()
+        self.to_offset_date_time()
+            .format(&Rfc3339)
+            .unwrap_or_default()
     }
 }
 
@@ -62,7 +65,8 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        Self::parse_rfc3339(&raw).ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 date-time"))
+        Self::parse_rfc3339(&raw)
+            .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 date-time"))
     }
 }
 
@@ -75,7 +79,10 @@ mod tests {
         let t = Timestamp::from_millis(1_795_000_000_123);
         assert_eq!(t.to_rfc3339(), "2026-11-18T11:06:40.123Z");
         assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
-        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T12:06:40.123+01:00"), Some(t));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-18T12:06:40.123+01:00"),
+            Some(t)
+        );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 }

@@ -12,7 +12,8 @@ pub struct Email(String);
 impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let value = raw.trim().to_lowercase();
-        let invalid = || FieldError::new(field, "must be an e-mail address such as ana@example.org");
+        let invalid =
+            || FieldError::new(field, "must be an e-mail address such as ana@example.org");
         if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());
         }
@@ -25,7 +26,9 @@ impl Email {
             || domain.starts_with('.')
             || domain.ends_with('.')
             || domain.contains("..")
-            || !domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+            || !domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
         {
             return Err(invalid());
         }
@@ -75,7 +78,10 @@ impl Role {
             "reporter" => Ok(Role::Reporter),
             "staff" => Ok(Role::Staff),
             "admin" => Ok(Role::Admin),
-            _ => Err(FieldError::new(field, "must be one of: reporter, staff, admin")),
+            _ => Err(FieldError::new(
+                field,
+                "must be one of: reporter, staff, admin",
+            )),
         }
     }
 }
@@ -157,23 +163,38 @@ impl NewPassword {
     pub fn parse(field: &str, raw: &str, email: Option<&Email>) -> Result<Self, FieldError> {
         let chars = raw.chars().count();
         if chars < MIN_PASSWORD_CHARS {
-            return Err(FieldError::new(field, format!("is too short: use at least {MIN_PASSWORD_CHARS} characters")));
+            return Err(FieldError::new(
+                field,
+                format!("is too short: use at least {MIN_PASSWORD_CHARS} characters"),
+            ));
         }
         if chars > MAX_PASSWORD_CHARS {
-            return Err(FieldError::new(field, format!("is too long: use at most {MAX_PASSWORD_CHARS} characters")));
+            return Err(FieldError::new(
+                field,
+                format!("is too long: use at most {MAX_PASSWORD_CHARS} characters"),
+            ));
         }
         let lower = raw.to_lowercase();
         if COMMON_PASSWORDS.contains(&lower.as_str()) {
-            return Err(FieldError::new(field, "is one of the most common passwords: choose another"));
+            return Err(FieldError::new(
+                field,
+                "is one of the most common passwords: choose another",
+            ));
         }
         let distinct: std::collections::HashSet<char> = raw.chars().collect();
         if distinct.len() < 4 {
-            return Err(FieldError::new(field, "uses too few different characters: choose a less repetitive password"));
+            return Err(FieldError::new(
+                field,
+                "uses too few different characters: choose a less repetitive password",
+            ));
         }
         if let Some(email) = email {
             let local = email.local_part();
             if local.chars().count() >= 4 && lower.contains(local) {
-                return Err(FieldError::new(field, "must not contain your e-mail address"));
+                return Err(FieldError::new(
+                    field,
+                    "must not contain your e-mail address",
+                ));
             }
         }
         Ok(Self(raw.to_owned()))
@@ -217,7 +238,15 @@ mod tests {
 
     #[test]
     fn email_without_domain_dot_or_at_is_rejected() {
-        for bad in ["ana", "ana@", "@utec.pe", "ana@utec", "ana@@utec.pe", "a na@utec.pe", "ana@utec..pe"] {
+        for bad in [
+            "ana",
+            "ana@",
+            "@utec.pe",
+            "ana@utec",
+            "ana@@utec.pe",
+            "a na@utec.pe",
+            "ana@utec..pe",
+        ] {
             assert!(Email::parse("email", bad).is_err(), "{bad} accepted");
         }
     }
@@ -232,7 +261,11 @@ mod tests {
     #[test]
     fn weak_passwords_are_rejected_with_a_reason() {
         let email = Email::parse("email", "mariana@utec.pe").expect("valid");
-        let why = |pw: &str| NewPassword::parse("password", pw, Some(&email)).expect_err(pw).message;
+        let why = |pw: &str| {
+            NewPassword::parse("password", pw, Some(&email))
+                .expect_err(pw)
+                .message
+        };
         assert!(why("short").contains("too short"));
         assert!(why("Password123").contains("common"));
         assert!(why("aaaaaaaaaaaa").contains("different characters"));

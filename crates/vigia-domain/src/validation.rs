@@ -11,7 +11,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -55,12 +58,21 @@ impl Validation {
 
     /// `Ok(())` when no field failed, else every failure.
     pub fn finish(self) -> Result<(), Vec<FieldError>> {
-        if self.errors.is_empty() { Ok(()) } else { Err(self.errors) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors)
+        }
     }
 }
 
 /// Trims `value` and checks its length in characters.
-pub fn bounded_text(field: &str, value: &str, min: usize, max: usize) -> Result<String, FieldError> {
+pub fn bounded_text(
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, FieldError> {
     let trimmed = value.trim();
     let len = trimmed.chars().count();
     if len < min {
@@ -71,10 +83,19 @@ pub fn bounded_text(field: &str, value: &str, min: usize, max: usize) -> Result<
         });
     }
     if len > max {
-        return Err(FieldError::new(field, format!("must be at most {max} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(FieldError::new(field, "must not contain control characters"));
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -85,7 +106,10 @@ mod tests {
 
     #[test]
     fn bounded_text_trims_and_counts_characters_not_bytes() {
-        assert_eq!(bounded_text("name", "  Ñandú  ", 1, 5).as_deref(), Ok("Ñandú"));
+        assert_eq!(
+            bounded_text("name", "  Ñandú  ", 1, 5).as_deref(),
+            Ok("Ñandú")
+        );
         assert!(bounded_text("name", "   ", 1, 5).is_err());
         assert!(bounded_text("name", "abcdef", 1, 5).is_err());
         assert!(bounded_text("name", "a\u{0}b", 1, 5).is_err());

@@ -29,7 +29,10 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 409: the request conflicts with the current state (duplicate, in use, invalid transition).
     #[error("{detail}")]
-    Conflict { detail: String, extra: Option<serde_json::Value> },
+    Conflict {
+        detail: String,
+        extra: Option<serde_json::Value>,
+    },
     /// 412: the `If-Match` version is stale.
     #[error("{detail}")]
     PreconditionFailed { detail: String },
@@ -83,11 +86,16 @@ pub struct FieldErrorOut {
 
 impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        ApiError::BadRequest { detail: detail.into() }
+        ApiError::BadRequest {
+            detail: detail.into(),
+        }
     }
 
     pub fn conflict(detail: impl Into<String>) -> Self {
-        ApiError::Conflict { detail: detail.into(), extra: None }
+        ApiError::Conflict {
+            detail: detail.into(),
+            extra: None,
+        }
     }
 
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -134,7 +142,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         let detail = match self {
-            ApiError::Internal(_) => Some("an unexpected error occurred; it has been logged".to_owned()),
+            ApiError::Internal(_) => {
+                Some("an unexpected error occurred; it has been logged".to_owned())
+            }
             ApiError::Validation(errors) if errors.len() == 1 => Some(errors[0].to_string()),
             ApiError::Validation(_) => Some("several fields are invalid; see errors".to_owned()),
             ApiError::TooManyRequests { retry_after_secs } => {
@@ -144,9 +154,13 @@ impl ApiError {
             other => Some(other.to_string()),
         };
         let errors = match self {
-            ApiError::Validation(errors) => {
-                errors.iter().map(|e| FieldErrorOut { field: e.field.clone(), message: e.message.clone() }).collect()
-            }
+            ApiError::Validation(errors) => errors
+                .iter()
+                .map(|e| FieldErrorOut {
+                    field: e.field.clone(),
+                    message: e.message.clone(),
+                })
+                .collect(),
             _ => Vec::new(),
         };
         let extra = match self {
@@ -173,13 +187,19 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         match &self {
             ApiError::TooManyRequests { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             ApiError::Unauthorized { .. } => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"vigia\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"vigia\""),
+                );
             }
             _ => {}
         }
@@ -198,8 +218,12 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownReference { field, entity } => {
                 ApiError::field(field, format!("refers to a {entity} that does not exist"))
             }
-            StoreError::InUse { by } => ApiError::conflict(format!("still in use by {by}; remove those first")),
-            StoreError::Database(e) => ApiError::Internal(anyhow::Error::new(e).context("database error")),
+            StoreError::InUse { by } => {
+                ApiError::conflict(format!("still in use by {by}; remove those first"))
+            }
+            StoreError::Database(e) => {
+                ApiError::Internal(anyhow::Error::new(e).context("database error"))
+            }
             StoreError::Other(e) => ApiError::Internal(e),
         }
     }

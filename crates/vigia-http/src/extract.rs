@@ -29,7 +29,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             .and_then(|v| v.split(';').next())
             .map(|mime| {
                 let mime = mime.trim();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         if !is_json {
@@ -67,7 +68,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             )),
         }
     })?;
-    deserializer.end().map_err(|e| ApiError::bad_request(format!("trailing characters after the JSON value: {e}")))?;
+    deserializer.end().map_err(|e| {
+        ApiError::bad_request(format!("trailing characters after the JSON value: {e}"))
+    })?;
     Ok(value)
 }
 
@@ -96,11 +99,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let raw = parts.uri.query().unwrap_or_default();
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded_parse(raw));
-        serde_path_to_error::deserialize(deserializer).map(Query).map_err(|error| {
-            let path = error.path().to_string();
-            let field = if path == "." { "query".to_owned() } else { path };
-            ApiError::field(field, error.into_inner().to_string())
-        })
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let field = if path == "." {
+                    "query".to_owned()
+                } else {
+                    path
+                };
+                ApiError::field(field, error.into_inner().to_string())
+            })
     }
 }
 
@@ -133,7 +142,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(RequestId(id))
     }
 }
@@ -153,8 +166,15 @@ mod tests {
     fn problem(result: Result<Login, ApiError>) -> (u16, String) {
         let error = result.expect_err("should fail");
         let p = error.problem();
-        let field = p.errors.first().map(|e| e.field.clone()).unwrap_or_default();
-        (p.status, format!("{field}|{}", p.detail.unwrap_or_default()))
+        let field = p
+            .errors
+            .first()
+            .map(|e| e.field.clone())
+            .unwrap_or_default();
+        (
+            p.status,
+            format!("{field}|{}", p.detail.unwrap_or_default()),
+        )
     }
 
     #[test]

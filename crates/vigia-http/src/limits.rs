@@ -37,10 +37,16 @@ impl RateLimits {
         }
     }
 
-    fn retry<K: std::hash::Hash + Eq + Clone>(&self, limiter: &Keyed<K>, key: &K) -> Result<(), ApiError> {
+    fn retry<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        limiter: &Keyed<K>,
+        key: &K,
+    ) -> Result<(), ApiError> {
         limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
-            ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }
+            ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs().max(1),
+            }
         })
     }
 

@@ -52,19 +52,45 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("vigia");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 14))
         });
-        registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
         let pool_size = Gauge::default();
-        registry.register("db_pool_connections", "Database connections open", pool_size.clone());
+        registry.register(
+            "db_pool_connections",
+            "Database connections open",
+            pool_size.clone(),
+        );
         let pool_idle = Gauge::default();
-        registry.register("db_pool_idle_connections", "Database connections idle", pool_idle.clone());
+        registry.register(
+            "db_pool_idle_connections",
+            "Database connections idle",
+            pool_idle.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
-        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
         registry.register("build_info", "Build information", build);
-        Self { registry, requests, latency, pool_size, pool_idle }
+        Self {
+            registry,
+            requests,
+            latency,
+            pool_size,
+            pool_idle,
+        }
     }
 
     /// Lets other parts of Vigía register their own metrics in the same registry before the
@@ -74,8 +100,19 @@ impl Metrics {
     }
 
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.requests.get_or_create(&RequestLabels { method: method.into(), route: route.into(), status }).inc();
-        self.latency.get_or_create(&RouteLabels { method: method.into(), route: route.into() }).observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.into(),
+                route: route.into(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                method: method.into(),
+                route: route.into(),
+            })
+            .observe(seconds);
     }
 
     /// The text exposition format.
@@ -100,12 +137,23 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    state.metrics.observe(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
 /// `GET /metrics`
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics.render(state.db.pool_stats());
-    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
 }

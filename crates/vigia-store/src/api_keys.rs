@@ -7,8 +7,8 @@ use vigia_domain::audit::AuditEntity;
 use vigia_domain::auth::Scope;
 use vigia_domain::ids::{ApiKeyId, DepartmentId, UserId};
 
-use crate::composed;
 use crate::audit::{AuditDraft, insert_audit};
+use crate::composed;
 use crate::page::{Cursor, Page};
 use crate::{Actor, Db, StoreError, StoreResult, on_reader, on_writer};
 
@@ -47,7 +47,11 @@ impl ApiKeyRow {
             id: ApiKeyId(self.id),
             name: self.name,
             key_prefix: self.key_prefix,
-            scopes: self.scopes.split(' ').filter_map(|s| Scope::parse("scopes", s).ok()).collect(),
+            scopes: self
+                .scopes
+                .split(' ')
+                .filter_map(|s| Scope::parse("scopes", s).ok())
+                .collect(),
             departments,
             created_by: UserId(self.created_by),
             created_at: Timestamp::from_millis(self.created_at),
@@ -70,13 +74,17 @@ pub struct NewApiKey {
     pub created_by: UserId,
 }
 
-const COLUMNS: &str = "id, name, key_prefix, scopes, created_by, created_at, expires_at, last_used_at, revoked_at";
+const COLUMNS: &str =
+    "id, name, key_prefix, scopes, created_by, created_at, expires_at, last_used_at, revoked_at";
 
 /// Stores a new key (audited).
 pub async fn create(db: &Db, new: &NewApiKey, actor: &Actor) -> StoreResult<ApiKey> {
     for (i, department) in new.departments.iter().enumerate() {
         if !crate::catalog::department_exists(db, *department).await? {
-            return Err(StoreError::UnknownReference { field: format!("departments[{i}]"), entity: "department" });
+            return Err(StoreError::UnknownReference {
+                field: format!("departments[{i}]"),
+                entity: "department",
+            });
         }
     }
     let scopes: Vec<&str> = new.scopes.iter().map(|s| s.as_str()).collect();
@@ -104,7 +112,16 @@ pub async fn create(db: &Db, new: &NewApiKey, actor: &Actor) -> StoreResult<ApiK
                 .await?;
         }
         let key = row.into_key(new.departments.clone());
-        insert_audit!(&mut *tx, AuditDraft::new(actor, "api_key.created", AuditEntity::ApiKey, Some(key.id.0)).after(&key));
+        insert_audit!(
+            &mut *tx,
+            AuditDraft::new(
+                actor,
+                "api_key.created",
+                AuditEntity::ApiKey,
+                Some(key.id.0)
+            )
+            .after(&key)
+        );
         tx.commit().await?;
         Ok(key)
     })
@@ -112,27 +129,40 @@ pub async fn create(db: &Db, new: &NewApiKey, actor: &Actor) -> StoreResult<ApiK
 
 async fn departments_of(db: &Db, key: i64) -> StoreResult<Vec<DepartmentId>> {
     let sql = "SELECT department_id FROM api_key_departments WHERE api_key_id = $1 ORDER BY department_id";
-    let ids: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(sql).bind(key).fetch_all(pool).await?);
+    let ids: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(sql)
+        .bind(key)
+        .fetch_all(pool)
+        .await?);
     Ok(ids.into_iter().map(DepartmentId).collect())
 }
 
 /// One key by id.
 pub async fn find(db: &Db, id: ApiKeyId) -> StoreResult<ApiKey> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
-    let row: ApiKeyRow = on_reader!(db, |pool| sqlx::query_as(composed(&sql)).bind(id.0).fetch_optional(pool).await?)
-        .ok_or(StoreError::NotFound)?;
+    let row: ApiKeyRow = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?)
+    .ok_or(StoreError::NotFound)?;
     let departments = departments_of(db, row.id).await?;
     Ok(row.into_key(departments))
 }
 
 /// The active (not revoked, not expired) key whose secret hashes to `hash`.
-pub async fn find_active_by_hash(db: &Db, hash: &str, now: Timestamp) -> StoreResult<Option<ApiKey>> {
+pub async fn find_active_by_hash(
+    db: &Db,
+    hash: &str,
+    now: Timestamp,
+) -> StoreResult<Option<ApiKey>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL \
          AND (expires_at IS NULL OR expires_at > $2)"
     );
-    let row: Option<ApiKeyRow> =
-        on_reader!(db, |pool| sqlx::query_as(composed(&sql)).bind(hash).bind(now.millis()).fetch_optional(pool).await?);
+    let row: Option<ApiKeyRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(hash)
+        .bind(now.millis())
+        .fetch_optional(pool)
+        .await?);
     match row {
         Some(row) => {
             let departments = departments_of(db, row.id).await?;
@@ -146,7 +176,11 @@ pub async fn find_active_by_hash(db: &Db, hash: &str, now: Timestamp) -> StoreRe
 pub async fn touch(db: &Db, id: ApiKeyId, at: Timestamp) -> StoreResult<()> {
     let sql = "UPDATE api_keys SET last_used_at = $2 WHERE id = $1";
     on_writer!(db, |pool| {
-        sqlx::query(sql).bind(id.0).bind(at.millis()).execute(pool).await?;
+        sqlx::query(sql)
+            .bind(id.0)
+            .bind(at.millis())
+            .execute(pool)
+            .await?;
     });
     Ok(())
 }
@@ -181,9 +215,13 @@ pub async fn revoke(db: &Db, id: ApiKeyId, actor: &Actor) -> StoreResult<ApiKey>
             .bind(now.millis())
             .execute(&mut *tx)
             .await?;
-        let after = ApiKey { revoked_at: Some(now), ..before.clone() };
-        let draft =
-            AuditDraft::new(actor, "api_key.revoked", AuditEntity::ApiKey, Some(id.0)).before(&before).after(&after);
+        let after = ApiKey {
+            revoked_at: Some(now),
+            ..before.clone()
+        };
+        let draft = AuditDraft::new(actor, "api_key.revoked", AuditEntity::ApiKey, Some(id.0))
+            .before(&before)
+            .after(&after);
         insert_audit!(&mut *tx, draft);
         tx.commit().await?;
         Ok(after)

@@ -22,7 +22,12 @@ pub struct AuditDraft {
 }
 
 impl AuditDraft {
-    pub fn new(actor: &Actor, action: &'static str, entity: AuditEntity, entity_id: Option<i64>) -> Self {
+    pub fn new(
+        actor: &Actor,
+        action: &'static str,
+        entity: AuditEntity,
+        entity_id: Option<i64>,
+    ) -> Self {
         Self {
             actor: actor.label.clone(),
             request_id: actor.request_id.clone(),
@@ -123,7 +128,12 @@ pub struct AuditFilter {
 }
 
 /// Audit entries matching `filter`, newest first.
-pub async fn list(db: &Db, filter: &AuditFilter, before: Option<Cursor>, limit: usize) -> StoreResult<Page<AuditEntry>> {
+pub async fn list(
+    db: &Db,
+    filter: &AuditFilter,
+    before: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Page<AuditEntry>> {
     let mut sql = String::from(
         "SELECT id, at, actor, action, entity, entity_id, before, after, request_id FROM audit_log WHERE id < $1",
     );
@@ -153,16 +163,27 @@ pub async fn list(db: &Db, filter: &AuditFilter, before: Option<Cursor>, limit: 
     clause(&mut sql, " ORDER BY id DESC LIMIT ?");
     let rows: Vec<AuditRow> = on_reader!(db, |pool| {
         let mut query = sqlx::query_as(composed(&sql)).bind(before.map_or(i64::MAX, |c| c.0));
-        for text in [&filter.actor, &filter.action, &filter.entity].into_iter().flatten() {
-            query = query.bind(text.clone());
-        }
-        for number in [filter.entity_id, filter.since.map(Timestamp::millis), filter.until.map(Timestamp::millis)]
+        for text in [&filter.actor, &filter.action, &filter.entity]
             .into_iter()
             .flatten()
+        {
+            query = query.bind(text.clone());
+        }
+        for number in [
+            filter.entity_id,
+            filter.since.map(Timestamp::millis),
+            filter.until.map(Timestamp::millis),
+        ]
+        .into_iter()
+        .flatten()
         {
             query = query.bind(number);
         }
         query.bind(limit as i64 + 1).fetch_all(pool).await?
     });
-    Ok(Page::from_rows(rows.into_iter().map(AuditEntry::from).collect(), limit, |e| e.id))
+    Ok(Page::from_rows(
+        rows.into_iter().map(AuditEntry::from).collect(),
+        limit,
+        |e| e.id,
+    ))
 }

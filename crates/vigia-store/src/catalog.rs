@@ -7,8 +7,8 @@ use vigia_domain::audit::AuditEntity;
 use vigia_domain::catalog::{CategorySpec, DepartmentSpec, GeoPoint, Urgency, ZoneArea, ZoneSpec};
 use vigia_domain::ids::{CategoryId, DepartmentId, UserId, ZoneId};
 
-use crate::composed;
 use crate::audit::{AuditDraft, insert_audit};
+use crate::composed;
 use crate::{Actor, Db, StoreError, StoreResult, on_reader, on_writer};
 
 // ---------------------------------------------------------------------------------------------
@@ -51,19 +51,27 @@ const DEPARTMENT_COLUMNS: &str = "id, name, contact_emails, created_at, updated_
 
 pub async fn department_exists(db: &Db, id: DepartmentId) -> StoreResult<bool> {
     let sql = "SELECT COUNT(*) FROM departments WHERE id = $1";
-    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql).bind(id.0).fetch_one(pool).await?);
+    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql)
+        .bind(id.0)
+        .fetch_one(pool)
+        .await?);
     Ok(n > 0)
 }
 
 async fn members_of(db: &Db, id: i64) -> StoreResult<Vec<UserId>> {
     let sql = "SELECT user_id FROM department_members WHERE department_id = $1 ORDER BY user_id";
-    let ids: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(sql).bind(id).fetch_all(pool).await?);
+    let ids: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_all(pool)
+        .await?);
     Ok(ids.into_iter().map(UserId).collect())
 }
 
 pub async fn list_departments(db: &Db) -> StoreResult<Vec<Department>> {
     let sql = format!("SELECT {DEPARTMENT_COLUMNS} FROM departments ORDER BY name");
-    let rows: Vec<DepartmentRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql)).fetch_all(pool).await?);
+    let rows: Vec<DepartmentRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .fetch_all(pool)
+        .await?);
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let members = members_of(db, row.id).await?;
@@ -74,8 +82,11 @@ pub async fn list_departments(db: &Db) -> StoreResult<Vec<Department>> {
 
 pub async fn find_department(db: &Db, id: DepartmentId) -> StoreResult<Department> {
     let sql = format!("SELECT {DEPARTMENT_COLUMNS} FROM departments WHERE id = $1");
-    let row: DepartmentRow = on_reader!(db, |pool| sqlx::query_as(composed(&sql)).bind(id.0).fetch_optional(pool).await?)
-        .ok_or(StoreError::NotFound)?;
+    let row: DepartmentRow = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?)
+    .ok_or(StoreError::NotFound)?;
     let members = members_of(db, row.id).await?;
     Ok(row.into_department(members))
 }
@@ -85,7 +96,11 @@ fn emails_json(spec: &DepartmentSpec) -> String {
     serde_json::to_string(&emails).unwrap_or_else(|_| "[]".into())
 }
 
-pub async fn create_department(db: &Db, spec: &DepartmentSpec, actor: &Actor) -> StoreResult<Department> {
+pub async fn create_department(
+    db: &Db,
+    spec: &DepartmentSpec,
+    actor: &Actor,
+) -> StoreResult<Department> {
     let now = Timestamp::now().millis();
     let sql = format!(
         "INSERT INTO departments (name, contact_emails, created_at, updated_at) VALUES ($1, $2, $3, $3) \
@@ -101,8 +116,13 @@ pub async fn create_department(db: &Db, spec: &DepartmentSpec, actor: &Actor) ->
             .await
             .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;
         let department = row.into_department(Vec::new());
-        let draft = AuditDraft::new(actor, "department.created", AuditEntity::Department, Some(department.id.0))
-            .after(&department);
+        let draft = AuditDraft::new(
+            actor,
+            "department.created",
+            AuditEntity::Department,
+            Some(department.id.0),
+        )
+        .after(&department);
         insert_audit!(&mut *tx, draft);
         tx.commit().await?;
         Ok(department)
@@ -132,9 +152,14 @@ pub async fn update_department(
             .await
             .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;
         let after = row.into_department(before.members.clone());
-        let draft = AuditDraft::new(actor, "department.updated", AuditEntity::Department, Some(id.0))
-            .before(&before)
-            .after(&after);
+        let draft = AuditDraft::new(
+            actor,
+            "department.updated",
+            AuditEntity::Department,
+            Some(id.0),
+        )
+        .before(&before)
+        .after(&after);
         insert_audit!(&mut *tx, draft);
         tx.commit().await?;
         Ok(after)
@@ -145,12 +170,26 @@ pub async fn delete_department(db: &Db, id: DepartmentId, actor: &Actor) -> Stor
     let before = find_department(db, id).await?;
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
-        sqlx::query("DELETE FROM departments WHERE id = $1").bind(id.0).execute(&mut *tx).await.map_err(|e| {
-            if StoreError::is_foreign_key(&e) { StoreError::InUse { by: "categories" } } else { e.into() }
-        })?;
+        sqlx::query("DELETE FROM departments WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if StoreError::is_foreign_key(&e) {
+                    StoreError::InUse { by: "categories" }
+                } else {
+                    e.into()
+                }
+            })?;
         insert_audit!(
             &mut *tx,
-            AuditDraft::new(actor, "department.deleted", AuditEntity::Department, Some(id.0)).before(&before)
+            AuditDraft::new(
+                actor,
+                "department.deleted",
+                AuditEntity::Department,
+                Some(id.0)
+            )
+            .before(&before)
         );
         tx.commit().await?;
         Ok(())
@@ -176,23 +215,33 @@ pub struct Category {
     pub updated_at: Timestamp,
 }
 
-const CATEGORY_COLUMNS: &str = "id, name_es, name_en, default_department_id, default_urgency, created_at, updated_at";
+const CATEGORY_COLUMNS: &str =
+    "id, name_es, name_en, default_department_id, default_urgency, created_at, updated_at";
 
 pub async fn list_categories(db: &Db) -> StoreResult<Vec<Category>> {
     let sql = format!("SELECT {CATEGORY_COLUMNS} FROM categories ORDER BY name_es");
-    Ok(on_reader!(db, |pool| sqlx::query_as(composed(&sql)).fetch_all(pool).await?))
+    Ok(on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .fetch_all(pool)
+        .await?))
 }
 
 pub async fn find_category(db: &Db, id: CategoryId) -> StoreResult<Category> {
     let sql = format!("SELECT {CATEGORY_COLUMNS} FROM categories WHERE id = $1");
-    on_reader!(db, |pool| sqlx::query_as(composed(&sql)).bind(id.0).fetch_optional(pool).await?).ok_or(StoreError::NotFound)
+    on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?)
+    .ok_or(StoreError::NotFound)
 }
 
 async fn check_default_department(db: &Db, spec: &CategorySpec) -> StoreResult<()> {
     if let Some(department) = spec.default_department_id
         && !department_exists(db, department).await?
     {
-        return Err(StoreError::UnknownReference { field: "default_department_id".into(), entity: "department" });
+        return Err(StoreError::UnknownReference {
+            field: "default_department_id".into(),
+            entity: "department",
+        });
     }
     Ok(())
 }
@@ -215,15 +264,25 @@ pub async fn create_category(db: &Db, spec: &CategorySpec, actor: &Actor) -> Sto
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::unique(e, "categories_name_es_key", "name_es"))?;
-        let draft =
-            AuditDraft::new(actor, "category.created", AuditEntity::Category, Some(category.id.0)).after(&category);
+        let draft = AuditDraft::new(
+            actor,
+            "category.created",
+            AuditEntity::Category,
+            Some(category.id.0),
+        )
+        .after(&category);
         insert_audit!(&mut *tx, draft);
         tx.commit().await?;
         Ok(category)
     })
 }
 
-pub async fn update_category(db: &Db, id: CategoryId, spec: &CategorySpec, actor: &Actor) -> StoreResult<Category> {
+pub async fn update_category(
+    db: &Db,
+    id: CategoryId,
+    spec: &CategorySpec,
+    actor: &Actor,
+) -> StoreResult<Category> {
     let before = find_category(db, id).await?;
     check_default_department(db, spec).await?;
     let now = Timestamp::now().millis();
@@ -243,8 +302,9 @@ pub async fn update_category(db: &Db, id: CategoryId, spec: &CategorySpec, actor
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::unique(e, "categories_name_es_key", "name_es"))?;
-        let draft =
-            AuditDraft::new(actor, "category.updated", AuditEntity::Category, Some(id.0)).before(&before).after(&after);
+        let draft = AuditDraft::new(actor, "category.updated", AuditEntity::Category, Some(id.0))
+            .before(&before)
+            .after(&after);
         insert_audit!(&mut *tx, draft);
         tx.commit().await?;
         Ok(after)
@@ -255,10 +315,22 @@ pub async fn delete_category(db: &Db, id: CategoryId, actor: &Actor) -> StoreRes
     let before = find_category(db, id).await?;
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
-        sqlx::query("DELETE FROM categories WHERE id = $1").bind(id.0).execute(&mut *tx).await.map_err(|e| {
-            if StoreError::is_foreign_key(&e) { StoreError::InUse { by: "incidents" } } else { e.into() }
-        })?;
-        insert_audit!(&mut *tx, AuditDraft::new(actor, "category.deleted", AuditEntity::Category, Some(id.0)).before(&before));
+        sqlx::query("DELETE FROM categories WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if StoreError::is_foreign_key(&e) {
+                    StoreError::InUse { by: "incidents" }
+                } else {
+                    e.into()
+                }
+            })?;
+        insert_audit!(
+            &mut *tx,
+            AuditDraft::new(actor, "category.deleted", AuditEntity::Category, Some(id.0))
+                .before(&before)
+        );
         tx.commit().await?;
         Ok(())
     })
@@ -313,24 +385,34 @@ impl From<ZoneRow> for Zone {
     }
 }
 
-const ZONE_COLUMNS: &str = "id, name, description, center_lat, center_lon, radius_m, polygon, created_at, updated_at";
+const ZONE_COLUMNS: &str =
+    "id, name, description, center_lat, center_lon, radius_m, polygon, created_at, updated_at";
 
 pub async fn list_zones(db: &Db) -> StoreResult<Vec<Zone>> {
     let sql = format!("SELECT {ZONE_COLUMNS} FROM zones ORDER BY name");
-    let rows: Vec<ZoneRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql)).fetch_all(pool).await?);
+    let rows: Vec<ZoneRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .fetch_all(pool)
+        .await?);
     Ok(rows.into_iter().map(Zone::from).collect())
 }
 
 pub async fn find_zone(db: &Db, id: ZoneId) -> StoreResult<Zone> {
     let sql = format!("SELECT {ZONE_COLUMNS} FROM zones WHERE id = $1");
-    let row: ZoneRow = on_reader!(db, |pool| sqlx::query_as(composed(&sql)).bind(id.0).fetch_optional(pool).await?)
-        .ok_or(StoreError::NotFound)?;
+    let row: ZoneRow = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?)
+    .ok_or(StoreError::NotFound)?;
     Ok(row.into())
 }
 
 /// The zones whose shape contains `point`, smallest first (a room inside a building wins).
 pub async fn zones_containing(db: &Db, point: GeoPoint) -> StoreResult<Vec<Zone>> {
-    let mut zones: Vec<Zone> = list_zones(db).await?.into_iter().filter(|z| z.area.contains(point)).collect();
+    let mut zones: Vec<Zone> = list_zones(db)
+        .await?
+        .into_iter()
+        .filter(|z| z.area.contains(point))
+        .collect();
     zones.sort_by(|a, b| area_size(&a.area).total_cmp(&area_size(&b.area)));
     Ok(zones)
 }
@@ -338,7 +420,8 @@ pub async fn zones_containing(db: &Db, point: GeoPoint) -> StoreResult<Vec<Zone>
 /// A rough size used only to order nested zones.
 fn area_size(area: &ZoneArea) -> f64 {
     if let Some(ring) = &area.polygon {
-        let (mut min_lat, mut max_lat, mut min_lon, mut max_lon) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        let (mut min_lat, mut max_lat, mut min_lon, mut max_lon) =
+            (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
         for p in ring {
             min_lat = min_lat.min(p.lat);
             max_lat = max_lat.max(p.lat);
@@ -351,7 +434,10 @@ fn area_size(area: &ZoneArea) -> f64 {
 }
 
 fn polygon_json(spec: &ZoneSpec) -> Option<String> {
-    spec.area.polygon.as_ref().and_then(|p| serde_json::to_string(p).ok())
+    spec.area
+        .polygon
+        .as_ref()
+        .and_then(|p| serde_json::to_string(p).ok())
 }
 
 pub async fn create_zone(db: &Db, spec: &ZoneSpec, actor: &Actor) -> StoreResult<Zone> {
@@ -374,7 +460,10 @@ pub async fn create_zone(db: &Db, spec: &ZoneSpec, actor: &Actor) -> StoreResult
             .await
             .map_err(|e| StoreError::unique(e, "zones_name_key", "name"))?;
         let zone = Zone::from(row);
-        insert_audit!(&mut *tx, AuditDraft::new(actor, "zone.created", AuditEntity::Zone, Some(zone.id.0)).after(&zone));
+        insert_audit!(
+            &mut *tx,
+            AuditDraft::new(actor, "zone.created", AuditEntity::Zone, Some(zone.id.0)).after(&zone)
+        );
         tx.commit().await?;
         Ok(zone)
     })
@@ -402,7 +491,9 @@ pub async fn update_zone(db: &Db, id: ZoneId, spec: &ZoneSpec, actor: &Actor) ->
             .await
             .map_err(|e| StoreError::unique(e, "zones_name_key", "name"))?;
         let after = Zone::from(row);
-        let draft = AuditDraft::new(actor, "zone.updated", AuditEntity::Zone, Some(id.0)).before(&before).after(&after);
+        let draft = AuditDraft::new(actor, "zone.updated", AuditEntity::Zone, Some(id.0))
+            .before(&before)
+            .after(&after);
         insert_audit!(&mut *tx, draft);
         tx.commit().await?;
         Ok(after)
@@ -413,10 +504,21 @@ pub async fn delete_zone(db: &Db, id: ZoneId, actor: &Actor) -> StoreResult<()> 
     let before = find_zone(db, id).await?;
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
-        sqlx::query("DELETE FROM zones WHERE id = $1").bind(id.0).execute(&mut *tx).await.map_err(|e| {
-            if StoreError::is_foreign_key(&e) { StoreError::InUse { by: "incidents" } } else { e.into() }
-        })?;
-        insert_audit!(&mut *tx, AuditDraft::new(actor, "zone.deleted", AuditEntity::Zone, Some(id.0)).before(&before));
+        sqlx::query("DELETE FROM zones WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if StoreError::is_foreign_key(&e) {
+                    StoreError::InUse { by: "incidents" }
+                } else {
+                    e.into()
+                }
+            })?;
+        insert_audit!(
+            &mut *tx,
+            AuditDraft::new(actor, "zone.deleted", AuditEntity::Zone, Some(id.0)).before(&before)
+        );
         tx.commit().await?;
         Ok(())
     })

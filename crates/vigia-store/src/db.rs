@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -23,7 +25,11 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        Self { max_connections: 8, busy_timeout: Duration::from_secs(5), sqlite_synchronous: "full".into() }
+        Self {
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(5),
+            sqlite_synchronous: "full".into(),
+        }
     }
 }
 
@@ -31,8 +37,13 @@ impl Default for DbOptions {
 /// rather than matching by hand.
 #[derive(Debug, Clone)]
 pub enum Backend {
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
-    Postgres { pool: PgPool },
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres {
+        pool: PgPool,
+    },
 }
 
 /// The database. Cheap to clone.
@@ -81,7 +92,9 @@ impl Db {
         let synchronous = match options.sqlite_synchronous.as_str() {
             "full" => SqliteSynchronous::Full,
             "normal" => SqliteSynchronous::Normal,
-            other => bail!("database.sqlite_synchronous must be \"full\" or \"normal\", not {other:?}"),
+            other => {
+                bail!("database.sqlite_synchronous must be \"full\" or \"normal\", not {other:?}")
+            }
         };
         let connect = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("invalid SQLite URL {url:?}"))?
@@ -106,7 +119,9 @@ impl Db {
             .connect_with(connect.read_only(true))
             .await
             .with_context(|| format!("cannot open SQLite database {url} for reading"))?;
-        Ok(Self { backend: Backend::Sqlite { writer, reader } })
+        Ok(Self {
+            backend: Backend::Sqlite { writer, reader },
+        })
     }
 
     async fn connect_postgres(url: &str, options: &DbOptions) -> anyhow::Result<Self> {
@@ -117,7 +132,9 @@ impl Db {
             .connect_with(connect)
             .await
             .context("cannot connect to PostgreSQL")?;
-        Ok(Self { backend: Backend::Postgres { pool } })
+        Ok(Self {
+            backend: Backend::Postgres { pool },
+        })
     }
 
     pub fn backend(&self) -> &Backend {
@@ -134,10 +151,16 @@ impl Db {
         let before = self.applied_migrations().await;
         match &self.backend {
             Backend::Sqlite { writer, .. } => {
-                SQLITE_MIGRATIONS.run(writer).await.context("applying SQLite migrations")?;
+                SQLITE_MIGRATIONS
+                    .run(writer)
+                    .await
+                    .context("applying SQLite migrations")?;
             }
             Backend::Postgres { pool } => {
-                POSTGRES_MIGRATIONS.run(pool).await.context("applying PostgreSQL migrations")?;
+                POSTGRES_MIGRATIONS
+                    .run(pool)
+                    .await
+                    .context("applying PostgreSQL migrations")?;
             }
         }
         Ok(self.applied_migrations().await.saturating_sub(before))
@@ -146,14 +169,18 @@ impl Db {
     /// How many migrations this database has applied (0 for a new database).
     pub async fn applied_migrations(&self) -> usize {
         let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
-        let count: Result<i64, _> = on_writer!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await);
+        let count: Result<i64, _> =
+            on_writer!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await);
         count.unwrap_or(0) as usize
     }
 
     /// A round trip to the database, for readiness checks.
     pub async fn ping(&self) -> anyhow::Result<()> {
         on_writer!(self, |pool| {
-            sqlx::query("SELECT 1").execute(pool).await.context("database did not answer")?;
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .context("database did not answer")?;
         });
         Ok(())
     }
@@ -165,7 +192,10 @@ impl Db {
                 size: writer.size() + reader.size(),
                 idle: (writer.num_idle() + reader.num_idle()) as u32,
             },
-            Backend::Postgres { pool } => PoolStats { size: pool.size(), idle: pool.num_idle() as u32 },
+            Backend::Postgres { pool } => PoolStats {
+                size: pool.size(),
+                idle: pool.num_idle() as u32,
+            },
         }
     }
 
@@ -176,10 +206,17 @@ impl Db {
             bail!("online backup is for SQLite; back up PostgreSQL with pg_dump (see the README)");
         };
         if target.exists() {
-            bail!("{} already exists: choose a new file name", target.display());
+            bail!(
+                "{} already exists: choose a new file name",
+                target.display()
+            );
         }
         let path = target.to_str().context("backup path must be valid UTF-8")?;
-        sqlx::query("VACUUM INTO $1").bind(path).execute(reader).await.context("VACUUM INTO failed")?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(reader)
+            .await
+            .context("VACUUM INTO failed")?;
         Ok(())
     }
 
@@ -200,4 +237,3 @@ pub struct PoolStats {
     pub size: u32,
     pub idle: u32,
 }
-

@@ -29,7 +29,8 @@ impl StoreError {
     pub(crate) fn unique(error: sqlx::Error, constraint: &str, field: &'static str) -> Self {
         if let sqlx::Error::Database(db) = &error
             && db.is_unique_violation()
-            && (db.constraint() == Some(constraint) || db.message().contains("UNIQUE constraint failed"))
+            && (db.constraint() == Some(constraint)
+                || db.message().contains("UNIQUE constraint failed"))
         {
             return StoreError::Duplicate { field };
         }
@@ -38,6 +39,9 @@ impl StoreError {
 
     /// True for a foreign-key violation (used to report "still in use" on delete).
     pub(crate) fn is_foreign_key(error: &sqlx::Error) -> bool {
-        matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+        // SQLite reports a RESTRICT violation with the generic constraint code, so match its
+        // message as well.
+        matches!(error, sqlx::Error::Database(db)
+            if db.is_foreign_key_violation() || db.message().contains("FOREIGN KEY constraint failed"))
     }
 }

@@ -32,7 +32,10 @@ pub struct Actor {
 
 impl Actor {
     pub fn system() -> Self {
-        Self { label: "system".into(), request_id: None }
+        Self {
+            label: "system".into(),
+            request_id: None,
+        }
     }
 }
 

@@ -38,7 +38,10 @@ impl ObjectKey {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let parts: Vec<String> = segments.into_iter().map(|s| sanitize_segment(s.as_ref())).collect();
+        let parts: Vec<String> = segments
+            .into_iter()
+            .map(|s| sanitize_segment(s.as_ref()))
+            .collect();
         Self(parts.join("/"))
     }
 
@@ -60,7 +63,13 @@ pub fn sanitize_segment(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
     let mut out: String = base
         .chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     out = out.trim().trim_start_matches('.').to_owned();
     while out.len() > 200 {
@@ -102,7 +111,9 @@ impl Objects {
             }
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
             if let Some(endpoint) = &s3.endpoint {
-                builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+                builder = builder
+                    .with_endpoint(endpoint)
+                    .with_virtual_hosted_style_request(false);
             }
             if let Some(region) = &s3.region {
                 builder = builder.with_region(region);
@@ -110,7 +121,9 @@ impl Objects {
             if s3.allow_http {
                 builder = builder.with_allow_http(true);
             }
-            let store = builder.build().with_context(|| format!("cannot configure S3 storage {url}"))?;
+            let store = builder
+                .build()
+                .with_context(|| format!("cannot configure S3 storage {url}"))?;
             let prefix = prefix.trim_matches('/');
             Ok(Self {
                 store: Arc::new(store),
@@ -119,11 +132,16 @@ impl Objects {
             })
         } else {
             let dir = url.strip_prefix("file://").unwrap_or(url);
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create storage directory {dir}"))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create storage directory {dir}"))?;
             let store = LocalFileSystem::new_with_prefix(dir)
                 .with_context(|| format!("cannot open storage directory {dir}"))?
                 .with_automatic_cleanup(true);
-            Ok(Self { store: Arc::new(store), prefix: None, description: format!("file://{dir}") })
+            Ok(Self {
+                store: Arc::new(store),
+                prefix: None,
+                description: format!("file://{dir}"),
+            })
         }
     }
 
@@ -150,7 +168,12 @@ impl Objects {
     /// The whole object; `Ok(None)` if it does not exist.
     pub async fn get(&self, key: &ObjectKey) -> anyhow::Result<Option<Bytes>> {
         match self.store.get(&self.path(key)).await {
-            Ok(result) => Ok(Some(result.bytes().await.with_context(|| format!("cannot read object {key}"))?)),
+            Ok(result) => Ok(Some(
+                result
+                    .bytes()
+                    .await
+                    .with_context(|| format!("cannot read object {key}"))?,
+            )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(error) => Err(error).with_context(|| format!("cannot read object {key}")),
         }
@@ -188,7 +211,12 @@ impl Objects {
             (None, "") => None,
             (None, rest) => Some(Path::from(rest)),
         };
-        let metas: Vec<_> = self.store.list(full.as_ref()).try_collect().await.context("cannot list objects")?;
+        let metas: Vec<_> = self
+            .store
+            .list(full.as_ref())
+            .try_collect()
+            .await
+            .context("cannot list objects")?;
         let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
         let mut keys: Vec<ObjectKey> = metas
             .into_iter()
@@ -207,7 +235,8 @@ impl Objects {
 
     /// Proves the store answers: writes, reads back and deletes a small probe object.
     pub async fn check(&self) -> anyhow::Result<()> {
-        let key = ObjectKey::parse(".vigia/ready-probe").unwrap_or_else(|_| ObjectKey::join([".vigia", "probe"]));
+        let key = ObjectKey::parse(".vigia/ready-probe")
+            .unwrap_or_else(|_| ObjectKey::join([".vigia", "probe"]));
         let key = ObjectKey(key.0.trim_start_matches('.').to_owned());
         self.put(&key, Bytes::from_static(b"ok")).await?;
         let back = self.get(&key).await?;
@@ -224,7 +253,9 @@ mod tests {
 
     #[test]
     fn keys_with_traversal_or_empty_segments_are_refused() {
-        for bad in ["", "/abs", "a//b", "a/../b", "..", "a/./b", "a\\b", "a\u{0}b"] {
+        for bad in [
+            "", "/abs", "a//b", "a/../b", "..", "a/./b", "a\\b", "a\u{0}b",
+        ] {
             assert!(ObjectKey::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(ObjectKey::parse("attachments/1/2/foto.jpg").is_ok());
@@ -235,7 +266,10 @@ mod tests {
         assert_eq!(sanitize_segment("../../etc/passwd"), "passwd");
         assert_eq!(sanitize_segment("..\\..\\boot.ini"), "boot.ini");
         assert_eq!(sanitize_segment(".hidden"), "hidden");
-        assert_eq!(sanitize_segment("foto tubería (1).jpg"), "foto tubería _1_.jpg");
+        assert_eq!(
+            sanitize_segment("foto tubería (1).jpg"),
+            "foto tubería _1_.jpg"
+        );
         assert_eq!(sanitize_segment("../"), "_");
         let key = ObjectKey::join(["attachments", "7", "../../x.jpg"]);
         assert_eq!(key.as_str(), "attachments/7/x.jpg");
@@ -244,11 +278,21 @@ mod tests {
     #[tokio::test]
     async fn a_local_store_round_trips_lists_and_deletes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let objects = Objects::open(dir.path().to_str().expect("utf-8"), &S3Options::default()).expect("open");
+        let objects = Objects::open(dir.path().to_str().expect("utf-8"), &S3Options::default())
+            .expect("open");
         let key = ObjectKey::parse("reports/global/report_2026-11-22_14-00.json").expect("key");
-        objects.put(&key, Bytes::from_static(b"{}")).await.expect("put");
-        assert_eq!(objects.get(&key).await.expect("get").as_deref(), Some(b"{}".as_slice()));
-        assert_eq!(objects.list("reports").await.expect("list"), vec![key.clone()]);
+        objects
+            .put(&key, Bytes::from_static(b"{}"))
+            .await
+            .expect("put");
+        assert_eq!(
+            objects.get(&key).await.expect("get").as_deref(),
+            Some(b"{}".as_slice())
+        );
+        assert_eq!(
+            objects.list("reports").await.expect("list"),
+            vec![key.clone()]
+        );
         objects.delete(&key).await.expect("delete");
         assert_eq!(objects.get(&key).await.expect("get"), None);
         objects.check().await.expect("check");

@@ -14,7 +14,9 @@ impl Cursor {
 
     /// `None` for anything this server did not produce.
     pub fn decode(raw: &str) -> Option<Self> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok()?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()?;
         let text = String::from_utf8(bytes).ok()?;
         text.strip_prefix("v1:")?.parse().ok().map(Self)
     }
@@ -32,12 +34,22 @@ impl<T> Page<T> {
     pub fn from_rows(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> Self {
         let more = rows.len() > limit;
         rows.truncate(limit);
-        let next_cursor = if more { rows.last().map(|last| Cursor(id(last)).encode()) } else { None };
-        Self { items: rows, next_cursor }
+        let next_cursor = if more {
+            rows.last().map(|last| Cursor(id(last)).encode())
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
     }
 
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
     }
 }
 
@@ -61,7 +73,10 @@ mod tests {
     fn a_page_knows_whether_more_rows_follow() {
         let page = Page::from_rows(vec![1, 2, 3], 2, |n| *n);
         assert_eq!(page.items, vec![1, 2]);
-        assert_eq!(page.next_cursor.as_deref().and_then(Cursor::decode), Some(Cursor(2)));
+        assert_eq!(
+            page.next_cursor.as_deref().and_then(Cursor::decode),
+            Some(Cursor(2))
+        );
         assert!(Page::from_rows(vec![1, 2], 2, |n| *n).next_cursor.is_none());
     }
 }

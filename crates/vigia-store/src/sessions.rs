@@ -40,7 +40,12 @@ pub async fn create(
 }
 
 /// Replaces the refresh token `presented_hash` by `new_hash`, detecting reuse.
-pub async fn rotate(db: &Db, presented_hash: &str, new_hash: &str, new_expiry: Timestamp) -> StoreResult<Rotation> {
+pub async fn rotate(
+    db: &Db,
+    presented_hash: &str,
+    new_hash: &str,
+    new_expiry: Timestamp,
+) -> StoreResult<Rotation> {
     let now = Timestamp::now().millis();
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -56,7 +61,10 @@ pub async fn rotate(db: &Db, presented_hash: &str, new_hash: &str, new_expiry: T
         .fetch_optional(&mut *tx)
         .await?;
         let outcome = match current {
-            Some((session, user)) => Rotation::Rotated { session: SessionId(session), user: UserId(user) },
+            Some((session, user)) => Rotation::Rotated {
+                session: SessionId(session),
+                user: UserId(user),
+            },
             None => {
                 let reused = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE previous_hash = $1 AND revoked_at IS NULL")
                     .bind(presented_hash)
@@ -64,7 +72,11 @@ pub async fn rotate(db: &Db, presented_hash: &str, new_hash: &str, new_expiry: T
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                if reused > 0 { Rotation::Reused } else { Rotation::Invalid }
+                if reused > 0 {
+                    Rotation::Reused
+                } else {
+                    Rotation::Invalid
+                }
             }
         };
         tx.commit().await?;
@@ -74,9 +86,15 @@ pub async fn rotate(db: &Db, presented_hash: &str, new_hash: &str, new_expiry: T
 
 /// Ends one session of `user` (logout). Revoking an already revoked session is not an error.
 pub async fn revoke(db: &Db, user: UserId, session: SessionId) -> StoreResult<()> {
-    let sql = "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
+    let sql =
+        "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
     on_writer!(db, |pool| {
-        sqlx::query(sql).bind(session.0).bind(user.0).bind(Timestamp::now().millis()).execute(pool).await?;
+        sqlx::query(sql)
+            .bind(session.0)
+            .bind(user.0)
+            .bind(Timestamp::now().millis())
+            .execute(pool)
+            .await?;
     });
     Ok(())
 }

@@ -9,15 +9,22 @@ use crate::{Actor, Db, StoreResult, on_reader, on_writer};
 /// A setting's stored value, as JSON, if it was ever set.
 pub async fn get(db: &Db, key: &str) -> StoreResult<Option<serde_json::Value>> {
     let sql = "SELECT value FROM settings WHERE key = $1";
-    let raw: Option<String> = on_reader!(db, |pool| sqlx::query_scalar(sql).bind(key).fetch_optional(pool).await?);
+    let raw: Option<String> = on_reader!(db, |pool| sqlx::query_scalar(sql)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?);
     Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
 }
 
 /// Every stored setting.
 pub async fn all(db: &Db) -> StoreResult<Vec<(String, serde_json::Value)>> {
     let sql = "SELECT key, value FROM settings ORDER BY key";
-    let rows: Vec<(String, String)> = on_reader!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
-    Ok(rows.into_iter().filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|v| (k, v))).collect())
+    let rows: Vec<(String, String)> =
+        on_reader!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|v| (k, v)))
+        .collect())
 }
 
 /// Stores a setting, auditing the old and new value.

@@ -2,13 +2,13 @@
 
 use serde::Serialize;
 use sqlx::FromRow;
+use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::ids::{DepartmentId, SessionId, UserId};
 use vigia_domain::users::{Email, Locale, Role};
-use vigia_domain::Timestamp;
 
-use crate::composed;
 use crate::audit::{AuditDraft, insert_audit};
+use crate::composed;
 use crate::page::{Cursor, Page};
 use crate::{Actor, Db, StoreError, StoreResult, on_reader, on_writer};
 
@@ -80,7 +80,8 @@ pub struct AuthState {
     pub departments: Vec<DepartmentId>,
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, role, locale, disabled, created_at, updated_at";
+const USER_COLUMNS: &str =
+    "id, email, display_name, role, locale, disabled, created_at, updated_at";
 
 /// Creates an account (self-registration: not audited).
 pub async fn create(db: &Db, new: &NewUser, actor: Option<&Actor>) -> StoreResult<User> {
@@ -132,7 +133,8 @@ async fn create_with_departments_inner(
         user.departments.sort();
         user.departments.dedup();
         if let Some(actor) = actor {
-            let draft = AuditDraft::new(actor, "user.created", AuditEntity::User, Some(user.id.0)).after(&user);
+            let draft = AuditDraft::new(actor, "user.created", AuditEntity::User, Some(user.id.0))
+                .after(&user);
             insert_audit!(&mut *tx, draft);
         }
         tx.commit().await?;
@@ -144,33 +146,52 @@ async fn create_with_departments_inner(
 /// A user by id, with their departments.
 pub async fn find(db: &Db, id: UserId) -> StoreResult<User> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-    let mut user: User = on_reader!(db, |pool| sqlx::query_as(composed(&sql)).bind(id.0).fetch_optional(pool).await?)
-        .ok_or(StoreError::NotFound)?;
+    let mut user: User = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?)
+    .ok_or(StoreError::NotFound)?;
     user.departments = departments_of(db, id).await?;
     Ok(user)
 }
 
 /// The departments `user` is a member of.
 pub async fn departments_of(db: &Db, user: UserId) -> StoreResult<Vec<DepartmentId>> {
-    let sql = "SELECT department_id FROM department_members WHERE user_id = $1 ORDER BY department_id";
-    let ids: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(sql).bind(user.0).fetch_all(pool).await?);
+    let sql =
+        "SELECT department_id FROM department_members WHERE user_id = $1 ORDER BY department_id";
+    let ids: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(sql)
+        .bind(user.0)
+        .fetch_all(pool)
+        .await?);
     Ok(ids.into_iter().map(DepartmentId).collect())
 }
 
 /// The password hash and standing of the account with `email`, if any.
 pub async fn credentials(db: &Db, email: &Email) -> StoreResult<Option<Credentials>> {
     let sql = "SELECT id, password_hash, disabled FROM users WHERE email = $1";
-    Ok(on_reader!(db, |pool| sqlx::query_as(sql).bind(email.as_str()).fetch_optional(pool).await?))
+    Ok(on_reader!(db, |pool| sqlx::query_as(sql)
+        .bind(email.as_str())
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// The password hash of a user, to confirm their current password.
 pub async fn password_hash(db: &Db, id: UserId) -> StoreResult<String> {
     let sql = "SELECT password_hash FROM users WHERE id = $1";
-    on_reader!(db, |pool| sqlx::query_scalar(sql).bind(id.0).fetch_optional(pool).await?).ok_or(StoreError::NotFound)
+    on_reader!(db, |pool| sqlx::query_scalar(sql)
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?)
+    .ok_or(StoreError::NotFound)
 }
 
 /// The user's and session's standing, in one round trip per table. `None` if the user is gone.
-pub async fn auth_state(db: &Db, user: UserId, session: SessionId, now: Timestamp) -> StoreResult<Option<AuthState>> {
+pub async fn auth_state(
+    db: &Db,
+    user: UserId,
+    session: SessionId,
+    now: Timestamp,
+) -> StoreResult<Option<AuthState>> {
     let sql = "SELECT u.role, u.disabled, \
                  (s.id IS NOT NULL AND s.revoked_at IS NULL AND s.expires_at > $3) AS session_active \
                FROM users u LEFT JOIN sessions s ON s.id = $2 AND s.user_id = u.id \
@@ -181,16 +202,31 @@ pub async fn auth_state(db: &Db, user: UserId, session: SessionId, now: Timestam
         .bind(now.millis())
         .fetch_optional(pool)
         .await?);
-    let Some((role, disabled, session_active)) = row else { return Ok(None) };
+    let Some((role, disabled, session_active)) = row else {
+        return Ok(None);
+    };
     let role = Role::try_from(role).map_err(|e| StoreError::Other(e.into()))?;
     let departments = departments_of(db, user).await?;
-    Ok(Some(AuthState { role, disabled, session_active, departments }))
+    Ok(Some(AuthState {
+        role,
+        disabled,
+        session_active,
+        departments,
+    }))
 }
 
 /// Users matching `filter`, by id.
-pub async fn list(db: &Db, filter: &UserFilter, after: Option<Cursor>, limit: usize) -> StoreResult<Page<User>> {
+pub async fn list(
+    db: &Db,
+    filter: &UserFilter,
+    after: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Page<User>> {
     let mut sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1");
-    let q = filter.q.as_ref().map(|q| format!("%{}%", q.to_lowercase().replace('%', "").replace('_', "")));
+    let q = filter
+        .q
+        .as_ref()
+        .map(|q| format!("%{}%", q.to_lowercase().replace('%', "").replace('_', "")));
     let mut n = 1;
     let mut next = || {
         n += 1;
@@ -203,7 +239,10 @@ pub async fn list(db: &Db, filter: &UserFilter, after: Option<Cursor>, limit: us
         sql += &format!(" AND disabled = ${}", next());
     }
     if filter.department.is_some() {
-        sql += &format!(" AND id IN (SELECT user_id FROM department_members WHERE department_id = ${})", next());
+        sql += &format!(
+            " AND id IN (SELECT user_id FROM department_members WHERE department_id = ${})",
+            next()
+        );
     }
     if q.is_some() {
         let i = next();
@@ -235,7 +274,9 @@ pub async fn list(db: &Db, filter: &UserFilter, after: Option<Cursor>, limit: us
 /// Number of accounts, and of enabled admins.
 pub async fn counts(db: &Db) -> StoreResult<(i64, i64)> {
     let sql = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN role = 'admin' AND NOT disabled THEN 1 ELSE 0 END), 0) FROM users";
-    Ok(on_reader!(db, |pool| sqlx::query_as(sql).fetch_one(pool).await?))
+    Ok(on_reader!(db, |pool| sqlx::query_as(sql)
+        .fetch_one(pool)
+        .await?))
 }
 
 /// Applies an admin's changes to a user, audited with before and after. Disabling a user
@@ -247,7 +288,10 @@ pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> St
     if let Some(departments) = &patch.departments {
         for (i, department) in departments.iter().enumerate() {
             if !crate::catalog::department_exists(db, *department).await? {
-                return Err(StoreError::UnknownReference { field: format!("departments[{i}]"), entity: "department" });
+                return Err(StoreError::UnknownReference {
+                    field: format!("departments[{i}]"),
+                    entity: "department",
+                });
             }
         }
     }
@@ -267,7 +311,10 @@ pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> St
         .execute(&mut *tx)
         .await?;
         if let Some(departments) = &patch.departments {
-            sqlx::query("DELETE FROM department_members WHERE user_id = $1").bind(id.0).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM department_members WHERE user_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
             for department in departments {
                 sqlx::query("INSERT INTO department_members (department_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(department.0)
@@ -277,13 +324,18 @@ pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> St
             }
         }
         if patch.disabled == Some(true) {
-            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                .bind(id.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
-        let mut after: User = sqlx::query_as(composed(&select)).bind(id.0).fetch_one(&mut *tx).await?;
+        let mut after: User = sqlx::query_as(composed(&select))
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await?;
         after.departments = match &patch.departments {
             Some(departments) => {
                 let mut d = departments.clone();
@@ -293,7 +345,9 @@ pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> St
             }
             None => before.departments.clone(),
         };
-        let draft = AuditDraft::new(actor, "user.updated", AuditEntity::User, Some(id.0)).before(&before).after(&after);
+        let draft = AuditDraft::new(actor, "user.updated", AuditEntity::User, Some(id.0))
+            .before(&before)
+            .after(&after);
         insert_audit!(&mut *tx, draft);
         tx.commit().await?;
         Ok(after)
@@ -302,17 +356,23 @@ pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> St
 
 /// Replaces a user's password hash and revokes every session but `keep`.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn set_password(db: &Db, id: UserId, hash: &str, keep: Option<SessionId>) -> StoreResult<()> {
+pub async fn set_password(
+    db: &Db,
+    id: UserId,
+    hash: &str,
+    keep: Option<SessionId>,
+) -> StoreResult<()> {
     let now = Timestamp::now().millis();
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let changed = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-            .bind(id.0)
-            .bind(hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let changed =
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(id.0)
+                .bind(hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if changed == 0 {
             return Err(StoreError::NotFound);
         }
@@ -326,4 +386,3 @@ pub async fn set_password(db: &Db, id: UserId, hash: &str, keep: Option<SessionI
         Ok(())
     })
 }
-

@@ -112,7 +112,11 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("vigia.toml")),
         }
-        figment = figment.merge(Env::prefixed("VIGIA_").split("__").filter(|k| !k.as_str().starts_with("test_")));
+        figment = figment.merge(
+            Env::prefixed("VIGIA_")
+                .split("__")
+                .filter(|k| !k.as_str().starts_with("test_")),
+        );
         let mut flat = serde_json::Map::new();
         if let Some(dir) = &overrides.data_dir {
             flat.insert("data_dir".into(), serde_json::json!(dir));
@@ -127,7 +131,9 @@ impl Config {
             flat.insert("http".into(), serde_json::json!({ "listen": listen }));
         }
         figment = figment.merge(Serialized::defaults(serde_json::Value::Object(flat)));
-        let config: Config = figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         config.validate()?;
         Ok(config)
     }
@@ -141,7 +147,9 @@ impl Config {
             bail!("auth.jwt_secret must be at least 32 characters long");
         }
         if self.mode == Mode::Production && self.auth.jwt_secret.is_empty() {
-            bail!("production mode needs auth.jwt_secret (VIGIA_AUTH__JWT_SECRET): generate one with `openssl rand -base64 48`");
+            bail!(
+                "production mode needs auth.jwt_secret (VIGIA_AUTH__JWT_SECRET): generate one with `openssl rand -base64 48`"
+            );
         }
         if self.http.access_token_ttl_secs == 0 || self.http.refresh_token_ttl_days == 0 {
             bail!("token lifetimes must be positive");
@@ -150,10 +158,12 @@ impl Config {
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.http
-            .listen
-            .parse()
-            .with_context(|| format!("http.listen {:?} is not an address such as 127.0.0.1:8080", self.http.listen))
+        self.http.listen.parse().with_context(|| {
+            format!(
+                "http.listen {:?} is not an address such as 127.0.0.1:8080",
+                self.http.listen
+            )
+        })
     }
 
     /// The database URL, defaulting to a SQLite file in the data directory.
@@ -208,8 +218,12 @@ impl Config {
 
 /// `postgres://u:secret@h/db` → `postgres://u:<redacted>@h/db`.
 fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
         None => url.to_owned(),
@@ -222,7 +236,10 @@ mod tests {
 
     #[test]
     fn the_embedded_defaults_load_and_flags_win() {
-        let overrides = Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() };
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        };
         let config = Config::load(None, &overrides).expect("defaults load");
         assert_eq!(config.http.listen, "127.0.0.1:0");
         assert!(config.database_url().starts_with("sqlite://"));
@@ -230,7 +247,13 @@ mod tests {
 
     #[test]
     fn database_passwords_are_redacted() {
-        assert_eq!(redact_url_password("postgres://vigia:s3cret@db/vigia"), "postgres://vigia:<redacted>@db/vigia");
-        assert_eq!(redact_url_password("sqlite://data/vigia.db"), "sqlite://data/vigia.db");
+        assert_eq!(
+            redact_url_password("postgres://vigia:s3cret@db/vigia"),
+            "postgres://vigia:<redacted>@db/vigia"
+        );
+        assert_eq!(
+            redact_url_password("sqlite://data/vigia.db"),
+            "sqlite://data/vigia.db"
+        );
     }
 }

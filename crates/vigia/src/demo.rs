@@ -10,7 +10,11 @@ use vigia_store::{Actor, Db, catalog, users};
 pub const ACCOUNTS: [(&str, &str, Role); 3] = [
     ("admin@demo.vigia.local", "faro-norte-2026", Role::Admin),
     ("staff@demo.vigia.local", "faro-sur-2026", Role::Staff),
-    ("reporter@demo.vigia.local", "faro-este-2026", Role::Reporter),
+    (
+        "reporter@demo.vigia.local",
+        "faro-este-2026",
+        Role::Reporter,
+    ),
 ];
 
 /// Seeds the demo campus. Returns false (and does nothing) if the database already has users.
@@ -36,13 +40,24 @@ pub async fn seed(db: &Db) -> anyhow::Result<bool> {
         ("Robo o pérdida", "Theft or loss", 1, "medium"),
         ("Emergencia médica", "Medical emergency", 1, "emergency"),
         ("Red o Wi-Fi", "Network or Wi-Fi", 2, "medium"),
-        ("Proyector o equipo de aula", "Classroom equipment", 2, "low"),
+        (
+            "Proyector o equipo de aula",
+            "Classroom equipment",
+            2,
+            "low",
+        ),
         ("Limpieza", "Cleaning", 3, "low"),
     ] {
-        let spec = CategorySpec::parse(es, Some(en), Some(departments[dept].0), Some(urgency)).map_err(fields)?;
+        let spec = CategorySpec::parse(es, Some(en), Some(departments[dept].0), Some(urgency))
+            .map_err(fields)?;
         catalog::create_category(db, &spec, &actor).await?;
     }
-    let campus = [(-12.1345, -77.0230), (-12.1345, -77.0205), (-12.1370, -77.0205), (-12.1370, -77.0230)];
+    let campus = [
+        (-12.1345, -77.0230),
+        (-12.1345, -77.0205),
+        (-12.1370, -77.0205),
+        (-12.1370, -77.0230),
+    ];
     let zones: [(&str, Option<(f64, f64)>, Option<f64>, Option<&[(f64, f64)]>); 4] = [
         ("Campus", None, None, Some(&campus)),
         ("Pabellón A", Some((-12.1352, -77.0222)), Some(40.0), None),
@@ -66,7 +81,10 @@ pub async fn seed(db: &Db) -> anyhow::Result<bool> {
         }
     }
     if let Some(staff) = staff {
-        let patch = users::UserPatch { departments: Some(vec![departments[0], departments[2]]), ..Default::default() };
+        let patch = users::UserPatch {
+            departments: Some(vec![departments[0], departments[2]]),
+            ..Default::default()
+        };
         users::update(db, UserId(staff.0), &patch, &actor).await?;
     }
     Ok(true)

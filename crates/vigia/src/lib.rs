@@ -29,18 +29,27 @@ pub struct Application {
 impl Application {
     /// Connects storage, applies migrations, creates the bootstrap admin if asked, and binds.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
         let db = open_database(config).await?;
         let objects = Objects::open(&config.storage_url(), &config.s3_options())?;
         let secret = jwt_secret(config, &db)?;
         bootstrap_admin(config, &db).await?;
         let listener = TcpListener::bind(config.listen_addr()?)
             .await
-            .with_context(|| format!("cannot listen on {}: is another process using it?", config.http.listen))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}: is another process using it?",
+                    config.http.listen
+                )
+            })?;
         let addr = listener.local_addr()?;
-        let public_url =
-            if config.http.public_url.is_empty() { format!("http://{addr}") } else { config.http.public_url.clone() };
+        let public_url = if config.http.public_url.is_empty() {
+            format!("http://{addr}")
+        } else {
+            config.http.public_url.clone()
+        };
         let http = HttpConfig {
             public_url,
             access_token_ttl: Duration::from_secs(config.http.access_token_ttl_secs),
@@ -53,11 +62,17 @@ impl Application {
             auth_cache_ttl: Duration::from_millis(config.http.auth_cache_ttl_ms),
         };
         let state = AppState::new(db, objects, http, secret.as_bytes());
-        Ok(Self { listener, state, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
+        Ok(Self {
+            listener,
+            state,
+            grace: Duration::from_secs(config.http.shutdown_grace_secs),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     pub fn state(&self) -> &AppState {
@@ -70,7 +85,8 @@ impl Application {
         let db = self.state.db.clone();
         let app = vigia_http::app(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = shutdown.clone();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { stopping.cancelled().await });
         let grace = self.grace;
         tokio::select! {
             result = server => result.context("HTTP server failed")?,
@@ -115,7 +131,10 @@ fn read_or_create_secret(path: &Path) -> anyhow::Result<String> {
         if existing.len() >= 32 {
             return Ok(existing);
         }
-        bail!("{} is shorter than 32 characters: delete it to generate a new one", path.display());
+        bail!(
+            "{} is shorter than 32 characters: delete it to generate a new one",
+            path.display()
+        );
     }
     let secret = random_secret("");
     write_private(path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
@@ -127,7 +146,11 @@ fn read_or_create_secret(path: &Path) -> anyhow::Result<String> {
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents.as_bytes())
 }
 
@@ -138,7 +161,10 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// Creates the configured admin when the database has no users yet.
 async fn bootstrap_admin(config: &Config, db: &Db) -> anyhow::Result<()> {
-    let (email, password) = (&config.bootstrap.admin_email, &config.bootstrap.admin_password);
+    let (email, password) = (
+        &config.bootstrap.admin_email,
+        &config.bootstrap.admin_password,
+    );
     if email.is_empty() && password.is_empty() {
         return Ok(());
     }
@@ -152,11 +178,18 @@ async fn bootstrap_admin(config: &Config, db: &Db) -> anyhow::Result<()> {
 }
 
 /// Creates an account after checking the e-mail and password policy (used by the CLI).
-pub async fn create_user(db: &Db, email: &str, name: &str, password: &str, role: Role) -> anyhow::Result<users::User> {
+pub async fn create_user(
+    db: &Db,
+    email: &str,
+    name: &str,
+    password: &str,
+    role: Role,
+) -> anyhow::Result<users::User> {
     let email = Email::parse("email", email).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let password = NewPassword::parse("password", password, Some(&email)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let display_name =
-        vigia_domain::users::DisplayName::parse("name", name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let password = NewPassword::parse("password", password, Some(&email))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let display_name = vigia_domain::users::DisplayName::parse("name", name)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let new = users::NewUser {
         email,
         display_name: display_name.as_str().to_owned(),
@@ -164,10 +197,14 @@ pub async fn create_user(db: &Db, email: &str, name: &str, password: &str, role:
         role,
         locale: Locale::Es,
     };
-    users::create(db, &new, Some(&vigia_store::Actor::system())).await.map_err(|e| match e {
-        vigia_store::StoreError::Duplicate { .. } => anyhow::anyhow!("a user with that e-mail already exists"),
-        other => anyhow::Error::new(other),
-    })
+    users::create(db, &new, Some(&vigia_store::Actor::system()))
+        .await
+        .map_err(|e| match e {
+            vigia_store::StoreError::Duplicate { .. } => {
+                anyhow::anyhow!("a user with that e-mail already exists")
+            }
+            other => anyhow::Error::new(other),
+        })
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.

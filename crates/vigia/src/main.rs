@@ -11,7 +11,11 @@ use vigia::{Application, demo, open_database, telemetry};
 use vigia_domain::users::Role;
 
 #[derive(Parser)]
-#[command(name = "vigia", version, about = "Vigía: report, route and resolve incidents")]
+#[command(
+    name = "vigia",
+    version,
+    about = "Vigía: report, route and resolve incidents"
+)]
 struct Cli {
     /// Configuration file (default: ./vigia.toml if present).
     #[arg(long, global = true, env = "VIGIA_CONFIG")]
@@ -96,7 +100,10 @@ enum ConfigCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -117,8 +124,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => args.listen.clone(),
         _ => None,
     };
-    let overrides =
-        Overrides { data_dir: cli.data_dir, database_url: cli.database_url, storage_url: cli.storage_url, listen };
+    let overrides = Overrides {
+        data_dir: cli.data_dir,
+        database_url: cli.database_url,
+        storage_url: cli.storage_url,
+        listen,
+    };
     if let Command::Config(ConfigCommand::Defaults) = cli.command {
         print!("{}", vigia::config::DEFAULTS);
         return Ok(());
@@ -129,15 +140,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(&config, args.demo).await,
         Command::Migrate => {
             let db = open_database(&config).await?;
-            println!("database is up to date ({} migrations applied in total)", db.applied_migrations().await);
+            println!(
+                "database is up to date ({} migrations applied in total)",
+                db.applied_migrations().await
+            );
             Ok(())
         }
-        Command::User(UserCommand::Create { email, name, role, password_stdin }) => {
+        Command::User(UserCommand::Create {
+            email,
+            name,
+            role,
+            password_stdin,
+        }) => {
             let role = Role::parse("role", &role).map_err(|e| anyhow::anyhow!("--{e}"))?;
             let password = read_password(password_stdin)?;
             let db = open_database(&config).await?;
             let user = vigia::create_user(&db, &email, &name, &password, role).await?;
-            println!("created {} {} (id {})", user.role.as_str(), user.email, user.id);
+            println!(
+                "created {} {} (id {})",
+                user.role.as_str(),
+                user.email,
+                user.id
+            );
             Ok(())
         }
         Command::Config(ConfigCommand::Show) => {
@@ -148,7 +172,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { output } => {
             let db = open_database(&config).await?;
             db.backup_sqlite(&output).await?;
-            println!("wrote a consistent copy of the database to {}", output.display());
+            println!(
+                "wrote a consistent copy of the database to {}",
+                output.display()
+            );
             Ok(())
         }
         Command::Restore { input, force } => restore(&config, &input, force),
@@ -188,14 +215,17 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin {
         let mut password = String::new();
-        std::io::stdin().read_to_string(&mut password).context("cannot read the password from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut password)
+            .context("cannot read the password from standard input")?;
         return Ok(password.trim_end_matches(['\r', '\n']).to_owned());
     }
     if !std::io::stdin().is_terminal() {
         bail!("no terminal to ask for the password: pass --password-stdin and pipe it in");
     }
     let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
-    let second = rpassword::prompt_password("Repeat password: ").context("cannot read the password")?;
+    let second =
+        rpassword::prompt_password("Repeat password: ").context("cannot read the password")?;
     if first != second {
         bail!("the passwords do not match");
     }
@@ -211,12 +241,17 @@ fn restore(config: &Config, input: &std::path::Path, force: bool) -> anyhow::Res
     if !input.is_file() {
         bail!("{} is not a file", input.display());
     }
-    let header = std::fs::read(input).map(|b| b.starts_with(b"SQLite format 3\0")).unwrap_or(false);
+    let header = std::fs::read(input)
+        .map(|b| b.starts_with(b"SQLite format 3\0"))
+        .unwrap_or(false);
     if !header {
         bail!("{} is not a SQLite database", input.display());
     }
     if target.exists() && !force {
-        bail!("{} exists: stop the server and pass --force to replace it", target.display());
+        bail!(
+            "{} exists: stop the server and pass --force to replace it",
+            target.display()
+        );
     }
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)?;
@@ -226,7 +261,8 @@ fn restore(config: &Config, input: &std::path::Path, force: bool) -> anyhow::Res
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", target.display()));
     }
-    std::fs::rename(&staging, &target).with_context(|| format!("cannot replace {}", target.display()))?;
+    std::fs::rename(&staging, &target)
+        .with_context(|| format!("cannot replace {}", target.display()))?;
     println!("restored {} from {}", target.display(), input.display());
     Ok(())
 }

@@ -22,17 +22,25 @@ impl Actor {
     /// The relation of `principal` to an incident routed to `department` and reported by
     /// `reporter`. The strongest relation wins: a reporter who is staff of the department acts
     /// as staff. An incident with no department yet can be worked by admins only.
-    pub fn of(principal: &Principal, department: Option<DepartmentId>, reporter: Option<UserId>) -> Actor {
-        let in_department = |departments: &[DepartmentId]| department.is_some_and(|d| departments.contains(&d));
+    pub fn of(
+        principal: &Principal,
+        department: Option<DepartmentId>,
+        reporter: Option<UserId>,
+    ) -> Actor {
+        let in_department =
+            |departments: &[DepartmentId]| department.is_some_and(|d| departments.contains(&d));
         match principal {
             Principal::User(user) if user.role == Role::Admin => Actor::Admin,
-            Principal::User(user) if user.role >= Role::Staff && in_department(&user.departments) => {
+            Principal::User(user)
+                if user.role >= Role::Staff && in_department(&user.departments) =>
+            {
                 Actor::DepartmentStaff
             }
             Principal::User(user) if reporter == Some(user.user_id) => Actor::Reporter,
             Principal::User(_) => Actor::Other,
             Principal::ApiKey(key)
-                if key.scopes.contains(&Scope::IncidentsWrite) && in_department(&key.departments) =>
+                if key.scopes.contains(&Scope::IncidentsWrite)
+                    && in_department(&key.departments) =>
             {
                 Actor::DepartmentStaff
             }
@@ -70,18 +78,42 @@ mod tests {
     fn the_strongest_relation_to_the_incident_wins() {
         let dept = Some(DepartmentId(7));
         let reporter = Some(UserId(1));
-        assert_eq!(Actor::of(&user(9, Role::Admin, &[]), dept, reporter), Actor::Admin);
-        assert_eq!(Actor::of(&user(1, Role::Staff, &[7]), dept, reporter), Actor::DepartmentStaff);
-        assert_eq!(Actor::of(&user(1, Role::Staff, &[8]), dept, reporter), Actor::Reporter);
-        assert_eq!(Actor::of(&user(1, Role::Reporter, &[]), dept, reporter), Actor::Reporter);
-        assert_eq!(Actor::of(&user(2, Role::Reporter, &[7]), dept, reporter), Actor::Other);
-        assert_eq!(Actor::of(&user(3, Role::Staff, &[8]), dept, reporter), Actor::Other);
+        assert_eq!(
+            Actor::of(&user(9, Role::Admin, &[]), dept, reporter),
+            Actor::Admin
+        );
+        assert_eq!(
+            Actor::of(&user(1, Role::Staff, &[7]), dept, reporter),
+            Actor::DepartmentStaff
+        );
+        assert_eq!(
+            Actor::of(&user(1, Role::Staff, &[8]), dept, reporter),
+            Actor::Reporter
+        );
+        assert_eq!(
+            Actor::of(&user(1, Role::Reporter, &[]), dept, reporter),
+            Actor::Reporter
+        );
+        assert_eq!(
+            Actor::of(&user(2, Role::Reporter, &[7]), dept, reporter),
+            Actor::Other
+        );
+        assert_eq!(
+            Actor::of(&user(3, Role::Staff, &[8]), dept, reporter),
+            Actor::Other
+        );
     }
 
     #[test]
     fn an_unrouted_incident_is_worked_by_admins_only() {
-        assert_eq!(Actor::of(&user(3, Role::Staff, &[7]), None, None), Actor::Other);
-        assert_eq!(Actor::of(&user(9, Role::Admin, &[]), None, None), Actor::Admin);
+        assert_eq!(
+            Actor::of(&user(3, Role::Staff, &[7]), None, None),
+            Actor::Other
+        );
+        assert_eq!(
+            Actor::of(&user(9, Role::Admin, &[]), None, None),
+            Actor::Admin
+        );
     }
 
     #[test]
@@ -95,9 +127,22 @@ mod tests {
             })
         };
         let dept = Some(DepartmentId(7));
-        assert_eq!(Actor::of(&key(vec![Scope::IncidentsWrite]), dept, None), Actor::DepartmentStaff);
-        assert_eq!(Actor::of(&key(vec![Scope::IncidentsRead]), dept, None), Actor::Other);
-        assert_eq!(Actor::of(&key(vec![Scope::IncidentsWrite]), Some(DepartmentId(8)), None), Actor::Other);
+        assert_eq!(
+            Actor::of(&key(vec![Scope::IncidentsWrite]), dept, None),
+            Actor::DepartmentStaff
+        );
+        assert_eq!(
+            Actor::of(&key(vec![Scope::IncidentsRead]), dept, None),
+            Actor::Other
+        );
+        assert_eq!(
+            Actor::of(
+                &key(vec![Scope::IncidentsWrite]),
+                Some(DepartmentId(8)),
+                None
+            ),
+            Actor::Other
+        );
         assert!(Actor::DepartmentStaff.may_see_internal() && !Actor::Reporter.may_see_internal());
     }
 }

@@ -20,8 +20,11 @@ pub enum AssignmentStrategy {
 
 impl AssignmentStrategy {
     /// Every strategy.
-    pub const ALL: [AssignmentStrategy; 3] =
-        [AssignmentStrategy::Manual, AssignmentStrategy::RoundRobin, AssignmentStrategy::LeastOpen];
+    pub const ALL: [AssignmentStrategy; 3] = [
+        AssignmentStrategy::Manual,
+        AssignmentStrategy::RoundRobin,
+        AssignmentStrategy::LeastOpen,
+    ];
 
     /// The wire and storage name, e.g. `round_robin`.
     pub fn as_str(self) -> &'static str {
@@ -37,7 +40,9 @@ impl AssignmentStrategy {
         Self::ALL
             .into_iter()
             .find(|s| s.as_str() == raw)
-            .ok_or_else(|| FieldError::new(field, "must be one of: manual, round_robin, least_open"))
+            .ok_or_else(|| {
+                FieldError::new(field, "must be one of: manual, round_robin, least_open")
+            })
     }
 }
 
@@ -72,10 +77,13 @@ pub fn pick_assignee(
         AssignmentStrategy::Manual => None,
         AssignmentStrategy::RoundRobin => {
             let first = available.clone().map(|c| c.user_id).min()?;
-            let next = last_assigned.and_then(|last| available.map(|c| c.user_id).filter(|&id| id > last).min());
+            let next = last_assigned
+                .and_then(|last| available.map(|c| c.user_id).filter(|&id| id > last).min());
             Some(next.unwrap_or(first))
         }
-        AssignmentStrategy::LeastOpen => available.min_by_key(|c| (c.open_incidents, c.user_id)).map(|c| c.user_id),
+        AssignmentStrategy::LeastOpen => available
+            .min_by_key(|c| (c.open_incidents, c.user_id))
+            .map(|c| c.user_id),
     }
 }
 
@@ -84,13 +92,23 @@ mod tests {
     use super::*;
 
     fn staff(id: i64, away: bool, open_incidents: u32) -> Candidate {
-        Candidate { user_id: UserId(id), away, open_incidents }
+        Candidate {
+            user_id: UserId(id),
+            away,
+            open_incidents,
+        }
     }
 
     #[test]
     fn round_robin_takes_the_next_id_after_the_last_and_wraps() {
-        let team = [staff(30, false, 0), staff(10, false, 0), staff(20, false, 0)];
-        let pick = |last: Option<i64>| pick_assignee(AssignmentStrategy::RoundRobin, &team, last.map(UserId));
+        let team = [
+            staff(30, false, 0),
+            staff(10, false, 0),
+            staff(20, false, 0),
+        ];
+        let pick = |last: Option<i64>| {
+            pick_assignee(AssignmentStrategy::RoundRobin, &team, last.map(UserId))
+        };
         assert_eq!(pick(None), Some(UserId(10)));
         assert_eq!(pick(Some(10)), Some(UserId(20)));
         assert_eq!(pick(Some(20)), Some(UserId(30)));
@@ -102,7 +120,12 @@ mod tests {
 
     #[test]
     fn round_robin_visits_every_available_member_once_per_round() {
-        let team = [staff(4, false, 0), staff(1, false, 0), staff(3, true, 0), staff(2, false, 0)];
+        let team = [
+            staff(4, false, 0),
+            staff(1, false, 0),
+            staff(3, true, 0),
+            staff(2, false, 0),
+        ];
         let mut last = None;
         let mut order = Vec::new();
         for _ in 0..6 {
@@ -114,8 +137,16 @@ mod tests {
 
     #[test]
     fn least_open_picks_the_lightest_load_and_breaks_ties_by_lowest_id() {
-        let team = [staff(3, false, 2), staff(2, false, 1), staff(1, true, 0), staff(5, false, 1)];
-        assert_eq!(pick_assignee(AssignmentStrategy::LeastOpen, &team, None), Some(UserId(2)));
+        let team = [
+            staff(3, false, 2),
+            staff(2, false, 1),
+            staff(1, true, 0),
+            staff(5, false, 1),
+        ];
+        assert_eq!(
+            pick_assignee(AssignmentStrategy::LeastOpen, &team, None),
+            Some(UserId(2))
+        );
     }
 
     #[test]
@@ -132,7 +163,10 @@ mod tests {
     #[test]
     fn strategies_round_trip_through_their_names() {
         for strategy in AssignmentStrategy::ALL {
-            assert_eq!(AssignmentStrategy::parse("strategy", strategy.as_str()), Ok(strategy));
+            assert_eq!(
+                AssignmentStrategy::parse("strategy", strategy.as_str()),
+                Ok(strategy)
+            );
         }
         assert!(AssignmentStrategy::parse("strategy", "random").is_err());
     }

@@ -30,7 +30,9 @@ impl IncidentCode {
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let invalid = || FieldError::new(field, "must be an incident code such as INC-000123");
         let raw = raw.trim();
-        let (prefix, digits) = raw.split_at_checked(INCIDENT_CODE_PREFIX.len()).ok_or_else(invalid)?;
+        let (prefix, digits) = raw
+            .split_at_checked(INCIDENT_CODE_PREFIX.len())
+            .ok_or_else(invalid)?;
         if !prefix.eq_ignore_ascii_case(INCIDENT_CODE_PREFIX)
             || digits.len() < MIN_DIGITS
             || !digits.bytes().all(|b| b.is_ascii_digit())
@@ -45,7 +47,12 @@ impl IncidentCode {
 
 impl std::fmt::Display for IncidentCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{INCIDENT_CODE_PREFIX}{:0width$}", self.0, width = MIN_DIGITS)
+        write!(
+            f,
+            "{INCIDENT_CODE_PREFIX}{:0width$}",
+            self.0,
+            width = MIN_DIGITS
+        )
     }
 }
 
@@ -76,22 +83,54 @@ mod tests {
     #[test]
     fn codes_are_padded_to_six_digits_and_grow_beyond() {
         assert_eq!(IncidentCode::from_sequence(123).to_string(), "INC-000123");
-        assert_eq!(IncidentCode::from_sequence(999_999).to_string(), "INC-999999");
-        assert_eq!(IncidentCode::from_sequence(1_234_567).to_string(), "INC-1234567");
+        assert_eq!(
+            IncidentCode::from_sequence(999_999).to_string(),
+            "INC-999999"
+        );
+        assert_eq!(
+            IncidentCode::from_sequence(1_234_567).to_string(),
+            "INC-1234567"
+        );
     }
 
     #[test]
     fn every_code_parses_back_to_its_sequence() {
-        for sequence in [0, 1, 9, 123, 100_000, 999_999, 1_000_000, 98_765_432_101, u64::MAX] {
+        for sequence in [
+            0,
+            1,
+            9,
+            123,
+            100_000,
+            999_999,
+            1_000_000,
+            98_765_432_101,
+            u64::MAX,
+        ] {
             let code = IncidentCode::from_sequence(sequence);
-            assert_eq!(IncidentCode::parse("code", &code.to_string()), Ok(code), "{code}");
+            assert_eq!(
+                IncidentCode::parse("code", &code.to_string()),
+                Ok(code),
+                "{code}"
+            );
         }
-        assert_eq!(IncidentCode::parse("code", " inc-000042 ").map(IncidentCode::sequence), Ok(42));
+        assert_eq!(
+            IncidentCode::parse("code", " inc-000042 ").map(IncidentCode::sequence),
+            Ok(42)
+        );
     }
 
     #[test]
     fn malformed_codes_are_rejected() {
-        for bad in ["", "INC-", "INC-123", "INC-00012a", "INC-0001234", "INC-+00123", "TKT-000123", "INC 000123"] {
+        for bad in [
+            "",
+            "INC-",
+            "INC-123",
+            "INC-00012a",
+            "INC-0001234",
+            "INC-+00123",
+            "TKT-000123",
+            "INC 000123",
+        ] {
             assert!(IncidentCode::parse("code", bad).is_err(), "{bad} accepted");
         }
         assert!(IncidentCode::parse("code", "INC-99999999999999999999").is_err());
@@ -103,7 +142,10 @@ mod tests {
         let code = IncidentCode::from_sequence(7);
         let json = serde_json::to_string(&code).expect("serializes");
         assert_eq!(json, "\"INC-000007\"");
-        assert_eq!(serde_json::from_str::<IncidentCode>(&json).expect("deserializes"), code);
+        assert_eq!(
+            serde_json::from_str::<IncidentCode>(&json).expect("deserializes"),
+            code
+        );
         assert!(serde_json::from_str::<IncidentCode>("\"INC-7\"").is_err());
     }
 }

@@ -78,10 +78,14 @@ event_kinds! {
 impl IncidentEventKind {
     /// Parses a storage name.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        Self::ALL.iter().copied().find(|k| k.as_str() == raw).ok_or_else(|| {
-            let known: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-            FieldError::new(field, format!("must be one of: {}", known.join(", ")))
-        })
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == raw)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                FieldError::new(field, format!("must be one of: {}", known.join(", ")))
+            })
     }
 }
 
@@ -120,7 +124,10 @@ pub enum EventData {
         visibility: Visibility,
     },
     /// It was routed to a department.
-    DepartmentAssigned { from: Option<DepartmentId>, to: DepartmentId },
+    DepartmentAssigned {
+        from: Option<DepartmentId>,
+        to: DepartmentId,
+    },
     /// It was given to somebody else, or to nobody.
     AssigneeChanged {
         from: Option<UserId>,
@@ -129,7 +136,11 @@ pub enum EventData {
         strategy: AssignmentStrategy,
     },
     /// A file was attached; `media` is what its bytes are, not what the upload claimed.
-    AttachmentAdded { attachment_id: AttachmentId, media: AllowedMedia, size_bytes: u64 },
+    AttachmentAdded {
+        attachment_id: AttachmentId,
+        media: AllowedMedia,
+        size_bytes: u64,
+    },
     /// An attachment was removed.
     AttachmentDeleted { attachment_id: AttachmentId },
     /// Somebody said "me too".
@@ -141,9 +152,16 @@ pub enum EventData {
     /// Somebody took their "me too" back.
     VoteWithdrawn { user_id: UserId, votes: u32 },
     /// It was made public or private.
-    VisibilityChanged { from: IncidentVisibility, to: IncidentVisibility },
+    VisibilityChanged {
+        from: IncidentVisibility,
+        to: IncidentVisibility,
+    },
     /// Its urgency changed by hand; only a raise to high or emergency notifies at once.
-    UrgencyChanged { from: Urgency, to: Urgency, needs_immediate_notification: bool },
+    UrgencyChanged {
+        from: Urgency,
+        to: Urgency,
+        needs_immediate_notification: bool,
+    },
     /// It missed an SLA target.
     Escalated {
         breach: SlaBreach,
@@ -213,7 +231,13 @@ impl EventData {
 
     /// True when only department staff and admins may see the event (an internal comment).
     pub fn is_internal(&self) -> bool {
-        matches!(self, EventData::CommentAdded { visibility: Visibility::Internal, .. })
+        matches!(
+            self,
+            EventData::CommentAdded {
+                visibility: Visibility::Internal,
+                ..
+            }
+        )
     }
 }
 
@@ -242,20 +266,62 @@ mod tests {
 
     fn one_of_each() -> Vec<EventData> {
         vec![
-            EventData::created(Urgency::High, CategoryId(1), None, Source::Web, IncidentVisibility::Public),
-            EventData::StatusChanged { from: Status::New, to: Status::Acknowledged },
-            EventData::CommentAdded { comment_id: CommentId(5), visibility: Visibility::Internal },
-            EventData::DepartmentAssigned { from: None, to: DepartmentId(2) },
-            EventData::AssigneeChanged { from: None, to: Some(UserId(4)), strategy: AssignmentStrategy::RoundRobin },
-            EventData::AttachmentAdded { attachment_id: AttachmentId(3), media: AllowedMedia::Jpeg, size_bytes: 1024 },
-            EventData::AttachmentDeleted { attachment_id: AttachmentId(3) },
-            EventData::Voted { user_id: UserId(8), votes: 2 },
-            EventData::VoteWithdrawn { user_id: UserId(8), votes: 1 },
-            EventData::VisibilityChanged { from: IncidentVisibility::Public, to: IncidentVisibility::Private },
+            EventData::created(
+                Urgency::High,
+                CategoryId(1),
+                None,
+                Source::Web,
+                IncidentVisibility::Public,
+            ),
+            EventData::StatusChanged {
+                from: Status::New,
+                to: Status::Acknowledged,
+            },
+            EventData::CommentAdded {
+                comment_id: CommentId(5),
+                visibility: Visibility::Internal,
+            },
+            EventData::DepartmentAssigned {
+                from: None,
+                to: DepartmentId(2),
+            },
+            EventData::AssigneeChanged {
+                from: None,
+                to: Some(UserId(4)),
+                strategy: AssignmentStrategy::RoundRobin,
+            },
+            EventData::AttachmentAdded {
+                attachment_id: AttachmentId(3),
+                media: AllowedMedia::Jpeg,
+                size_bytes: 1024,
+            },
+            EventData::AttachmentDeleted {
+                attachment_id: AttachmentId(3),
+            },
+            EventData::Voted {
+                user_id: UserId(8),
+                votes: 2,
+            },
+            EventData::VoteWithdrawn {
+                user_id: UserId(8),
+                votes: 1,
+            },
+            EventData::VisibilityChanged {
+                from: IncidentVisibility::Public,
+                to: IncidentVisibility::Private,
+            },
             EventData::urgency_changed(Urgency::Low, Urgency::Emergency),
-            EventData::Escalated { breach: SlaBreach::Acknowledge, raised_to: Some(Urgency::High) },
-            EventData::Notified { channel: "email".into(), recipients: 3 },
-            EventData::Updated { fields: vec!["title".into()] },
+            EventData::Escalated {
+                breach: SlaBreach::Acknowledge,
+                raised_to: Some(Urgency::High),
+            },
+            EventData::Notified {
+                channel: "email".into(),
+                recipients: 3,
+            },
+            EventData::Updated {
+                fields: vec!["title".into()],
+            },
         ]
     }
 
@@ -267,7 +333,10 @@ mod tests {
         for event in events {
             let json = serde_json::to_value(&event).expect("serializes");
             assert_eq!(json["kind"], event.kind().as_str());
-            assert_eq!(serde_json::from_value::<EventData>(json).expect("deserializes"), event);
+            assert_eq!(
+                serde_json::from_value::<EventData>(json).expect("deserializes"),
+                event
+            );
         }
     }
 
@@ -277,20 +346,38 @@ mod tests {
             assert_eq!(IncidentEventKind::parse("kind", kind.as_str()), Ok(kind));
             assert_eq!(kind.message_type(), format!("incident.{kind}"));
         }
-        assert_eq!(IncidentEventKind::StatusChanged.message_type(), "incident.status_changed");
+        assert_eq!(
+            IncidentEventKind::StatusChanged.message_type(),
+            "incident.status_changed"
+        );
         assert!(IncidentEventKind::parse("kind", "deleted").is_err());
     }
 
     #[test]
     fn emergency_and_high_urgency_incidents_notify_at_once() {
-        let flag = |urgency| match EventData::created(urgency, CategoryId(1), None, Source::Api, Default::default()) {
-            EventData::Created { needs_immediate_notification, .. } => needs_immediate_notification,
+        let flag = |urgency| match EventData::created(
+            urgency,
+            CategoryId(1),
+            None,
+            Source::Api,
+            Default::default(),
+        ) {
+            EventData::Created {
+                needs_immediate_notification,
+                ..
+            } => needs_immediate_notification,
             _ => unreachable!(),
         };
         assert!(flag(Urgency::Emergency) && flag(Urgency::High));
         assert!(!flag(Urgency::Medium) && !flag(Urgency::Low));
         let lowered = EventData::urgency_changed(Urgency::Emergency, Urgency::High);
-        assert!(matches!(lowered, EventData::UrgencyChanged { needs_immediate_notification: false, .. }));
+        assert!(matches!(
+            lowered,
+            EventData::UrgencyChanged {
+                needs_immediate_notification: false,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -301,7 +388,10 @@ mod tests {
             code: IncidentCode::from_sequence(42),
             actor: "user:7".into(),
             at: Timestamp::from_millis(1_800_000_000_000),
-            data: EventData::StatusChanged { from: Status::InProgress, to: Status::OnHold },
+            data: EventData::StatusChanged {
+                from: Status::InProgress,
+                to: Status::OnHold,
+            },
         };
         assert_eq!(event.message_type(), "incident.status_changed");
         let json = serde_json::to_value(&event).expect("serializes");

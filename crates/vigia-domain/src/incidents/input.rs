@@ -18,7 +18,12 @@ pub const LOCATION_TEXT_MAX_CHARS: usize = 300;
 /// Trims and bounds multi-line text, first turning CR LF and lone CR (as browsers send
 /// textareas) into LF.
 fn multiline_text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
-    bounded_text(field, &raw.replace("\r\n", "\n").replace('\r', "\n"), 1, max)
+    bounded_text(
+        field,
+        &raw.replace("\r\n", "\n").replace('\r', "\n"),
+        1,
+        max,
+    )
 }
 
 /// Trims and bounds one line of text.
@@ -28,7 +33,11 @@ fn single_line_text(field: &str, raw: &str, max: usize) -> Result<String, FieldE
 
 /// A positive database id.
 fn positive_id(field: &str, raw: i64) -> Result<i64, FieldError> {
-    if raw > 0 { Ok(raw) } else { Err(FieldError::new(field, "must be a positive id")) }
+    if raw > 0 {
+        Ok(raw)
+    } else {
+        Err(FieldError::new(field, "must be a positive id"))
+    }
 }
 
 macro_rules! text_type {
@@ -95,11 +104,14 @@ impl Location {
         point: Option<RawPoint>,
     ) -> Result<Option<Self>, Vec<FieldError>> {
         let mut v = Validation::new();
-        let zone = zone_id.and_then(|id| v.check(positive_id("location.zone_id", id))).map(ZoneId);
+        let zone = zone_id
+            .and_then(|id| v.check(positive_id("location.zone_id", id)))
+            .map(ZoneId);
         let text = text
             .filter(|t| !t.trim().is_empty())
             .and_then(|t| v.check(bounded_text("location.text", t, 1, LOCATION_TEXT_MAX_CHARS)));
-        let point = point.and_then(|(lat, lon)| v.check(GeoPoint::parse("location.point", lat, lon)));
+        let point =
+            point.and_then(|(lat, lon)| v.check(GeoPoint::parse("location.point", lat, lon)));
         v.finish()?;
         if zone.is_none() && text.is_none() && point.is_none() {
             return Ok(None);
@@ -245,8 +257,12 @@ impl NewIncident {
             None => v.check(Err(FieldError::new("category_id", "is required"))),
         };
         let urgency = raw.urgency.map(|u| v.check(Urgency::parse("urgency", u)));
-        let department_id = raw.department_id.map(|id| v.check(positive_id("department_id", id)));
-        let visibility = raw.visibility.map(|vis| v.check(IncidentVisibility::parse("visibility", vis)));
+        let department_id = raw
+            .department_id
+            .map(|id| v.check(positive_id("department_id", id)));
+        let visibility = raw
+            .visibility
+            .map(|vis| v.check(IncidentVisibility::parse("visibility", vis)));
         let location = match Location::parse(raw.zone_id, raw.location_text, raw.point) {
             Ok(location) => location,
             Err(errors) => {
@@ -314,9 +330,15 @@ mod tests {
     fn a_minimal_incident_takes_its_defaults() {
         let incident = NewIncident::parse(&leak(), Source::Web).expect("valid");
         assert_eq!(incident.title.as_str(), "Fuga de agua en el baño");
-        assert_eq!(incident.description.as_str(), "Sale agua del lavabo.\nEstá mojado el piso.");
+        assert_eq!(
+            incident.description.as_str(),
+            "Sale agua del lavabo.\nEstá mojado el piso."
+        );
         assert_eq!(incident.category_id, CategoryId(3));
-        assert_eq!((incident.urgency, incident.department_id, incident.location), (None, None, None));
+        assert_eq!(
+            (incident.urgency, incident.department_id, incident.location),
+            (None, None, None)
+        );
         assert_eq!(incident.visibility, IncidentVisibility::Public);
         assert_eq!(incident.source, Source::Web);
     }
@@ -355,11 +377,18 @@ mod tests {
     #[test]
     fn a_location_is_optional_but_each_given_part_must_be_valid() {
         assert_eq!(Location::parse(None, Some("   "), None), Ok(None));
-        let location =
-            Location::parse(Some(4), Some(" Pabellón B "), Some((-12.1, -77.0))).expect("valid").expect("given");
-        assert_eq!((location.zone(), location.text()), (Some(ZoneId(4)), Some("Pabellón B")));
+        let location = Location::parse(Some(4), Some(" Pabellón B "), Some((-12.1, -77.0)))
+            .expect("valid")
+            .expect("given");
+        assert_eq!(
+            (location.zone(), location.text()),
+            (Some(ZoneId(4)), Some("Pabellón B"))
+        );
         let long = "x".repeat(LOCATION_TEXT_MAX_CHARS + 1);
-        assert_eq!(Location::parse(None, Some(&long), None).expect_err("too long")[0].field, "location.text");
+        assert_eq!(
+            Location::parse(None, Some(&long), None).expect_err("too long")[0].field,
+            "location.text"
+        );
     }
 
     #[test]
@@ -376,7 +405,10 @@ mod tests {
         let internal = NewComment::parse("Pedir repuesto", Some("internal")).expect("valid");
         assert_eq!(internal.visibility, Visibility::Internal);
         let errors = NewComment::parse("", Some("private")).expect_err("invalid");
-        assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["body", "visibility"]);
+        assert_eq!(
+            errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+            ["body", "visibility"]
+        );
         assert_eq!(errors[1].message, "must be one of: public, internal");
     }
 
@@ -385,6 +417,11 @@ mod tests {
         for &source in Source::ALL {
             assert_eq!(Source::parse("source", source.as_str()), Ok(source));
         }
-        assert_eq!(Source::try_from("email".to_owned()).expect_err("unknown").field, "source");
+        assert_eq!(
+            Source::try_from("email".to_owned())
+                .expect_err("unknown")
+                .field,
+            "source"
+        );
     }
 }

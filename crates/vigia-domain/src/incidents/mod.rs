@@ -21,8 +21,8 @@ pub use assignment::{AssignmentStrategy, Candidate, pick_assignee};
 pub use code::IncidentCode;
 pub use events::{EventData, IncidentEvent, IncidentEventKind, needs_immediate_notification};
 pub use input::{
-    CommentBody, IncidentDescription, IncidentTitle, IncidentVisibility, Location, NewComment, NewIncident,
-    RawNewIncident, Source, Visibility,
+    CommentBody, IncidentDescription, IncidentTitle, IncidentVisibility, Location, NewComment,
+    NewIncident, RawNewIncident, Source, Visibility,
 };
 pub use sla::{SlaBreach, SlaClock, SlaClockRecord, SlaPolicy, SlaSnapshot, raise_urgency};
 pub use sniff::{AllowedMedia, Executable, MediaKind, SniffError, SniffedType, classify, sniff};

@@ -38,18 +38,29 @@ impl SlaPolicy {
         raise_urgency_on_breach: bool,
     ) -> Result<Self, Vec<FieldError>> {
         let mut v = Validation::new();
-        for (field, secs) in
-            [("acknowledge_within_secs", acknowledge_within_secs), ("resolve_within_secs", resolve_within_secs)]
-        {
+        for (field, secs) in [
+            ("acknowledge_within_secs", acknowledge_within_secs),
+            ("resolve_within_secs", resolve_within_secs),
+        ] {
             if !(MIN_SLA_SECS..=MAX_SLA_SECS).contains(&secs) {
-                v.push(FieldError::new(field, format!("must be between {MIN_SLA_SECS} and {MAX_SLA_SECS} seconds")));
+                v.push(FieldError::new(
+                    field,
+                    format!("must be between {MIN_SLA_SECS} and {MAX_SLA_SECS} seconds"),
+                ));
             }
         }
         if v.is_empty() && resolve_within_secs < acknowledge_within_secs {
-            v.push(FieldError::new("resolve_within_secs", "must not be shorter than acknowledge_within_secs"));
+            v.push(FieldError::new(
+                "resolve_within_secs",
+                "must not be shorter than acknowledge_within_secs",
+            ));
         }
         v.finish()?;
-        Ok(Self { acknowledge_within_secs, resolve_within_secs, raise_urgency_on_breach })
+        Ok(Self {
+            acknowledge_within_secs,
+            resolve_within_secs,
+            raise_urgency_on_breach,
+        })
     }
 
     /// A starting point for an urgency, used to seed a new installation's policies.
@@ -61,7 +72,11 @@ impl SlaPolicy {
             Urgency::Medium => (4 * HOUR, 3 * 24 * HOUR),
             Urgency::Low => (24 * HOUR, 7 * 24 * HOUR),
         };
-        Self { acknowledge_within_secs, resolve_within_secs, raise_urgency_on_breach: urgency < Urgency::High }
+        Self {
+            acknowledge_within_secs,
+            resolve_within_secs,
+            raise_urgency_on_breach: urgency < Urgency::High,
+        }
     }
 
     /// Seconds from creation to the acknowledge target.
@@ -126,7 +141,12 @@ pub struct SlaClock {
 impl SlaClock {
     /// A clock for an incident created at `now` under `policy`.
     pub fn start(policy: &SlaPolicy, now: Timestamp) -> Self {
-        Self { started_at: now, policy: *policy, paused_since: None, paused_total_ms: 0 }
+        Self {
+            started_at: now,
+            policy: *policy,
+            paused_since: None,
+            paused_total_ms: 0,
+        }
     }
 
     /// The stored form.
@@ -186,18 +206,25 @@ impl SlaClock {
 
     /// When the incident must be acknowledged by. Pauses do not move it (see the module doc).
     pub fn acknowledge_due(&self) -> Timestamp {
-        self.started_at.plus_seconds(self.policy.acknowledge_within_secs)
+        self.started_at
+            .plus_seconds(self.policy.acknowledge_within_secs)
     }
 
     /// When the incident must be resolved by, as of `now`. While the incident is on hold the
     /// due time moves forward with `now`, so the time left stays frozen.
     pub fn resolve_due(&self, now: Timestamp) -> Timestamp {
-        let due = self.started_at.plus_seconds(self.policy.resolve_within_secs);
+        let due = self
+            .started_at
+            .plus_seconds(self.policy.resolve_within_secs);
         Timestamp::from_millis(due.millis().saturating_add(self.paused_ms(now)))
     }
 
     /// True when the incident was acknowledged late, or is still unacknowledged past its target.
-    pub fn is_acknowledge_breached(&self, now: Timestamp, acknowledged_at: Option<Timestamp>) -> bool {
+    pub fn is_acknowledge_breached(
+        &self,
+        now: Timestamp,
+        acknowledged_at: Option<Timestamp>,
+    ) -> bool {
         acknowledged_at.unwrap_or(now) > self.acknowledge_due()
     }
 
@@ -232,7 +259,9 @@ impl From<SlaClockRecord> for SlaClock {
         let acknowledge_within_secs = r.acknowledge_within_secs.clamp(MIN_SLA_SECS, MAX_SLA_SECS);
         let policy = SlaPolicy {
             acknowledge_within_secs,
-            resolve_within_secs: r.resolve_within_secs.clamp(acknowledge_within_secs, MAX_SLA_SECS),
+            resolve_within_secs: r
+                .resolve_within_secs
+                .clamp(acknowledge_within_secs, MAX_SLA_SECS),
             raise_urgency_on_breach: r.raise_urgency_on_breach,
         };
         Self {
@@ -271,7 +300,10 @@ mod tests {
 
     /// Acknowledge within 30 minutes, resolve within 2 hours.
     fn clock() -> SlaClock {
-        SlaClock::start(&SlaPolicy::parse(30 * 60, 120 * 60, false).expect("valid"), at(0))
+        SlaClock::start(
+            &SlaPolicy::parse(30 * 60, 120 * 60, false).expect("valid"),
+            at(0),
+        )
     }
 
     #[test]
@@ -279,10 +311,18 @@ mod tests {
         let mut clock = clock();
         assert_eq!(clock.resolve_due(at(10)), at(120));
         clock.pause(at(10));
-        assert_eq!(clock.resolve_due(at(25)), at(135), "time left is frozen while on hold");
+        assert_eq!(
+            clock.resolve_due(at(25)),
+            at(135),
+            "time left is frozen while on hold"
+        );
         clock.resume(at(40));
         assert_eq!(clock.resolve_due(at(50)), at(150));
-        assert_eq!(clock.acknowledge_due(), at(30), "pauses never move the acknowledge target");
+        assert_eq!(
+            clock.acknowledge_due(),
+            at(30),
+            "pauses never move the acknowledge target"
+        );
     }
 
     #[test]
@@ -332,7 +372,10 @@ mod tests {
     fn resolution_breaches_count_only_time_off_hold() {
         let mut clock = clock();
         clock.pause(at(60));
-        assert!(!clock.is_resolve_breached(at(1000), None), "no breach while on hold");
+        assert!(
+            !clock.is_resolve_breached(at(1000), None),
+            "no breach while on hold"
+        );
         clock.resume(at(100));
         assert!(!clock.is_resolve_breached(at(160), None));
         assert!(clock.is_resolve_breached(at(161), None));
@@ -357,7 +400,11 @@ mod tests {
         clock.pause(at(30));
         let restored = SlaClock::from(clock.record());
         assert_eq!(restored, clock);
-        let corrupt = SlaClockRecord { paused_total_ms: -5, resolve_within_secs: 1, ..clock.record() };
+        let corrupt = SlaClockRecord {
+            paused_total_ms: -5,
+            resolve_within_secs: 1,
+            ..clock.record()
+        };
         let restored = SlaClock::from(corrupt);
         assert_eq!(restored.paused_ms(at(30)), 0);
         assert_eq!(restored.policy().resolve_within_secs(), 30 * 60);
@@ -365,15 +412,22 @@ mod tests {
 
     #[test]
     fn policies_name_each_invalid_target() {
-        let fields = |errors: Vec<FieldError>| errors.into_iter().map(|e| e.field).collect::<Vec<_>>();
+        let fields =
+            |errors: Vec<FieldError>| errors.into_iter().map(|e| e.field).collect::<Vec<_>>();
         assert_eq!(
             fields(SlaPolicy::parse(0, MAX_SLA_SECS + 1, false).expect_err("invalid")),
             ["acknowledge_within_secs", "resolve_within_secs"]
         );
-        assert_eq!(fields(SlaPolicy::parse(3600, 600, false).expect_err("invalid")), ["resolve_within_secs"]);
+        assert_eq!(
+            fields(SlaPolicy::parse(3600, 600, false).expect_err("invalid")),
+            ["resolve_within_secs"]
+        );
         for urgency in Urgency::ALL {
             let p = SlaPolicy::suggested_for(urgency);
-            assert!(SlaPolicy::parse(p.acknowledge_within_secs(), p.resolve_within_secs(), false).is_ok());
+            assert!(
+                SlaPolicy::parse(p.acknowledge_within_secs(), p.resolve_within_secs(), false)
+                    .is_ok()
+            );
         }
     }
 

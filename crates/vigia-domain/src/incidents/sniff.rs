@@ -110,16 +110,19 @@ impl AllowedMedia {
             | AllowedMedia::Webp
             | AllowedMedia::Heic
             | AllowedMedia::Avif => MediaKind::Image,
-            AllowedMedia::Mp4 | AllowedMedia::QuickTime | AllowedMedia::Webm | AllowedMedia::Matroska => {
-                MediaKind::Video
-            }
+            AllowedMedia::Mp4
+            | AllowedMedia::QuickTime
+            | AllowedMedia::Webm
+            | AllowedMedia::Matroska => MediaKind::Video,
             AllowedMedia::Pdf | AllowedMedia::Text => MediaKind::Document,
         }
     }
 
     /// The type with this MIME type, if it is accepted.
     pub fn from_mime(mime: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.mime().eq_ignore_ascii_case(mime.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|m| m.mime().eq_ignore_ascii_case(mime.trim()))
     }
 }
 
@@ -253,26 +256,40 @@ fn sniff_iso_media(p: &[u8]) -> Option<AllowedMedia> {
     }
     let specific = brands.iter().find_map(|brand| match *brand {
         b"avif" | b"avis" => Some(AllowedMedia::Avif),
-        b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"hevm" | b"hevs" => Some(AllowedMedia::Heic),
+        b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"hevm" | b"hevs" => {
+            Some(AllowedMedia::Heic)
+        }
         b"qt  " => Some(AllowedMedia::QuickTime),
-        b"isom" | b"iso2" | b"iso3" | b"iso4" | b"iso5" | b"iso6" | b"iso8" | b"iso9" | b"mp41" | b"mp42" | b"avc1"
-        | b"M4V " | b"M4VH" | b"M4VP" | b"dash" | b"mmp4" | b"MSNV" | b"3gp4" | b"3gp5" | b"3gp6" | b"3gp7"
-        | b"3g2a" | b"3g2b" | b"3g2c" => Some(AllowedMedia::Mp4),
+        b"isom" | b"iso2" | b"iso3" | b"iso4" | b"iso5" | b"iso6" | b"iso8" | b"iso9" | b"mp41"
+        | b"mp42" | b"avc1" | b"M4V " | b"M4VH" | b"M4VP" | b"dash" | b"mmp4" | b"MSNV"
+        | b"3gp4" | b"3gp5" | b"3gp6" | b"3gp7" | b"3g2a" | b"3g2b" | b"3g2c" => {
+            Some(AllowedMedia::Mp4)
+        }
         _ => None,
     });
     // `mif1` and `msf1` only say "some HEIF image (sequence)"; AVIF files carry them too.
-    specific.or_else(|| brands.iter().any(|b| matches!(*b, b"mif1" | b"msf1")).then_some(AllowedMedia::Heic))
+    specific.or_else(|| {
+        brands
+            .iter()
+            .any(|b| matches!(*b, b"mif1" | b"msf1"))
+            .then_some(AllowedMedia::Heic)
+    })
 }
 
 /// Matroska and WebM share the EBML header; its `DocType` element tells them apart.
 fn sniff_matroska(p: &[u8]) -> Option<AllowedMedia> {
     let header = &p[..p.len().min(64)];
-    let doc_type = header.windows(2).position(|w| w == [0x42, 0x82]).and_then(|at| {
-        let size = *header.get(at + 2)?;
-        // A one-byte EBML size has its top bit set; longer sizes do not occur for doc types.
-        let len = usize::from(size & 0x7F);
-        (size & 0x80 != 0).then(|| header.get(at + 3..at + 3 + len)).flatten()
-    })?;
+    let doc_type = header
+        .windows(2)
+        .position(|w| w == [0x42, 0x82])
+        .and_then(|at| {
+            let size = *header.get(at + 2)?;
+            // A one-byte EBML size has its top bit set; longer sizes do not occur for doc types.
+            let len = usize::from(size & 0x7F);
+            (size & 0x80 != 0)
+                .then(|| header.get(at + 3..at + 3 + len))
+                .flatten()
+        })?;
     match doc_type {
         b"webm" => Some(AllowedMedia::Webm),
         b"matroska" => Some(AllowedMedia::Matroska),
@@ -307,7 +324,9 @@ mod tests {
     }
 
     fn ebml(doc_type: &[u8]) -> Vec<u8> {
-        let mut b = vec![0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81, 0x01, 0x42, 0x82];
+        let mut b = vec![
+            0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81, 0x01, 0x42, 0x82,
+        ];
         b.push(0x80 | doc_type.len() as u8);
         b.extend_from_slice(doc_type);
         b
@@ -321,18 +340,32 @@ mod tests {
             (b"GIF89a\x01\0\x01\0".to_vec(), AllowedMedia::Gif),
             (b"RIFF\x24\0\0\0WEBPVP8 ".to_vec(), AllowedMedia::Webp),
             (b"%PDF-1.7\n%\xE2\xE3\xCF\xD3".to_vec(), AllowedMedia::Pdf),
-            (ftyp(b"isom", &[b"isom", b"iso2", b"mp41"]), AllowedMedia::Mp4),
+            (
+                ftyp(b"isom", &[b"isom", b"iso2", b"mp41"]),
+                AllowedMedia::Mp4,
+            ),
             (ftyp(b"qt  ", &[b"qt  "]), AllowedMedia::QuickTime),
             (ftyp(b"heic", &[b"mif1", b"heic"]), AllowedMedia::Heic),
             (ftyp(b"mif1", &[b"mif1", b"heic"]), AllowedMedia::Heic),
-            (ftyp(b"avif", &[b"avif", b"mif1", b"miaf"]), AllowedMedia::Avif),
+            (
+                ftyp(b"avif", &[b"avif", b"mif1", b"miaf"]),
+                AllowedMedia::Avif,
+            ),
             (ftyp(b"XYZW", &[b"mp42"]), AllowedMedia::Mp4),
             (ebml(b"webm"), AllowedMedia::Webm),
             (ebml(b"matroska"), AllowedMedia::Matroska),
-            ("Informe: la puerta no cierra.\r\n".as_bytes().to_vec(), AllowedMedia::Text),
+            (
+                "Informe: la puerta no cierra.\r\n".as_bytes().to_vec(),
+                AllowedMedia::Text,
+            ),
         ];
         for (bytes, expected) in cases {
-            assert_eq!(classify(&bytes), Ok(expected), "{:?}", String::from_utf8_lossy(&bytes));
+            assert_eq!(
+                classify(&bytes),
+                Ok(expected),
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
     }
 
@@ -371,12 +404,17 @@ mod tests {
             &[0x00, 0x01, 0x02, 0x03],
             b"text with a \0 NUL",
             b"\xC3\x28 invalid utf-8",
-            &[0x1A, 0x45, 0xDF, 0xA3, 0x42, 0x82, 0x84, b'a', b'b', b'c', b'd'],
+            &[
+                0x1A, 0x45, 0xDF, 0xA3, 0x42, 0x82, 0x84, b'a', b'b', b'c', b'd',
+            ],
         ];
         for bytes in refused {
             assert_eq!(classify(bytes), Err(SniffError::Unknown), "{bytes:?}");
         }
-        assert_eq!(classify(&ftyp(b"M4A ", &[b"M4A ", b"mp42", b"isom"])), Err(SniffError::Unknown));
+        assert_eq!(
+            classify(&ftyp(b"M4A ", &[b"M4A ", b"mp42", b"isom"])),
+            Err(SniffError::Unknown)
+        );
         assert_eq!(classify(&[]), Err(SniffError::Empty));
     }
 

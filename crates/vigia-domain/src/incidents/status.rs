@@ -40,8 +40,14 @@ pub enum Status {
 
 impl Status {
     /// Every status, in lifecycle order.
-    pub const ALL: [Status; 6] =
-        [Status::New, Status::Acknowledged, Status::InProgress, Status::OnHold, Status::Resolved, Status::Closed];
+    pub const ALL: [Status; 6] = [
+        Status::New,
+        Status::Acknowledged,
+        Status::InProgress,
+        Status::OnHold,
+        Status::Resolved,
+        Status::Closed,
+    ];
 
     /// The wire and storage name, e.g. `in_progress`.
     pub fn as_str(self) -> &'static str {
@@ -57,9 +63,15 @@ impl Status {
 
     /// Parses a wire or storage name.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw).ok_or_else(|| {
-            FieldError::new(field, "must be one of: new, acknowledged, in_progress, on_hold, resolved, closed")
-        })
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| {
+                FieldError::new(
+                    field,
+                    "must be one of: new, acknowledged, in_progress, on_hold, resolved, closed",
+                )
+            })
     }
 
     /// The statuses the lifecycle allows after this one, whoever asks.
@@ -111,18 +123,33 @@ impl TryFrom<String> for Status {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     /// The lifecycle has no such step (a conflict with the incident's current state, 409).
-    #[error("an incident that is {from} cannot become {to}; allowed: {}", list(allowed))]
-    NotInLifecycle { from: Status, to: Status, allowed: &'static [Status] },
+    #[error(
+        "an incident that is {from} cannot become {to}; allowed: {}",
+        list(allowed)
+    )]
+    NotInLifecycle {
+        from: Status,
+        to: Status,
+        allowed: &'static [Status],
+    },
     /// The step exists but this actor may not take it (403).
-    #[error("you may not change an incident from {from} to {to}; allowed for you: {}", list(allowed))]
-    Forbidden { from: Status, to: Status, allowed: &'static [Status] },
+    #[error(
+        "you may not change an incident from {from} to {to}; allowed for you: {}",
+        list(allowed)
+    )]
+    Forbidden {
+        from: Status,
+        to: Status,
+        allowed: &'static [Status],
+    },
 }
 
 impl TransitionError {
     /// The statuses the actor could have moved the incident to.
     pub fn allowed(&self) -> &'static [Status] {
         match self {
-            TransitionError::NotInLifecycle { allowed, .. } | TransitionError::Forbidden { allowed, .. } => allowed,
+            TransitionError::NotInLifecycle { allowed, .. }
+            | TransitionError::Forbidden { allowed, .. } => allowed,
         }
     }
 }
@@ -131,7 +158,11 @@ fn list(statuses: &[Status]) -> String {
     if statuses.is_empty() {
         return "none".to_owned();
     }
-    statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    statuses
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks that `actor` may move an incident from `from` to `to`.
@@ -173,34 +204,64 @@ pub fn sla_effect(from: Status, to: Status) -> Option<SlaEffect> {
 mod tests {
     use super::*;
 
-    const ACTORS: [Actor; 4] = [Actor::Admin, Actor::DepartmentStaff, Actor::Reporter, Actor::Other];
+    const ACTORS: [Actor; 4] = [
+        Actor::Admin,
+        Actor::DepartmentStaff,
+        Actor::Reporter,
+        Actor::Other,
+    ];
 
     #[test]
     fn the_lifecycle_runs_from_new_to_closed_and_can_reopen() {
-        let path = [Status::New, Status::Acknowledged, Status::InProgress, Status::OnHold, Status::InProgress];
+        let path = [
+            Status::New,
+            Status::Acknowledged,
+            Status::InProgress,
+            Status::OnHold,
+            Status::InProgress,
+        ];
         for pair in path.windows(2) {
-            assert_eq!(check_transition(pair[0], pair[1], Actor::DepartmentStaff), Ok(()));
+            assert_eq!(
+                check_transition(pair[0], pair[1], Actor::DepartmentStaff),
+                Ok(())
+            );
         }
-        assert_eq!(check_transition(Status::InProgress, Status::Resolved, Actor::DepartmentStaff), Ok(()));
-        assert_eq!(check_transition(Status::Resolved, Status::Closed, Actor::DepartmentStaff), Ok(()));
-        assert_eq!(check_transition(Status::Closed, Status::InProgress, Actor::Admin), Ok(()));
+        assert_eq!(
+            check_transition(Status::InProgress, Status::Resolved, Actor::DepartmentStaff),
+            Ok(())
+        );
+        assert_eq!(
+            check_transition(Status::Resolved, Status::Closed, Actor::DepartmentStaff),
+            Ok(())
+        );
+        assert_eq!(
+            check_transition(Status::Closed, Status::InProgress, Actor::Admin),
+            Ok(())
+        );
         assert!(is_reopen(Status::Closed, Status::InProgress));
         assert!(!is_reopen(Status::OnHold, Status::InProgress));
     }
 
     #[test]
     fn an_incident_on_hold_must_resume_before_it_is_resolved() {
-        let error = check_transition(Status::OnHold, Status::Resolved, Actor::Admin).expect_err("refused");
+        let error =
+            check_transition(Status::OnHold, Status::Resolved, Actor::Admin).expect_err("refused");
         assert_eq!(error.allowed(), &[Status::InProgress]);
         assert!(matches!(error, TransitionError::NotInLifecycle { .. }));
-        assert_eq!(error.to_string(), "an incident that is on_hold cannot become resolved; allowed: in_progress");
+        assert_eq!(
+            error.to_string(),
+            "an incident that is on_hold cannot become resolved; allowed: in_progress"
+        );
     }
 
     #[test]
     fn no_status_may_follow_itself_or_skip_acknowledgement() {
         for status in Status::ALL {
             for actor in ACTORS {
-                assert!(check_transition(status, status, actor).is_err(), "{status} -> {status}");
+                assert!(
+                    check_transition(status, status, actor).is_err(),
+                    "{status} -> {status}"
+                );
             }
         }
         assert!(check_transition(Status::New, Status::InProgress, Actor::Admin).is_err());
@@ -217,12 +278,23 @@ mod tests {
                         | (Status::Resolved, Status::InProgress)
                         | (Status::Closed, Status::InProgress)
                 );
-                assert_eq!(check_transition(from, to, Actor::Reporter).is_ok(), reporter_may, "{from} -> {to}");
+                assert_eq!(
+                    check_transition(from, to, Actor::Reporter).is_ok(),
+                    reporter_may,
+                    "{from} -> {to}"
+                );
             }
         }
-        let error = check_transition(Status::New, Status::Acknowledged, Actor::Reporter).expect_err("refused");
-        assert!(matches!(error, TransitionError::Forbidden { allowed: [], .. }));
-        assert_eq!(error.to_string(), "you may not change an incident from new to acknowledged; allowed for you: none");
+        let error = check_transition(Status::New, Status::Acknowledged, Actor::Reporter)
+            .expect_err("refused");
+        assert!(matches!(
+            error,
+            TransitionError::Forbidden { allowed: [], .. }
+        ));
+        assert_eq!(
+            error.to_string(),
+            "you may not change an incident from new to acknowledged; allowed for you: none"
+        );
     }
 
     #[test]
@@ -230,17 +302,29 @@ mod tests {
         for from in Status::ALL {
             assert!(from.allowed_next_for(Actor::Other).is_empty());
             assert_eq!(from.allowed_next_for(Actor::Admin), from.allowed_next());
-            assert_eq!(from.allowed_next_for(Actor::DepartmentStaff), from.allowed_next());
+            assert_eq!(
+                from.allowed_next_for(Actor::DepartmentStaff),
+                from.allowed_next()
+            );
             for &to in from.allowed_next_for(Actor::Reporter) {
-                assert!(from.allowed_next().contains(&to), "reporter step {from} -> {to} not in lifecycle");
+                assert!(
+                    from.allowed_next().contains(&to),
+                    "reporter step {from} -> {to} not in lifecycle"
+                );
             }
         }
     }
 
     #[test]
     fn going_on_hold_pauses_the_sla_and_leaving_it_resumes() {
-        assert_eq!(sla_effect(Status::InProgress, Status::OnHold), Some(SlaEffect::Pause));
-        assert_eq!(sla_effect(Status::OnHold, Status::InProgress), Some(SlaEffect::Resume));
+        assert_eq!(
+            sla_effect(Status::InProgress, Status::OnHold),
+            Some(SlaEffect::Pause)
+        );
+        assert_eq!(
+            sla_effect(Status::OnHold, Status::InProgress),
+            Some(SlaEffect::Resume)
+        );
         assert_eq!(sla_effect(Status::New, Status::Acknowledged), None);
     }
 
@@ -251,6 +335,9 @@ mod tests {
             let json = serde_json::to_string(&status).expect("serializes");
             assert_eq!(json, format!("\"{}\"", status.as_str()));
         }
-        assert_eq!(Status::parse("status", "open").expect_err("unknown").field, "status");
+        assert_eq!(
+            Status::parse("status", "open").expect_err("unknown").field,
+            "status"
+        );
     }
 }

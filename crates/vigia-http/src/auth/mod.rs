@@ -13,7 +13,9 @@ use axum::http::header;
 use axum::http::request::Parts;
 use dashmap::DashMap;
 use vigia_domain::Timestamp;
-use vigia_domain::auth::{API_KEY_PREFIX, ApiKeyPrincipal, Principal, Scope, UserPrincipal, secret_hash};
+use vigia_domain::auth::{
+    API_KEY_PREFIX, ApiKeyPrincipal, Principal, Scope, UserPrincipal, secret_hash,
+};
 use vigia_domain::ids::{ApiKeyId, SessionId, UserId};
 use vigia_domain::users::Role;
 use vigia_store::{Actor, api_keys, users};
@@ -33,7 +35,12 @@ pub struct AuthCache {
 
 impl AuthCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, sessions: DashMap::new(), keys: DashMap::new(), key_touched: DashMap::new() }
+        Self {
+            ttl,
+            sessions: DashMap::new(),
+            keys: DashMap::new(),
+            key_touched: DashMap::new(),
+        }
     }
 
     /// Forgets everything cached about `user` (role change, disable, logout, password change).
@@ -61,10 +68,15 @@ pub struct Auth(pub Principal);
 #[derive(Debug, Clone)]
 pub struct MaybeAuth(pub Option<Principal>);
 
-const MISSING: ApiError = ApiError::Unauthorized { detail: "sign in: send Authorization: Bearer <token>" };
-const INVALID: ApiError =
-    ApiError::Unauthorized { detail: "the token is invalid, expired or revoked: sign in again" };
-const INVALID_KEY: ApiError = ApiError::Unauthorized { detail: "the API key is invalid, expired or revoked" };
+const MISSING: ApiError = ApiError::Unauthorized {
+    detail: "sign in: send Authorization: Bearer <token>",
+};
+const INVALID: ApiError = ApiError::Unauthorized {
+    detail: "the token is invalid, expired or revoked: sign in again",
+};
+const INVALID_KEY: ApiError = ApiError::Unauthorized {
+    detail: "the API key is invalid, expired or revoked",
+};
 
 fn credential(parts: &Parts) -> Option<&str> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
@@ -72,17 +84,26 @@ fn credential(parts: &Parts) -> Option<&str> {
         let (scheme, rest) = value.split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim());
     }
-    parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    parts
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 impl FromRequestParts<AppState> for MaybeAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if parts.headers.contains_key(header::AUTHORIZATION) && credential(parts).is_none() {
             return Err(INVALID);
         }
-        let Some(secret) = credential(parts) else { return Ok(MaybeAuth(None)) };
+        let Some(secret) = credential(parts) else {
+            return Ok(MaybeAuth(None));
+        };
         let principal = if secret.starts_with(API_KEY_PREFIX) {
             Principal::ApiKey(authenticate_key(state, secret).await?)
         } else {
@@ -95,7 +116,10 @@ impl FromRequestParts<AppState> for MaybeAuth {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match MaybeAuth::from_request_parts(parts, state).await? {
             MaybeAuth(Some(principal)) => Ok(Auth(principal)),
             MaybeAuth(None) => Err(MISSING),
@@ -113,13 +137,18 @@ async fn authenticate_user(state: &AppState, token: &str) -> Result<UserPrincipa
         return entry.1.clone().ok_or(INVALID);
     }
     let standing = users::auth_state(&state.db, key.0, key.1, now).await?;
-    let principal = standing.filter(|s| !s.disabled && s.session_active).map(|s| UserPrincipal {
-        user_id: key.0,
-        session_id: key.1,
-        role: s.role,
-        departments: s.departments,
-    });
-    state.auth_cache.sessions.insert(key, (Instant::now(), principal.clone()));
+    let principal = standing
+        .filter(|s| !s.disabled && s.session_active)
+        .map(|s| UserPrincipal {
+            user_id: key.0,
+            session_id: key.1,
+            role: s.role,
+            departments: s.departments,
+        });
+    state
+        .auth_cache
+        .sessions
+        .insert(key, (Instant::now(), principal.clone()));
     principal.ok_or(INVALID)
 }
 
@@ -135,13 +164,18 @@ async fn authenticate_key(state: &AppState, secret: &str) -> Result<ApiKeyPrinci
     let principal = match cached {
         Some(principal) => principal,
         None => {
-            let principal = api_keys::find_active_by_hash(&state.db, &hash, now).await?.map(|key| ApiKeyPrincipal {
-                key_id: key.id,
-                created_by: key.created_by,
-                scopes: key.scopes,
-                departments: key.departments,
-            });
-            state.auth_cache.keys.insert(hash, (Instant::now(), principal.clone()));
+            let principal = api_keys::find_active_by_hash(&state.db, &hash, now)
+                .await?
+                .map(|key| ApiKeyPrincipal {
+                    key_id: key.id,
+                    created_by: key.created_by,
+                    scopes: key.scopes,
+                    departments: key.departments,
+                });
+            state
+                .auth_cache
+                .keys
+                .insert(hash, (Instant::now(), principal.clone()));
             principal
         }
     };
@@ -152,7 +186,11 @@ async fn authenticate_key(state: &AppState, secret: &str) -> Result<ApiKeyPrinci
 
 /// Records a key's last use at most once a minute (it is a write).
 async fn touch_key(state: &AppState, key: ApiKeyId, now: Timestamp) {
-    let due = state.auth_cache.key_touched.get(&key).is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+    let due = state
+        .auth_cache
+        .key_touched
+        .get(&key)
+        .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
     if due {
         state.auth_cache.key_touched.insert(key, Instant::now());
         if let Err(error) = api_keys::touch(&state.db, key, now).await {
@@ -161,14 +199,49 @@ async fn touch_key(state: &AppState, key: ApiKeyId, now: Timestamp) {
     }
 }
 
-const NOT_ADMIN: ApiError = ApiError::Forbidden { detail: "only administrators may do this" };
-const NOT_STAFF: ApiError = ApiError::Forbidden { detail: "only staff and administrators may do this" };
-const NOT_A_PERSON: ApiError = ApiError::Forbidden { detail: "this endpoint is for people, not API keys" };
+/// An authenticated administrator. Handlers that only admins may call take this instead of
+/// [`Auth`], so a non-admin gets 403 before the body is even read.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Auth);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        auth.require_admin()?;
+        Ok(Admin(auth))
+    }
+}
+
+impl std::ops::Deref for Admin {
+    type Target = Auth;
+    fn deref(&self) -> &Auth {
+        &self.0
+    }
+}
+
+const NOT_ADMIN: ApiError = ApiError::Forbidden {
+    detail: "only administrators may do this",
+};
+const NOT_STAFF: ApiError = ApiError::Forbidden {
+    detail: "only staff and administrators may do this",
+};
+const NOT_A_PERSON: ApiError = ApiError::Forbidden {
+    detail: "this endpoint is for people, not API keys",
+};
 
 impl Auth {
     /// Admins only.
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.0.is_admin() { Ok(()) } else { Err(NOT_ADMIN) }
+        if self.0.is_admin() {
+            Ok(())
+        } else {
+            Err(NOT_ADMIN)
+        }
     }
 
     /// Staff or admins; API keys with `scope` act as staff of their departments.
@@ -183,7 +256,11 @@ impl Auth {
 
     /// Any signed-in person or an API key carrying `scope`.
     pub fn require_scope(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.0.allows(scope) { Ok(()) } else { Err(missing_scope(scope)) }
+        if self.0.allows(scope) {
+            Ok(())
+        } else {
+            Err(missing_scope(scope))
+        }
     }
 
     /// The signed-in person (API keys are refused).
@@ -196,7 +273,10 @@ impl Auth {
 
     /// The caller as recorded in the audit log and event history.
     pub fn actor(&self, request_id: Option<String>) -> Actor {
-        Actor { label: self.0.label(), request_id }
+        Actor {
+            label: self.0.label(),
+            request_id,
+        }
     }
 }
 

@@ -63,7 +63,9 @@ impl std::fmt::Debug for TokenKeys {
 impl TokenKeys {
     /// `secret` should carry at least 256 bits of entropy.
     pub fn new(secret: &[u8]) -> Self {
-        Self { secret: secret.to_vec() }
+        Self {
+            secret: secret.to_vec(),
+        }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -74,9 +76,19 @@ impl TokenKeys {
     /// Issues a token for `user`'s `session`, valid for `ttl_secs` from `now`.
     pub fn issue(&self, user: UserId, session: SessionId, now: Timestamp, ttl_secs: i64) -> String {
         let iat = now.millis() / 1000;
-        let claims = Claims { iss: ISSUER.into(), sub: user.0, sid: session.0, iat, exp: iat + ttl_secs };
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: user.0,
+            sid: session.0,
+            iat,
+            exp: iat + ttl_secs,
+        };
         let payload = serde_json::to_vec(&claims).unwrap_or_default();
-        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER), URL_SAFE_NO_PAD.encode(payload));
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(HEADER),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
         let mut mac = self.mac();
         mac.update(signing_input.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -86,20 +98,30 @@ impl TokenKeys {
     /// Checks the signature (in constant time), the header, the issuer and the expiry.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| TokenError::Malformed)?;
         let mut mac = self.mac();
         mac.update(header.as_bytes());
         mac.update(b".");
         mac.update(payload.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
-        if URL_SAFE_NO_PAD.decode(header).map_err(|_| TokenError::Malformed)? != HEADER.as_bytes() {
+        mac.verify_slice(&signature)
+            .map_err(|_| TokenError::BadSignature)?;
+        if URL_SAFE_NO_PAD
+            .decode(header)
+            .map_err(|_| TokenError::Malformed)?
+            != HEADER.as_bytes()
+        {
             return Err(TokenError::Malformed);
         }
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         if claims.iss != ISSUER {
             return Err(TokenError::Malformed);
@@ -122,7 +144,10 @@ mod tests {
         let token = keys.issue(UserId(7), SessionId(3), now, 900);
         let claims = keys.verify(&token, now).expect("valid");
         assert_eq!((claims.user(), claims.session()), (UserId(7), SessionId(3)));
-        assert_eq!(keys.verify(&token, now.plus_seconds(900)), Err(TokenError::Expired));
+        assert_eq!(
+            keys.verify(&token, now.plus_seconds(900)),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
@@ -135,11 +160,18 @@ mod tests {
 
         let (head, rest) = token.split_once('.').expect("dots");
         let (_, signature) = rest.split_once('.').expect("dots");
-        let forged = URL_SAFE_NO_PAD.encode(r#"{"iss":"vigia","sub":1,"sid":3,"iat":0,"exp":9999999999}"#);
-        assert_eq!(keys.verify(&format!("{head}.{forged}.{signature}"), now), Err(TokenError::BadSignature));
+        let forged =
+            URL_SAFE_NO_PAD.encode(r#"{"iss":"vigia","sub":1,"sid":3,"iat":0,"exp":9999999999}"#);
+        assert_eq!(
+            keys.verify(&format!("{head}.{forged}.{signature}"), now),
+            Err(TokenError::BadSignature)
+        );
 
         let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-        assert!(keys.verify(&format!("{none_header}.{forged}."), now).is_err());
+        assert!(
+            keys.verify(&format!("{none_header}.{forged}."), now)
+                .is_err()
+        );
         for junk in ["", "a.b", "a.b.c.d", "not a token"] {
             assert_eq!(keys.verify(junk, now), Err(TokenError::Malformed), "{junk}");
         }

@@ -15,7 +15,7 @@ use vigia_store::audit::{self, AuditEntry, AuditFilter};
 use vigia_store::page::clamp_limit;
 use vigia_store::{api_keys, settings};
 
-use crate::auth::Auth;
+use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Query, RequestId};
 use crate::routes::auth::REGISTRATION_SETTING;
@@ -108,10 +108,21 @@ pub struct PageQuery {
 /// List API keys, newest first.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "admin", params(PageQuery), security(("bearer" = [])),
     responses((status = 200, body = ApiKeyPage), (status = 403, body = Problem)))]
-async fn list_keys(State(state): State<AppState>, auth: Auth, Query(q): Query<PageQuery>) -> ApiResult<Json<ApiKeyPage>> {
-    auth.require_admin()?;
-    let page = api_keys::list(&state.db, cursor(q.cursor.as_deref())?, clamp_limit(q.limit)).await?;
-    Ok(Json(ApiKeyPage { items: page.items.into_iter().map(ApiKeyOut::from).collect(), next_cursor: page.next_cursor }))
+async fn list_keys(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<ApiKeyPage>> {
+    let page = api_keys::list(
+        &state.db,
+        cursor(q.cursor.as_deref())?,
+        clamp_limit(q.limit),
+    )
+    .await?;
+    Ok(Json(ApiKeyPage {
+        items: page.items.into_iter().map(ApiKeyOut::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Create a scoped API key for a device or integration.
@@ -119,11 +130,10 @@ async fn list_keys(State(state): State<AppState>, auth: Auth, Query(q): Query<Pa
     responses((status = 201, body = ApiKeyCreatedOut), (status = 422, body = Problem)))]
 async fn create_key(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Json(input): Json<ApiKeyIn>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreatedOut>)> {
-    auth.require_admin()?;
     let creator = auth.user()?.user_id;
     let mut v = Validation::new();
     let name = v.check(bounded_text("name", &input.name, 1, 100));
@@ -143,14 +153,23 @@ async fn create_key(
         created_by: creator,
     };
     let key = api_keys::create(&state.db, &new, &auth.actor(rid)).await?;
-    Ok((StatusCode::CREATED, Json(ApiKeyCreatedOut { key: secret, api_key: key.into() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiKeyCreatedOut {
+            key: secret,
+            api_key: key.into(),
+        }),
+    ))
 }
 
 /// One API key.
 #[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = ApiKeyOut), (status = 404, body = Problem)))]
-async fn get_key(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<ApiKeyOut>> {
-    auth.require_admin()?;
+async fn get_key(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ApiKeyOut>> {
     Ok(Json(api_keys::find(&state.db, ApiKeyId(id)).await?.into()))
 }
 
@@ -159,11 +178,10 @@ async fn get_key(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>)
     responses((status = 200, body = ApiKeyOut), (status = 404, body = Problem)))]
 async fn revoke_key(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ApiKeyOut>> {
-    auth.require_admin()?;
     let key = api_keys::revoke(&state.db, ApiKeyId(id), &auth.actor(rid)).await?;
     state.auth_cache.forget_keys();
     Ok(Json(key.into()))
@@ -233,8 +251,11 @@ pub struct AuditPage {
 /// The audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "admin", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = AuditPage), (status = 403, body = Problem)))]
-async fn list_audit(State(state): State<AppState>, auth: Auth, Query(q): Query<AuditQuery>) -> ApiResult<Json<AuditPage>> {
-    auth.require_admin()?;
+async fn list_audit(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
     let filter = AuditFilter {
         actor: q.actor,
         action: q.action,
@@ -243,8 +264,17 @@ async fn list_audit(State(state): State<AppState>, auth: Auth, Query(q): Query<A
         since: q.since,
         until: q.until,
     };
-    let page = audit::list(&state.db, &filter, cursor(q.cursor.as_deref())?, clamp_limit(q.limit)).await?;
-    Ok(Json(AuditPage { items: page.items.into_iter().map(AuditEntryOut::from).collect(), next_cursor: page.next_cursor }))
+    let page = audit::list(
+        &state.db,
+        &filter,
+        cursor(q.cursor.as_deref())?,
+        clamp_limit(q.limit),
+    )
+    .await?;
+    Ok(Json(AuditPage {
+        items: page.items.into_iter().map(AuditEntryOut::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 // --- settings ----------------------------------------------------------------------------------
@@ -260,13 +290,19 @@ pub struct SettingOut {
 }
 
 fn known_setting(key: &str) -> ApiResult<&'static str> {
-    SETTINGS.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind).ok_or(ApiError::NotFound)
+    SETTINGS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, kind)| *kind)
+        .ok_or(ApiError::NotFound)
 }
 
 async fn effective(state: &AppState, key: &str) -> ApiResult<serde_json::Value> {
     Ok(match settings::get(&state.db, key).await? {
         Some(value) => value,
-        None if key == REGISTRATION_SETTING => serde_json::Value::Bool(state.config.allow_registration),
+        None if key == REGISTRATION_SETTING => {
+            serde_json::Value::Bool(state.config.allow_registration)
+        }
         None => serde_json::Value::Null,
     })
 }
@@ -274,11 +310,16 @@ async fn effective(state: &AppState, key: &str) -> ApiResult<serde_json::Value> 
 /// Every runtime setting with its effective value.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<SettingOut>)))]
-async fn list_settings(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<SettingOut>>> {
-    auth.require_admin()?;
+async fn list_settings(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Vec<SettingOut>>> {
     let mut out = Vec::new();
     for (key, _) in SETTINGS {
-        out.push(SettingOut { key: (*key).into(), value: effective(&state, key).await? });
+        out.push(SettingOut {
+            key: (*key).into(),
+            value: effective(&state, key).await?,
+        });
     }
     Ok(Json(out))
 }
@@ -286,8 +327,11 @@ async fn list_settings(State(state): State<AppState>, auth: Auth) -> ApiResult<J
 /// One runtime setting.
 #[utoipa::path(get, path = "/api/v1/settings/{key}", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = SettingOut), (status = 404, body = Problem)))]
-async fn get_setting(State(state): State<AppState>, auth: Auth, Path(key): Path<String>) -> ApiResult<Json<SettingOut>> {
-    auth.require_admin()?;
+async fn get_setting(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(key): Path<String>,
+) -> ApiResult<Json<SettingOut>> {
     known_setting(&key)?;
     let value = effective(&state, &key).await?;
     Ok(Json(SettingOut { key, value }))
@@ -306,16 +350,18 @@ pub struct SettingIn {
     responses((status = 200, body = SettingOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn put_setting(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Path(key): Path<String>,
     Json(input): Json<SettingIn>,
 ) -> ApiResult<Json<SettingOut>> {
-    auth.require_admin()?;
     let kind = known_setting(&key)?;
     if kind == "boolean" && !input.value.is_boolean() {
         return Err(ApiError::field("value", "must be true or false"));
     }
     settings::set(&state.db, &key, &input.value, &auth.actor(rid)).await?;
-    Ok(Json(SettingOut { key, value: input.value }))
+    Ok(Json(SettingOut {
+        key,
+        value: input.value,
+    }))
 }

@@ -1,12 +1,14 @@
 //! Accounts of the caller: register, login, refresh, logout, `me`, change password.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use vigia_domain::auth::{REFRESH_TOKEN_PREFIX, decoy_hash, hash_password, random_secret, secret_hash, verify_password};
+use vigia_domain::auth::{
+    REFRESH_TOKEN_PREFIX, decoy_hash, hash_password, random_secret, secret_hash, verify_password,
+};
 use vigia_domain::ids::{DepartmentId, UserId};
 use vigia_domain::users::{DisplayName, Email, Locale, NewPassword, Role};
 use vigia_domain::{Timestamp, Validation};
@@ -76,10 +78,12 @@ pub struct RegisterIn {
 pub const REGISTRATION_SETTING: &str = "registration.enabled";
 
 async fn registration_open(state: &AppState) -> ApiResult<bool> {
-    Ok(match settings::get(&state.db, REGISTRATION_SETTING).await? {
-        Some(serde_json::Value::Bool(open)) => open,
-        _ => state.config.allow_registration,
-    })
+    Ok(
+        match settings::get(&state.db, REGISTRATION_SETTING).await? {
+            Some(serde_json::Value::Bool(open)) => open,
+            _ => state.config.allow_registration,
+        },
+    )
 }
 
 /// Create a reporter account.
@@ -94,22 +98,42 @@ async fn register(
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
     state.limits.register(ip)?;
     if !registration_open(&state).await? {
-        return Err(ApiError::Forbidden { detail: "self-registration is closed: ask an administrator for an account" });
+        return Err(ApiError::Forbidden {
+            detail: "self-registration is closed: ask an administrator for an account",
+        });
     }
     let mut v = Validation::new();
     let email = v.check(Email::parse("email", &input.email));
-    let password = v.check(NewPassword::parse("password", &input.password, email.as_ref()));
+    let password = v.check(NewPassword::parse(
+        "password",
+        &input.password,
+        email.as_ref(),
+    ));
     let display_name = v.check(DisplayName::parse("display_name", &input.display_name));
-    let locale = v.check(input.locale.as_deref().map_or(Ok(Locale::Es), |l| Locale::parse("locale", l)));
+    let locale = v.check(
+        input
+            .locale
+            .as_deref()
+            .map_or(Ok(Locale::Es), |l| Locale::parse("locale", l)),
+    );
     v.finish()?;
-    let (Some(email), Some(password), Some(display_name), Some(locale)) = (email, password, display_name, locale)
+    let (Some(email), Some(password), Some(display_name), Some(locale)) =
+        (email, password, display_name, locale)
     else {
-        return Err(ApiError::Internal(anyhow::anyhow!("validation passed without values")));
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "validation passed without values"
+        )));
     };
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let new = users::NewUser { email, display_name: display_name.as_str().to_owned(), password_hash, role: Role::Reporter, locale };
+    let new = users::NewUser {
+        email,
+        display_name: display_name.as_str().to_owned(),
+        password_hash,
+        role: Role::Reporter,
+        locale,
+    };
     let user = users::create(&state.db, &new, None).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
@@ -134,7 +158,9 @@ pub struct TokensOut {
     pub user: UserOut,
 }
 
-const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized { detail: "wrong e-mail or password" };
+const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized {
+    detail: "wrong e-mail or password",
+};
 
 /// Sign in with e-mail and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginIn,
@@ -151,7 +177,9 @@ async fn login(
         Err(_) => None,
     };
     // Verify against a decoy hash when the account does not exist, so the answer takes as long.
-    let hash = credentials.as_ref().map_or_else(|| decoy_hash().to_owned(), |c| c.password_hash.clone());
+    let hash = credentials
+        .as_ref()
+        .map_or_else(|| decoy_hash().to_owned(), |c| c.password_hash.clone());
     let password = input.password;
     let verified = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
         .await
@@ -159,15 +187,24 @@ async fn login(
     let Some(credentials) = credentials.filter(|c| verified && !c.disabled) else {
         return Err(BAD_CREDENTIALS);
     };
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    start_session(&state, credentials.id, user_agent).await.map(Json)
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    start_session(&state, credentials.id, user_agent)
+        .await
+        .map(Json)
 }
 
-async fn start_session(state: &AppState, user: UserId, user_agent: Option<&str>) -> ApiResult<TokensOut> {
+async fn start_session(
+    state: &AppState,
+    user: UserId,
+    user_agent: Option<&str>,
+) -> ApiResult<TokensOut> {
     let now = Timestamp::now();
     let refresh = random_secret(REFRESH_TOKEN_PREFIX);
     let expires = now.plus_seconds(state.config.refresh_token_ttl.as_secs() as i64);
-    let session = sessions::create(&state.db, user, &secret_hash(&refresh), user_agent, expires).await?;
+    let session =
+        sessions::create(&state.db, user, &secret_hash(&refresh), user_agent, expires).await?;
     tokens(state, user, session, refresh, now).await
 }
 
@@ -181,7 +218,13 @@ async fn tokens(
     let ttl = state.config.access_token_ttl.as_secs();
     let access_token = state.tokens.issue(user, session, now, ttl as i64);
     let user = users::find(&state.db, user).await?;
-    Ok(TokensOut { access_token, token_type: "Bearer", expires_in: ttl, refresh_token: refresh, user: user.into() })
+    Ok(TokensOut {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token: refresh,
+        user: user.into(),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -194,18 +237,34 @@ pub struct RefreshIn {
 /// the whole session (it was stolen or replayed).
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshIn,
     responses((status = 200, body = TokensOut), (status = 401, body = Problem)))]
-async fn refresh(State(state): State<AppState>, Json(input): Json<RefreshIn>) -> ApiResult<Json<TokensOut>> {
+async fn refresh(
+    State(state): State<AppState>,
+    Json(input): Json<RefreshIn>,
+) -> ApiResult<Json<TokensOut>> {
     let now = Timestamp::now();
     let next = random_secret(REFRESH_TOKEN_PREFIX);
     let expires = now.plus_seconds(state.config.refresh_token_ttl.as_secs() as i64);
-    match sessions::rotate(&state.db, &secret_hash(&input.refresh_token), &secret_hash(&next), expires).await? {
-        Rotation::Rotated { session, user } => tokens(&state, user, session, next, now).await.map(Json),
+    match sessions::rotate(
+        &state.db,
+        &secret_hash(&input.refresh_token),
+        &secret_hash(&next),
+        expires,
+    )
+    .await?
+    {
+        Rotation::Rotated { session, user } => {
+            tokens(&state, user, session, next, now).await.map(Json)
+        }
         Rotation::Reused => {
             tracing::warn!("a rotated refresh token was presented again; its session is revoked");
             state.auth_cache.forget_all_sessions();
-            Err(ApiError::Unauthorized { detail: "this refresh token was already used; the session is revoked" })
+            Err(ApiError::Unauthorized {
+                detail: "this refresh token was already used; the session is revoked",
+            })
         }
-        Rotation::Invalid => Err(ApiError::Unauthorized { detail: "the refresh token is invalid, expired or revoked" }),
+        Rotation::Invalid => Err(ApiError::Unauthorized {
+            detail: "the refresh token is invalid, expired or revoked",
+        }),
     }
 }
 
@@ -237,11 +296,21 @@ pub struct MePatch {
 /// Change your display name or language.
 #[utoipa::path(patch, path = "/api/v1/me", tag = "auth", security(("bearer" = [])), request_body = MePatch,
     responses((status = 200, body = UserOut), (status = 422, body = Problem)))]
-async fn update_me(State(state): State<AppState>, auth: Auth, Json(input): Json<MePatch>) -> ApiResult<Json<UserOut>> {
+async fn update_me(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(input): Json<MePatch>,
+) -> ApiResult<Json<UserOut>> {
     let user = auth.user()?;
     let mut v = Validation::new();
-    let display_name = input.display_name.as_deref().and_then(|n| v.check(DisplayName::parse("display_name", n)));
-    let locale = input.locale.as_deref().and_then(|l| v.check(Locale::parse("locale", l)));
+    let display_name = input
+        .display_name
+        .as_deref()
+        .and_then(|n| v.check(DisplayName::parse("display_name", n)));
+    let locale = input
+        .locale
+        .as_deref()
+        .and_then(|l| v.check(Locale::parse("locale", l)));
     v.finish()?;
     let patch = users::UserPatch {
         display_name: display_name.map(|n| n.as_str().to_owned()),
@@ -249,7 +318,11 @@ async fn update_me(State(state): State<AppState>, auth: Auth, Json(input): Json<
         ..Default::default()
     };
     let actor = auth.actor(None);
-    Ok(Json(users::update(&state.db, user.user_id, &patch, &actor).await?.into()))
+    Ok(Json(
+        users::update(&state.db, user.user_id, &patch, &actor)
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -279,9 +352,18 @@ async fn change_password(
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
     let Some(hash) = hashed else {
-        return Err(ApiError::field("current_password", "is not your current password"));
+        return Err(ApiError::field(
+            "current_password",
+            "is not your current password",
+        ));
     };
-    users::set_password(&state.db, principal.user_id, &hash, Some(principal.session_id)).await?;
+    users::set_password(
+        &state.db,
+        principal.user_id,
+        &hash,
+        Some(principal.session_id),
+    )
+    .await?;
     state.auth_cache.forget_user(principal.user_id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,19 +13,38 @@ use vigia_domain::catalog::{CategorySpec, DepartmentSpec, GeoPoint, ZoneSpec};
 use vigia_domain::ids::{CategoryId, DepartmentId, ZoneId};
 use vigia_store::catalog::{self, Category, Department, Zone};
 
-use crate::auth::Auth;
+use crate::auth::{Admin, Auth};
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, RequestId};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/departments", get(list_departments).post(create_department))
-        .route("/api/v1/departments/{id}", get(get_department).put(update_department).delete(delete_department))
-        .route("/api/v1/categories", get(list_categories).post(create_category))
-        .route("/api/v1/categories/{id}", get(get_category).put(update_category).delete(delete_category))
+        .route(
+            "/api/v1/departments",
+            get(list_departments).post(create_department),
+        )
+        .route(
+            "/api/v1/departments/{id}",
+            get(get_department)
+                .put(update_department)
+                .delete(delete_department),
+        )
+        .route(
+            "/api/v1/categories",
+            get(list_categories).post(create_category),
+        )
+        .route(
+            "/api/v1/categories/{id}",
+            get(get_category)
+                .put(update_category)
+                .delete(delete_category),
+        )
         .route("/api/v1/zones", get(list_zones).post(create_zone))
-        .route("/api/v1/zones/{id}", get(get_zone).put(update_zone).delete(delete_zone))
+        .route(
+            "/api/v1/zones/{id}",
+            get(get_zone).put(update_zone).delete(delete_zone),
+        )
         .route("/api/v1/zones/locate", post(locate))
 }
 
@@ -51,7 +70,11 @@ fn department_out(d: Department, auth: &Auth) -> DepartmentOut {
         id: d.id.0,
         name: d.name,
         contact_emails: if staff { d.contact_emails } else { Vec::new() },
-        members: if staff { d.members.into_iter().map(|m| m.0).collect() } else { Vec::new() },
+        members: if staff {
+            d.members.into_iter().map(|m| m.0).collect()
+        } else {
+            Vec::new()
+        },
         created_at: d.created_at,
         updated_at: d.updated_at,
     }
@@ -68,18 +91,30 @@ pub struct DepartmentIn {
 /// List departments.
 #[utoipa::path(get, path = "/api/v1/departments", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = Vec<DepartmentOut>), (status = 401, body = Problem)))]
-async fn list_departments(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<DepartmentOut>>> {
+async fn list_departments(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Vec<DepartmentOut>>> {
     auth.require_scope(Scope::CatalogRead)?;
     let all = catalog::list_departments(&state.db).await?;
-    Ok(Json(all.into_iter().map(|d| department_out(d, &auth)).collect()))
+    Ok(Json(
+        all.into_iter().map(|d| department_out(d, &auth)).collect(),
+    ))
 }
 
 /// One department.
 #[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = DepartmentOut), (status = 404, body = Problem)))]
-async fn get_department(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<DepartmentOut>> {
+async fn get_department(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<DepartmentOut>> {
     auth.require_scope(Scope::CatalogRead)?;
-    Ok(Json(department_out(catalog::find_department(&state.db, DepartmentId(id)).await?, &auth)))
+    Ok(Json(department_out(
+        catalog::find_department(&state.db, DepartmentId(id)).await?,
+        &auth,
+    )))
 }
 
 /// Create a department.
@@ -88,11 +123,10 @@ async fn get_department(State(state): State<AppState>, auth: Auth, Path(id): Pat
     responses((status = 201, body = DepartmentOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_department(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Json(input): Json<DepartmentIn>,
 ) -> ApiResult<(StatusCode, Json<DepartmentOut>)> {
-    auth.require_admin()?;
     let spec = DepartmentSpec::parse(&input.name, &input.contact_emails)?;
     let department = catalog::create_department(&state.db, &spec, &auth.actor(rid)).await?;
     Ok((StatusCode::CREATED, Json(department_out(department, &auth))))
@@ -104,14 +138,14 @@ async fn create_department(
     responses((status = 200, body = DepartmentOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn update_department(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Path(id): Path<i64>,
     Json(input): Json<DepartmentIn>,
 ) -> ApiResult<Json<DepartmentOut>> {
-    auth.require_admin()?;
     let spec = DepartmentSpec::parse(&input.name, &input.contact_emails)?;
-    let department = catalog::update_department(&state.db, DepartmentId(id), &spec, &auth.actor(rid)).await?;
+    let department =
+        catalog::update_department(&state.db, DepartmentId(id), &spec, &auth.actor(rid)).await?;
     Ok(Json(department_out(department, &auth)))
 }
 
@@ -120,11 +154,10 @@ async fn update_department(
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn delete_department(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    auth.require_admin()?;
     catalog::delete_department(&state.db, DepartmentId(id), &auth.actor(rid)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -183,17 +216,34 @@ fn category_spec(input: &CategoryIn) -> Result<CategorySpec, Vec<vigia_domain::F
 /// List categories.
 #[utoipa::path(get, path = "/api/v1/categories", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = Vec<CategoryOut>)))]
-async fn list_categories(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<CategoryOut>>> {
+async fn list_categories(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Vec<CategoryOut>>> {
     auth.require_scope(Scope::CatalogRead)?;
-    Ok(Json(catalog::list_categories(&state.db).await?.into_iter().map(CategoryOut::from).collect()))
+    Ok(Json(
+        catalog::list_categories(&state.db)
+            .await?
+            .into_iter()
+            .map(CategoryOut::from)
+            .collect(),
+    ))
 }
 
 /// One category.
 #[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = CategoryOut), (status = 404, body = Problem)))]
-async fn get_category(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<CategoryOut>> {
+async fn get_category(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<CategoryOut>> {
     auth.require_scope(Scope::CatalogRead)?;
-    Ok(Json(catalog::find_category(&state.db, CategoryId(id)).await?.into()))
+    Ok(Json(
+        catalog::find_category(&state.db, CategoryId(id))
+            .await?
+            .into(),
+    ))
 }
 
 /// Create a category.
@@ -202,12 +252,12 @@ async fn get_category(State(state): State<AppState>, auth: Auth, Path(id): Path<
     responses((status = 201, body = CategoryOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_category(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Json(input): Json<CategoryIn>,
 ) -> ApiResult<(StatusCode, Json<CategoryOut>)> {
-    auth.require_admin()?;
-    let category = catalog::create_category(&state.db, &category_spec(&input)?, &auth.actor(rid)).await?;
+    let category =
+        catalog::create_category(&state.db, &category_spec(&input)?, &auth.actor(rid)).await?;
     Ok((StatusCode::CREATED, Json(category.into())))
 }
 
@@ -217,13 +267,18 @@ async fn create_category(
     responses((status = 200, body = CategoryOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn update_category(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Path(id): Path<i64>,
     Json(input): Json<CategoryIn>,
 ) -> ApiResult<Json<CategoryOut>> {
-    auth.require_admin()?;
-    let category = catalog::update_category(&state.db, CategoryId(id), &category_spec(&input)?, &auth.actor(rid)).await?;
+    let category = catalog::update_category(
+        &state.db,
+        CategoryId(id),
+        &category_spec(&input)?,
+        &auth.actor(rid),
+    )
+    .await?;
     Ok(Json(category.into()))
 }
 
@@ -232,11 +287,10 @@ async fn update_category(
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn delete_category(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    auth.require_admin()?;
     catalog::delete_category(&state.db, CategoryId(id), &auth.actor(rid)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -266,7 +320,10 @@ pub struct ZoneOut {
 }
 
 fn point(p: GeoPoint) -> PointIo {
-    PointIo { lat: p.lat, lon: p.lon }
+    PointIo {
+        lat: p.lat,
+        lon: p.lon,
+    }
 }
 
 impl From<Zone> for ZoneOut {
@@ -277,7 +334,10 @@ impl From<Zone> for ZoneOut {
             description: z.description,
             center: z.area.center.map(point),
             radius_m: z.area.radius_m,
-            polygon: z.area.polygon.map(|ring| ring.into_iter().map(point).collect()),
+            polygon: z
+                .area
+                .polygon
+                .map(|ring| ring.into_iter().map(point).collect()),
             created_at: z.created_at,
             updated_at: z.updated_at,
         }
@@ -297,7 +357,10 @@ pub struct ZoneIn {
 }
 
 fn zone_spec(input: &ZoneIn) -> Result<ZoneSpec, Vec<vigia_domain::FieldError>> {
-    let polygon: Option<Vec<(f64, f64)>> = input.polygon.as_ref().map(|p| p.iter().map(|v| (v.lat, v.lon)).collect());
+    let polygon: Option<Vec<(f64, f64)>> = input
+        .polygon
+        .as_ref()
+        .map(|p| p.iter().map(|v| (v.lat, v.lon)).collect());
     ZoneSpec::parse(
         &input.name,
         input.description.as_deref(),
@@ -312,15 +375,27 @@ fn zone_spec(input: &ZoneIn) -> Result<ZoneSpec, Vec<vigia_domain::FieldError>> 
     responses((status = 200, body = Vec<ZoneOut>)))]
 async fn list_zones(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<ZoneOut>>> {
     auth.require_scope(Scope::CatalogRead)?;
-    Ok(Json(catalog::list_zones(&state.db).await?.into_iter().map(ZoneOut::from).collect()))
+    Ok(Json(
+        catalog::list_zones(&state.db)
+            .await?
+            .into_iter()
+            .map(ZoneOut::from)
+            .collect(),
+    ))
 }
 
 /// One zone.
 #[utoipa::path(get, path = "/api/v1/zones/{id}", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = ZoneOut), (status = 404, body = Problem)))]
-async fn get_zone(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<ZoneOut>> {
+async fn get_zone(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ZoneOut>> {
     auth.require_scope(Scope::CatalogRead)?;
-    Ok(Json(catalog::find_zone(&state.db, ZoneId(id)).await?.into()))
+    Ok(Json(
+        catalog::find_zone(&state.db, ZoneId(id)).await?.into(),
+    ))
 }
 
 /// Create a zone.
@@ -328,11 +403,10 @@ async fn get_zone(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>
     responses((status = 201, body = ZoneOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_zone(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Json(input): Json<ZoneIn>,
 ) -> ApiResult<(StatusCode, Json<ZoneOut>)> {
-    auth.require_admin()?;
     let zone = catalog::create_zone(&state.db, &zone_spec(&input)?, &auth.actor(rid)).await?;
     Ok((StatusCode::CREATED, Json(zone.into())))
 }
@@ -342,13 +416,13 @@ async fn create_zone(
     responses((status = 200, body = ZoneOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn update_zone(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Path(id): Path<i64>,
     Json(input): Json<ZoneIn>,
 ) -> ApiResult<Json<ZoneOut>> {
-    auth.require_admin()?;
-    let zone = catalog::update_zone(&state.db, ZoneId(id), &zone_spec(&input)?, &auth.actor(rid)).await?;
+    let zone =
+        catalog::update_zone(&state.db, ZoneId(id), &zone_spec(&input)?, &auth.actor(rid)).await?;
     Ok(Json(zone.into()))
 }
 
@@ -357,11 +431,10 @@ async fn update_zone(
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn delete_zone(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(rid): RequestId,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    auth.require_admin()?;
     catalog::delete_zone(&state.db, ZoneId(id), &auth.actor(rid)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -375,9 +448,15 @@ pub struct LocateOut {
 /// Find the zones a position lies in (a room inside a building comes before the building).
 #[utoipa::path(post, path = "/api/v1/zones/locate", tag = "catalog", request_body = PointIo,
     security(("bearer" = [])), responses((status = 200, body = LocateOut), (status = 422, body = Problem)))]
-async fn locate(State(state): State<AppState>, auth: Auth, Json(input): Json<PointIo>) -> ApiResult<Json<LocateOut>> {
+async fn locate(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(input): Json<PointIo>,
+) -> ApiResult<Json<LocateOut>> {
     auth.require_scope(Scope::CatalogRead)?;
     let point = GeoPoint::parse("point", input.lat, input.lon)?;
     let zones = catalog::zones_containing(&state.db, point).await?;
-    Ok(Json(LocateOut { zones: zones.into_iter().map(ZoneOut::from).collect() }))
+    Ok(Json(LocateOut {
+        zones: zones.into_iter().map(ZoneOut::from).collect(),
+    }))
 }

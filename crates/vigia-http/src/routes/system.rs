@@ -28,7 +28,10 @@ pub struct HealthOut {
 /// The process is alive (no dependency is checked).
 #[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, body = HealthOut)))]
 async fn health() -> Json<HealthOut> {
-    Json(HealthOut { status: "ok", version: env!("CARGO_PKG_VERSION") })
+    Json(HealthOut {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,10 +47,21 @@ pub struct ReadyOut {
 async fn ready(State(state): State<AppState>) -> ApiResult<(StatusCode, Json<ReadyOut>)> {
     let (db, objects) = tokio::join!(state.db.ping(), state.objects.check());
     if let Err(error) = db {
-        return Err(ApiError::Unavailable { detail: format!("database unreachable: {error:#}") });
+        return Err(ApiError::Unavailable {
+            detail: format!("database unreachable: {error:#}"),
+        });
     }
     if let Err(error) = objects {
-        return Err(ApiError::Unavailable { detail: format!("object storage unreachable: {error:#}") });
+        return Err(ApiError::Unavailable {
+            detail: format!("object storage unreachable: {error:#}"),
+        });
     }
-    Ok((StatusCode::OK, Json(ReadyOut { status: "ready", database: "ok", object_storage: "ok" })))
+    Ok((
+        StatusCode::OK,
+        Json(ReadyOut {
+            status: "ready",
+            database: "ok",
+            object_storage: "ok",
+        }),
+    ))
 }

@@ -13,7 +13,7 @@ use vigia_domain::users::{DisplayName, Email, Locale, NewPassword, Role};
 use vigia_store::page::clamp_limit;
 use vigia_store::{Cursor, users};
 
-use crate::auth::Auth;
+use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Query, RequestId};
 use crate::routes::auth::UserOut;
@@ -52,19 +52,43 @@ pub struct UserPage {
 
 /// Parses a `cursor` query parameter.
 pub fn cursor(raw: Option<&str>) -> ApiResult<Option<Cursor>> {
-    raw.map(|c| Cursor::decode(c).ok_or_else(|| ApiError::field("cursor", "is not a cursor this server issued")))
-        .transpose()
+    raw.map(|c| {
+        Cursor::decode(c)
+            .ok_or_else(|| ApiError::field("cursor", "is not a cursor this server issued"))
+    })
+    .transpose()
 }
 
 /// List users.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery), security(("bearer" = [])),
     responses((status = 200, body = UserPage), (status = 403, body = Problem)))]
-async fn list(State(state): State<AppState>, auth: Auth, Query(q): Query<UserQuery>) -> ApiResult<Json<UserPage>> {
-    auth.require_admin()?;
-    let role = q.role.as_deref().map(|r| Role::parse("role", r)).transpose()?;
-    let filter = users::UserFilter { role, disabled: q.disabled, department: q.department.map(DepartmentId), q: q.q };
-    let page = users::list(&state.db, &filter, cursor(q.cursor.as_deref())?, clamp_limit(q.limit)).await?;
-    Ok(Json(UserPage { items: page.items.into_iter().map(UserOut::from).collect(), next_cursor: page.next_cursor }))
+async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(q): Query<UserQuery>,
+) -> ApiResult<Json<UserPage>> {
+    let role = q
+        .role
+        .as_deref()
+        .map(|r| Role::parse("role", r))
+        .transpose()?;
+    let filter = users::UserFilter {
+        role,
+        disabled: q.disabled,
+        department: q.department.map(DepartmentId),
+        q: q.q,
+    };
+    let page = users::list(
+        &state.db,
+        &filter,
+        cursor(q.cursor.as_deref())?,
+        clamp_limit(q.limit),
+    )
+    .await?;
+    Ok(Json(UserPage {
+        items: page.items.into_iter().map(UserOut::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,34 +109,53 @@ pub struct UserIn {
     responses((status = 201, body = UserOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(request_id): RequestId,
     Json(input): Json<UserIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
-    auth.require_admin()?;
     let mut v = Validation::new();
     let email = v.check(Email::parse("email", &input.email));
-    let password = v.check(NewPassword::parse("password", &input.password, email.as_ref()));
+    let password = v.check(NewPassword::parse(
+        "password",
+        &input.password,
+        email.as_ref(),
+    ));
     let display_name = v.check(DisplayName::parse("display_name", &input.display_name));
     let role = v.check(Role::parse("role", &input.role));
-    let locale = v.check(input.locale.as_deref().map_or(Ok(Locale::Es), |l| Locale::parse("locale", l)));
+    let locale = v.check(
+        input
+            .locale
+            .as_deref()
+            .map_or(Ok(Locale::Es), |l| Locale::parse("locale", l)),
+    );
     v.finish()?;
     let (Some(email), Some(password), Some(display_name), Some(role), Some(locale)) =
         (email, password, display_name, role, locale)
     else {
-        return Err(ApiError::Internal(anyhow::anyhow!("validation passed without values")));
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "validation passed without values"
+        )));
     };
     let actor = auth.actor(request_id);
     let departments: Vec<DepartmentId> = input.departments.into_iter().map(DepartmentId).collect();
     for (i, department) in departments.iter().enumerate() {
         if !vigia_store::catalog::department_exists(&state.db, *department).await? {
-            return Err(ApiError::field(format!("departments[{i}]"), "refers to a department that does not exist"));
+            return Err(ApiError::field(
+                format!("departments[{i}]"),
+                "refers to a department that does not exist",
+            ));
         }
     }
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let new = users::NewUser { email, display_name: display_name.as_str().to_owned(), password_hash, role, locale };
+    let new = users::NewUser {
+        email,
+        display_name: display_name.as_str().to_owned(),
+        password_hash,
+        role,
+        locale,
+    };
     let user = users::create_with_departments(&state.db, &new, &departments, &actor).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
@@ -120,8 +163,11 @@ async fn create(
 /// One user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserOut), (status = 404, body = Problem)))]
-async fn find(State(state): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<UserOut>> {
-    auth.require_admin()?;
+async fn find(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<UserOut>> {
     Ok(Json(users::find(&state.db, UserId(id)).await?.into()))
 }
 
@@ -144,17 +190,25 @@ pub struct UserPatchIn {
         (status = 422, body = Problem)))]
 async fn update(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Admin,
     RequestId(request_id): RequestId,
     Path(id): Path<i64>,
     Json(input): Json<UserPatchIn>,
 ) -> ApiResult<Json<UserOut>> {
-    auth.require_admin()?;
     let id = UserId(id);
     let mut v = Validation::new();
-    let display_name = input.display_name.as_deref().and_then(|n| v.check(DisplayName::parse("display_name", n)));
-    let role = input.role.as_deref().and_then(|r| v.check(Role::parse("role", r)));
-    let locale = input.locale.as_deref().and_then(|l| v.check(Locale::parse("locale", l)));
+    let display_name = input
+        .display_name
+        .as_deref()
+        .and_then(|n| v.check(DisplayName::parse("display_name", n)));
+    let role = input
+        .role
+        .as_deref()
+        .and_then(|r| v.check(Role::parse("role", r)));
+    let locale = input
+        .locale
+        .as_deref()
+        .and_then(|l| v.check(Locale::parse("locale", l)));
     v.finish()?;
     let target = users::find(&state.db, id).await?;
     let loses_admin = target.role == Role::Admin
@@ -163,7 +217,9 @@ async fn update(
     if loses_admin {
         let (_, enabled_admins) = users::counts(&state.db).await?;
         if enabled_admins <= 1 {
-            return Err(ApiError::conflict("this is the last enabled administrator: promote another one first"));
+            return Err(ApiError::conflict(
+                "this is the last enabled administrator: promote another one first",
+            ));
         }
     }
     let patch = users::UserPatch {
@@ -171,7 +227,9 @@ async fn update(
         role,
         locale,
         disabled: input.disabled,
-        departments: input.departments.map(|d| d.into_iter().map(DepartmentId).collect()),
+        departments: input
+            .departments
+            .map(|d| d.into_iter().map(DepartmentId).collect()),
     };
     let user = users::update(&state.db, id, &patch, &auth.actor(request_id)).await?;
     state.auth_cache.forget_user(id);

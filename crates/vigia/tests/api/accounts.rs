@@ -1,0 +1,230 @@
+//! Accounts: register, login, tokens, refresh rotation, logout, password change, disable.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use vigia_domain::Timestamp;
+use vigia_domain::ids::{SessionId, UserId};
+use vigia_domain::users::Role;
+use vigia_http::auth::token::TokenKeys;
+
+use crate::backend_tests;
+use crate::helpers::{JWT_SECRET, TestApp};
+
+fn registration(email: &str) -> serde_json::Value {
+    json!({ "email": email, "password": "tubería-rota-en-el-3er-piso", "display_name": "Rosa" })
+}
+
+backend_tests! {
+    async fn a_reporter_registers_signs_in_and_reads_their_profile(app: TestApp) {
+        let reply = app.post("/api/v1/auth/register", None, registration("Rosa@UTEC.edu.pe")).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        assert_eq!(reply.body["email"], "rosa@utec.edu.pe");
+        assert_eq!(reply.body["role"], "reporter");
+        assert_eq!(reply.body["locale"], "es");
+        assert!(reply.body.get("password_hash").is_none());
+
+        let login = app.login("rosa@utec.edu.pe", "tubería-rota-en-el-3er-piso").await;
+        assert_eq!(login.status, StatusCode::OK);
+        assert_eq!(login.body["token_type"], "Bearer");
+        assert_eq!(login.body["expires_in"], 900);
+        let token = login.body["access_token"].as_str().expect("token");
+        let me = app.get("/api/v1/me", Some(token)).await;
+        assert_eq!(me.status, StatusCode::OK);
+        assert_eq!(me.body["email"], "rosa@utec.edu.pe");
+
+        let renamed = app.patch("/api/v1/me", Some(token), json!({ "display_name": "Rosa P.", "locale": "en" })).await;
+        assert_eq!(renamed.status, StatusCode::OK);
+        assert_eq!(renamed.body["display_name"], "Rosa P.");
+        assert_eq!(renamed.body["locale"], "en");
+    }
+
+    async fn a_duplicate_email_is_a_409_and_changes_nothing(app: TestApp) {
+        app.post("/api/v1/auth/register", None, registration("dup@utec.pe")).await;
+        let before = app.snapshot().await;
+        let reply = app.post("/api/v1/auth/register", None, registration("DUP@utec.pe")).await;
+        assert_eq!(reply.status, StatusCode::CONFLICT);
+        assert!(reply.is_problem());
+        assert_eq!(reply.body["field"], "email");
+        assert_eq!(app.snapshot().await, before);
+    }
+
+    async fn a_weak_password_is_a_422_saying_why(app: TestApp) {
+        let before = app.snapshot().await;
+        for (password, why) in [("corta", "too short"), ("password123", "common"), ("aaaaaaaaaaaaaa", "different characters")] {
+            let reply = app
+                .post("/api/v1/auth/register", None, json!({ "email": "w@utec.pe", "password": password, "display_name": "W" }))
+                .await;
+            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{password}");
+            assert_eq!(reply.error_field(), Some("password"));
+            assert!(reply.body["errors"][0]["message"].as_str().unwrap_or_default().contains(why), "{:?}", reply.body);
+        }
+        let reply = app.post("/api/v1/auth/register", None, json!({ "email": "nope", "password": "x", "display_name": "" })).await;
+        let fields: Vec<&str> = reply.body["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+        assert_eq!(fields, ["email", "password", "display_name"]);
+        assert_eq!(app.snapshot().await, before);
+    }
+
+    async fn wrong_credentials_get_the_same_401_in_similar_time_whether_or_not_the_user_exists(app: TestApp) {
+        let user = app.user(Role::Reporter).await;
+        let timed = |email: String, password: &'static str| {
+            let app = &app;
+            async move {
+                let started = Instant::now();
+                let reply = app.login(&email, password).await;
+                (reply, started.elapsed())
+            }
+        };
+        let mut known = Duration::ZERO;
+        let mut unknown = Duration::ZERO;
+        let mut bodies = Vec::new();
+        for _ in 0..3 {
+            let (reply, took) = timed(user.email.clone(), "not-the-password").await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            known += took;
+            bodies.push(reply.body);
+            let (reply, took) = timed("nobody@utec.pe".into(), "not-the-password").await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            unknown += took;
+            bodies.push(reply.body);
+        }
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]), "answers differ: {bodies:?}");
+        // Both paths verify an Argon2id hash; without the decoy the unknown path would be ~100x faster.
+        assert!(unknown * 3 > known, "unknown user answered in {unknown:?} vs {known:?}: the timing leaks existence");
+    }
+
+    async fn expired_malformed_forged_and_revoked_tokens_are_401(app: TestApp) {
+        let user = app.user(Role::Reporter).await;
+        let keys = TokenKeys::new(JWT_SECRET.as_bytes());
+        let long_ago = Timestamp::from_millis(Timestamp::now().millis() - 3_600_000);
+        let expired = keys.issue(UserId(user.id), SessionId(1), long_ago, 60);
+        let forged = TokenKeys::new(b"someone else's secret, 32 bytes!").issue(UserId(user.id), SessionId(1), Timestamp::now(), 600);
+        for token in [expired.as_str(), "garbage", forged.as_str(), "a.b.c"] {
+            let reply = app.get("/api/v1/me", Some(token)).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{token}");
+            assert!(reply.is_problem());
+            assert!(reply.headers.contains_key("www-authenticate"));
+        }
+        assert_eq!(app.get("/api/v1/me", None).await.status, StatusCode::UNAUTHORIZED);
+
+        assert_eq!(app.post("/api/v1/auth/logout", Some(&user.token), json!({})).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(app.get("/api/v1/me", Some(&user.token)).await.status, StatusCode::UNAUTHORIZED);
+        let refresh = app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": user.refresh_token })).await;
+        assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
+    }
+
+    async fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_session(app: TestApp) {
+        let user = app.user(Role::Reporter).await;
+        let first = app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": user.refresh_token })).await;
+        assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+        let rotated = first.body["refresh_token"].as_str().expect("refresh").to_owned();
+        assert_ne!(rotated, user.refresh_token);
+        let new_access = first.body["access_token"].as_str().expect("access").to_owned();
+        assert_eq!(app.get("/api/v1/me", Some(&new_access)).await.status, StatusCode::OK);
+
+        // The old token comes back: someone copied it. The whole session dies.
+        let replay = app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": user.refresh_token })).await;
+        assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+        let after = app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": rotated })).await;
+        assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.get("/api/v1/me", Some(&new_access)).await.status, StatusCode::UNAUTHORIZED);
+    }
+
+    async fn changing_the_password_signs_out_every_other_session(app: TestApp) {
+        let user = app.user(Role::Staff).await;
+        let other = app.login(&user.email, &user.password).await;
+        let other_token = other.body["access_token"].as_str().expect("token").to_owned();
+
+        let wrong = app
+            .post("/api/v1/me/password", Some(&user.token), json!({ "current_password": "nope", "new_password": "otra-clave-bastante-larga" }))
+            .await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(wrong.error_field(), Some("current_password"));
+
+        let changed = app
+            .post("/api/v1/me/password", Some(&user.token), json!({ "current_password": user.password, "new_password": "otra-clave-bastante-larga" }))
+            .await;
+        assert_eq!(changed.status, StatusCode::NO_CONTENT, "{:?}", changed.body);
+        assert_eq!(app.get("/api/v1/me", Some(&user.token)).await.status, StatusCode::OK);
+        assert_eq!(app.get("/api/v1/me", Some(&other_token)).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.login(&user.email, &user.password).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.login(&user.email, "otra-clave-bastante-larga").await.status, StatusCode::OK);
+    }
+
+    async fn a_disabled_user_cannot_sign_in_and_their_tokens_stop_working(app: TestApp) {
+        let admin = app.admin().await;
+        let user = app.user(Role::Staff).await;
+        assert_eq!(app.get("/api/v1/me", Some(&user.token)).await.status, StatusCode::OK);
+        let reply = app.patch(&format!("/api/v1/users/{}", user.id), Some(&admin.token), json!({ "disabled": true })).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        assert_eq!(app.get("/api/v1/me", Some(&user.token)).await.status, StatusCode::UNAUTHORIZED);
+        let login = app.login(&user.email, &user.password).await;
+        assert_eq!(login.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(login.body["detail"], "wrong e-mail or password");
+        let refresh = app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": user.refresh_token })).await;
+        assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
+    }
+
+    async fn self_registration_can_be_switched_off_at_run_time(app: TestApp) {
+        let admin = app.admin().await;
+        let off = app.put("/api/v1/settings/registration.enabled", Some(&admin.token), json!({ "value": false })).await;
+        assert_eq!(off.status, StatusCode::OK, "{:?}", off.body);
+        let reply = app.post("/api/v1/auth/register", None, registration("late@utec.pe")).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        let bad = app.put("/api/v1/settings/registration.enabled", Some(&admin.token), json!({ "value": "no" })).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let audit = app.get("/api/v1/audit?entity=setting", Some(&admin.token)).await;
+        assert_eq!(audit.body["items"][0]["action"], "setting.changed");
+        assert_eq!(audit.body["items"][0]["after"]["registration.enabled"], false);
+    }
+}
+
+mod rate_limits {
+    use super::*;
+    use crate::helpers::{Backend, spawn_app_with};
+
+    #[tokio::test]
+    async fn repeated_logins_from_one_address_get_429_with_retry_after() {
+        let app = spawn_app_with(Backend::Sqlite, |c| c.http.login_per_minute = 3)
+            .await
+            .expect("app");
+        for _ in 0..3 {
+            assert_eq!(
+                app.login("x@utec.pe", "whatever-password").await.status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        let limited = app.login("x@utec.pe", "whatever-password").await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(limited.is_problem());
+        let retry: u64 = limited.headers["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("seconds");
+        assert!((1..=60).contains(&retry), "{retry}");
+    }
+
+    #[tokio::test]
+    async fn repeated_registrations_from_one_address_get_429() {
+        let app = spawn_app_with(Backend::Sqlite, |c| c.http.register_per_hour = 2)
+            .await
+            .expect("app");
+        for i in 0..2 {
+            let reply = app
+                .post(
+                    "/api/v1/auth/register",
+                    None,
+                    registration(&format!("r{i}@utec.pe")),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED);
+        }
+        let limited = app
+            .post("/api/v1/auth/register", None, registration("r9@utec.pe"))
+            .await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(limited.headers.contains_key("retry-after"));
+    }
+}

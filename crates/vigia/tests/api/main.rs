@@ -1,0 +1,9 @@
+//! End-to-end tests: the real application on a real socket, against SQLite and PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod admin;
+mod catalog;
+mod cli;
+mod system;
