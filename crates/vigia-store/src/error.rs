@@ -17,6 +17,9 @@ pub enum StoreError {
     /// The entity is still referenced by others and cannot be deleted.
     #[error("still in use by {by}")]
     InUse { by: &'static str },
+    /// The entity changed since the caller read it (optimistic concurrency): re-read and retry.
+    #[error("the entity was changed by someone else; reload it and try again")]
+    Stale,
     /// Anything else: a bug or an unreachable database. Shown to clients as an opaque 500.
     #[error(transparent)]
     Database(#[from] sqlx::Error),

@@ -9,12 +9,15 @@
 pub mod api_keys;
 pub mod audit;
 pub mod catalog;
+pub mod idempotency;
+pub mod incidents;
 mod db;
 mod error;
 pub mod objects;
 pub mod page;
 pub mod sessions;
 pub mod settings;
+mod sql;
 pub mod users;
 
 pub use db::{Backend, Db, DbOptions, PoolStats};

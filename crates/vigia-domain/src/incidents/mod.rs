@@ -12,6 +12,7 @@ pub mod assignment;
 pub mod code;
 pub mod events;
 pub mod input;
+pub mod scope;
 pub mod sla;
 pub mod sniff;
 pub mod status;
@@ -24,6 +25,7 @@ pub use input::{
     CommentBody, IncidentDescription, IncidentTitle, IncidentVisibility, Location, NewComment,
     NewIncident, RawNewIncident, Source, Visibility,
 };
+pub use scope::ReadScope;
 pub use sla::{SlaBreach, SlaClock, SlaClockRecord, SlaPolicy, SlaSnapshot, raise_urgency};
 pub use sniff::{AllowedMedia, Executable, MediaKind, SniffError, SniffedType, classify, sniff};
 pub use status::{SlaEffect, Status, TransitionError, check_transition, is_reopen, sla_effect};

@@ -1,0 +1,111 @@
+//! The incident event log: append-only, written in the same transaction as the change it
+//! records. Its monotonic id is the cursor real-time clients and batch jobs resume from.
+
+use serde::Serialize;
+use sqlx::FromRow;
+use vigia_domain::Timestamp;
+use vigia_domain::ids::{EventId, IncidentId};
+use vigia_domain::incidents::{EventData, IncidentCode};
+
+use crate::page::{Cursor, Page};
+use crate::{Db, StoreResult, on_reader};
+
+/// Appends an event through `$executor` (a transaction of either backend) and evaluates to
+/// its id.
+macro_rules! insert_event {
+    ($executor:expr, $incident:expr, $actor:expr, $at:expr, $data:expr) => {{
+        let data: &vigia_domain::incidents::EventData = $data;
+        let json = serde_json::to_string(data).map_err(|e| $crate::StoreError::Other(e.into()))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO incident_events (incident_id, kind, actor, at, internal, data) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind($incident)
+        .bind(data.kind().as_str())
+        .bind($actor)
+        .bind($at)
+        .bind(data.is_internal())
+        .bind(json)
+        .fetch_one($executor)
+        .await?;
+        id
+    }};
+}
+pub(crate) use insert_event;
+
+/// One stored event.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub id: EventId,
+    pub incident_id: IncidentId,
+    pub code: IncidentCode,
+    /// E.g. `status_changed`.
+    pub kind: String,
+    /// The message type on the real-time channel, e.g. `incident.status_changed`.
+    #[serde(rename = "type")]
+    pub message_type: String,
+    pub actor: String,
+    pub at: Timestamp,
+    pub internal: bool,
+    pub data: serde_json::Value,
+}
+
+#[derive(FromRow)]
+struct EventRow {
+    id: i64,
+    incident_id: i64,
+    kind: String,
+    actor: String,
+    at: i64,
+    internal: bool,
+    data: String,
+}
+
+impl From<EventRow> for StoredEvent {
+    fn from(row: EventRow) -> Self {
+        let data: serde_json::Value = serde_json::from_str(&row.data).unwrap_or(serde_json::Value::Null);
+        let message_type = serde_json::from_value::<EventData>(data.clone())
+            .map(|d| d.kind().message_type().to_owned())
+            .unwrap_or_else(|_| format!("incident.{}", row.kind));
+        StoredEvent {
+            id: EventId(row.id),
+            incident_id: IncidentId(row.incident_id),
+            code: IncidentCode::from_sequence(row.incident_id.max(0) as u64),
+            kind: row.kind,
+            message_type,
+            actor: row.actor,
+            at: Timestamp::from_millis(row.at),
+            internal: row.internal,
+            data,
+        }
+    }
+}
+
+/// The history of one incident, oldest first. Internal events only when `include_internal`.
+pub async fn list_for_incident(
+    db: &Db,
+    incident: IncidentId,
+    include_internal: bool,
+    after: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Page<StoredEvent>> {
+    let sql = "SELECT id, incident_id, kind, actor, at, internal, data FROM incident_events \
+               WHERE incident_id = $1 AND id > $2 AND ($3 OR NOT internal) ORDER BY id LIMIT $4";
+    let rows: Vec<EventRow> = on_reader!(db, |pool| sqlx::query_as(sql)
+        .bind(incident.0)
+        .bind(after.map_or(0, |c| c.0))
+        .bind(include_internal)
+        .bind(limit as i64 + 1)
+        .fetch_all(pool)
+        .await?);
+    Ok(Page::from_rows(rows.into_iter().map(StoredEvent::from).collect(), limit, |e| e.id.0))
+}
+
+/// Every event after `after`, oldest first, for consumers of the outbox.
+pub async fn list_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
+    let sql = "SELECT id, incident_id, kind, actor, at, internal, data FROM incident_events \
+               WHERE id > $1 ORDER BY id LIMIT $2";
+    let rows: Vec<EventRow> =
+        on_reader!(db, |pool| sqlx::query_as(sql).bind(after.0).bind(limit as i64).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(StoredEvent::from).collect())
+}

@@ -1,0 +1,136 @@
+//! Reading incidents, always within the caller's [`ReadScope`].
+
+use vigia_domain::Timestamp;
+use vigia_domain::catalog::Urgency;
+use vigia_domain::ids::{CategoryId, DepartmentId, IncidentId, UserId, ZoneId};
+use vigia_domain::incidents::{ReadScope, Status};
+
+use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
+use crate::page::{Cursor, Page};
+use crate::sql::{Arg, Sql, bind_args};
+use crate::{Db, StoreError, StoreResult, composed, on_reader};
+
+/// Appends the scope restriction to `sql` (which already has a WHERE clause).
+pub(crate) fn restrict(sql: &mut Sql, scope: &ReadScope) {
+    match scope {
+        ReadScope::All => {}
+        ReadScope::PublicOnly => sql.push(" AND visibility = 'public'"),
+        ReadScope::Limited { departments, reporter } => {
+            let mut alternatives = vec!["visibility = 'public'".to_owned()];
+            if !departments.is_empty() {
+                let list: Vec<String> = departments.iter().map(|d| sql.arg(Arg::I64(d.0))).collect();
+                alternatives.push(format!("department_id IN ({})", list.join(", ")));
+            }
+            if let Some(user) = reporter {
+                alternatives.push(format!("reporter_id = {}", sql.arg(Arg::I64(user.0))));
+            }
+            sql.push(&format!(" AND ({})", alternatives.join(" OR ")));
+        }
+    }
+}
+
+/// One incident, if it exists and `scope` may see it (otherwise [`StoreError::NotFound`]: a
+/// caller never learns that an incident it may not see exists).
+pub async fn find(db: &Db, scope: &ReadScope, id: IncidentId) -> StoreResult<Incident> {
+    let mut sql = Sql::new(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = "));
+    let p = sql.arg(Arg::I64(id.0));
+    sql.push(&p);
+    restrict(&mut sql, scope);
+    let row: Option<IncidentRow> =
+        on_reader!(db, |pool| bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args).fetch_optional(pool).await?);
+    row.map(|r| r.into_incident(Timestamp::now())).ok_or(StoreError::NotFound)
+}
+
+/// How a list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// Most recent first (the default).
+    #[default]
+    Newest,
+    Oldest,
+}
+
+/// Filters of the incident list; every one optional, all combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub status: Vec<Status>,
+    pub category: Option<CategoryId>,
+    pub urgency: Vec<Urgency>,
+    pub department: Option<DepartmentId>,
+    pub assignee: Option<UserId>,
+    pub zone: Option<ZoneId>,
+    pub reporter: Option<UserId>,
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+    pub updated_from: Option<Timestamp>,
+    pub updated_to: Option<Timestamp>,
+    /// Words searched in title and description, case-insensitively.
+    pub q: Option<String>,
+    pub public_only: bool,
+    pub sort: Sort,
+}
+
+fn text_list<T>(sql: &mut Sql, column: &str, values: &[T], name: impl Fn(&T) -> &'static str) {
+    if values.is_empty() {
+        return;
+    }
+    let list: Vec<String> = values.iter().map(|v| sql.arg(Arg::Text(name(v).to_owned()))).collect();
+    sql.push(&format!(" AND {column} IN ({})", list.join(", ")));
+}
+
+/// A page of incidents matching `filter` within `scope`.
+pub async fn list(
+    db: &Db,
+    scope: &ReadScope,
+    filter: &IncidentFilter,
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Page<Incident>> {
+    let mut sql = Sql::new(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"));
+    restrict(&mut sql, scope);
+    text_list(&mut sql, "status", &filter.status, |s| s.as_str());
+    text_list(&mut sql, "urgency", &filter.urgency, |u| u.as_str());
+    let equals = |sql: &mut Sql, column: &str, value: Option<i64>| {
+        if let Some(v) = value {
+            let p = sql.arg(Arg::I64(v));
+            sql.push(&format!(" AND {column} = {p}"));
+        }
+    };
+    equals(&mut sql, "category_id", filter.category.map(|c| c.0));
+    equals(&mut sql, "department_id", filter.department.map(|d| d.0));
+    equals(&mut sql, "assignee_id", filter.assignee.map(|u| u.0));
+    equals(&mut sql, "zone_id", filter.zone.map(|z| z.0));
+    equals(&mut sql, "reporter_id", filter.reporter.map(|u| u.0));
+    let range = |sql: &mut Sql, column: &str, op: &str, value: Option<Timestamp>| {
+        if let Some(v) = value {
+            let p = sql.arg(Arg::I64(v.millis()));
+            sql.push(&format!(" AND {column} {op} {p}"));
+        }
+    };
+    range(&mut sql, "created_at", ">=", filter.created_from);
+    range(&mut sql, "created_at", "<", filter.created_to);
+    range(&mut sql, "updated_at", ">=", filter.updated_from);
+    range(&mut sql, "updated_at", "<", filter.updated_to);
+    if filter.public_only {
+        sql.push(" AND visibility = 'public'");
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        for word in q.split_whitespace().take(8) {
+            let pattern = format!("%{}%", word.to_lowercase().replace(['%', '_', '\\'], ""));
+            let p = sql.arg(Arg::Text(pattern));
+            sql.push(&format!(" AND (LOWER(title) LIKE {p} OR LOWER(description) LIKE {p})"));
+        }
+    }
+    if let Some(cursor) = cursor {
+        let op = if filter.sort == Sort::Newest { "<" } else { ">" };
+        let p = sql.arg(Arg::I64(cursor.0));
+        sql.push(&format!(" AND id {op} {p}"));
+    }
+    let order = if filter.sort == Sort::Newest { "DESC" } else { "ASC" };
+    let p = sql.arg(Arg::I64(limit as i64 + 1));
+    sql.push(&format!(" ORDER BY id {order} LIMIT {p}"));
+    let rows: Vec<IncidentRow> =
+        on_reader!(db, |pool| bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args).fetch_all(pool).await?);
+    let now = Timestamp::now();
+    Ok(Page::from_rows(rows.into_iter().map(|r| r.into_incident(now)).collect(), limit, |i| i.id.0))
+}
