@@ -218,6 +218,9 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownReference { field, entity } => {
                 ApiError::field(field, format!("refers to a {entity} that does not exist"))
             }
+            StoreError::Stale => ApiError::PreconditionFailed {
+                detail: "it was changed by someone else; reload it and try again".into(),
+            },
             StoreError::InUse { by } => {
                 ApiError::conflict(format!("still in use by {by}; remove those first"))
             }

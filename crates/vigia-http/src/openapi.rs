@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, catalog, system, users};
+use crate::routes::{admin, auth, catalog, incidents, system, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,11 +21,16 @@ use crate::routes::{admin, auth, catalog, system, users};
         catalog::locate,
         admin::list_keys, admin::create_key, admin::get_key, admin::revoke_key,
         admin::list_audit, admin::list_settings, admin::get_setting, admin::put_setting,
+        incidents::create, incidents::preview, incidents::validate_location, incidents::list, incidents::mine,
+        incidents::public_list, incidents::find, incidents::events, incidents::transition, incidents::comment,
+        incidents::comments, incidents::assign_department, incidents::assign_user, incidents::set_visibility,
+        incidents::vote, incidents::withdraw_vote,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Sign in and manage your own account"),
         (name = "users", description = "User administration"),
+        (name = "incidents", description = "Report, follow and resolve incidents; the public board"),
         (name = "catalog", description = "Departments, categories and zones"),
         (name = "admin", description = "API keys, audit log and runtime settings"),
         (name = "system", description = "Health and readiness"),

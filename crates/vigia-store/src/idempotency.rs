@@ -18,16 +18,28 @@ pub struct Recorded {
 
 /// The record of `key` for `principal`, if any.
 pub async fn find(db: &Db, principal: &str, key: &str) -> StoreResult<Option<Recorded>> {
-    let sql = "SELECT request_hash, status, body FROM idempotency_keys WHERE principal = $1 AND key = $2";
-    let row: Option<(String, i32, String)> =
-        on_reader!(db, |pool| sqlx::query_as(sql).bind(principal).bind(key).fetch_optional(pool).await?);
-    Ok(row.map(|(request_hash, status, resource)| Recorded { request_hash, status: status as u16, resource }))
+    let sql =
+        "SELECT request_hash, status, body FROM idempotency_keys WHERE principal = $1 AND key = $2";
+    let row: Option<(String, i32, String)> = on_reader!(db, |pool| sqlx::query_as(sql)
+        .bind(principal)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?);
+    Ok(row.map(|(request_hash, status, resource)| Recorded {
+        request_hash,
+        status: status as u16,
+        resource,
+    }))
 }
 
 /// Forgets keys older than `before` (they are kept 24 hours).
 pub async fn purge(db: &Db, before: Timestamp) -> StoreResult<u64> {
     let sql = "DELETE FROM idempotency_keys WHERE created_at < $1";
-    Ok(on_writer!(db, |pool| sqlx::query(sql).bind(before.millis()).execute(pool).await?.rows_affected()))
+    Ok(on_writer!(db, |pool| sqlx::query(sql)
+        .bind(before.millis())
+        .execute(pool)
+        .await?
+        .rows_affected()))
 }
 
 /// A key to claim in the transaction that creates a resource.

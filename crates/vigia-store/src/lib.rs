@@ -9,10 +9,10 @@
 pub mod api_keys;
 pub mod audit;
 pub mod catalog;
-pub mod idempotency;
-pub mod incidents;
 mod db;
 mod error;
+pub mod idempotency;
+pub mod incidents;
 pub mod objects;
 pub mod page;
 pub mod sessions;

@@ -17,7 +17,10 @@ pub(crate) struct Sql {
 
 impl Sql {
     pub fn new(text: &str) -> Self {
-        Self { text: text.to_owned(), args: Vec::new() }
+        Self {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
     }
 
     /// Adds a value and returns its placeholder.

@@ -11,7 +11,10 @@ pub enum ReadScope {
     /// Everything (admins).
     All,
     /// Public incidents, those routed to `departments`, and those `reporter` reported.
-    Limited { departments: Vec<DepartmentId>, reporter: Option<UserId> },
+    Limited {
+        departments: Vec<DepartmentId>,
+        reporter: Option<UserId>,
+    },
     /// Public incidents only (anonymous visitors of the public board).
     PublicOnly,
 }
@@ -23,23 +26,38 @@ impl ReadScope {
     pub fn of(principal: &Principal) -> Self {
         match principal {
             Principal::User(u) if u.role == Role::Admin => ReadScope::All,
-            Principal::User(u) if u.role == Role::Staff => {
-                ReadScope::Limited { departments: u.departments.clone(), reporter: Some(u.user_id) }
-            }
-            Principal::User(u) => ReadScope::Limited { departments: Vec::new(), reporter: Some(u.user_id) },
+            Principal::User(u) if u.role == Role::Staff => ReadScope::Limited {
+                departments: u.departments.clone(),
+                reporter: Some(u.user_id),
+            },
+            Principal::User(u) => ReadScope::Limited {
+                departments: Vec::new(),
+                reporter: Some(u.user_id),
+            },
             Principal::ApiKey(k) if k.scopes.contains(&Scope::IncidentsRead) => {
-                ReadScope::Limited { departments: k.departments.clone(), reporter: None }
+                ReadScope::Limited {
+                    departments: k.departments.clone(),
+                    reporter: None,
+                }
             }
             Principal::ApiKey(_) => ReadScope::PublicOnly,
         }
     }
 
     /// Whether an incident with these attributes is visible in this scope.
-    pub fn admits(&self, department: Option<DepartmentId>, reporter: Option<UserId>, public: bool) -> bool {
+    pub fn admits(
+        &self,
+        department: Option<DepartmentId>,
+        reporter: Option<UserId>,
+        public: bool,
+    ) -> bool {
         match self {
             ReadScope::All => true,
             ReadScope::PublicOnly => public,
-            ReadScope::Limited { departments, reporter: me } => {
+            ReadScope::Limited {
+                departments,
+                reporter: me,
+            } => {
                 public
                     || department.is_some_and(|d| departments.contains(&d))
                     || (me.is_some() && reporter == *me)

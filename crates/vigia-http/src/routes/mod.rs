@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod auth;
 pub mod catalog;
+pub mod incidents;
 pub mod system;
 pub mod users;

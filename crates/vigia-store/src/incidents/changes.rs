@@ -1,15 +1,15 @@
 //! Changing incidents. Each function runs one short transaction that updates the incident
 //! (guarded by its version where a stale write could lose a change) and appends its events.
 
+use serde::Serialize;
+use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::catalog::Urgency;
 use vigia_domain::ids::{CommentId, DepartmentId, IncidentId, UserId};
 use vigia_domain::incidents::{
-    AssignmentStrategy, Candidate, EventData, IncidentVisibility, NewComment, NewIncident, SlaClock, SlaEffect,
-    SlaPolicy, Status, Visibility, is_reopen, pick_assignee, sla_effect,
+    AssignmentStrategy, Candidate, EventData, IncidentVisibility, NewComment, NewIncident,
+    SlaClock, SlaEffect, SlaPolicy, Status, Visibility, is_reopen, pick_assignee, sla_effect,
 };
-use serde::Serialize;
-use sqlx::FromRow;
 
 use super::events::insert_event;
 use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
@@ -25,7 +25,11 @@ pub struct Reporter {
 }
 
 /// The SLA policy for a category and urgency: the admin's, or the suggested default.
-pub async fn sla_policy(db: &Db, category: vigia_domain::ids::CategoryId, urgency: Urgency) -> StoreResult<SlaPolicy> {
+pub async fn sla_policy(
+    db: &Db,
+    category: vigia_domain::ids::CategoryId,
+    urgency: Urgency,
+) -> StoreResult<SlaPolicy> {
     let sql = "SELECT acknowledge_within_secs, resolve_within_secs, raise_urgency_on_breach FROM sla_policies \
                WHERE category_id = $1 AND urgency = $2";
     let row: Option<(i64, i64, bool)> = on_reader!(db, |pool| sqlx::query_as(sql)
@@ -34,7 +38,8 @@ pub async fn sla_policy(db: &Db, category: vigia_domain::ids::CategoryId, urgenc
         .fetch_optional(pool)
         .await?);
     Ok(match row {
-        Some((ack, resolve, raise)) => SlaPolicy::parse(ack, resolve, raise).unwrap_or_else(|_| SlaPolicy::suggested_for(urgency)),
+        Some((ack, resolve, raise)) => SlaPolicy::parse(ack, resolve, raise)
+            .unwrap_or_else(|_| SlaPolicy::suggested_for(urgency)),
         None => SlaPolicy::suggested_for(urgency),
     })
 }
@@ -50,25 +55,42 @@ pub struct Routing {
 /// Resolves the department, urgency and SLA policy of `new` from its category's defaults,
 /// checking every reference. Used by create and by preview.
 pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
-    let category = catalog::find_category(db, new.category_id).await.map_err(|e| match e {
-        StoreError::NotFound => StoreError::UnknownReference { field: "category_id".into(), entity: "category" },
-        other => other,
-    })?;
+    let category = catalog::find_category(db, new.category_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => StoreError::UnknownReference {
+                field: "category_id".into(),
+                entity: "category",
+            },
+            other => other,
+        })?;
     if let Some(department) = new.department_id
         && !catalog::department_exists(db, department).await?
     {
-        return Err(StoreError::UnknownReference { field: "department_id".into(), entity: "department" });
+        return Err(StoreError::UnknownReference {
+            field: "department_id".into(),
+            entity: "department",
+        });
     }
     if let Some(zone) = new.location.as_ref().and_then(|l| l.zone()) {
         catalog::find_zone(db, zone).await.map_err(|e| match e {
-            StoreError::NotFound => StoreError::UnknownReference { field: "zone_id".into(), entity: "zone" },
+            StoreError::NotFound => StoreError::UnknownReference {
+                field: "zone_id".into(),
+                entity: "zone",
+            },
             other => other,
         })?;
     }
-    let department = new.department_id.or(category.default_department_id.map(DepartmentId));
+    let department = new
+        .department_id
+        .or(category.default_department_id.map(DepartmentId));
     let urgency = new.urgency.unwrap_or(category.default_urgency);
     let policy = sla_policy(db, new.category_id, urgency).await?;
-    Ok(Routing { department, urgency, policy })
+    Ok(Routing {
+        department,
+        urgency,
+        policy,
+    })
 }
 
 /// Picks an assignee in `$department` by its strategy, inside the transaction `$tx`, and records
@@ -142,7 +164,13 @@ pub async fn create(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'new', $12, $13, $14, $15, $16, $17, $18, $19, $14, $14) \
          RETURNING {INCIDENT_COLUMNS}"
     );
-    let created = EventData::created(routing.urgency, new.category_id, routing.department, new.source, new.visibility);
+    let created = EventData::created(
+        routing.urgency,
+        new.category_id,
+        routing.department,
+        new.source,
+        new.visibility,
+    );
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
         let row: IncidentRow = sqlx::query_as(composed(&insert))
@@ -169,7 +197,13 @@ pub async fn create(
             .await?;
         let id = row.id;
         if let Some(claim) = claim {
-            claim_key!(&mut *tx, claim, 201u16, format!("incident:{id}"), now.millis());
+            claim_key!(
+                &mut *tx,
+                claim,
+                201u16,
+                format!("incident:{id}"),
+                now.millis()
+            );
         }
         insert_event!(&mut *tx, id, &reporter.label, now.millis(), &created);
         let mut incident = row.into_incident(now);
@@ -181,7 +215,11 @@ pub async fn create(
                 .bind(user.0)
                 .execute(&mut *tx)
                 .await?;
-            let event = EventData::AssigneeChanged { from: None, to: Some(user), strategy };
+            let event = EventData::AssigneeChanged {
+                from: None,
+                to: Some(user),
+                strategy,
+            };
             insert_event!(&mut *tx, id, "system", now.millis(), &event);
             incident.assignee_id = Some(user);
         }
@@ -195,7 +233,13 @@ pub async fn create(
 /// acknowledgement, resolution and closing, and fails with [`StoreError::Stale`] when the
 /// incident changed since it was read.
 #[tracing::instrument(skip_all, fields(incident_id = %incident.id, to = to.as_str()))]
-pub async fn transition(db: &Db, incident: &Incident, to: Status, actor: &str, now: Timestamp) -> StoreResult<Incident> {
+pub async fn transition(
+    db: &Db,
+    incident: &Incident,
+    to: Status,
+    actor: &str,
+    now: Timestamp,
+) -> StoreResult<Incident> {
     let from = incident.status;
     let mut clock = SlaClock::from(incident.sla_clock);
     match sla_effect(from, to) {
@@ -204,11 +248,26 @@ pub async fn transition(db: &Db, incident: &Incident, to: Status, actor: &str, n
         None => {}
     }
     let record = clock.record();
-    let acknowledged_at = incident.acknowledged_at.or((from == Status::New).then_some(now));
+    let acknowledged_at = incident
+        .acknowledged_at
+        .or((from == Status::New).then_some(now));
     let reopened = is_reopen(from, to);
-    let resolved_at = if to == Status::Resolved { Some(now) } else if reopened { None } else { incident.resolved_at };
-    let closed_at = if to == Status::Closed { Some(now) } else if reopened { None } else { incident.closed_at };
-    let resolve_due = (!clock.is_paused() && resolved_at.is_none()).then(|| clock.resolve_due(now).millis());
+    let resolved_at = if to == Status::Resolved {
+        Some(now)
+    } else if reopened {
+        None
+    } else {
+        incident.resolved_at
+    };
+    let closed_at = if to == Status::Closed {
+        Some(now)
+    } else if reopened {
+        None
+    } else {
+        incident.closed_at
+    };
+    let resolve_due =
+        (!clock.is_paused() && resolved_at.is_none()).then(|| clock.resolve_due(now).millis());
     let sql = format!(
         "UPDATE incidents SET status = $3, sla_paused_since = $4, sla_paused_total_ms = $5, acknowledged_at = $6, \
          resolved_at = $7, closed_at = $8, resolve_due_at = $9, version = version + 1, updated_at = $10 \
@@ -281,7 +340,10 @@ pub async fn add_comment(
             .bind(now.millis())
             .execute(&mut *tx)
             .await?;
-        let event = EventData::CommentAdded { comment_id: saved.id, visibility: comment.visibility };
+        let event = EventData::CommentAdded {
+            comment_id: saved.id,
+            visibility: comment.visibility,
+        };
         insert_event!(&mut *tx, incident.0, author, now.millis(), &event);
         tx.commit().await?;
         Ok(saved)
@@ -289,10 +351,18 @@ pub async fn add_comment(
 }
 
 /// The comments of an incident, oldest first; internal ones only when `include_internal`.
-pub async fn list_comments(db: &Db, incident: IncidentId, include_internal: bool) -> StoreResult<Vec<Comment>> {
+pub async fn list_comments(
+    db: &Db,
+    incident: IncidentId,
+    include_internal: bool,
+) -> StoreResult<Vec<Comment>> {
     let sql = "SELECT id, incident_id, author, author_user_id, body, visibility, created_at FROM incident_comments \
                WHERE incident_id = $1 AND ($2 OR visibility = 'public') ORDER BY id";
-    Ok(on_reader!(db, |pool| sqlx::query_as(sql).bind(incident.0).bind(include_internal).fetch_all(pool).await?))
+    Ok(on_reader!(db, |pool| sqlx::query_as(sql)
+        .bind(incident.0)
+        .bind(include_internal)
+        .fetch_all(pool)
+        .await?))
 }
 
 /// Routes `incident` to another department: its assignee is cleared, then the new department's
@@ -305,7 +375,10 @@ pub async fn assign_department(
     now: Timestamp,
 ) -> StoreResult<Incident> {
     if !catalog::department_exists(db, department).await? {
-        return Err(StoreError::UnknownReference { field: "department_id".into(), entity: "department" });
+        return Err(StoreError::UnknownReference {
+            field: "department_id".into(),
+            entity: "department",
+        });
     }
     let lock_sql = department_lock_sql(db);
     let sql = format!(
@@ -322,7 +395,10 @@ pub async fn assign_department(
             .fetch_optional(&mut *tx)
             .await?;
         let mut updated = row.ok_or(StoreError::Stale)?.into_incident(now);
-        let moved = EventData::DepartmentAssigned { from: incident.department_id, to: department };
+        let moved = EventData::DepartmentAssigned {
+            from: incident.department_id,
+            to: department,
+        };
         insert_event!(&mut *tx, incident.id.0, actor, now.millis(), &moved);
         let picked = auto_assign!(tx, department.0, lock_sql);
         let new_assignee = picked.map(|(user, _)| user);
@@ -335,7 +411,11 @@ pub async fn assign_department(
         }
         if incident.assignee_id != new_assignee {
             let strategy = picked.map_or(AssignmentStrategy::Manual, |(_, s)| s);
-            let changed = EventData::AssigneeChanged { from: incident.assignee_id, to: new_assignee, strategy };
+            let changed = EventData::AssigneeChanged {
+                from: incident.assignee_id,
+                to: new_assignee,
+                strategy,
+            };
             insert_event!(&mut *tx, incident.id.0, actor, now.millis(), &changed);
         }
         updated.assignee_id = new_assignee;
@@ -345,10 +425,18 @@ pub async fn assign_department(
 }
 
 /// Whether `user` is an enabled staff member (or admin) of `department`.
-pub async fn is_department_staff(db: &Db, user: UserId, department: DepartmentId) -> StoreResult<bool> {
+pub async fn is_department_staff(
+    db: &Db,
+    user: UserId,
+    department: DepartmentId,
+) -> StoreResult<bool> {
     let sql = "SELECT COUNT(*) FROM users u JOIN department_members m ON m.user_id = u.id \
                WHERE u.id = $1 AND m.department_id = $2 AND u.role IN ('staff', 'admin') AND NOT u.disabled";
-    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql).bind(user.0).bind(department.0).fetch_one(pool).await?);
+    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql)
+        .bind(user.0)
+        .bind(department.0)
+        .fetch_one(pool)
+        .await?);
     Ok(n > 0)
 }
 
@@ -376,8 +464,11 @@ pub async fn assign_user(
         "UPDATE incidents SET assignee_id = $3, version = version + 1, updated_at = $4 \
          WHERE id = $1 AND version = $2 RETURNING {INCIDENT_COLUMNS}"
     );
-    let event =
-        EventData::AssigneeChanged { from: incident.assignee_id, to: assignee, strategy: AssignmentStrategy::Manual };
+    let event = EventData::AssigneeChanged {
+        from: incident.assignee_id,
+        to: assignee,
+        strategy: AssignmentStrategy::Manual,
+    };
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
         let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
@@ -406,7 +497,10 @@ pub async fn set_visibility(
         "UPDATE incidents SET visibility = $3, version = version + 1, updated_at = $4 \
          WHERE id = $1 AND version = $2 RETURNING {INCIDENT_COLUMNS}"
     );
-    let event = EventData::VisibilityChanged { from: incident.visibility, to: visibility };
+    let event = EventData::VisibilityChanged {
+        from: incident.visibility,
+        to: visibility,
+    };
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
         let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
@@ -428,43 +522,73 @@ pub async fn set_visibility(
 pub async fn vote(db: &Db, incident: IncidentId, user: UserId, now: Timestamp) -> StoreResult<i64> {
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
-        sqlx::query("INSERT INTO incident_votes (incident_id, user_id, created_at) VALUES ($1, $2, $3)")
-            .bind(incident.0)
-            .bind(user.0)
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "incident_votes_pkey", "vote"))?;
-        let votes: i64 = sqlx::query_scalar("UPDATE incidents SET votes = votes + 1 WHERE id = $1 RETURNING votes")
-            .bind(incident.0)
-            .fetch_one(&mut *tx)
-            .await?;
-        let event = EventData::Voted { user_id: user, votes: votes.max(0) as u32 };
-        insert_event!(&mut *tx, incident.0, &format!("user:{user}"), now.millis(), &event);
+        sqlx::query(
+            "INSERT INTO incident_votes (incident_id, user_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(incident.0)
+        .bind(user.0)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::unique(e, "incident_votes_pkey", "vote"))?;
+        let votes: i64 = sqlx::query_scalar(
+            "UPDATE incidents SET votes = votes + 1 WHERE id = $1 RETURNING votes",
+        )
+        .bind(incident.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let event = EventData::Voted {
+            user_id: user,
+            votes: votes.max(0) as u32,
+        };
+        insert_event!(
+            &mut *tx,
+            incident.0,
+            &format!("user:{user}"),
+            now.millis(),
+            &event
+        );
         tx.commit().await?;
         Ok(votes)
     })
 }
 
 /// Withdraws `user`'s vote; [`StoreError::NotFound`] if there was none.
-pub async fn withdraw_vote(db: &Db, incident: IncidentId, user: UserId, now: Timestamp) -> StoreResult<i64> {
+pub async fn withdraw_vote(
+    db: &Db,
+    incident: IncidentId,
+    user: UserId,
+    now: Timestamp,
+) -> StoreResult<i64> {
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let removed = sqlx::query("DELETE FROM incident_votes WHERE incident_id = $1 AND user_id = $2")
-            .bind(incident.0)
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let removed =
+            sqlx::query("DELETE FROM incident_votes WHERE incident_id = $1 AND user_id = $2")
+                .bind(incident.0)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if removed == 0 {
             return Err(StoreError::NotFound);
         }
-        let votes: i64 = sqlx::query_scalar("UPDATE incidents SET votes = votes - 1 WHERE id = $1 RETURNING votes")
-            .bind(incident.0)
-            .fetch_one(&mut *tx)
-            .await?;
-        let event = EventData::VoteWithdrawn { user_id: user, votes: votes.max(0) as u32 };
-        insert_event!(&mut *tx, incident.0, &format!("user:{user}"), now.millis(), &event);
+        let votes: i64 = sqlx::query_scalar(
+            "UPDATE incidents SET votes = votes - 1 WHERE id = $1 RETURNING votes",
+        )
+        .bind(incident.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let event = EventData::VoteWithdrawn {
+            user_id: user,
+            votes: votes.max(0) as u32,
+        };
+        insert_event!(
+            &mut *tx,
+            incident.0,
+            &format!("user:{user}"),
+            now.millis(),
+            &event
+        );
         tx.commit().await?;
         Ok(votes)
     })
@@ -473,6 +597,10 @@ pub async fn withdraw_vote(db: &Db, incident: IncidentId, user: UserId, now: Tim
 /// Whether `user` has voted for `incident`.
 pub async fn has_voted(db: &Db, incident: IncidentId, user: UserId) -> StoreResult<bool> {
     let sql = "SELECT COUNT(*) FROM incident_votes WHERE incident_id = $1 AND user_id = $2";
-    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql).bind(incident.0).bind(user.0).fetch_one(pool).await?);
+    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql)
+        .bind(incident.0)
+        .bind(user.0)
+        .fetch_one(pool)
+        .await?);
     Ok(n > 0)
 }

@@ -63,7 +63,8 @@ struct EventRow {
 
 impl From<EventRow> for StoredEvent {
     fn from(row: EventRow) -> Self {
-        let data: serde_json::Value = serde_json::from_str(&row.data).unwrap_or(serde_json::Value::Null);
+        let data: serde_json::Value =
+            serde_json::from_str(&row.data).unwrap_or(serde_json::Value::Null);
         let message_type = serde_json::from_value::<EventData>(data.clone())
             .map(|d| d.kind().message_type().to_owned())
             .unwrap_or_else(|_| format!("incident.{}", row.kind));
@@ -98,14 +99,21 @@ pub async fn list_for_incident(
         .bind(limit as i64 + 1)
         .fetch_all(pool)
         .await?);
-    Ok(Page::from_rows(rows.into_iter().map(StoredEvent::from).collect(), limit, |e| e.id.0))
+    Ok(Page::from_rows(
+        rows.into_iter().map(StoredEvent::from).collect(),
+        limit,
+        |e| e.id.0,
+    ))
 }
 
 /// Every event after `after`, oldest first, for consumers of the outbox.
 pub async fn list_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
     let sql = "SELECT id, incident_id, kind, actor, at, internal, data FROM incident_events \
                WHERE id > $1 ORDER BY id LIMIT $2";
-    let rows: Vec<EventRow> =
-        on_reader!(db, |pool| sqlx::query_as(sql).bind(after.0).bind(limit as i64).fetch_all(pool).await?);
+    let rows: Vec<EventRow> = on_reader!(db, |pool| sqlx::query_as(sql)
+        .bind(after.0)
+        .bind(limit as i64)
+        .fetch_all(pool)
+        .await?);
     Ok(rows.into_iter().map(StoredEvent::from).collect())
 }

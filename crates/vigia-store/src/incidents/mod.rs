@@ -127,7 +127,8 @@ impl IncidentRow {
             urgency: Urgency::parse("urgency", &self.urgency).unwrap_or_default(),
             status: Status::parse("status", &self.status).unwrap_or(Status::New),
             source: Source::parse("source", &self.source).unwrap_or(Source::Api),
-            visibility: IncidentVisibility::parse("visibility", &self.visibility).unwrap_or_default(),
+            visibility: IncidentVisibility::parse("visibility", &self.visibility)
+                .unwrap_or_default(),
             votes: self.votes,
             version: self.version,
             sla,

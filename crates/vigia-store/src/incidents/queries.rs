@@ -15,10 +15,14 @@ pub(crate) fn restrict(sql: &mut Sql, scope: &ReadScope) {
     match scope {
         ReadScope::All => {}
         ReadScope::PublicOnly => sql.push(" AND visibility = 'public'"),
-        ReadScope::Limited { departments, reporter } => {
+        ReadScope::Limited {
+            departments,
+            reporter,
+        } => {
             let mut alternatives = vec!["visibility = 'public'".to_owned()];
             if !departments.is_empty() {
-                let list: Vec<String> = departments.iter().map(|d| sql.arg(Arg::I64(d.0))).collect();
+                let list: Vec<String> =
+                    departments.iter().map(|d| sql.arg(Arg::I64(d.0))).collect();
                 alternatives.push(format!("department_id IN ({})", list.join(", ")));
             }
             if let Some(user) = reporter {
@@ -32,13 +36,20 @@ pub(crate) fn restrict(sql: &mut Sql, scope: &ReadScope) {
 /// One incident, if it exists and `scope` may see it (otherwise [`StoreError::NotFound`]: a
 /// caller never learns that an incident it may not see exists).
 pub async fn find(db: &Db, scope: &ReadScope, id: IncidentId) -> StoreResult<Incident> {
-    let mut sql = Sql::new(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = "));
+    let mut sql = Sql::new(&format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = "
+    ));
     let p = sql.arg(Arg::I64(id.0));
     sql.push(&p);
     restrict(&mut sql, scope);
-    let row: Option<IncidentRow> =
-        on_reader!(db, |pool| bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args).fetch_optional(pool).await?);
-    row.map(|r| r.into_incident(Timestamp::now())).ok_or(StoreError::NotFound)
+    let row: Option<IncidentRow> = on_reader!(db, |pool| bind_args!(
+        sqlx::query_as(composed(&sql.text)),
+        &sql.args
+    )
+    .fetch_optional(pool)
+    .await?);
+    row.map(|r| r.into_incident(Timestamp::now()))
+        .ok_or(StoreError::NotFound)
 }
 
 /// How a list is ordered.
@@ -74,7 +85,10 @@ fn text_list<T>(sql: &mut Sql, column: &str, values: &[T], name: impl Fn(&T) -> 
     if values.is_empty() {
         return;
     }
-    let list: Vec<String> = values.iter().map(|v| sql.arg(Arg::Text(name(v).to_owned()))).collect();
+    let list: Vec<String> = values
+        .iter()
+        .map(|v| sql.arg(Arg::Text(name(v).to_owned())))
+        .collect();
     sql.push(&format!(" AND {column} IN ({})", list.join(", ")));
 }
 
@@ -86,7 +100,9 @@ pub async fn list(
     cursor: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<Page<Incident>> {
-    let mut sql = Sql::new(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"));
+    let mut sql = Sql::new(&format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"
+    ));
     restrict(&mut sql, scope);
     text_list(&mut sql, "status", &filter.status, |s| s.as_str());
     text_list(&mut sql, "urgency", &filter.urgency, |u| u.as_str());
@@ -118,19 +134,37 @@ pub async fn list(
         for word in q.split_whitespace().take(8) {
             let pattern = format!("%{}%", word.to_lowercase().replace(['%', '_', '\\'], ""));
             let p = sql.arg(Arg::Text(pattern));
-            sql.push(&format!(" AND (LOWER(title) LIKE {p} OR LOWER(description) LIKE {p})"));
+            sql.push(&format!(
+                " AND (LOWER(title) LIKE {p} OR LOWER(description) LIKE {p})"
+            ));
         }
     }
     if let Some(cursor) = cursor {
-        let op = if filter.sort == Sort::Newest { "<" } else { ">" };
+        let op = if filter.sort == Sort::Newest {
+            "<"
+        } else {
+            ">"
+        };
         let p = sql.arg(Arg::I64(cursor.0));
         sql.push(&format!(" AND id {op} {p}"));
     }
-    let order = if filter.sort == Sort::Newest { "DESC" } else { "ASC" };
+    let order = if filter.sort == Sort::Newest {
+        "DESC"
+    } else {
+        "ASC"
+    };
     let p = sql.arg(Arg::I64(limit as i64 + 1));
     sql.push(&format!(" ORDER BY id {order} LIMIT {p}"));
-    let rows: Vec<IncidentRow> =
-        on_reader!(db, |pool| bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args).fetch_all(pool).await?);
+    let rows: Vec<IncidentRow> = on_reader!(db, |pool| bind_args!(
+        sqlx::query_as(composed(&sql.text)),
+        &sql.args
+    )
+    .fetch_all(pool)
+    .await?);
     let now = Timestamp::now();
-    Ok(Page::from_rows(rows.into_iter().map(|r| r.into_incident(now)).collect(), limit, |i| i.id.0))
+    Ok(Page::from_rows(
+        rows.into_iter().map(|r| r.into_incident(now)).collect(),
+        limit,
+        |i| i.id.0,
+    ))
 }
