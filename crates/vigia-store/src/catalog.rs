@@ -6,6 +6,7 @@ use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::catalog::{CategorySpec, DepartmentSpec, GeoPoint, Urgency, ZoneArea, ZoneSpec};
 use vigia_domain::ids::{CategoryId, DepartmentId, UserId, ZoneId};
+use vigia_domain::incidents::AssignmentStrategy;
 
 use crate::audit::{AuditDraft, insert_audit};
 use crate::composed;
@@ -21,6 +22,8 @@ pub struct Department {
     pub name: String,
     pub contact_emails: Vec<String>,
     pub members: Vec<UserId>,
+    /// How new incidents get an assignee: `manual`, `round_robin` or `least_open`.
+    pub assignment_strategy: AssignmentStrategy,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -30,6 +33,7 @@ struct DepartmentRow {
     id: i64,
     name: String,
     contact_emails: String,
+    assignment_strategy: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -41,13 +45,15 @@ impl DepartmentRow {
             name: self.name,
             contact_emails: serde_json::from_str(&self.contact_emails).unwrap_or_default(),
             members,
+            assignment_strategy: AssignmentStrategy::parse("assignment_strategy", &self.assignment_strategy)
+                .unwrap_or(AssignmentStrategy::Manual),
             created_at: Timestamp::from_millis(self.created_at),
             updated_at: Timestamp::from_millis(self.updated_at),
         }
     }
 }
 
-const DEPARTMENT_COLUMNS: &str = "id, name, contact_emails, created_at, updated_at";
+const DEPARTMENT_COLUMNS: &str = "id, name, contact_emails, assignment_strategy, created_at, updated_at";
 
 pub async fn department_exists(db: &Db, id: DepartmentId) -> StoreResult<bool> {
     let sql = "SELECT COUNT(*) FROM departments WHERE id = $1";
@@ -99,11 +105,13 @@ fn emails_json(spec: &DepartmentSpec) -> String {
 pub async fn create_department(
     db: &Db,
     spec: &DepartmentSpec,
+    strategy: AssignmentStrategy,
     actor: &Actor,
 ) -> StoreResult<Department> {
     let now = Timestamp::now().millis();
     let sql = format!(
-        "INSERT INTO departments (name, contact_emails, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+        "INSERT INTO departments (name, contact_emails, assignment_strategy, created_at, updated_at) \
+         VALUES ($1, $2, $4, $3, $3) \
          RETURNING {DEPARTMENT_COLUMNS}"
     );
     on_writer!(db, |pool| {
@@ -112,6 +120,7 @@ pub async fn create_department(
             .bind(&spec.name)
             .bind(emails_json(spec))
             .bind(now)
+            .bind(strategy.as_str())
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;
@@ -133,12 +142,13 @@ pub async fn update_department(
     db: &Db,
     id: DepartmentId,
     spec: &DepartmentSpec,
+    strategy: AssignmentStrategy,
     actor: &Actor,
 ) -> StoreResult<Department> {
     let before = find_department(db, id).await?;
     let now = Timestamp::now().millis();
     let sql = format!(
-        "UPDATE departments SET name = $2, contact_emails = $3, updated_at = $4 WHERE id = $1 \
+        "UPDATE departments SET name = $2, contact_emails = $3, updated_at = $4, assignment_strategy = $5 WHERE id = $1 \
          RETURNING {DEPARTMENT_COLUMNS}"
     );
     on_writer!(db, |pool| {
@@ -148,6 +158,7 @@ pub async fn update_department(
             .bind(&spec.name)
             .bind(emails_json(spec))
             .bind(now)
+            .bind(strategy.as_str())
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;

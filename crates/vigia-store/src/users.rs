@@ -24,6 +24,8 @@ pub struct User {
     #[sqlx(try_from = "String")]
     pub locale: Locale,
     pub disabled: bool,
+    /// Staff marked away get no automatic assignments.
+    pub away: bool,
     #[sqlx(skip)]
     pub departments: Vec<DepartmentId>,
     #[sqlx(try_from = "i64")]
@@ -49,6 +51,7 @@ pub struct UserPatch {
     pub role: Option<Role>,
     pub locale: Option<Locale>,
     pub disabled: Option<bool>,
+    pub away: Option<bool>,
     pub departments: Option<Vec<DepartmentId>>,
 }
 
@@ -81,7 +84,7 @@ pub struct AuthState {
 }
 
 const USER_COLUMNS: &str =
-    "id, email, display_name, role, locale, disabled, created_at, updated_at";
+    "id, email, display_name, role, locale, disabled, away, created_at, updated_at";
 
 /// Creates an account (self-registration: not audited).
 pub async fn create(db: &Db, new: &NewUser, actor: Option<&Actor>) -> StoreResult<User> {
@@ -300,7 +303,8 @@ pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> St
         let mut tx = pool.begin().await?;
         sqlx::query(
             "UPDATE users SET display_name = COALESCE($2, display_name), role = COALESCE($3, role), \
-             locale = COALESCE($4, locale), disabled = COALESCE($5, disabled), updated_at = $6 WHERE id = $1",
+             locale = COALESCE($4, locale), disabled = COALESCE($5, disabled), updated_at = $6, \
+             away = COALESCE($7, away) WHERE id = $1",
         )
         .bind(id.0)
         .bind(patch.display_name.as_deref())
@@ -308,6 +312,7 @@ pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> St
         .bind(patch.locale.map(Locale::as_str))
         .bind(patch.disabled)
         .bind(now)
+        .bind(patch.away)
         .execute(&mut *tx)
         .await?;
         if let Some(departments) = &patch.departments {

@@ -3,6 +3,7 @@
 
 use vigia_domain::catalog::{CategorySpec, DepartmentSpec, ZoneSpec};
 use vigia_domain::ids::UserId;
+use vigia_domain::incidents::AssignmentStrategy;
 use vigia_domain::users::Role;
 use vigia_store::{Actor, Db, catalog, users};
 
@@ -32,7 +33,7 @@ pub async fn seed(db: &Db) -> anyhow::Result<bool> {
         ("Limpieza", "limpieza@demo.vigia.local"),
     ] {
         let spec = DepartmentSpec::parse(name, &[email.to_owned()]).map_err(fields)?;
-        departments.push(catalog::create_department(db, &spec, &actor).await?.id);
+        departments.push(catalog::create_department(db, &spec, AssignmentStrategy::RoundRobin, &actor).await?.id);
     }
     for (es, en, dept, urgency) in [
         ("Fuga de agua", "Water leak", 0, "high"),

@@ -41,6 +41,8 @@ pub struct UserOut {
     #[schema(value_type = String, example = "es")]
     pub locale: Locale,
     pub disabled: bool,
+    /// Away staff get no automatic assignments.
+    pub away: bool,
     pub departments: Vec<i64>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -57,6 +59,7 @@ impl From<users::User> for UserOut {
             role: u.role,
             locale: u.locale,
             disabled: u.disabled,
+            away: u.away,
             departments: u.departments.iter().map(|d: &DepartmentId| d.0).collect(),
             created_at: u.created_at,
             updated_at: u.updated_at,
@@ -291,6 +294,8 @@ async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<UserOut
 pub struct MePatch {
     pub display_name: Option<String>,
     pub locale: Option<String>,
+    /// Staff: mark yourself away (no automatic assignments) or back.
+    pub away: Option<bool>,
 }
 
 /// Change your display name or language.
@@ -315,6 +320,7 @@ async fn update_me(
     let patch = users::UserPatch {
         display_name: display_name.map(|n| n.as_str().to_owned()),
         locale,
+        away: input.away,
         ..Default::default()
     };
     let actor = auth.actor(None);

@@ -11,6 +11,7 @@ use vigia_domain::Timestamp;
 use vigia_domain::auth::Scope;
 use vigia_domain::catalog::{CategorySpec, DepartmentSpec, GeoPoint, ZoneSpec};
 use vigia_domain::ids::{CategoryId, DepartmentId, ZoneId};
+use vigia_domain::incidents::AssignmentStrategy;
 use vigia_store::catalog::{self, Category, Department, Zone};
 
 use crate::auth::{Admin, Auth};
@@ -58,6 +59,8 @@ pub struct DepartmentOut {
     pub contact_emails: Vec<String>,
     /// User ids of the department's staff (shown to staff and admins only).
     pub members: Vec<i64>,
+    /// `manual`, `round_robin` or `least_open`.
+    pub assignment_strategy: String,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -75,6 +78,7 @@ fn department_out(d: Department, auth: &Auth) -> DepartmentOut {
         } else {
             Vec::new()
         },
+        assignment_strategy: d.assignment_strategy.as_str().into(),
         created_at: d.created_at,
         updated_at: d.updated_at,
     }
@@ -86,6 +90,26 @@ pub struct DepartmentIn {
     pub name: String,
     #[serde(default)]
     pub contact_emails: Vec<String>,
+    /// How new incidents get an assignee: `manual` (default), `round_robin` (in turn) or
+    /// `least_open` (fewest open incidents). Staff marked away are skipped.
+    pub assignment_strategy: Option<String>,
+}
+
+fn department_input(input: &DepartmentIn) -> Result<(DepartmentSpec, AssignmentStrategy), Vec<vigia_domain::FieldError>> {
+    let spec = DepartmentSpec::parse(&input.name, &input.contact_emails);
+    let strategy = input
+        .assignment_strategy
+        .as_deref()
+        .map_or(Ok(AssignmentStrategy::Manual), |s| AssignmentStrategy::parse("assignment_strategy", s));
+    match (spec, strategy) {
+        (Ok(spec), Ok(strategy)) => Ok((spec, strategy)),
+        (Err(mut errors), Err(e)) => {
+            errors.push(e);
+            Err(errors)
+        }
+        (Err(errors), _) => Err(errors),
+        (_, Err(e)) => Err(vec![e]),
+    }
 }
 
 /// List departments.
@@ -127,8 +151,8 @@ async fn create_department(
     RequestId(rid): RequestId,
     Json(input): Json<DepartmentIn>,
 ) -> ApiResult<(StatusCode, Json<DepartmentOut>)> {
-    let spec = DepartmentSpec::parse(&input.name, &input.contact_emails)?;
-    let department = catalog::create_department(&state.db, &spec, &auth.actor(rid)).await?;
+    let (spec, strategy) = department_input(&input)?;
+    let department = catalog::create_department(&state.db, &spec, strategy, &auth.actor(rid)).await?;
     Ok((StatusCode::CREATED, Json(department_out(department, &auth))))
 }
 
@@ -143,9 +167,9 @@ async fn update_department(
     Path(id): Path<i64>,
     Json(input): Json<DepartmentIn>,
 ) -> ApiResult<Json<DepartmentOut>> {
-    let spec = DepartmentSpec::parse(&input.name, &input.contact_emails)?;
+    let (spec, strategy) = department_input(&input)?;
     let department =
-        catalog::update_department(&state.db, DepartmentId(id), &spec, &auth.actor(rid)).await?;
+        catalog::update_department(&state.db, DepartmentId(id), &spec, strategy, &auth.actor(rid)).await?;
     Ok(Json(department_out(department, &auth)))
 }
 

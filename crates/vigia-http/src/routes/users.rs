@@ -179,6 +179,8 @@ pub struct UserPatchIn {
     pub locale: Option<String>,
     /// Disabling signs the user out everywhere at once.
     pub disabled: Option<bool>,
+    /// Away staff get no automatic assignments.
+    pub away: Option<bool>,
     /// Replaces the user's department memberships.
     pub departments: Option<Vec<i64>>,
 }
@@ -227,6 +229,7 @@ async fn update(
         role,
         locale,
         disabled: input.disabled,
+        away: input.away,
         departments: input
             .departments
             .map(|d| d.into_iter().map(DepartmentId).collect()),

@@ -6,4 +6,5 @@ mod accounts;
 mod admin;
 mod catalog;
 mod cli;
+mod incidents;
 mod system;
