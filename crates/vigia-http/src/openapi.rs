@@ -24,7 +24,8 @@ use crate::routes::{admin, auth, catalog, incidents, system, users};
         incidents::create, incidents::preview, incidents::validate_location, incidents::list, incidents::mine,
         incidents::public_list, incidents::find, incidents::events, incidents::transition, incidents::comment,
         incidents::comments, incidents::assign_department, incidents::assign_user, incidents::set_visibility,
-        incidents::vote, incidents::withdraw_vote,
+        incidents::vote, incidents::withdraw_vote, incidents::edit,
+        catalog::list_sla, catalog::put_sla,
     ),
     modifiers(&BearerAuth),
     tags(

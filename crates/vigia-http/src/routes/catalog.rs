@@ -41,6 +41,11 @@ pub fn router() -> Router<AppState> {
                 .put(update_category)
                 .delete(delete_category),
         )
+        .route("/api/v1/categories/{id}/sla", get(list_sla))
+        .route(
+            "/api/v1/categories/{id}/sla/{urgency}",
+            axum::routing::put(put_sla),
+        )
         .route("/api/v1/zones", get(list_zones).post(create_zone))
         .route(
             "/api/v1/zones/{id}",
@@ -95,12 +100,16 @@ pub struct DepartmentIn {
     pub assignment_strategy: Option<String>,
 }
 
-fn department_input(input: &DepartmentIn) -> Result<(DepartmentSpec, AssignmentStrategy), Vec<vigia_domain::FieldError>> {
+fn department_input(
+    input: &DepartmentIn,
+) -> Result<(DepartmentSpec, AssignmentStrategy), Vec<vigia_domain::FieldError>> {
     let spec = DepartmentSpec::parse(&input.name, &input.contact_emails);
     let strategy = input
         .assignment_strategy
         .as_deref()
-        .map_or(Ok(AssignmentStrategy::Manual), |s| AssignmentStrategy::parse("assignment_strategy", s));
+        .map_or(Ok(AssignmentStrategy::Manual), |s| {
+            AssignmentStrategy::parse("assignment_strategy", s)
+        });
     match (spec, strategy) {
         (Ok(spec), Ok(strategy)) => Ok((spec, strategy)),
         (Err(mut errors), Err(e)) => {
@@ -152,7 +161,8 @@ async fn create_department(
     Json(input): Json<DepartmentIn>,
 ) -> ApiResult<(StatusCode, Json<DepartmentOut>)> {
     let (spec, strategy) = department_input(&input)?;
-    let department = catalog::create_department(&state.db, &spec, strategy, &auth.actor(rid)).await?;
+    let department =
+        catalog::create_department(&state.db, &spec, strategy, &auth.actor(rid)).await?;
     Ok((StatusCode::CREATED, Json(department_out(department, &auth))))
 }
 
@@ -168,8 +178,14 @@ async fn update_department(
     Json(input): Json<DepartmentIn>,
 ) -> ApiResult<Json<DepartmentOut>> {
     let (spec, strategy) = department_input(&input)?;
-    let department =
-        catalog::update_department(&state.db, DepartmentId(id), &spec, strategy, &auth.actor(rid)).await?;
+    let department = catalog::update_department(
+        &state.db,
+        DepartmentId(id),
+        &spec,
+        strategy,
+        &auth.actor(rid),
+    )
+    .await?;
     Ok(Json(department_out(department, &auth)))
 }
 
@@ -483,4 +499,79 @@ async fn locate(
     Ok(Json(LocateOut {
         zones: zones.into_iter().map(ZoneOut::from).collect(),
     }))
+}
+
+// --- SLA policies ------------------------------------------------------------------------------
+
+/// The service-level targets of one urgency of a category.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlaPolicyOut {
+    pub urgency: String,
+    pub acknowledge_within_secs: i64,
+    pub resolve_within_secs: i64,
+    /// Raise the incident's urgency one step when a target is missed.
+    pub raise_urgency_on_breach: bool,
+    /// False when the built-in default for the urgency applies.
+    pub configured: bool,
+}
+
+/// The SLA policy of every urgency of a category.
+#[utoipa::path(get, path = "/api/v1/categories/{id}/sla", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SlaPolicyOut>), (status = 404, body = Problem)))]
+async fn list_sla(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<SlaPolicyOut>>> {
+    auth.require_scope(Scope::CatalogRead)?;
+    let list = vigia_store::incidents::list_policies(&state.db, CategoryId(id)).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|p| SlaPolicyOut {
+                urgency: p.urgency.as_str().into(),
+                acknowledge_within_secs: p.acknowledge_within_secs,
+                resolve_within_secs: p.resolve_within_secs,
+                raise_urgency_on_breach: p.raise_urgency_on_breach,
+                configured: p.configured,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlaPolicyIn {
+    pub acknowledge_within_secs: i64,
+    pub resolve_within_secs: i64,
+    #[serde(default)]
+    pub raise_urgency_on_breach: bool,
+}
+
+/// Set a category's SLA policy for one urgency (audited). New incidents use it; open incidents
+/// switch to it when their category or urgency changes, keeping time spent on hold.
+#[utoipa::path(put, path = "/api/v1/categories/{id}/sla/{urgency}", tag = "catalog", request_body = SlaPolicyIn,
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<SlaPolicyOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn put_sla(
+    State(state): State<AppState>,
+    admin: Admin,
+    RequestId(rid): RequestId,
+    Path((id, urgency)): Path<(i64, String)>,
+    Json(input): Json<SlaPolicyIn>,
+) -> ApiResult<Json<Vec<SlaPolicyOut>>> {
+    let urgency = vigia_domain::catalog::Urgency::parse("urgency", &urgency)?;
+    let policy = vigia_domain::incidents::SlaPolicy::parse(
+        input.acknowledge_within_secs,
+        input.resolve_within_secs,
+        input.raise_urgency_on_breach,
+    )?;
+    vigia_store::incidents::set_policy(
+        &state.db,
+        CategoryId(id),
+        urgency,
+        &policy,
+        &admin.actor(rid),
+    )
+    .await?;
+    list_sla(State(state), admin.0, Path(id)).await
 }

@@ -38,7 +38,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/incidents/validate-location",
             post(validate_location),
         )
-        .route("/api/v1/incidents/{id}", get(find))
+        .route("/api/v1/incidents/{id}", get(find).patch(edit))
         .route("/api/v1/incidents/{id}/events", get(events))
         .route("/api/v1/incidents/{id}/transitions", post(transition))
         .route(
@@ -1021,4 +1021,102 @@ async fn withdraw_vote(
         votes,
         voted: false,
     }))
+}
+
+// --- edit --------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Staff only. Re-applies the SLA policy, keeping time already spent on hold.
+    pub category_id: Option<i64>,
+    /// Staff only. Re-applies the SLA policy, keeping time already spent on hold.
+    pub urgency: Option<String>,
+    /// Replaces the whole location; `null` members clear it.
+    pub location: Option<LocationPatch>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationPatch {
+    pub zone_id: Option<i64>,
+    pub text: Option<String>,
+    pub point: Option<PointIo>,
+}
+
+/// Edit an incident. Department staff and admins may change everything; the reporter may fix
+/// title, description and location while it is still `new`.
+#[utoipa::path(patch, path = "/api/v1/incidents/{id}", tag = "incidents", request_body = IncidentPatch,
+    security(("bearer" = [])), params(("If-Match" = Option<String>, Header, description = "the version read")),
+    responses((status = 200, body = IncidentOut), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 412, body = Problem), (status = 422, body = Problem)))]
+async fn edit(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(input): Json<IncidentPatch>,
+) -> ApiResult<Response> {
+    require_write(&auth)?;
+    let (incident, actor) = load(&state, &auth, &id).await?;
+    let staff_fields = input.category_id.is_some() || input.urgency.is_some();
+    let allowed = actor.is_staff()
+        || (actor == Actor::Reporter && incident.status == Status::New && !staff_fields);
+    if !allowed {
+        return Err(ApiError::Forbidden {
+            detail: "only department staff may edit this; reporters may fix title, description and location while it is new",
+        });
+    }
+    let mut v = vigia_domain::Validation::new();
+    let title = input
+        .title
+        .as_deref()
+        .and_then(|t| v.check(vigia_domain::incidents::IncidentTitle::parse("title", t)));
+    let description = input.description.as_deref().and_then(|d| {
+        v.check(vigia_domain::incidents::IncidentDescription::parse(
+            "description",
+            d,
+        ))
+    });
+    let urgency = input
+        .urgency
+        .as_deref()
+        .and_then(|u| v.check(Urgency::parse("urgency", u)));
+    let location = match &input.location {
+        None => None,
+        Some(l) => match vigia_domain::incidents::Location::parse(
+            l.zone_id,
+            l.text.as_deref(),
+            l.point.map(|p| (p.lat, p.lon)),
+        ) {
+            Ok(location) => Some(location),
+            Err(errors) => {
+                errors.into_iter().for_each(|e| v.push(e));
+                None
+            }
+        },
+    };
+    v.finish()?;
+    check_if_match(&headers, &incident)?;
+    let change = incidents::IncidentEdit {
+        title,
+        description,
+        category: input.category_id.map(CategoryId),
+        urgency,
+        location,
+    };
+    let updated = incidents::edit(
+        &state.db,
+        &incident,
+        &change,
+        &auth.0.label(),
+        Timestamp::now(),
+    )
+    .await?;
+    Ok(with_etag(
+        StatusCode::OK,
+        IncidentOut::for_caller(updated, &auth.0),
+    ))
 }

@@ -2,10 +2,12 @@
 //! Every change writes its event to `incident_events` in the same transaction ([`events`]).
 
 mod changes;
+mod edit;
 pub mod events;
 mod queries;
 
 pub use changes::*;
+pub use edit::*;
 pub use queries::*;
 
 use serde::Serialize;

@@ -25,7 +25,13 @@ pub struct Campus {
 
 async fn staff_of(app: &TestApp, admin: &TestUser, department: i64) -> TestUser {
     let user = app.user(Role::Staff).await;
-    let reply = app.patch(&format!("/api/v1/users/{}", user.id), Some(&admin.token), json!({ "departments": [department] })).await;
+    let reply = app
+        .patch(
+            &format!("/api/v1/users/{}", user.id),
+            Some(&admin.token),
+            json!({ "departments": [department] }),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     user
 }
@@ -35,7 +41,8 @@ pub async fn campus(app: &TestApp) -> Campus {
     let dept_a = app.department(&admin, "Mantenimiento").await;
     let dept_b = app.department(&admin, "Seguridad").await;
     let category = |name: &str, dept: i64, urgency: &str| {
-        let body = json!({ "name_es": name, "default_department_id": dept, "default_urgency": urgency });
+        let body =
+            json!({ "name_es": name, "default_department_id": dept, "default_urgency": urgency });
         let token = admin.token.clone();
         async move {
             let reply = app.post("/api/v1/categories", Some(&token), body).await;
@@ -54,7 +61,17 @@ pub async fn campus(app: &TestApp) -> Campus {
     let staff_b = staff_of(app, &admin, dept_b).await;
     let reporter = app.user(Role::Reporter).await;
     let other = app.user(Role::Reporter).await;
-    Campus { admin, dept_a, dept_b, leak, zone, staff_a, staff_b, reporter, other }
+    Campus {
+        admin,
+        dept_a,
+        dept_b,
+        leak,
+        zone,
+        staff_a,
+        staff_b,
+        reporter,
+        other,
+    }
 }
 
 pub async fn report(app: &TestApp, who: &TestUser, body: Value) -> Value {
@@ -73,15 +90,29 @@ fn leak_report(campus: &Campus, visibility: &str) -> Value {
 }
 
 async fn move_to(app: &TestApp, who: &TestUser, id: i64, to: &str) -> crate::helpers::Reply {
-    app.post(&format!("/api/v1/incidents/{id}/transitions"), Some(&who.token), json!({ "to": to })).await
+    app.post(
+        &format!("/api/v1/incidents/{id}/transitions"),
+        Some(&who.token),
+        json!({ "to": to }),
+    )
+    .await
 }
 
 async fn incident_count(app: &TestApp, admin: &TestUser) -> usize {
-    app.get("/api/v1/incidents?limit=200", Some(&admin.token)).await.body["items"].as_array().map_or(0, Vec::len)
+    app.get("/api/v1/incidents?limit=200", Some(&admin.token))
+        .await
+        .body["items"]
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 fn kinds(events: &Value) -> Vec<String> {
-    events["items"].as_array().expect("items").iter().filter_map(|e| e["type"].as_str().map(str::to_owned)).collect()
+    events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["type"].as_str().map(str::to_owned))
+        .collect()
 }
 
 backend_tests! {
@@ -355,6 +386,42 @@ backend_tests! {
         }
         assert_eq!(current["status"], state.as_str(), "the history replays to the current status");
         assert_eq!(current["version"], 1 + changes);
+    }
+
+    async fn time_on_hold_survives_a_change_of_policy_and_urgency(app: TestApp) {
+        let c = campus(&app).await;
+        let policy = app
+            .put(&format!("/api/v1/categories/{}/sla/low", c.leak), Some(&c.admin.token), json!({ "acknowledge_within_secs": 600, "resolve_within_secs": 3600 }))
+            .await;
+        assert_eq!(policy.status, StatusCode::OK, "{:?}", policy.body);
+        assert_eq!(policy.body[0]["urgency"], "low");
+        assert_eq!(policy.body[0]["configured"], true);
+        let bad = app
+            .put(&format!("/api/v1/categories/{}/sla/low", c.leak), Some(&c.admin.token), json!({ "acknowledge_within_secs": -5, "resolve_within_secs": 3600 }))
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        let incident = report(&app, &c.reporter, leak_report(&c, "private")).await;
+        let id = incident["id"].as_i64().expect("id");
+        for to in ["acknowledged", "in_progress", "on_hold"] {
+            assert_eq!(move_to(&app, &c.staff_a, id, to).await.status, StatusCode::OK);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let edited = app.patch(&format!("/api/v1/incidents/{id}"), Some(&c.staff_a.token), json!({ "urgency": "low" })).await;
+        assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+        assert_eq!(edited.body["urgency"], "low");
+        assert_eq!(edited.body["sla"]["paused"], true, "the change of policy does not end the pause");
+        let resumed = move_to(&app, &c.staff_a, id, "in_progress").await;
+        let created = vigia_domain::Timestamp::parse_rfc3339(incident["created_at"].as_str().expect("created")).expect("ts");
+        let due = vigia_domain::Timestamp::parse_rfc3339(resumed.body["sla"]["resolve_due"].as_str().expect("due")).expect("ts");
+        let budget_ms = due.millis() - created.millis();
+        assert!(budget_ms >= 3_600_000 + 1_100, "the pause was lost: {budget_ms} ms");
+        assert!(budget_ms < 3_600_000 + 10_000, "{budget_ms} ms");
+        let events = app.get(&format!("/api/v1/incidents/{id}/events"), Some(&c.staff_a.token)).await;
+        assert!(kinds(&events.body).contains(&"incident.urgency_changed".to_owned()));
+
+        let by_reporter = app.patch(&format!("/api/v1/incidents/{id}"), Some(&c.reporter.token), json!({ "title": "Otra cosa" })).await;
+        assert_eq!(by_reporter.status, StatusCode::FORBIDDEN, "reporters may edit only while the incident is new");
     }
 
     async fn the_authorization_matrix_holds_for_every_incident_endpoint_and_role(app: TestApp) {

@@ -1,0 +1,238 @@
+//! Editing an incident's content, category and urgency, and the SLA policies that apply.
+
+use vigia_domain::Timestamp;
+use vigia_domain::audit::AuditEntity;
+use vigia_domain::catalog::Urgency;
+use vigia_domain::ids::CategoryId;
+use vigia_domain::incidents::{
+    EventData, IncidentDescription, IncidentTitle, Location, SlaClock, SlaPolicy,
+};
+
+use super::events::insert_event;
+use super::{INCIDENT_COLUMNS, Incident, IncidentRow, sla_policy};
+use crate::audit::{AuditDraft, insert_audit};
+use crate::{Actor, Db, StoreError, StoreResult, catalog, composed, on_reader, on_writer};
+
+/// What changes; `None` leaves a field as it is. `location: Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentEdit {
+    pub title: Option<IncidentTitle>,
+    pub description: Option<IncidentDescription>,
+    pub category: Option<CategoryId>,
+    pub urgency: Option<Urgency>,
+    pub location: Option<Option<Location>>,
+}
+
+/// Applies `edit` to `incident` (as read). A new category or urgency re-applies the matching SLA
+/// policy to the incident's clock, keeping its start and every pause (including one running).
+/// Writes `updated` (and `urgency_changed`) events; fails with [`StoreError::Stale`] when the
+/// incident changed since it was read.
+pub async fn edit(
+    db: &Db,
+    incident: &Incident,
+    edit: &IncidentEdit,
+    actor: &str,
+    now: Timestamp,
+) -> StoreResult<Incident> {
+    if let Some(category) = edit.category {
+        catalog::find_category(db, category)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => StoreError::UnknownReference {
+                    field: "category_id".into(),
+                    entity: "category",
+                },
+                other => other,
+            })?;
+    }
+    if let Some(zone) = edit
+        .location
+        .as_ref()
+        .and_then(|l| l.as_ref())
+        .and_then(|l| l.zone())
+    {
+        catalog::find_zone(db, zone).await.map_err(|e| match e {
+            StoreError::NotFound => StoreError::UnknownReference {
+                field: "zone_id".into(),
+                entity: "zone",
+            },
+            other => other,
+        })?;
+    }
+    let category = edit.category.unwrap_or(incident.category_id);
+    let urgency = edit.urgency.unwrap_or(incident.urgency);
+    let mut clock = SlaClock::from(incident.sla_clock);
+    if category != incident.category_id || urgency != incident.urgency {
+        clock.reapply_policy(&sla_policy(db, category, urgency).await?);
+    }
+    let record = clock.record();
+    let resolve_due = (!clock.is_paused() && incident.resolved_at.is_none())
+        .then(|| clock.resolve_due(now).millis());
+    let mut fields = Vec::new();
+    let title = edit
+        .title
+        .as_ref()
+        .map_or(incident.title.as_str(), |t| t.as_str());
+    let description = edit
+        .description
+        .as_ref()
+        .map_or(incident.description.as_str(), |d| d.as_str());
+    if title != incident.title {
+        fields.push("title".to_owned());
+    }
+    if description != incident.description {
+        fields.push("description".to_owned());
+    }
+    if category != incident.category_id {
+        fields.push("category_id".to_owned());
+    }
+    let (zone, text, point) = match &edit.location {
+        Some(location) => {
+            fields.push("location".to_owned());
+            let l = location.as_ref();
+            (
+                l.and_then(|l| l.zone()).map(|z| z.0),
+                l.and_then(|l| l.text()).map(str::to_owned),
+                l.and_then(|l| l.point()),
+            )
+        }
+        None => (
+            incident.zone_id.map(|z| z.0),
+            incident.location_text.clone(),
+            incident.point,
+        ),
+    };
+    let sql = format!(
+        "UPDATE incidents SET title = $3, description = $4, category_id = $5, urgency = $6, zone_id = $7, \
+         location_text = $8, lat = $9, lon = $10, sla_acknowledge_secs = $11, sla_resolve_secs = $12, \
+         sla_raise_urgency = $13, acknowledge_due_at = $14, resolve_due_at = $15, version = version + 1, \
+         updated_at = $16 WHERE id = $1 AND version = $2 RETURNING {INCIDENT_COLUMNS}"
+    );
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
+            .bind(incident.id.0)
+            .bind(incident.version)
+            .bind(title)
+            .bind(description)
+            .bind(category.0)
+            .bind(urgency.as_str())
+            .bind(zone)
+            .bind(text.as_deref())
+            .bind(point.map(|p| p.lat))
+            .bind(point.map(|p| p.lon))
+            .bind(record.acknowledge_within_secs)
+            .bind(record.resolve_within_secs)
+            .bind(record.raise_urgency_on_breach)
+            .bind(clock.acknowledge_due().millis())
+            .bind(resolve_due)
+            .bind(now.millis())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let row = row.ok_or(StoreError::Stale)?;
+        if urgency != incident.urgency {
+            insert_event!(
+                &mut *tx,
+                incident.id.0,
+                actor,
+                now.millis(),
+                &EventData::urgency_changed(incident.urgency, urgency)
+            );
+        }
+        if !fields.is_empty() {
+            insert_event!(
+                &mut *tx,
+                incident.id.0,
+                actor,
+                now.millis(),
+                &EventData::Updated {
+                    fields: fields.clone()
+                }
+            );
+        }
+        tx.commit().await?;
+        Ok(row.into_incident(now))
+    })
+}
+
+/// A category's SLA policy for one urgency, as configured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyEntry {
+    pub urgency: Urgency,
+    pub acknowledge_within_secs: i64,
+    pub resolve_within_secs: i64,
+    pub raise_urgency_on_breach: bool,
+    /// False when no policy was set and the suggested default applies.
+    pub configured: bool,
+}
+
+/// The policy of every urgency of `category` (configured or the default).
+pub async fn list_policies(db: &Db, category: CategoryId) -> StoreResult<Vec<PolicyEntry>> {
+    catalog::find_category(db, category).await?;
+    let sql = "SELECT urgency FROM sla_policies WHERE category_id = $1";
+    let configured: Vec<String> = on_reader!(db, |pool| sqlx::query_scalar(sql)
+        .bind(category.0)
+        .fetch_all(pool)
+        .await?);
+    let mut out = Vec::new();
+    for urgency in Urgency::ALL {
+        let policy = sla_policy(db, category, urgency).await?;
+        out.push(PolicyEntry {
+            urgency,
+            acknowledge_within_secs: policy.acknowledge_within_secs(),
+            resolve_within_secs: policy.resolve_within_secs(),
+            raise_urgency_on_breach: policy.raise_urgency_on_breach(),
+            configured: configured.iter().any(|u| u == urgency.as_str()),
+        });
+    }
+    Ok(out)
+}
+
+/// Sets `category`'s policy for `urgency` (audited). Incidents already open keep the policy
+/// they were created under until their category or urgency changes.
+pub async fn set_policy(
+    db: &Db,
+    category: CategoryId,
+    urgency: Urgency,
+    policy: &SlaPolicy,
+    actor: &Actor,
+) -> StoreResult<()> {
+    let before = list_policies(db, category)
+        .await?
+        .into_iter()
+        .find(|p| p.urgency == urgency);
+    let now = Timestamp::now().millis();
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sla_policies (category_id, urgency, acknowledge_within_secs, resolve_within_secs, \
+             raise_urgency_on_breach, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (category_id, urgency) DO UPDATE SET acknowledge_within_secs = excluded.acknowledge_within_secs, \
+             resolve_within_secs = excluded.resolve_within_secs, raise_urgency_on_breach = excluded.raise_urgency_on_breach, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(category.0)
+        .bind(urgency.as_str())
+        .bind(policy.acknowledge_within_secs())
+        .bind(policy.resolve_within_secs())
+        .bind(policy.raise_urgency_on_breach())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let after = serde_json::json!({
+            "urgency": urgency, "acknowledge_within_secs": policy.acknowledge_within_secs(),
+            "resolve_within_secs": policy.resolve_within_secs(), "raise_urgency_on_breach": policy.raise_urgency_on_breach(),
+        });
+        let draft = AuditDraft::new(
+            actor,
+            "category.sla_policy_set",
+            AuditEntity::Category,
+            Some(category.0),
+        )
+        .before(&before)
+        .after(&after);
+        insert_audit!(&mut *tx, draft);
+        tx.commit().await?;
+        Ok(())
+    })
+}
