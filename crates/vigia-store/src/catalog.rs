@@ -45,15 +45,19 @@ impl DepartmentRow {
             name: self.name,
             contact_emails: serde_json::from_str(&self.contact_emails).unwrap_or_default(),
             members,
-            assignment_strategy: AssignmentStrategy::parse("assignment_strategy", &self.assignment_strategy)
-                .unwrap_or(AssignmentStrategy::Manual),
+            assignment_strategy: AssignmentStrategy::parse(
+                "assignment_strategy",
+                &self.assignment_strategy,
+            )
+            .unwrap_or(AssignmentStrategy::Manual),
             created_at: Timestamp::from_millis(self.created_at),
             updated_at: Timestamp::from_millis(self.updated_at),
         }
     }
 }
 
-const DEPARTMENT_COLUMNS: &str = "id, name, contact_emails, assignment_strategy, created_at, updated_at";
+const DEPARTMENT_COLUMNS: &str =
+    "id, name, contact_emails, assignment_strategy, created_at, updated_at";
 
 pub async fn department_exists(db: &Db, id: DepartmentId) -> StoreResult<bool> {
     let sql = "SELECT COUNT(*) FROM departments WHERE id = $1";

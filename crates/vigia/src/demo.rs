@@ -33,7 +33,11 @@ pub async fn seed(db: &Db) -> anyhow::Result<bool> {
         ("Limpieza", "limpieza@demo.vigia.local"),
     ] {
         let spec = DepartmentSpec::parse(name, &[email.to_owned()]).map_err(fields)?;
-        departments.push(catalog::create_department(db, &spec, AssignmentStrategy::RoundRobin, &actor).await?.id);
+        departments.push(
+            catalog::create_department(db, &spec, AssignmentStrategy::RoundRobin, &actor)
+                .await?
+                .id,
+        );
     }
     for (es, en, dept, urgency) in [
         ("Fuga de agua", "Water leak", 0, "high"),
