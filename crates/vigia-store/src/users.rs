@@ -229,7 +229,7 @@ pub async fn list(
     let q = filter
         .q
         .as_ref()
-        .map(|q| format!("%{}%", q.to_lowercase().replace('%', "").replace('_', "")));
+        .map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_'], "")));
     let mut n = 1;
     let mut next = || {
         n += 1;

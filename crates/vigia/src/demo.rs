@@ -63,7 +63,7 @@ pub async fn seed(db: &Db) -> anyhow::Result<bool> {
         (-12.1370, -77.0205),
         (-12.1370, -77.0230),
     ];
-    let zones: [(&str, Option<(f64, f64)>, Option<f64>, Option<&[(f64, f64)]>); 4] = [
+    let zones: [DemoZone; 4] = [
         ("Campus", None, None, Some(&campus)),
         ("Pabellón A", Some((-12.1352, -77.0222)), Some(40.0), None),
         ("Biblioteca", Some((-12.1360, -77.0212)), Some(30.0), None),
@@ -94,6 +94,9 @@ pub async fn seed(db: &Db) -> anyhow::Result<bool> {
     }
     Ok(true)
 }
+
+/// A demo zone: name, circle centre, circle radius, polygon.
+type DemoZone<'a> = (&'a str, Option<(f64, f64)>, Option<f64>, Option<&'a [(f64, f64)]>);
 
 fn fields(errors: Vec<vigia_domain::FieldError>) -> anyhow::Error {
     let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
