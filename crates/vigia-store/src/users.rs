@@ -148,13 +148,29 @@ async fn create_with_departments_inner(
 
 /// A user by id, with their departments.
 pub async fn find(db: &Db, id: UserId) -> StoreResult<User> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-    let mut user: User = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?)
-    .ok_or(StoreError::NotFound)?;
-    user.departments = departments_of(db, id).await?;
+    // One round trip: the memberships come back as a comma-separated list.
+    let aggregate = if db.is_sqlite() {
+        "(SELECT group_concat(department_id, ',') FROM department_members WHERE user_id = users.id)"
+    } else {
+        "(SELECT string_agg(department_id::text, ',') FROM department_members WHERE user_id = users.id)"
+    };
+    let sql = format!("SELECT {USER_COLUMNS}, {aggregate} AS department_list FROM users WHERE id = $1");
+    let row: Option<(User, Option<String>)> = on_reader!(db, |pool| {
+        let row = sqlx::query(composed(&sql)).bind(id.0).fetch_optional(pool).await?;
+        match row {
+            Some(row) => {
+                let user = User::from_row(&row)?;
+                let list: Option<String> = sqlx::Row::try_get(&row, "department_list")?;
+                Some((user, list))
+            }
+            None => None,
+        }
+    });
+    let (mut user, list) = row.ok_or(StoreError::NotFound)?;
+    let mut departments: Vec<DepartmentId> =
+        list.unwrap_or_default().split(',').filter_map(|d| d.trim().parse().ok()).map(DepartmentId).collect();
+    departments.sort();
+    user.departments = departments;
     Ok(user)
 }
 
