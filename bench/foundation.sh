@@ -57,7 +57,7 @@ trap 'exit 130' INT TERM
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 BASE="http://127.0.0.1:$PORT"
 EMAIL="bench@example.org"
-PASSWORD="bench-Kestrel-42-lighthouse"
+PASSWORD="Kestrel-42-lighthouse-faro"
 
 export VIGIA_BOOTSTRAP__ADMIN_EMAIL="$EMAIL"
 export VIGIA_BOOTSTRAP__ADMIN_PASSWORD="$PASSWORD"
