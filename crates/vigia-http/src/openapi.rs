@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, catalog, incidents, system, users};
+use crate::routes::{admin, attachments, auth, catalog, incidents, system, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,7 @@ use crate::routes::{admin, auth, catalog, incidents, system, users};
         incidents::public_list, incidents::find, incidents::events, incidents::transition, incidents::comment,
         incidents::comments, incidents::assign_department, incidents::assign_user, incidents::set_visibility,
         incidents::vote, incidents::withdraw_vote, incidents::edit,
+        attachments::upload, attachments::list, attachments::download, attachments::thumbnail, attachments::remove,
         catalog::list_sla, catalog::put_sla,
     ),
     modifiers(&BearerAuth),

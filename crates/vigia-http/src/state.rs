@@ -24,6 +24,8 @@ pub struct HttpConfig {
     pub allow_registration: bool,
     /// Largest JSON body accepted.
     pub max_body_bytes: usize,
+    /// Largest attachment accepted, in bytes (the upload route alone allows bodies this big).
+    pub max_upload_bytes: usize,
     /// Origins allowed by CORS; empty means same-origin only, `*` any.
     pub cors_origins: Vec<String>,
     /// Login attempts allowed per client address per minute (and per account per minute).
@@ -43,6 +45,7 @@ impl Default for HttpConfig {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             allow_registration: true,
             max_body_bytes: 1024 * 1024,
+            max_upload_bytes: 25 * 1024 * 1024,
             cors_origins: Vec::new(),
             login_per_minute: 10,
             register_per_hour: 20,

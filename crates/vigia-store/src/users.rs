@@ -154,9 +154,13 @@ pub async fn find(db: &Db, id: UserId) -> StoreResult<User> {
     } else {
         "(SELECT string_agg(department_id::text, ',') FROM department_members WHERE user_id = users.id)"
     };
-    let sql = format!("SELECT {USER_COLUMNS}, {aggregate} AS department_list FROM users WHERE id = $1");
+    let sql =
+        format!("SELECT {USER_COLUMNS}, {aggregate} AS department_list FROM users WHERE id = $1");
     let row: Option<(User, Option<String>)> = on_reader!(db, |pool| {
-        let row = sqlx::query(composed(&sql)).bind(id.0).fetch_optional(pool).await?;
+        let row = sqlx::query(composed(&sql))
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?;
         match row {
             Some(row) => {
                 let user = User::from_row(&row)?;
@@ -167,8 +171,12 @@ pub async fn find(db: &Db, id: UserId) -> StoreResult<User> {
         }
     });
     let (mut user, list) = row.ok_or(StoreError::NotFound)?;
-    let mut departments: Vec<DepartmentId> =
-        list.unwrap_or_default().split(',').filter_map(|d| d.trim().parse().ok()).map(DepartmentId).collect();
+    let mut departments: Vec<DepartmentId> = list
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .map(DepartmentId)
+        .collect();
     departments.sort();
     user.departments = departments;
     Ok(user)

@@ -36,6 +36,7 @@ pub struct HttpSection {
     pub listen: String,
     pub public_url: String,
     pub max_body_bytes: usize,
+    pub max_upload_bytes: usize,
     pub cors_origins: Vec<String>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_days: u64,

@@ -96,7 +96,12 @@ pub async fn seed(db: &Db) -> anyhow::Result<bool> {
 }
 
 /// A demo zone: name, circle centre, circle radius, polygon.
-type DemoZone<'a> = (&'a str, Option<(f64, f64)>, Option<f64>, Option<&'a [(f64, f64)]>);
+type DemoZone<'a> = (
+    &'a str,
+    Option<(f64, f64)>,
+    Option<f64>,
+    Option<&'a [(f64, f64)]>,
+);
 
 fn fields(errors: Vec<vigia_domain::FieldError>) -> anyhow::Error {
     let list: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -56,6 +56,7 @@ impl Application {
             refresh_token_ttl: Duration::from_secs(config.http.refresh_token_ttl_days * 86_400),
             allow_registration: config.http.allow_registration,
             max_body_bytes: config.http.max_body_bytes,
+            max_upload_bytes: config.http.max_upload_bytes,
             cors_origins: config.http.cors_origins.clone(),
             login_per_minute: config.http.login_per_minute,
             register_per_hour: config.http.register_per_hour,

@@ -189,7 +189,7 @@ fn with_etag(status: StatusCode, incident: IncidentOut) -> Response {
 // --- loading and rules -------------------------------------------------------------------------
 
 /// Parses a path id: a number or a code such as `INC-000123`.
-fn incident_id(raw: &str) -> ApiResult<IncidentId> {
+pub(crate) fn incident_id(raw: &str) -> ApiResult<IncidentId> {
     if let Ok(n) = raw.parse::<i64>() {
         return Ok(IncidentId(n));
     }
@@ -199,7 +199,11 @@ fn incident_id(raw: &str) -> ApiResult<IncidentId> {
 }
 
 /// The incident if the caller may see it; 404 otherwise (never 403: existence is not leaked).
-async fn load(state: &AppState, auth: &Auth, raw_id: &str) -> ApiResult<(Incident, Actor)> {
+pub(crate) async fn load(
+    state: &AppState,
+    auth: &Auth,
+    raw_id: &str,
+) -> ApiResult<(Incident, Actor)> {
     auth.require_scope(Scope::IncidentsRead)
         .or_else(|_| auth.require_scope(Scope::IncidentsWrite))?;
     let incident =

@@ -1,6 +1,7 @@
 //! Incidents: creation (with routing, SLA clock and auto-assignment), scoped reads and lists.
 //! Every change writes its event to `incident_events` in the same transaction ([`events`]).
 
+pub mod attachments;
 mod changes;
 mod edit;
 pub mod events;

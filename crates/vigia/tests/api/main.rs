@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod attachments;
 mod catalog;
 mod cli;
 mod incidents;
