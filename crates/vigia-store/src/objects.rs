@@ -147,7 +147,8 @@ impl Objects {
 
     fn path(&self, key: &ObjectKey) -> Path {
         match &self.prefix {
-            Some(prefix) => prefix.clone().join(key.as_str()),
+            // `Path::join` takes one segment and would escape the key's slashes; a key is several.
+            Some(prefix) => Path::from(format!("{prefix}/{}", key.as_str())),
             None => Path::from(key.as_str()),
         }
     }
@@ -207,7 +208,7 @@ impl Objects {
     pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<ObjectKey>> {
         let full = match (&self.prefix, prefix.trim_matches('/')) {
             (Some(p), "") => Some(p.clone()),
-            (Some(p), rest) => Some(p.clone().join(rest)),
+            (Some(p), rest) => Some(Path::from(format!("{p}/{rest}"))),
             (None, "") => None,
             (None, rest) => Some(Path::from(rest)),
         };
@@ -221,7 +222,12 @@ impl Objects {
         let mut keys: Vec<ObjectKey> = metas
             .into_iter()
             .filter_map(|meta| {
-                let location = meta.location.to_string();
+                // Locations come back percent-encoded (`tubería` → `tuber%C3%ADa`): decode them
+                // so a listed key is the key that was stored.
+                let location = percent_encoding::percent_decode_str(meta.location.as_ref())
+                    .decode_utf8()
+                    .ok()?
+                    .into_owned();
                 let relative = match &strip {
                     Some(s) => location.strip_prefix(s.as_str())?.to_owned(),
                     None => location,
