@@ -100,20 +100,21 @@ if cargo nextest --version >/dev/null 2>&1; then
         step "cargo nextest run $*"
         cargo nextest run "$@"
     else
-        step "cargo nextest run --workspace --all-targets"
-        cargo nextest run --workspace --all-targets "${FAIL_FAST[@]}"
+        # Doctests first, so the run closes on nextest's summary (the doctests are few).
         step "cargo test --workspace --doc"
         cargo test --workspace --doc "${FAIL_FAST[@]}"
+        step "cargo nextest run --workspace --all-targets"
+        cargo nextest run --workspace --all-targets "${FAIL_FAST[@]}"
     fi
 else
     if [ "$#" -gt 0 ]; then
         step "cargo test $*"
         cargo test "$@"
     else
-        step "cargo test --workspace --all-targets"
-        cargo test --workspace --all-targets "${FAIL_FAST[@]}"
         step "cargo test --workspace --doc"
         cargo test --workspace --doc "${FAIL_FAST[@]}"
+        step "cargo test --workspace --all-targets"
+        cargo test --workspace --all-targets "${FAIL_FAST[@]}"
     fi
 fi
 

@@ -148,7 +148,7 @@ impl Objects {
     fn path(&self, key: &ObjectKey) -> Path {
         match &self.prefix {
             // `Path::join` takes one segment and would escape the key's slashes; a key is several.
-            Some(prefix) => Path::from(format!("{prefix}/{}", key.as_str())),
+            Some(prefix) => prefix.parts().chain(Path::from(key.as_str()).parts()).collect(),
             None => Path::from(key.as_str()),
         }
     }
@@ -208,7 +208,7 @@ impl Objects {
     pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<ObjectKey>> {
         let full = match (&self.prefix, prefix.trim_matches('/')) {
             (Some(p), "") => Some(p.clone()),
-            (Some(p), rest) => Some(Path::from(format!("{p}/{rest}"))),
+            (Some(p), rest) => Some(p.parts().chain(Path::from(rest).parts()).collect()),
             (None, "") => None,
             (None, rest) => Some(Path::from(rest)),
         };
@@ -239,7 +239,7 @@ impl Objects {
         Ok(keys)
     }
 
-    /// Proves the store answers: writes, reads back and deletes a small probe object.
+    /// Proves the store answers: writes a small probe object and reads it back.
     pub async fn check(&self) -> anyhow::Result<()> {
         let key = ObjectKey::parse(".vigia/ready-probe")
             .unwrap_or_else(|_| ObjectKey::join([".vigia", "probe"]));
