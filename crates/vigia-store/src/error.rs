@@ -40,6 +40,21 @@ impl StoreError {
         StoreError::Database(error)
     }
 
+    /// Turns "not found" into "`field` refers to a missing `entity`": for lookups of what an
+    /// input refers to. Use as `.map_err(StoreError::missing_reference("zone_id", "zone"))`.
+    pub(crate) fn missing_reference(
+        field: &'static str,
+        entity: &'static str,
+    ) -> impl FnOnce(StoreError) -> StoreError {
+        move |error| match error {
+            StoreError::NotFound => StoreError::UnknownReference {
+                field: field.into(),
+                entity,
+            },
+            other => other,
+        }
+    }
+
     /// True for a foreign-key violation (used to report "still in use" on delete).
     pub(crate) fn is_foreign_key(error: &sqlx::Error) -> bool {
         // SQLite reports a RESTRICT violation with the generic constraint code, so match its

@@ -148,7 +148,10 @@ impl Objects {
     fn path(&self, key: &ObjectKey) -> Path {
         match &self.prefix {
             // `Path::join` takes one segment and would escape the key's slashes; a key is several.
-            Some(prefix) => prefix.parts().chain(Path::from(key.as_str()).parts()).collect(),
+            Some(prefix) => prefix
+                .parts()
+                .chain(Path::from(key.as_str()).parts())
+                .collect(),
             None => Path::from(key.as_str()),
         }
     }

@@ -105,23 +105,36 @@ async fn register(
             detail: "self-registration is closed: ask an administrator for an account",
         });
     }
-    let mut v = Validation::new();
-    let email = v.check(Email::parse("email", &input.email));
-    let password = v.check(NewPassword::parse(
-        "password",
+    let new = new_account(
+        &input.email,
         &input.password,
-        email.as_ref(),
-    ));
-    let display_name = v.check(DisplayName::parse("display_name", &input.display_name));
-    let locale = v.check(
-        input
-            .locale
-            .as_deref()
-            .map_or(Ok(Locale::Es), |l| Locale::parse("locale", l)),
-    );
+        &input.display_name,
+        input.locale.as_deref(),
+        Ok(Role::Reporter),
+    )
+    .await?;
+    let user = users::create(&state.db, &new, None).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// Checks a new account's fields, reporting every invalid one, and hashes its password (on a
+/// blocking thread: Argon2id takes tens of milliseconds by design).
+pub(crate) async fn new_account(
+    email: &str,
+    password: &str,
+    display_name: &str,
+    locale: Option<&str>,
+    role: Result<Role, vigia_domain::FieldError>,
+) -> ApiResult<users::NewUser> {
+    let mut v = Validation::new();
+    let email = v.check(Email::parse("email", email));
+    let password = v.check(NewPassword::parse("password", password, email.as_ref()));
+    let display_name = v.check(DisplayName::parse("display_name", display_name));
+    let role = v.check(role);
+    let locale = v.check(locale.map_or(Ok(Locale::Es), |l| Locale::parse("locale", l)));
     v.finish()?;
-    let (Some(email), Some(password), Some(display_name), Some(locale)) =
-        (email, password, display_name, locale)
+    let (Some(email), Some(password), Some(display_name), Some(role), Some(locale)) =
+        (email, password, display_name, role, locale)
     else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "validation passed without values"
@@ -130,15 +143,13 @@ async fn register(
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let new = users::NewUser {
+    Ok(users::NewUser {
         email,
         display_name: display_name.as_str().to_owned(),
         password_hash,
-        role: Role::Reporter,
+        role,
         locale,
-    };
-    let user = users::create(&state.db, &new, None).await?;
-    Ok((StatusCode::CREATED, Json(user.into())))
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,9 +7,8 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vigia_domain::Validation;
-use vigia_domain::auth::hash_password;
 use vigia_domain::ids::{DepartmentId, UserId};
-use vigia_domain::users::{DisplayName, Email, Locale, NewPassword, Role};
+use vigia_domain::users::{DisplayName, Locale, Role};
 use vigia_store::page::clamp_limit;
 use vigia_store::{Cursor, users};
 
@@ -113,29 +112,14 @@ async fn create(
     RequestId(request_id): RequestId,
     Json(input): Json<UserIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
-    let mut v = Validation::new();
-    let email = v.check(Email::parse("email", &input.email));
-    let password = v.check(NewPassword::parse(
-        "password",
+    let new = super::auth::new_account(
+        &input.email,
         &input.password,
-        email.as_ref(),
-    ));
-    let display_name = v.check(DisplayName::parse("display_name", &input.display_name));
-    let role = v.check(Role::parse("role", &input.role));
-    let locale = v.check(
-        input
-            .locale
-            .as_deref()
-            .map_or(Ok(Locale::Es), |l| Locale::parse("locale", l)),
-    );
-    v.finish()?;
-    let (Some(email), Some(password), Some(display_name), Some(role), Some(locale)) =
-        (email, password, display_name, role, locale)
-    else {
-        return Err(ApiError::Internal(anyhow::anyhow!(
-            "validation passed without values"
-        )));
-    };
+        &input.display_name,
+        input.locale.as_deref(),
+        Role::parse("role", &input.role),
+    )
+    .await?;
     let actor = auth.actor(request_id);
     let departments: Vec<DepartmentId> = input.departments.into_iter().map(DepartmentId).collect();
     for (i, department) in departments.iter().enumerate() {
@@ -146,16 +130,6 @@ async fn create(
             ));
         }
     }
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let new = users::NewUser {
-        email,
-        display_name: display_name.as_str().to_owned(),
-        password_hash,
-        role,
-        locale,
-    };
     let user = users::create_with_departments(&state.db, &new, &departments, &actor).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }

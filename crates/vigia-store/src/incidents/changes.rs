@@ -57,13 +57,7 @@ pub struct Routing {
 pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
     let category = catalog::find_category(db, new.category_id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => StoreError::UnknownReference {
-                field: "category_id".into(),
-                entity: "category",
-            },
-            other => other,
-        })?;
+        .map_err(StoreError::missing_reference("category_id", "category"))?;
     if let Some(department) = new.department_id
         && !catalog::department_exists(db, department).await?
     {
@@ -73,13 +67,9 @@ pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
         });
     }
     if let Some(zone) = new.location.as_ref().and_then(|l| l.zone()) {
-        catalog::find_zone(db, zone).await.map_err(|e| match e {
-            StoreError::NotFound => StoreError::UnknownReference {
-                field: "zone_id".into(),
-                entity: "zone",
-            },
-            other => other,
-        })?;
+        catalog::find_zone(db, zone)
+            .await
+            .map_err(StoreError::missing_reference("zone_id", "zone"))?;
     }
     let department = new
         .department_id

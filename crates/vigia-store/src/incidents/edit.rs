@@ -37,13 +37,7 @@ pub async fn edit(
     if let Some(category) = edit.category {
         catalog::find_category(db, category)
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => StoreError::UnknownReference {
-                    field: "category_id".into(),
-                    entity: "category",
-                },
-                other => other,
-            })?;
+            .map_err(StoreError::missing_reference("category_id", "category"))?;
     }
     if let Some(zone) = edit
         .location
@@ -51,13 +45,9 @@ pub async fn edit(
         .and_then(|l| l.as_ref())
         .and_then(|l| l.zone())
     {
-        catalog::find_zone(db, zone).await.map_err(|e| match e {
-            StoreError::NotFound => StoreError::UnknownReference {
-                field: "zone_id".into(),
-                entity: "zone",
-            },
-            other => other,
-        })?;
+        catalog::find_zone(db, zone)
+            .await
+            .map_err(StoreError::missing_reference("zone_id", "zone"))?;
     }
     let category = edit.category.unwrap_or(incident.category_id);
     let urgency = edit.urgency.unwrap_or(incident.urgency);
