@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, attachments, auth, catalog, incidents, system, users};
+use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,7 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, system, users}
         incidents::comments, incidents::assign_department, incidents::assign_user, incidents::set_visibility,
         incidents::vote, incidents::withdraw_vote, incidents::edit,
         attachments::upload, attachments::list, attachments::download, attachments::thumbnail, attachments::remove,
+        stats::incident_stats, stats::staff_stats, stats::rankings,
         catalog::list_sla, catalog::put_sla,
     ),
     modifiers(&BearerAuth),
@@ -36,6 +37,7 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, system, users}
         (name = "catalog", description = "Departments, categories and zones"),
         (name = "admin", description = "API keys, audit log and runtime settings"),
         (name = "system", description = "Health and readiness"),
+        (name = "stats", description = "Dashboard statistics and the public rankings"),
     )
 )]
 pub struct ApiDoc;

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod seed;
 pub mod telemetry;
 
 use std::net::SocketAddr;

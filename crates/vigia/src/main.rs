@@ -51,6 +51,9 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Load synthetic data for load tests and demos.
+    #[command(subcommand)]
+    Seed(SeedCommand),
     /// Replace the SQLite database with a backup (stop the server first).
     Restore {
         /// The backup file to restore.
@@ -87,6 +90,26 @@ enum UserCommand {
         /// Read the password from standard input (for scripts).
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SeedCommand {
+    /// Load N synthetic incidents and their `created` events, spread over the last days
+    /// (creates a small catalog first if there is none).
+    Incidents {
+        /// How many incidents to load.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+        /// Incidents per transaction.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        batch: u64,
+        /// Spread creation times over this many days before now.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=3650))]
+        days: i64,
+        /// Random seed: the same seed loads the same incidents.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -179,6 +202,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { input, force } => restore(&config, &input, force),
+        Command::Seed(SeedCommand::Incidents {
+            count,
+            batch,
+            days,
+            seed,
+        }) => {
+            let db = open_database(&config).await?;
+            if let Some(done) = vigia::seed::ensure_catalog(&db).await? {
+                println!("no categories yet: {done}");
+            }
+            let options = vigia::seed::SeedOptions {
+                count,
+                batch: usize::try_from(batch).unwrap_or(10_000),
+                days,
+                seed,
+            };
+            let (loaded, took) = vigia::seed::incidents(&db, &options).await?;
+            println!(
+                "loaded {loaded} incidents in {:.1} s ({:.0} per second)",
+                took.as_secs_f64(),
+                loaded as f64 / took.as_secs_f64().max(0.001)
+            );
+            db.close().await;
+            Ok(())
+        }
     }
 }
 

@@ -5,5 +5,6 @@ pub mod attachments;
 pub mod auth;
 pub mod catalog;
 pub mod incidents;
+pub mod stats;
 pub mod system;
 pub mod users;

@@ -6,6 +6,7 @@ mod changes;
 mod edit;
 pub mod events;
 mod queries;
+pub mod stats;
 
 pub use changes::*;
 pub use edit::*;

@@ -8,4 +8,5 @@ mod attachments;
 mod catalog;
 mod cli;
 mod incidents;
+mod stats;
 mod system;

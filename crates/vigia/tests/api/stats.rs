@@ -1,0 +1,340 @@
+//! Statistics, staff workload and public rankings: exact counts over a known dataset, scoping
+//! by department, who may ask, and what the public sees.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use vigia_domain::users::Role;
+use vigia_store::Backend as StoreBackend;
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, TestUser};
+
+/// Departments A and B, their staff, and four incidents:
+/// i1 (A, high, zone, public) resolved and assigned to staff A; i2 (A, low, public)
+/// acknowledged; i3 (B, low, zone, public) acknowledged; i4 (B, emergency, private) new.
+struct Dataset {
+    admin: TestUser,
+    staff_a: TestUser,
+    staff_b: TestUser,
+    reporter: TestUser,
+    department_a: i64,
+    department_b: i64,
+    category_a: i64,
+    category_b: i64,
+    zone: i64,
+    incidents: [i64; 4],
+}
+
+async fn staff_of(app: &TestApp, admin: &TestUser, department: i64) -> TestUser {
+    let staff = app.user(Role::Staff).await;
+    let path = format!("/api/v1/users/{}", staff.id);
+    let reply = app
+        .patch(
+            &path,
+            Some(&admin.token),
+            json!({ "departments": [department] }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    staff
+}
+
+async fn category(
+    app: &TestApp,
+    admin: &TestUser,
+    name: &str,
+    department: i64,
+    urgency: &str,
+) -> i64 {
+    let body = json!({ "name_es": name, "name_en": name, "default_department_id": department, "default_urgency": urgency });
+    let reply = app
+        .post("/api/v1/categories", Some(&admin.token), body)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    reply.body["id"].as_i64().expect("category id")
+}
+
+async fn report(app: &TestApp, who: &TestUser, body: Value) -> i64 {
+    let reply = app.post("/api/v1/incidents", Some(&who.token), body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    reply.body["id"].as_i64().expect("incident id")
+}
+
+async fn move_to(app: &TestApp, who: &TestUser, incident: i64, statuses: &[&str]) {
+    for to in statuses {
+        let path = format!("/api/v1/incidents/{incident}/transitions");
+        let reply = app.post(&path, Some(&who.token), json!({ "to": to })).await;
+        assert_eq!(reply.status, StatusCode::OK, "{to}: {:?}", reply.body);
+    }
+}
+
+/// Runs `sql` with `args` on the writer (to pin timestamps the API sets to "now").
+async fn exec(app: &TestApp, sql: &str, args: &[i64]) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match app.db.backend() {
+        StoreBackend::Sqlite { writer, .. } => {
+            let mut q = sqlx::query(sql);
+            for a in args {
+                q = q.bind(*a);
+            }
+            q.execute(writer).await.expect("update");
+        }
+        StoreBackend::Postgres { pool } => {
+            let mut q = sqlx::query(sql);
+            for a in args {
+                q = q.bind(*a);
+            }
+            q.execute(pool).await.expect("update");
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    vigia_domain::Timestamp::now().millis()
+}
+
+async fn dataset(app: &TestApp) -> Dataset {
+    let admin = app.admin().await;
+    let department_a = app.department(&admin, "Mantenimiento").await;
+    let department_b = app.department(&admin, "Seguridad").await;
+    let category_a = category(app, &admin, "Fuga de agua", department_a, "high").await;
+    let category_b = category(app, &admin, "Robo", department_b, "low").await;
+    let zone = app
+        .post("/api/v1/zones", Some(&admin.token), json!({ "name": "Pabellón A", "center": { "lat": -12.1352, "lon": -77.0222 }, "radius_m": 40.0 }))
+        .await
+        .body["id"]
+        .as_i64()
+        .expect("zone id");
+    let staff_a = staff_of(app, &admin, department_a).await;
+    let staff_b = staff_of(app, &admin, department_b).await;
+    let reporter = app.user(Role::Reporter).await;
+    let text = "Hay un problema que necesita atención";
+    let i1 = report(app, &reporter, json!({ "category_id": category_a, "title": "Fuga en el baño", "description": text, "zone_id": zone })).await;
+    let i2 = report(app, &reporter, json!({ "category_id": category_a, "title": "Goteo en el techo", "description": text, "urgency": "low" })).await;
+    let i3 = report(app, &reporter, json!({ "category_id": category_b, "title": "Robo de laptop", "description": text, "zone_id": zone })).await;
+    let i4 = report(app, &reporter, json!({ "category_id": category_b, "title": "Amenaza", "description": text, "urgency": "emergency", "visibility": "private" })).await;
+    move_to(
+        app,
+        &staff_a,
+        i1,
+        &["acknowledged", "in_progress", "resolved"],
+    )
+    .await;
+    move_to(app, &staff_a, i2, &["acknowledged"]).await;
+    move_to(app, &staff_b, i3, &["acknowledged"]).await;
+    let assign = app
+        .put(
+            &format!("/api/v1/incidents/{i1}/assignee"),
+            Some(&admin.token),
+            json!({ "assignee_id": staff_a.id }),
+        )
+        .await;
+    assert_eq!(assign.status, StatusCode::OK, "{:?}", assign.body);
+
+    // Pin the times the API stamped: i1 acknowledged after 60 s and resolved after an hour,
+    // i2 acknowledged after 180 s and past its resolve target, i3 acknowledged after 30 s,
+    // i4 past its acknowledge target.
+    let created = now_ms() - 2 * 3_600_000;
+    let update = "UPDATE incidents SET created_at = $2, acknowledged_at = $3, resolved_at = $4 WHERE id = $1";
+    exec(
+        app,
+        update,
+        &[i1, created, created + 60_000, created + 3_600_000],
+    )
+    .await;
+    let update = "UPDATE incidents SET created_at = $2, acknowledged_at = $3, resolve_due_at = $4 WHERE id = $1";
+    exec(
+        app,
+        update,
+        &[i2, created, created + 180_000, now_ms() - 1_000],
+    )
+    .await;
+    let update = "UPDATE incidents SET created_at = $2, acknowledged_at = $3 WHERE id = $1";
+    exec(app, update, &[i3, created, created + 30_000]).await;
+    exec(
+        app,
+        "UPDATE incidents SET acknowledge_due_at = $2 WHERE id = $1",
+        &[i4, now_ms() - 1_000],
+    )
+    .await;
+    Dataset {
+        admin,
+        staff_a,
+        staff_b,
+        reporter,
+        department_a,
+        department_b,
+        category_a,
+        category_b,
+        zone,
+        incidents: [i1, i2, i3, i4],
+    }
+}
+
+/// `[{key: k, count: n}, ...]` as `[(k, n), ...]`.
+fn pairs(list: &Value, key: &str) -> Vec<(Value, i64)> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| (e[key].clone(), e["count"].as_i64().expect("count")))
+        .collect()
+}
+
+fn per_day_sum(stats: &Value, field: &str) -> i64 {
+    stats["per_day"]
+        .as_array()
+        .expect("per_day")
+        .iter()
+        .map(|d| d[field].as_i64().expect("n"))
+        .sum()
+}
+
+backend_tests! {
+    async fn admins_see_exact_counts_of_every_dimension(app: TestApp) {
+        let d = dataset(&app).await;
+        let reply = app.get("/api/v1/stats", Some(&d.admin.token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let s = &reply.body;
+        assert_eq!(s["totals"], json!({ "created": 4, "open": 3, "resolved": 1 }));
+        assert_eq!(pairs(&s["by_status"], "status"), [
+            (json!("new"), 1), (json!("acknowledged"), 2), (json!("in_progress"), 0),
+            (json!("on_hold"), 0), (json!("resolved"), 1), (json!("closed"), 0),
+        ]);
+        assert_eq!(pairs(&s["by_urgency"], "urgency"), [
+            (json!("low"), 2), (json!("medium"), 0), (json!("high"), 1), (json!("emergency"), 1),
+        ]);
+        assert_eq!(pairs(&s["by_category"], "category_id"), [(json!(d.category_a), 2), (json!(d.category_b), 2)]);
+        assert_eq!(pairs(&s["by_department"], "department_id"), [(json!(d.department_a), 2), (json!(d.department_b), 2)]);
+        let mut zones = pairs(&s["by_zone"], "zone_id");
+        zones.sort_by_key(|(k, _)| k.as_i64());
+        assert_eq!(zones, [(Value::Null, 2), (json!(d.zone), 2)]);
+        assert_eq!(per_day_sum(s, "created"), 4);
+        assert_eq!(per_day_sum(s, "resolved"), 1);
+        let days = s["per_day"].as_array().expect("per_day");
+        assert!((30..=31).contains(&days.len()), "{}", days.len());
+        let today = s["created_to"].as_str().expect("created_to")[..10].to_owned();
+        assert_eq!(days.last().expect("a day")["date"], json!(today));
+
+        let filtered = app.get(&format!("/api/v1/stats?category={}", d.category_b), Some(&d.admin.token)).await;
+        assert_eq!(filtered.body["totals"], json!({ "created": 2, "open": 2, "resolved": 0 }));
+        let old = app.get("/api/v1/stats?created_from=2020-01-01T00:00:00Z&created_to=2020-02-01T00:00:00Z", Some(&d.admin.token)).await;
+        assert_eq!(old.body["totals"], json!({ "created": 0, "open": 0, "resolved": 0 }));
+        assert_eq!(old.body["per_day"].as_array().map(Vec::len), Some(31));
+        assert_eq!(old.body["by_category"], json!([]));
+    }
+
+    async fn staff_count_only_their_departments_and_reporters_are_refused(app: TestApp) {
+        let d = dataset(&app).await;
+        let a = app.get("/api/v1/stats", Some(&d.staff_a.token)).await;
+        assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+        assert_eq!(a.body["totals"], json!({ "created": 2, "open": 1, "resolved": 1 }));
+        assert_eq!(pairs(&a.body["by_department"], "department_id"), [(json!(d.department_a), 2)]);
+        assert_eq!(pairs(&a.body["by_category"], "category_id"), [(json!(d.category_a), 2)]);
+        let other = app.get(&format!("/api/v1/stats?department={}", d.department_b), Some(&d.staff_a.token)).await;
+        assert_eq!(other.body["totals"]["created"], 0, "B's public incidents are not A's figures");
+        let b = app.get("/api/v1/stats", Some(&d.staff_b.token)).await;
+        assert_eq!(b.body["totals"], json!({ "created": 2, "open": 2, "resolved": 0 }));
+
+        for path in ["/api/v1/stats", "/api/v1/stats/staff"] {
+            let reply = app.get(path, Some(&d.reporter.token)).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+            assert!(reply.is_problem());
+            assert_eq!(app.get(path, None).await.status, StatusCode::UNAUTHORIZED, "{path}");
+        }
+
+        let key = app.post("/api/v1/api-keys", Some(&d.admin.token), json!({ "name": "tablero", "scopes": ["reports:read"], "departments": [d.department_b] })).await;
+        assert_eq!(key.status, StatusCode::CREATED, "{:?}", key.body);
+        let key = key.body["key"].as_str().expect("key").to_owned();
+        let by_key = app.get("/api/v1/stats", Some(&key)).await;
+        assert_eq!(by_key.body["totals"], json!({ "created": 2, "open": 2, "resolved": 0 }));
+        assert_eq!(app.get("/api/v1/stats/staff", Some(&key)).await.status, StatusCode::FORBIDDEN);
+        let other_key = app.post("/api/v1/api-keys", Some(&d.admin.token), json!({ "name": "lector", "scopes": ["incidents:read"] })).await;
+        let other_key = other_key.body["key"].as_str().expect("key").to_owned();
+        assert_eq!(app.get("/api/v1/stats", Some(&other_key)).await.status, StatusCode::FORBIDDEN);
+    }
+
+    async fn staff_workload_has_exact_open_overdue_and_mean_times(app: TestApp) {
+        let d = dataset(&app).await;
+        let reply = app.get("/api/v1/stats/staff", Some(&d.admin.token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let departments = &reply.body["departments"];
+        assert_eq!(departments[0], json!({
+            "department_id": d.department_a, "name": "Mantenimiento", "open": 1, "overdue": 1,
+            "mean_time_to_acknowledge_secs": 120.0, "mean_time_to_resolve_secs": 3600.0,
+        }));
+        assert_eq!(departments[1], json!({
+            "department_id": d.department_b, "name": "Seguridad", "open": 2, "overdue": 1,
+            "mean_time_to_acknowledge_secs": 30.0, "mean_time_to_resolve_secs": null,
+        }));
+        assert_eq!(reply.body["assignees"], json!([
+            { "assignee_id": d.staff_a.id, "display_name": "Test User", "open": 0, "overdue": 0,
+              "mean_time_to_acknowledge_secs": 60.0, "mean_time_to_resolve_secs": 3600.0 },
+            { "assignee_id": null, "display_name": null, "open": 3, "overdue": 2,
+              "mean_time_to_acknowledge_secs": 105.0, "mean_time_to_resolve_secs": null },
+        ]));
+
+        let a = app.get("/api/v1/stats/staff", Some(&d.staff_a.token)).await;
+        assert_eq!(a.body["departments"].as_array().map(Vec::len), Some(1));
+        assert_eq!(a.body["departments"][0]["department_id"], json!(d.department_a));
+        assert_eq!(a.body["assignees"][1], json!({ "assignee_id": null, "display_name": null, "open": 1,
+            "overdue": 1, "mean_time_to_acknowledge_secs": 180.0, "mean_time_to_resolve_secs": null }));
+        let b = app.get("/api/v1/stats/staff", Some(&d.staff_b.token)).await;
+        assert_eq!(b.body["assignees"], json!([{ "assignee_id": null, "display_name": null, "open": 2,
+            "overdue": 1, "mean_time_to_acknowledge_secs": 30.0, "mean_time_to_resolve_secs": null }]));
+    }
+
+    async fn query_strings_are_parsed_strictly(app: TestApp) {
+        let admin = app.admin().await;
+        for (query, field) in [
+            ("foo=1", "foo"),
+            ("created_from=yesterday", "created_from"),
+            ("department=abc", "department"),
+            ("created_from=2026-02-01T00:00:00Z&created_to=2026-01-01T00:00:00Z", "created_from"),
+            ("created_from=2020-01-01T00:00:00Z&created_to=2026-01-01T00:00:00Z", "created_from"),
+        ] {
+            let reply = app.get(&format!("/api/v1/stats?{query}"), Some(&admin.token)).await;
+            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {:?}", reply.body);
+            assert!(reply.is_problem(), "{query}");
+            assert_eq!(reply.error_field(), Some(field), "{query}: {:?}", reply.body);
+        }
+        let reply = app.get("/api/v1/stats/staff?category=1", Some(&admin.token)).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        for query in ["limit=0", "limit=51", "limit=x", "top=3"] {
+            let reply = app.get(&format!("/api/v1/public/rankings?{query}"), None).await;
+            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        }
+    }
+
+    async fn rankings_order_public_incidents_by_votes_without_personal_data(app: TestApp) {
+        let d = dataset(&app).await;
+        let [i1, i2, i3, _] = d.incidents;
+        for (incident, voters) in [(i1, 2), (i3, 1)] {
+            for _ in 0..voters {
+                let voter = app.user(Role::Reporter).await;
+                let reply = app.post(&format!("/api/v1/incidents/{incident}/votes"), Some(&voter.token), json!({})).await;
+                assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+            }
+        }
+        let reply = app.get("/api/v1/public/rankings", None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let ids = |group: &Value| -> Vec<i64> {
+            group["incidents"].as_array().expect("incidents").iter().map(|i| i["id"].as_i64().expect("id")).collect()
+        };
+        let zones = reply.body["by_zone"].as_array().expect("by_zone");
+        assert_eq!(zones.len(), 1);
+        assert_eq!(zones[0]["zone_id"], json!(d.zone));
+        assert_eq!(ids(&zones[0]), [i1, i3]);
+        let categories = reply.body["by_category"].as_array().expect("by_category");
+        assert_eq!(categories.iter().map(|c| c["category_id"].as_i64()).collect::<Vec<_>>(), [Some(d.category_a), Some(d.category_b)]);
+        assert_eq!(ids(&categories[0]), [i1, i2]);
+        assert_eq!(ids(&categories[1]), [i3], "the private incident is not ranked");
+        let first = &categories[0]["incidents"][0];
+        let mut keys: Vec<&str> = first.as_object().expect("object").keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["category_id", "code", "id", "status", "title", "votes", "zone_id"]);
+        assert_eq!(first["votes"], 2);
+        assert_eq!(first["status"], "resolved");
+        let top = app.get("/api/v1/public/rankings?limit=1", None).await;
+        assert_eq!(ids(&top.body["by_category"][0]), [i1]);
+    }
+}
