@@ -66,6 +66,10 @@ pub struct IncidentStats {
 
 /// Appends the scope and the department and category filters as conditions on `column` (the
 /// department) and `i.category_id`; returns the text, to repeat in every subquery.
+///
+/// On incidents the columns carry a unary `+` (a no-op in both databases) so that SQLite's
+/// planner never picks a department index for a scope check: the dimension's index must drive
+/// each count, with the scope checked on its entries.
 fn scope_conditions(
     sql: &mut Sql,
     scope: &ReadScope,
@@ -86,7 +90,7 @@ fn scope_conditions(
         text.push_str(&format!(" AND {column} = {}", sql.arg(Arg::I64(d.0))));
     }
     if let Some(c) = category {
-        text.push_str(&format!(" AND i.category_id = {}", sql.arg(Arg::I64(c.0))));
+        text.push_str(&format!(" AND +i.category_id = {}", sql.arg(Arg::I64(c.0))));
     }
     text
 }
@@ -98,16 +102,28 @@ fn created_range(sql: &mut Sql, filter: &StatsFilter) -> String {
     format!(" AND i.created_at >= {from} AND i.created_at < {to}")
 }
 
-fn status_urgency_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
+/// `d(dn)` and `b(dn, lo, hi)` (for `WITH RECURSIVE`): every UTC day of the filter's range and
+/// the part of the range it covers.
+fn days_cte(sql: &mut Sql, filter: &StatsFilter) -> String {
+    let (first, last) = day_span(filter.created_from, filter.created_to);
+    let first = sql.arg(Arg::I64(first));
+    let last = sql.arg(Arg::I64(last));
+    let from = sql.arg(Arg::I64(filter.created_from.millis()));
+    let to = sql.arg(Arg::I64(filter.created_to.millis()));
+    format!(
+        "d(dn) AS (SELECT CAST({first} AS BIGINT) UNION ALL SELECT dn + 1 FROM d WHERE dn < {last}), \
+         b(dn, lo, hi) AS (SELECT dn, \
+           CASE WHEN dn * {DAY_MS} < {from} THEN {from} ELSE dn * {DAY_MS} END, \
+           CASE WHEN dn * {DAY_MS} + {DAY_MS} > {to} THEN {to} ELSE dn * {DAY_MS} + {DAY_MS} END FROM d)"
+    )
+}
+
+/// One pass over (status, urgency, creation time): a count per status, urgency and day,
+/// rolled up by status, by urgency and by day (`dim`, `k`, `n`).
+fn created_cells_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
     let mut sql = Sql::default();
-    let cond = created_range(&mut sql, filter)
-        + &scope_conditions(
-            &mut sql,
-            scope,
-            filter.department,
-            filter.category,
-            "i.department_id",
-        );
+    let days = days_cte(&mut sql, filter);
+    let cond = filter_conditions(&mut sql, scope, filter);
     let values = |names: Vec<&str>| -> String {
         names
             .iter()
@@ -118,38 +134,81 @@ fn status_urgency_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
     let statuses = values(Status::ALL.iter().map(|s| s.as_str()).collect());
     let urgencies = values(Urgency::ALL.iter().map(|u| u.as_str()).collect());
     sql.push(&format!(
-        "WITH s(v) AS (VALUES {statuses}), u(v) AS (VALUES {urgencies}), \
-         pairs AS (SELECT s.v AS status, u.v AS urgency, (SELECT COUNT(*) FROM incidents i \
-           WHERE i.status = s.v AND i.urgency = u.v{cond}) AS n FROM s CROSS JOIN u) \
-         SELECT 'status', status, CAST(SUM(n) AS BIGINT) FROM pairs GROUP BY status \
-         UNION ALL SELECT 'urgency', urgency, CAST(SUM(n) AS BIGINT) FROM pairs GROUP BY urgency"
+        "WITH RECURSIVE {days}, s(v) AS (VALUES {statuses}), u(v) AS (VALUES {urgencies}), \
+         cells AS MATERIALIZED (SELECT s.v AS status, u.v AS urgency, b.dn AS dn, \
+           (SELECT COUNT(*) FROM incidents i WHERE i.status = s.v AND i.urgency = u.v \
+             AND i.created_at >= b.lo AND i.created_at < b.hi{cond}) AS n \
+           FROM s CROSS JOIN u CROSS JOIN b) \
+         SELECT 'status', status, CAST(SUM(n) AS BIGINT) FROM cells GROUP BY status \
+         UNION ALL SELECT 'urgency', urgency, CAST(SUM(n) AS BIGINT) FROM cells GROUP BY urgency \
+         UNION ALL SELECT 'day', CAST(dn AS TEXT), CAST(SUM(n) AS BIGINT) FROM cells GROUP BY dn"
     ));
     sql
 }
 
-fn catalog_counts_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
+/// The scope and the filter's department and category, as conditions on `i`.
+fn filter_conditions(sql: &mut Sql, scope: &ReadScope, filter: &StatsFilter) -> String {
+    let department = filter.department;
+    scope_conditions(sql, scope, department, filter.category, "+i.department_id")
+}
+
+/// One pass over (category, department, creation time): a count per category and department,
+/// rolled up by each (`dim`, `k`, `n`; groups without incidents left out).
+fn category_department_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
     let mut sql = Sql::default();
-    let cond = created_range(&mut sql, filter)
-        + &scope_conditions(
-            &mut sql,
-            scope,
-            filter.department,
-            filter.category,
-            "i.department_id",
-        );
-    let count = |on: &str| format!("(SELECT COUNT(*) FROM incidents i WHERE {on}{cond})");
+    let range = created_range(&mut sql, filter);
+    let cond = filter_conditions(&mut sql, scope, filter);
+    let outer = scope_conditions(&mut sql, scope, filter.department, None, "d.id");
+    let count = |on: &str| {
+        format!(
+            "(SELECT COUNT(*) FROM incidents i WHERE i.category_id = c.id AND {on}{range}{cond})"
+        )
+    };
+    // Incidents not routed yet are outside every department's scope.
+    let unrouted = if matches!(scope, ReadScope::All) && filter.department.is_none() {
+        format!(
+            " UNION ALL SELECT c.id, NULL, {} FROM categories c",
+            count("i.department_id IS NULL")
+        )
+    } else {
+        String::new()
+    };
     sql.push(&format!(
-        "SELECT dim, k, n FROM (\
-           SELECT 'category' AS dim, c.id AS k, {} AS n FROM categories c \
-           UNION ALL SELECT 'department', d.id, {} FROM departments d \
-           UNION ALL SELECT 'department', NULL, {} \
-           UNION ALL SELECT 'zone', z.id, {} FROM zones z \
-           UNION ALL SELECT 'zone', NULL, {}) t WHERE n > 0 ORDER BY dim, k",
-        count("i.category_id = c.id"),
+        "WITH cells AS MATERIALIZED (SELECT c.id AS category, d.id AS department, {} AS n \
+           FROM categories c CROSS JOIN departments d WHERE 1 = 1{outer}{unrouted}) \
+         SELECT 'category', category, CAST(SUM(n) AS BIGINT) FROM cells GROUP BY category HAVING SUM(n) > 0 \
+         UNION ALL SELECT 'department', department, CAST(SUM(n) AS BIGINT) FROM cells \
+           GROUP BY department HAVING SUM(n) > 0",
         count("i.department_id = d.id"),
-        count("i.department_id IS NULL"),
+    ));
+    sql
+}
+
+/// One pass over (zone, creation time): a count per zone (`dim`, `k`, `n`; zones without
+/// incidents left out).
+fn zones_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
+    let mut sql = Sql::default();
+    let range = created_range(&mut sql, filter);
+    let cond = filter_conditions(&mut sql, scope, filter);
+    let count = |on: &str| format!("(SELECT COUNT(*) FROM incidents i WHERE {on}{range}{cond})");
+    sql.push(&format!(
+        "WITH cells AS MATERIALIZED (SELECT z.id AS zone, {} AS n FROM zones z \
+           UNION ALL SELECT NULL, {}) \
+         SELECT 'zone', zone, n FROM cells WHERE n > 0",
         count("i.zone_id = z.id"),
         count("i.zone_id IS NULL"),
+    ));
+    sql
+}
+
+/// One pass over the resolution time: incidents resolved per day of the range (`dn`, `n`).
+fn resolved_per_day_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
+    let mut sql = Sql::default();
+    let days = days_cte(&mut sql, filter);
+    let cond = filter_conditions(&mut sql, scope, filter);
+    sql.push(&format!(
+        "WITH RECURSIVE {days} SELECT b.dn, (SELECT COUNT(*) FROM incidents i \
+           WHERE i.resolved_at >= b.lo AND i.resolved_at < b.hi{cond}) FROM b"
     ));
     sql
 }
@@ -161,33 +220,6 @@ pub fn day_span(from: Timestamp, to: Timestamp) -> (i64, i64) {
     (first, last)
 }
 
-fn per_day_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
-    let mut sql = Sql::default();
-    let (first, last) = day_span(filter.created_from, filter.created_to);
-    let first = sql.arg(Arg::I64(first));
-    let last = sql.arg(Arg::I64(last));
-    let from = sql.arg(Arg::I64(filter.created_from.millis()));
-    let to = sql.arg(Arg::I64(filter.created_to.millis()));
-    let cond = scope_conditions(
-        &mut sql,
-        scope,
-        filter.department,
-        filter.category,
-        "i.department_id",
-    );
-    sql.push(&format!(
-        "WITH RECURSIVE d(dn) AS (SELECT CAST({first} AS BIGINT) UNION ALL SELECT dn + 1 FROM d WHERE dn < {last}), \
-         b(dn, lo, hi) AS (SELECT dn, \
-           CASE WHEN dn * {DAY_MS} < {from} THEN {from} ELSE dn * {DAY_MS} END, \
-           CASE WHEN dn * {DAY_MS} + {DAY_MS} > {to} THEN {to} ELSE dn * {DAY_MS} + {DAY_MS} END FROM d) \
-         SELECT b.dn, \
-           (SELECT COUNT(*) FROM incidents i WHERE i.created_at >= b.lo AND i.created_at < b.hi{cond}), \
-           (SELECT COUNT(*) FROM incidents i WHERE i.resolved_at >= b.lo AND i.resolved_at < b.hi{cond}) \
-         FROM b ORDER BY b.dn"
-    ));
-    sql
-}
-
 /// The UTC date of a day number (days since 1970-01-01).
 fn date_of(day: i64) -> time::Date {
     const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
@@ -197,42 +229,59 @@ fn date_of(day: i64) -> time::Date {
         .unwrap_or(time::Date::MIN)
 }
 
-/// Counts of the incidents `scope` covers that match `filter`: three statements, run at once on
-/// separate connections.
+/// Counts ordered by key (the unrouted or zoneless `None` first).
+fn sorted<K: Ord>(cells: impl Iterator<Item = (K, i64)>) -> Vec<Count<K>> {
+    let mut counts: Vec<Count<K>> = cells.map(|(key, count)| Count { key, count }).collect();
+    counts.sort_by(|a, b| a.key.cmp(&b.key));
+    counts
+}
+
+type TextCell = (String, String, i64);
+type IdCell = (String, Option<i64>, i64);
+
+/// Counts of the incidents `scope` covers that match `filter`: four statements, each one pass
+/// over an index range, run at once on separate connections.
 #[tracing::instrument(skip_all)]
 pub async fn incident_stats(
     db: &Db,
     scope: &ReadScope,
     filter: &StatsFilter,
 ) -> StoreResult<IncidentStats> {
-    let pairs = status_urgency_sql(scope, filter);
-    let catalog = catalog_counts_sql(scope, filter);
-    let days = per_day_sql(scope, filter);
-    let (pairs, catalog, days) = on_reader!(db, |pool| {
-        let pairs = bind_args!(
-            sqlx::query_as::<_, (String, String, i64)>(composed(&pairs.text)),
-            &pairs.args
+    let created = created_cells_sql(scope, filter);
+    let catalog = category_department_sql(scope, filter);
+    let zones = zones_sql(scope, filter);
+    let resolved = resolved_per_day_sql(scope, filter);
+    let (created, catalog, zones, resolved) = on_reader!(db, |pool| {
+        let created = bind_args!(
+            sqlx::query_as::<_, TextCell>(composed(&created.text)),
+            &created.args
         )
         .fetch_all(pool);
         let catalog = bind_args!(
-            sqlx::query_as::<_, (String, Option<i64>, i64)>(composed(&catalog.text)),
+            sqlx::query_as::<_, IdCell>(composed(&catalog.text)),
             &catalog.args
         )
         .fetch_all(pool);
-        let days = bind_args!(
-            sqlx::query_as::<_, (i64, i64, i64)>(composed(&days.text)),
-            &days.args
+        let zones = bind_args!(
+            sqlx::query_as::<_, IdCell>(composed(&zones.text)),
+            &zones.args
         )
         .fetch_all(pool);
-        tokio::try_join!(pairs, catalog, days)?
+        let resolved = bind_args!(
+            sqlx::query_as::<_, (i64, i64)>(composed(&resolved.text)),
+            &resolved.args
+        )
+        .fetch_all(pool);
+        tokio::try_join!(created, catalog, zones, resolved)?
     });
     let count_of = |dim: &str, name: &str| {
-        pairs
+        created
             .iter()
             .find(|(d, k, _)| d == dim && k == name)
             .map_or(0, |(_, _, n)| *n)
     };
     let of = |dim: &'static str| catalog.iter().filter(move |(d, _, _)| d == dim);
+    let (first, last) = day_span(filter.created_from, filter.created_to);
     Ok(IncidentStats {
         by_status: Status::ALL
             .iter()
@@ -248,32 +297,17 @@ pub async fn incident_stats(
                 count: count_of("urgency", u.as_str()),
             })
             .collect(),
-        by_category: of("category")
-            .filter_map(|(_, k, n)| {
-                k.map(|k| Count {
-                    key: CategoryId(k),
-                    count: *n,
-                })
-            })
-            .collect(),
-        by_department: of("department")
-            .map(|(_, k, n)| Count {
-                key: k.map(DepartmentId),
-                count: *n,
-            })
-            .collect(),
-        by_zone: of("zone")
-            .map(|(_, k, n)| Count {
-                key: k.map(ZoneId),
-                count: *n,
-            })
-            .collect(),
-        per_day: days
-            .into_iter()
-            .map(|(day, created, resolved)| DayCount {
+        by_category: sorted(of("category").filter_map(|(_, k, n)| k.map(|k| (CategoryId(k), *n)))),
+        by_department: sorted(of("department").map(|(_, k, n)| (k.map(DepartmentId), *n))),
+        by_zone: sorted(zones.iter().map(|(_, k, n)| (k.map(ZoneId), *n))),
+        per_day: (first..=last)
+            .map(|day| DayCount {
                 date: date_of(day),
-                created,
-                resolved,
+                created: count_of("day", &day.to_string()),
+                resolved: resolved
+                    .iter()
+                    .find(|(d, _)| *d == day)
+                    .map_or(0, |(_, n)| *n),
             })
             .collect(),
     })
@@ -312,18 +346,12 @@ type WorkloadRow = (
     Option<f64>,
 );
 
-/// The metric columns of [`WorkloadRow`] for incidents where `on` (`i.…`) holds.
-fn workload_columns(on: &str, range: &str, cond: &str, now: &str) -> String {
+/// The open and overdue counts, as correlated subqueries on incidents where `on` holds.
+fn open_overdue(on: &str, range: &str, cond: &str, now: &str) -> String {
     let count =
         |more: &str| format!("(SELECT COUNT(*) FROM incidents i WHERE {on}{more}{range}{cond})");
-    let mean = |column: &str| {
-        format!(
-            "(SELECT CAST(AVG(i.{column} - i.created_at) / 1000.0 AS DOUBLE PRECISION) \
-             FROM incidents i WHERE {on}{range}{cond})"
-        )
-    };
     format!(
-        "{} AS open, {} + {} AS overdue, {} AS mtta, {} AS mttr",
+        "{}, {} + {}",
         count(&format!(" AND i.status IN {OPEN}")),
         count(&format!(
             " AND i.status = 'new' AND i.acknowledge_due_at < {now}"
@@ -331,39 +359,50 @@ fn workload_columns(on: &str, range: &str, cond: &str, now: &str) -> String {
         count(&format!(
             " AND i.status IN {STARTED} AND i.resolve_due_at < {now}"
         )),
-        mean("acknowledged_at"),
-        mean("resolved_at"),
     )
 }
 
+/// The mean times in seconds, as aggregates over the joined incidents `i`.
+const MEAN_TIMES: &str = "CAST(AVG(i.acknowledged_at - i.created_at) / 1000.0 AS DOUBLE PRECISION), \
+    CAST(AVG(i.resolved_at - i.created_at) / 1000.0 AS DOUBLE PRECISION)";
+
+/// Every department in scope: mean times in one pass over (department, creation time), open
+/// and overdue over the open ones only.
 fn departments_sql(scope: &ReadScope, filter: &StatsFilter, now: Timestamp) -> Sql {
     let mut sql = Sql::default();
     let range = created_range(&mut sql, filter);
     let now = sql.arg(Arg::I64(now.millis()));
     let outer = scope_conditions(&mut sql, scope, filter.department, None, "d.id");
-    let columns = workload_columns("i.department_id = d.id", &range, "", &now);
+    let counts = open_overdue("i.department_id = d.id", &range, "", &now);
     sql.push(&format!(
-        "SELECT d.id, d.name, {columns} FROM departments d WHERE 1 = 1{outer} ORDER BY d.id"
+        "SELECT d.id, MAX(d.name), {counts}, {MEAN_TIMES} FROM departments d \
+         LEFT JOIN incidents i ON i.department_id = d.id{range} WHERE 1 = 1{outer} \
+         GROUP BY d.id ORDER BY d.id"
     ));
     sql
 }
 
+/// Every assignee with incidents in the range (found by a loose index scan), then the
+/// unassigned ones, if any.
 fn assignees_sql(scope: &ReadScope, filter: &StatsFilter, now: Timestamp) -> Sql {
     let mut sql = Sql::default();
     let range = created_range(&mut sql, filter);
     let now = sql.arg(Arg::I64(now.millis()));
-    let cond = scope_conditions(&mut sql, scope, filter.department, None, "i.department_id");
-    let assigned = workload_columns("i.assignee_id = a.id", &range, &cond, &now);
-    let unassigned = workload_columns("i.assignee_id IS NULL", &range, &cond, &now);
+    let cond = scope_conditions(&mut sql, scope, filter.department, None, "+i.department_id");
+    let assigned = open_overdue("i.assignee_id = u.id", &range, &cond, &now);
+    let unassigned = open_overdue("i.assignee_id IS NULL", &range, &cond, &now);
     sql.push(&format!(
         "WITH RECURSIVE a(id) AS (SELECT MIN(assignee_id) FROM incidents \
            UNION ALL SELECT (SELECT MIN(j.assignee_id) FROM incidents j WHERE j.assignee_id > a.id) \
            FROM a WHERE a.id IS NOT NULL), \
-         m AS (SELECT a.id, {assigned} FROM a WHERE a.id IS NOT NULL \
-           UNION ALL SELECT NULL, {unassigned}) \
-         SELECT m.id, u.display_name, m.open, m.overdue, m.mtta, m.mttr FROM m \
-         LEFT JOIN users u ON u.id = m.id WHERE m.open > 0 OR m.mtta IS NOT NULL \
-         ORDER BY m.id IS NULL, m.id"
+         m(id, name, open, overdue, mtta, mttr) AS MATERIALIZED ( \
+           SELECT u.id, MAX(u.display_name), {assigned}, {MEAN_TIMES} FROM users u \
+           JOIN incidents i ON i.assignee_id = u.id{range}{cond} \
+           WHERE u.id IN (SELECT id FROM a) GROUP BY u.id \
+           UNION ALL SELECT NULL, NULL, {unassigned}, {MEAN_TIMES} FROM incidents i \
+           WHERE i.assignee_id IS NULL{range}{cond}) \
+         SELECT id, name, open, overdue, mtta, mttr FROM m WHERE open > 0 OR mtta IS NOT NULL \
+         ORDER BY id IS NULL, id"
     ));
     sql
 }
