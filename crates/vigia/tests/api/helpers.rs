@@ -278,6 +278,20 @@ impl TestApp {
         }
     }
 
+    /// Creates a staff member of `department` (made so by `admin` over the API) and signs them in.
+    pub async fn staff_in(&self, admin: &TestUser, department: i64) -> TestUser {
+        let staff = self.user(Role::Staff).await;
+        let reply = self
+            .patch(
+                &format!("/api/v1/users/{}", staff.id),
+                Some(&admin.token),
+                json!({ "departments": [department] }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        staff
+    }
+
     pub async fn admin(&self) -> TestUser {
         self.user(Role::Admin).await
     }

@@ -23,19 +23,6 @@ pub struct Campus {
     pub other: TestUser,
 }
 
-async fn staff_of(app: &TestApp, admin: &TestUser, department: i64) -> TestUser {
-    let user = app.user(Role::Staff).await;
-    let reply = app
-        .patch(
-            &format!("/api/v1/users/{}", user.id),
-            Some(&admin.token),
-            json!({ "departments": [department] }),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK);
-    user
-}
-
 pub async fn campus(app: &TestApp) -> Campus {
     let admin = app.admin().await;
     let dept_a = app.department(&admin, "Mantenimiento").await;
@@ -57,8 +44,8 @@ pub async fn campus(app: &TestApp) -> Campus {
         .body["id"]
         .as_i64()
         .expect("zone id");
-    let staff_a = staff_of(app, &admin, dept_a).await;
-    let staff_b = staff_of(app, &admin, dept_b).await;
+    let staff_a = app.staff_in(&admin, dept_a).await;
+    let staff_b = app.staff_in(&admin, dept_b).await;
     let reporter = app.user(Role::Reporter).await;
     let other = app.user(Role::Reporter).await;
     Campus {
@@ -289,8 +276,8 @@ backend_tests! {
 
     async fn round_robin_assignment_skips_staff_who_are_away(app: TestApp) {
         let c = campus(&app).await;
-        let second = staff_of(&app, &c.admin, c.dept_a).await;
-        let third = staff_of(&app, &c.admin, c.dept_a).await;
+        let second = app.staff_in(&c.admin, c.dept_a).await;
+        let third = app.staff_in(&c.admin, c.dept_a).await;
         let strategy = app
             .put(&format!("/api/v1/departments/{}", c.dept_a), Some(&c.admin.token), json!({ "name": "Mantenimiento", "contact_emails": [], "assignment_strategy": "round_robin" }))
             .await;

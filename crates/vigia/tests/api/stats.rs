@@ -25,20 +25,6 @@ struct Dataset {
     incidents: [i64; 4],
 }
 
-async fn staff_of(app: &TestApp, admin: &TestUser, department: i64) -> TestUser {
-    let staff = app.user(Role::Staff).await;
-    let path = format!("/api/v1/users/{}", staff.id);
-    let reply = app
-        .patch(
-            &path,
-            Some(&admin.token),
-            json!({ "departments": [department] }),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    staff
-}
-
 async fn category(
     app: &TestApp,
     admin: &TestUser,
@@ -105,8 +91,8 @@ async fn dataset(app: &TestApp) -> Dataset {
         .body["id"]
         .as_i64()
         .expect("zone id");
-    let staff_a = staff_of(app, &admin, department_a).await;
-    let staff_b = staff_of(app, &admin, department_b).await;
+    let staff_a = app.staff_in(&admin, department_a).await;
+    let staff_b = app.staff_in(&admin, department_b).await;
     let reporter = app.user(Role::Reporter).await;
     let text = "Hay un problema que necesita atención";
     let i1 = report(app, &reporter, json!({ "category_id": category_a, "title": "Fuga en el baño", "description": text, "zone_id": zone })).await;
