@@ -195,8 +195,8 @@ pub async fn create(
                 now.millis()
             );
         }
-        insert_event!(&mut *tx, id, &reporter.label, now.millis(), &created);
         let mut incident = row.into_incident(now);
+        let mut assigned = None;
         if let Some(department) = routing.department
             && let Some((user, strategy)) = auto_assign!(tx, department.0, lock_sql)
         {
@@ -205,13 +205,17 @@ pub async fn create(
                 .bind(user.0)
                 .execute(&mut *tx)
                 .await?;
-            let event = EventData::AssigneeChanged {
+            incident.assignee_id = Some(user);
+            assigned = Some(EventData::AssigneeChanged {
                 from: None,
                 to: Some(user),
                 strategy,
-            };
-            insert_event!(&mut *tx, id, "system", now.millis(), &event);
-            incident.assignee_id = Some(user);
+            });
+        }
+        // Events last: on PostgreSQL the first event takes the commit-order lock.
+        insert_event!(&mut *tx, id, &reporter.label, now.millis(), &created);
+        if let Some(event) = &assigned {
+            insert_event!(&mut *tx, id, "system", now.millis(), event);
         }
         tx.commit().await?;
         Ok(incident)
@@ -385,11 +389,6 @@ pub async fn assign_department(
             .fetch_optional(&mut *tx)
             .await?;
         let mut updated = row.ok_or(StoreError::Stale)?.into_incident(now);
-        let moved = EventData::DepartmentAssigned {
-            from: incident.department_id,
-            to: department,
-        };
-        insert_event!(&mut *tx, incident.id.0, actor, now.millis(), &moved);
         let picked = auto_assign!(tx, department.0, lock_sql);
         let new_assignee = picked.map(|(user, _)| user);
         if let Some(user) = new_assignee {
@@ -399,6 +398,12 @@ pub async fn assign_department(
                 .execute(&mut *tx)
                 .await?;
         }
+        // Events last: on PostgreSQL the first event takes the commit-order lock.
+        let moved = EventData::DepartmentAssigned {
+            from: incident.department_id,
+            to: department,
+        };
+        insert_event!(&mut *tx, incident.id.0, actor, now.millis(), &moved);
         if incident.assignee_id != new_assignee {
             let strategy = picked.map_or(AssignmentStrategy::Manual, |(_, s)| s);
             let changed = EventData::AssigneeChanged {
