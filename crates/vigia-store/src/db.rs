@@ -4,6 +4,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+use crate::group_commit::GroupCommit;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -40,6 +42,8 @@ pub enum Backend {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// Batches small hot-path writes into shared commits (see [`crate::group_commit`]).
+        group: GroupCommit,
     },
     Postgres {
         pool: PgPool,
@@ -120,7 +124,11 @@ impl Db {
             .await
             .with_context(|| format!("cannot open SQLite database {url} for reading"))?;
         Ok(Self {
-            backend: Backend::Sqlite { writer, reader },
+            backend: Backend::Sqlite {
+                group: GroupCommit::start(writer.clone()),
+                writer,
+                reader,
+            },
         })
     }
 
@@ -188,7 +196,7 @@ impl Db {
     /// Connections in use and idle, for metrics.
     pub fn pool_stats(&self) -> PoolStats {
         match &self.backend {
-            Backend::Sqlite { writer, reader } => PoolStats {
+            Backend::Sqlite { writer, reader, .. } => PoolStats {
                 size: writer.size() + reader.size(),
                 idle: (writer.num_idle() + reader.num_idle()) as u32,
             },
@@ -222,7 +230,7 @@ impl Db {
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { writer, reader } => {
+            Backend::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }

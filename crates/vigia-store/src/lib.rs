@@ -11,6 +11,7 @@ pub mod audit;
 pub mod catalog;
 mod db;
 mod error;
+pub mod group_commit;
 pub mod idempotency;
 pub mod incidents;
 pub mod objects;

@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 /// A path-safe object key: `/`-separated segments, none empty, `.` or `..`, no control
 /// characters or backslashes. Built only through [`ObjectKey::parse`] or [`ObjectKey::join`].
@@ -169,6 +169,21 @@ impl Objects {
         Ok(())
     }
 
+    /// Starts writing `key` piece by piece (a multipart upload on S3, a staging file locally),
+    /// so a large object never has to sit in memory. Nothing is visible under `key` until
+    /// [`ObjectWriter::finish`]; [`ObjectWriter::abort`] leaves nothing behind.
+    pub async fn writer(&self, key: &ObjectKey) -> anyhow::Result<ObjectWriter> {
+        let upload = self
+            .store
+            .put_multipart(&self.path(key))
+            .await
+            .with_context(|| format!("cannot start writing object {key}"))?;
+        Ok(ObjectWriter {
+            key: key.clone(),
+            inner: WriteMultipart::new_with_chunk_size(upload, WRITER_PART_BYTES),
+        })
+    }
+
     /// The whole object; `Ok(None)` if it does not exist.
     pub async fn get(&self, key: &ObjectKey) -> anyhow::Result<Option<Bytes>> {
         match self.store.get(&self.path(key)).await {
@@ -253,6 +268,44 @@ impl Objects {
             bail!("object storage returned something else than what was written");
         }
         Ok(())
+    }
+}
+
+/// Parts of a streamed object are this big (S3 requires at least 5 MiB but the last one).
+const WRITER_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// An object being written in parts; see [`Objects::writer`].
+pub struct ObjectWriter {
+    key: ObjectKey,
+    inner: WriteMultipart,
+}
+
+impl ObjectWriter {
+    /// Appends `bytes`, waiting while too many parts are still in flight (bounded memory).
+    pub async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.inner
+            .wait_for_capacity(2)
+            .await
+            .with_context(|| format!("cannot write object {}", self.key))?;
+        self.inner.write(bytes);
+        Ok(())
+    }
+
+    /// Makes the object visible under its key.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        self.inner
+            .finish()
+            .await
+            .with_context(|| format!("cannot complete object {}", self.key))?;
+        Ok(())
+    }
+
+    /// Drops what was written so far.
+    pub async fn abort(self) -> anyhow::Result<()> {
+        self.inner
+            .abort()
+            .await
+            .with_context(|| format!("cannot abort object {}", self.key))
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use vigia_domain::Timestamp;
 use vigia_domain::auth::{hash_password, random_secret};
 use vigia_domain::users::{Email, Locale, NewPassword, Role};
 use vigia_http::{AppState, HttpConfig};
@@ -35,6 +36,7 @@ impl Application {
         })?;
         let db = open_database(config).await?;
         let objects = Objects::open(&config.storage_url(), &config.s3_options())?;
+        sweep_abandoned_uploads(&db, &objects).await;
         let secret = jwt_secret(config, &db)?;
         bootstrap_admin(config, &db).await?;
         let listener = TcpListener::bind(config.listen_addr()?)
@@ -98,6 +100,17 @@ impl Application {
         }
         db.close().await;
         Ok(())
+    }
+}
+
+/// Removes uploads a dead process left unfinished (older than an hour, so another node's
+/// upload in progress is left alone). A failure is logged: it only leaves garbage behind.
+async fn sweep_abandoned_uploads(db: &Db, objects: &Objects) {
+    let before = Timestamp::from_millis(Timestamp::now().millis() - 3_600_000);
+    match vigia_store::incidents::attachments::sweep_abandoned(db, objects, before).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed unfinished uploads"),
+        Err(error) => tracing::warn!(%error, "cannot remove unfinished uploads"),
     }
 }
 

@@ -15,15 +15,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::BytesMut;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use vigia_domain::Timestamp;
 use vigia_domain::auth::Scope;
-use vigia_domain::ids::AttachmentId;
+use vigia_domain::ids::{AttachmentId, IncidentId};
 use vigia_domain::incidents::sniff::SNIFF_PREFIX_LEN;
 use vigia_domain::incidents::{Actor, SniffError, classify};
 use vigia_store::StoreError;
-use vigia_store::incidents::attachments::{self, Attachment, NewAttachment, Uploader};
+use vigia_store::incidents::attachments::{self, Attachment, Upload, Uploader};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -130,12 +129,6 @@ async fn load_attachment(
 
 // --- upload ------------------------------------------------------------------------------------
 
-/// An upload read to the end: size-checked, hashed and sniffed while it arrived.
-struct Received {
-    name: String,
-    new: NewAttachment,
-}
-
 fn multipart_error(limit: usize) -> impl Fn(MultipartError) -> ApiError {
     move |error| {
         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -155,56 +148,109 @@ fn refused(error: SniffError) -> ApiError {
     }
 }
 
-/// Reads the `file` part chunk by chunk: counts and hashes every chunk, stops at `limit`
-/// (413), and refuses the file as soon as its first bytes show it is not accepted (415).
-async fn read_file(mut field: Field<'_>, limit: usize) -> ApiResult<Received> {
+/// Streams the `file` part into storage: its first bytes decide what it is (415 before anything
+/// is written), then every chunk is counted (413 past `limit`) and written as it arrives. An
+/// error abandons what was written.
+async fn store_file(
+    state: &AppState,
+    incident: IncidentId,
+    uploader: &Uploader,
+    mut field: Field<'_>,
+    limit: usize,
+) -> ApiResult<Upload> {
     let name = field.file_name().unwrap_or_default().to_owned();
-    let mut hasher = Sha256::new();
-    let mut buffer = BytesMut::new();
-    let mut media = None;
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error(limit))? {
-        if buffer.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        hasher.update(&chunk);
-        buffer.extend_from_slice(&chunk);
-        if media.is_none() && buffer.len() >= SNIFF_PREFIX_LEN {
-            media = Some(classify(&buffer[..SNIFF_PREFIX_LEN]).map_err(refused)?);
-        }
-    }
-    let media = match media {
-        Some(media) => media,
-        None => classify(&buffer).map_err(refused)?,
-    };
-    let new = NewAttachment {
-        raw_name: name.clone(),
-        media,
-        bytes: buffer.freeze(),
-        sha256: hex::encode(hasher.finalize()),
-    };
-    Ok(Received { name, new })
-}
-
-/// Reads the form: exactly one part named `file`, nothing else.
-async fn read_upload(multipart: &mut Multipart, limit: usize) -> ApiResult<Received> {
-    let mut received = None;
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(multipart_error(limit))?
-    {
-        match field.name() {
-            Some("file") if received.is_none() => received = Some(read_file(field, limit).await?),
-            Some("file") => return Err(ApiError::field("file", "send one file per request")),
-            other => {
-                return Err(ApiError::field(
-                    other.unwrap_or("body").to_owned(),
-                    "unknown field: send the file in a part named file",
-                ));
+    let mut head = BytesMut::new();
+    let mut ended = false;
+    while head.len() < SNIFF_PREFIX_LEN {
+        match field.chunk().await.map_err(multipart_error(limit))? {
+            Some(chunk) => head.extend_from_slice(&chunk),
+            None => {
+                ended = true;
+                break;
             }
         }
+        if head.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
     }
-    received.ok_or_else(|| ApiError::field("file", "send the file in a part named file"))
+    let media = classify(&head[..head.len().min(SNIFF_PREFIX_LEN)]).map_err(refused)?;
+    let mut upload = Upload::begin(
+        &state.db,
+        &state.objects,
+        incident,
+        &name,
+        media,
+        uploader,
+        Timestamp::now(),
+    )
+    .await?;
+    let streamed: ApiResult<()> = async {
+        upload.write(&head).await?;
+        if !ended {
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error(limit))? {
+                if upload.size() + chunk.len() as u64 > limit as u64 {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                upload.write(&chunk).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match streamed {
+        Ok(()) => Ok(upload),
+        Err(error) => {
+            upload.abandon().await;
+            Err(error)
+        }
+    }
+}
+
+/// Reads the form: exactly one part named `file`, nothing else. Returns the file received
+/// (not yet visible) and its name as sent.
+async fn read_upload(
+    state: &AppState,
+    incident: IncidentId,
+    uploader: &Uploader,
+    multipart: &mut Multipart,
+    limit: usize,
+) -> ApiResult<Upload> {
+    let mut received: Option<Upload> = None;
+    let outcome: ApiResult<()> = async {
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(multipart_error(limit))?
+        {
+            match field.name() {
+                Some("file") if received.is_none() => {
+                    received = Some(store_file(state, incident, uploader, field, limit).await?);
+                }
+                Some("file") => return Err(ApiError::field("file", "send one file per request")),
+                other => {
+                    return Err(ApiError::field(
+                        other.unwrap_or("body").to_owned(),
+                        "unknown field: send the file in a part named file",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match (outcome, received) {
+        (Ok(()), Some(upload)) => Ok(upload),
+        (Ok(()), None) => Err(ApiError::field(
+            "file",
+            "send the file in a part named file",
+        )),
+        (Err(error), received) => {
+            if let Some(upload) = received {
+                upload.abandon().await;
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Attach a file (`multipart/form-data`, one part named `file`). Photos, videos, PDFs and
@@ -231,22 +277,20 @@ async fn upload(
     let mut multipart = multipart.map_err(|_| ApiError::UnsupportedMediaType {
         detail: "send the file as multipart/form-data in a part named file".into(),
     })?;
-    let received = read_upload(&mut multipart, state.config.max_upload_bytes).await?;
     let uploader = Uploader {
         label: auth.0.label(),
         user: auth.0.user_id(),
     };
-    let saved = attachments::add(
-        &state.db,
-        &state.objects,
+    let upload = read_upload(
+        &state,
         incident.id,
-        received.new,
         &uploader,
-        Timestamp::now(),
+        &mut multipart,
+        state.config.max_upload_bytes,
     )
     .await?;
-    tracing::info!(incident_id = %incident.id, attachment_id = %saved.id, upload_name = %received.name,
-        media = saved.media.mime(), size = saved.size_bytes, "file attached");
+    let saved = upload.finish(Timestamp::now()).await?;
+    tracing::info!(incident_id = %incident.id, attachment_id = %saved.id,         media = saved.media.mime(), size = saved.size_bytes, "file attached");
     let out = AttachmentOut::new(saved, actor);
     let location = HeaderValue::from_str(&out.url).map_err(|e| ApiError::Internal(e.into()))?;
     Ok((

@@ -2,23 +2,28 @@
 //! storage under `attachments/{incident}/{attachment}/{name}`, and for images a PNG thumbnail
 //! beside it (`thumb_{name}.png`).
 //!
-//! Adding one is all or nothing: the row, its `attachment_added` event and the incident's new
-//! `updated_at` are written in one transaction that stays open while the file is stored (the
-//! key needs the row's id); a failed put rolls the transaction back, a failed commit deletes
-//! what was stored. Deleting is soft: the row gets `deleted_at` and an `attachment_deleted`
-//! event, and the stored objects are kept for the audit trail.
+//! Adding one streams: [`Upload::begin`] reserves the row (its id names the object key; the row
+//! stays hidden from every read while `uploading`), the bytes go to object storage as they
+//! arrive, hashed on the way, and [`Upload::finish`] makes the attachment visible together with
+//! its `attachment_added` event and the incident's new `updated_at`, in one short transaction.
+//! No transaction stays open while bytes travel. Anything failing — the client, the size limit,
+//! storage, the commit — leaves no visible row, no event and no object ([`Upload::abandon`]; an
+//! upload dropped unfinished is abandoned in the background, one left by a crash is removed by
+//! [`sweep_abandoned`]). Deleting is soft: the row gets `deleted_at` and an
+//! `attachment_deleted` event, and the stored objects are kept for the audit trail.
 
 use std::io::Cursor;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{AttachmentId, IncidentId, UserId};
 use vigia_domain::incidents::{AllowedMedia, EventData, MediaKind};
 
 use super::events::insert_event;
-use crate::objects::{ObjectKey, Objects, sanitize_segment};
+use crate::objects::{ObjectKey, ObjectWriter, Objects, sanitize_segment};
 use crate::{Db, StoreError, StoreResult, on_reader, on_writer};
 
 /// The longest side of a thumbnail, in pixels.
@@ -43,17 +48,6 @@ pub struct Attachment {
     pub uploaded_by: String,
     pub uploaded_by_user_id: Option<UserId>,
     pub created_at: Timestamp,
-}
-
-/// A checked upload, ready to store: its type sniffed, its size and digest computed.
-#[derive(Debug, Clone)]
-pub struct NewAttachment {
-    /// The name the client gave; made safe by [`stored_name`].
-    pub raw_name: String,
-    pub media: AllowedMedia,
-    pub bytes: Bytes,
-    /// SHA-256 of `bytes`, lowercase hex.
-    pub sha256: String,
 }
 
 /// Who is attaching or deleting.
@@ -165,83 +159,144 @@ pub fn thumbnail(media: AllowedMedia, bytes: &[u8]) -> anyhow::Result<Option<Vec
     Ok(Some(png))
 }
 
-/// Makes the thumbnail on a blocking thread; a failure is logged, never returned.
-async fn thumbnail_or_none(media: AllowedMedia, bytes: Bytes) -> Option<Bytes> {
-    if media.kind() != MediaKind::Image {
-        return None;
-    }
-    match tokio::task::spawn_blocking(move || thumbnail(media, &bytes)).await {
-        Ok(Ok(png)) => png.map(Bytes::from),
-        Ok(Err(error)) => {
-            tracing::warn!(error = format!("{error:#}"), "no thumbnail for this image");
-            None
-        }
-        Err(error) => {
-            tracing::warn!(%error, "the thumbnail task failed");
-            None
-        }
-    }
+/// An attachment being received; see the module documentation for the whole path.
+pub struct Upload {
+    db: Db,
+    objects: Objects,
+    /// `None` once finished or abandoned.
+    open: Option<Open>,
 }
 
-/// Stores `new` on `incident`: its thumbnail is made first (outside the transaction), then
-/// row, objects, event and `updated_at` go in together. A failed thumbnail only means no
-/// thumbnail; anything else failing leaves no row, no event and no object.
-#[tracing::instrument(skip_all, fields(incident_id = %incident, media = new.media.mime(), size = new.bytes.len()))]
-pub async fn add(
-    db: &Db,
-    objects: &Objects,
+struct Open {
+    id: i64,
     incident: IncidentId,
-    new: NewAttachment,
-    uploader: &Uploader,
-    now: Timestamp,
-) -> StoreResult<Attachment> {
-    let name = stored_name(&new.raw_name, new.media);
-    let thumb = thumbnail_or_none(new.media, new.bytes.clone()).await;
-    let size = new.bytes.len() as i64;
-    let insert = "INSERT INTO incident_attachments (incident_id, object_key, original_name, content_type, \
-                  size_bytes, sha256, uploaded_by, uploaded_by_user_id, created_at) \
-                  VALUES ($1, '', $2, $3, $4, $5, $6, $7, $8) RETURNING id";
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(insert)
+    name: String,
+    media: AllowedMedia,
+    key: ObjectKey,
+    writer: ObjectWriter,
+    hasher: Sha256,
+    size: u64,
+    uploader: Uploader,
+}
+
+fn attachment_dir(incident: IncidentId, id: i64) -> [String; 3] {
+    [
+        "attachments".to_owned(),
+        incident.0.to_string(),
+        id.to_string(),
+    ]
+}
+
+impl Upload {
+    /// Reserves the attachment's row (hidden until [`Upload::finish`]) and opens its object.
+    /// `media` is what the first bytes showed; `raw_name` is made safe by [`stored_name`].
+    pub async fn begin(
+        db: &Db,
+        objects: &Objects,
+        incident: IncidentId,
+        raw_name: &str,
+        media: AllowedMedia,
+        uploader: &Uploader,
+        now: Timestamp,
+    ) -> StoreResult<Self> {
+        let name = stored_name(raw_name, media);
+        let insert = "INSERT INTO incident_attachments (incident_id, object_key, original_name, content_type, \
+                      size_bytes, sha256, uploaded_by, uploaded_by_user_id, created_at, uploading) \
+                      VALUES ($1, '', $2, $3, 0, '', $4, $5, $6, TRUE) RETURNING id";
+        let id: i64 = on_writer!(db, |pool| sqlx::query_scalar(insert)
             .bind(incident.0)
             .bind(&name)
-            .bind(new.media.mime())
-            .bind(size)
-            .bind(&new.sha256)
+            .bind(media.mime())
             .bind(&uploader.label)
             .bind(uploader.user.map(|u| u.0))
             .bind(now.millis())
-            .fetch_one(&mut *tx)
-            .await?;
-        let dir = [
-            "attachments".to_owned(),
-            incident.0.to_string(),
-            id.to_string(),
-        ];
+            .fetch_one(pool)
+            .await
+            .map_err(
+                |e| StoreError::missing_reference("incident_id", "incident")(e.into())
+            )?);
+        let dir = attachment_dir(incident, id);
         let key = ObjectKey::join(dir.iter().map(String::as_str).chain([name.as_str()]));
-        // Dropping `tx` on the error path rolls the row back.
-        objects.put(&key, new.bytes.clone()).await?;
-        let mut thumbnail_key = None;
-        if let Some(png) = thumb {
-            let thumb_name = format!("thumb_{name}.png");
-            let tkey = ObjectKey::join(dir.iter().map(String::as_str).chain([thumb_name.as_str()]));
-            match objects.put(&tkey, png).await {
-                Ok(()) => thumbnail_key = Some(tkey),
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "cannot store the thumbnail")
-                }
+        let writer = match objects.writer(&key).await {
+            Ok(writer) => writer,
+            Err(error) => {
+                forget_row(db, id).await;
+                return Err(error.into());
             }
+        };
+        Ok(Self {
+            db: db.clone(),
+            objects: objects.clone(),
+            open: Some(Open {
+                id,
+                incident,
+                name,
+                media,
+                key,
+                writer,
+                hasher: Sha256::new(),
+                size: 0,
+                uploader: uploader.clone(),
+            }),
+        })
+    }
+
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.open.as_ref().map_or(0, |o| o.size)
+    }
+
+    /// Appends the next bytes of the file.
+    pub async fn write(&mut self, bytes: &[u8]) -> StoreResult<()> {
+        let open = self.open.as_mut().ok_or(StoreError::NotFound)?;
+        open.hasher.update(bytes);
+        open.size += bytes.len() as u64;
+        open.writer.write(bytes).await?;
+        Ok(())
+    }
+
+    /// Completes the object, makes a thumbnail for images (a failure only means none), and
+    /// makes the attachment visible with its event. On failure nothing stays behind.
+    pub async fn finish(mut self, now: Timestamp) -> StoreResult<Attachment> {
+        let open = self.open.take().ok_or(StoreError::NotFound)?;
+        let Open {
+            id,
+            incident,
+            name,
+            media,
+            key,
+            writer,
+            hasher,
+            size,
+            uploader,
+        } = open;
+        if let Err(error) = writer.finish().await {
+            forget_row(&self.db, id).await;
+            return Err(error.into());
         }
-        let written: StoreResult<()> = async {
-            sqlx::query(
-                "UPDATE incident_attachments SET object_key = $2, thumbnail_key = $3 WHERE id = $1",
+        let thumbnail_key = store_thumbnail(&self.objects, incident, id, &name, media, &key).await;
+        let sha256 = hex::encode(hasher.finalize());
+        let db = &self.db;
+        let written: StoreResult<()> = on_writer!(db, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(
+                "UPDATE incident_attachments SET object_key = $2, thumbnail_key = $3, size_bytes = $4, \
+                 sha256 = $5, created_at = $6, uploading = FALSE WHERE id = $1 AND uploading",
             )
             .bind(id)
             .bind(key.as_str())
             .bind(thumbnail_key.as_ref().map(ObjectKey::as_str))
+            .bind(size as i64)
+            .bind(&sha256)
+            .bind(now.millis())
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::Other(anyhow::anyhow!(
+                    "attachment {id} was removed while it was uploading"
+                )));
+            }
             sqlx::query("UPDATE incidents SET updated_at = $2 WHERE id = $1")
                 .bind(incident.0)
                 .bind(now.millis())
@@ -249,16 +304,16 @@ pub async fn add(
                 .await?;
             let event = EventData::AttachmentAdded {
                 attachment_id: AttachmentId(id),
-                media: new.media,
-                size_bytes: size as u64,
+                media,
+                size_bytes: size,
             };
             insert_event!(&mut *tx, incident.0, &uploader.label, now.millis(), &event);
             tx.commit().await?;
             Ok(())
-        }
-        .await;
+        });
         if let Err(error) = written {
-            forget(objects, [Some(&key), thumbnail_key.as_ref()]).await;
+            forget(&self.objects, [Some(&key), thumbnail_key.as_ref()]).await;
+            forget_row(db, id).await;
             return Err(error);
         }
         Ok(Attachment {
@@ -266,15 +321,113 @@ pub async fn add(
             incident_id: incident,
             object_key: key,
             name,
-            media: new.media,
-            size_bytes: size as u64,
-            sha256: new.sha256,
+            media,
+            size_bytes: size,
+            sha256,
             thumbnail_key,
-            uploaded_by: uploader.label.clone(),
+            uploaded_by: uploader.label,
             uploaded_by_user_id: uploader.user,
             created_at: now,
         })
-    })
+    }
+
+    /// Drops what was received: the object and the reserved row.
+    pub async fn abandon(mut self) {
+        if let Some(open) = self.open.take() {
+            abandon(&self.db, open).await;
+        }
+    }
+}
+
+/// Reads an image back, shrinks it on a blocking thread and stores the PNG beside it.
+async fn store_thumbnail(
+    objects: &Objects,
+    incident: IncidentId,
+    id: i64,
+    name: &str,
+    media: AllowedMedia,
+    key: &ObjectKey,
+) -> Option<ObjectKey> {
+    if media.kind() != MediaKind::Image {
+        return None;
+    }
+    let made = async {
+        let bytes = objects
+            .get(key)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the stored image is missing"))?;
+        let png = tokio::task::spawn_blocking(move || thumbnail(media, &bytes)).await??;
+        let Some(png) = png else {
+            return Ok(None);
+        };
+        let thumb_name = format!("thumb_{name}.png");
+        let dir = attachment_dir(incident, id);
+        let tkey = ObjectKey::join(dir.iter().map(String::as_str).chain([thumb_name.as_str()]));
+        objects.put(&tkey, Bytes::from(png)).await?;
+        anyhow::Ok(Some(tkey))
+    };
+    match made.await {
+        Ok(key) => key,
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "no thumbnail for this image");
+            None
+        }
+    }
+}
+
+impl Drop for Upload {
+    /// An upload dropped unfinished (the request was cancelled) is abandoned in the background.
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let db = self.db.clone();
+            runtime.spawn(async move { abandon(&db, open).await });
+        }
+    }
+}
+
+async fn abandon(db: &Db, open: Open) {
+    if let Err(error) = open.writer.abort().await {
+        tracing::warn!(error = format!("{error:#}"), key = %open.key, "cannot abort an upload");
+    }
+    forget_row(db, open.id).await;
+}
+
+/// Deletes a reserved row that never became visible; failures are logged (the sweep retries).
+async fn forget_row(db: &Db, id: i64) {
+    let sql = "DELETE FROM incident_attachments WHERE id = $1 AND uploading";
+    let deleted: Result<(), sqlx::Error> = on_writer!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ()));
+    if let Err(error) = deleted {
+        tracing::error!(%error, attachment_id = id, "cannot remove an unfinished attachment");
+    }
+}
+
+/// Removes uploads that started before `started_before` and never finished (their process
+/// died): their objects and their rows. Returns how many. Run at startup and by cleanup.
+pub async fn sweep_abandoned(
+    db: &Db,
+    objects: &Objects,
+    started_before: Timestamp,
+) -> StoreResult<usize> {
+    let sql =
+        "SELECT id, incident_id FROM incident_attachments WHERE uploading AND created_at < $1";
+    let rows: Vec<(i64, i64)> = on_reader!(db, |pool| sqlx::query_as(sql)
+        .bind(started_before.millis())
+        .fetch_all(pool)
+        .await?);
+    for &(id, incident) in &rows {
+        let dir = attachment_dir(IncidentId(incident), id).join("/");
+        for key in objects.list(&dir).await? {
+            objects.delete(&key).await?;
+        }
+        forget_row(db, id).await;
+    }
+    Ok(rows.len())
 }
 
 /// Deletes objects written for a transaction that did not commit; failures are only logged
@@ -290,7 +443,7 @@ async fn forget<'a>(objects: &Objects, keys: impl IntoIterator<Item = Option<&'a
 /// The incident's attachments that are not deleted, oldest first.
 pub async fn list(db: &Db, incident: IncidentId) -> StoreResult<Vec<Attachment>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM incident_attachments WHERE incident_id = $1 AND deleted_at IS NULL ORDER BY id"
+        "SELECT {COLUMNS} FROM incident_attachments WHERE incident_id = $1 AND deleted_at IS NULL AND NOT uploading ORDER BY id"
     );
     let rows: Vec<AttachmentRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
         .bind(incident.0)
@@ -302,7 +455,7 @@ pub async fn list(db: &Db, incident: IncidentId) -> StoreResult<Vec<Attachment>>
 /// One attachment of `incident` that is not deleted; [`StoreError::NotFound`] otherwise.
 pub async fn find(db: &Db, incident: IncidentId, id: AttachmentId) -> StoreResult<Attachment> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM incident_attachments WHERE id = $1 AND incident_id = $2 AND deleted_at IS NULL"
+        "SELECT {COLUMNS} FROM incident_attachments WHERE id = $1 AND incident_id = $2 AND deleted_at IS NULL AND NOT uploading"
     );
     let row: Option<AttachmentRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
         .bind(id.0)
@@ -326,7 +479,7 @@ pub async fn delete(
         let mut tx = pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE incident_attachments SET deleted_at = $3 \
-             WHERE id = $1 AND incident_id = $2 AND deleted_at IS NULL",
+             WHERE id = $1 AND incident_id = $2 AND deleted_at IS NULL AND NOT uploading",
         )
         .bind(attachment.id.0)
         .bind(attachment.incident_id.0)

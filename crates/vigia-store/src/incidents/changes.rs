@@ -4,223 +4,16 @@
 use serde::Serialize;
 use sqlx::FromRow;
 use vigia_domain::Timestamp;
-use vigia_domain::catalog::Urgency;
 use vigia_domain::ids::{CommentId, DepartmentId, IncidentId, UserId};
 use vigia_domain::incidents::{
-    AssignmentStrategy, Candidate, EventData, IncidentVisibility, NewComment, NewIncident,
-    SlaClock, SlaEffect, SlaPolicy, Status, Visibility, is_reopen, pick_assignee, sla_effect,
+    AssignmentStrategy, EventData, IncidentVisibility, NewComment, SlaClock, SlaEffect, Status,
+    Visibility, is_reopen, sla_effect,
 };
 
+use super::assign::{auto_assign, department_lock_sql};
 use super::events::insert_event;
 use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
-use crate::idempotency::{Claim, claim_key};
 use crate::{Db, StoreError, StoreResult, catalog, composed, on_reader, on_writer};
-
-/// Who reported an incident.
-#[derive(Debug, Clone)]
-pub struct Reporter {
-    pub user: Option<UserId>,
-    /// `user:12`, `api_key:3`, `system`.
-    pub label: String,
-}
-
-/// The SLA policy for a category and urgency: the admin's, or the suggested default.
-pub async fn sla_policy(
-    db: &Db,
-    category: vigia_domain::ids::CategoryId,
-    urgency: Urgency,
-) -> StoreResult<SlaPolicy> {
-    let sql = "SELECT acknowledge_within_secs, resolve_within_secs, raise_urgency_on_breach FROM sla_policies \
-               WHERE category_id = $1 AND urgency = $2";
-    let row: Option<(i64, i64, bool)> = on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(category.0)
-        .bind(urgency.as_str())
-        .fetch_optional(pool)
-        .await?);
-    Ok(match row {
-        Some((ack, resolve, raise)) => SlaPolicy::parse(ack, resolve, raise)
-            .unwrap_or_else(|_| SlaPolicy::suggested_for(urgency)),
-        None => SlaPolicy::suggested_for(urgency),
-    })
-}
-
-/// What creating an incident resolves from the catalog before writing: routing and SLA.
-#[derive(Debug, Clone)]
-pub struct Routing {
-    pub department: Option<DepartmentId>,
-    pub urgency: Urgency,
-    pub policy: SlaPolicy,
-}
-
-/// Resolves the department, urgency and SLA policy of `new` from its category's defaults,
-/// checking every reference. Used by create and by preview.
-pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
-    let category = catalog::find_category(db, new.category_id)
-        .await
-        .map_err(StoreError::missing_reference("category_id", "category"))?;
-    if let Some(department) = new.department_id
-        && !catalog::department_exists(db, department).await?
-    {
-        return Err(StoreError::UnknownReference {
-            field: "department_id".into(),
-            entity: "department",
-        });
-    }
-    if let Some(zone) = new.location.as_ref().and_then(|l| l.zone()) {
-        catalog::find_zone(db, zone)
-            .await
-            .map_err(StoreError::missing_reference("zone_id", "zone"))?;
-    }
-    let department = new
-        .department_id
-        .or(category.default_department_id.map(DepartmentId));
-    let urgency = new.urgency.unwrap_or(category.default_urgency);
-    let policy = sla_policy(db, new.category_id, urgency).await?;
-    Ok(Routing {
-        department,
-        urgency,
-        policy,
-    })
-}
-
-/// Picks an assignee in `$department` by its strategy, inside the transaction `$tx`, and records
-/// the pick for round robin. Evaluates to `Option<(UserId, AssignmentStrategy)>`.
-macro_rules! auto_assign {
-    ($tx:expr, $department:expr, $lock_sql:expr) => {{
-        let department: i64 = $department;
-        let settings: Option<(String, Option<i64>)> =
-            sqlx::query_as(composed($lock_sql)).bind(department).fetch_optional(&mut *$tx).await?;
-        match settings.and_then(|(s, last)| AssignmentStrategy::parse("strategy", &s).ok().map(|s| (s, last))) {
-            Some((strategy, last)) if strategy != AssignmentStrategy::Manual => {
-                let rows: Vec<(i64, bool, i64)> = sqlx::query_as(
-                    "SELECT u.id, u.away, (SELECT COUNT(*) FROM incidents i WHERE i.assignee_id = u.id \
-                       AND i.status NOT IN ('resolved', 'closed')) \
-                     FROM users u JOIN department_members m ON m.user_id = u.id \
-                     WHERE m.department_id = $1 AND u.role IN ('staff', 'admin') AND NOT u.disabled ORDER BY u.id",
-                )
-                .bind(department)
-                .fetch_all(&mut *$tx)
-                .await?;
-                let candidates: Vec<Candidate> = rows
-                    .into_iter()
-                    .map(|(id, away, open)| Candidate { user_id: UserId(id), away, open_incidents: open.max(0) as u32 })
-                    .collect();
-                match pick_assignee(strategy, &candidates, last.map(UserId)) {
-                    Some(user) => {
-                        sqlx::query("UPDATE departments SET last_assigned_user_id = $2 WHERE id = $1")
-                            .bind(department)
-                            .bind(user.0)
-                            .execute(&mut *$tx)
-                            .await?;
-                        Some((user, strategy))
-                    }
-                    None => None,
-                }
-            }
-            _ => None,
-        }
-    }};
-}
-
-fn department_lock_sql(db: &Db) -> &'static str {
-    if db.is_sqlite() {
-        "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1"
-    } else {
-        "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1 FOR UPDATE"
-    }
-}
-
-/// Creates an incident routed by its category, with its SLA clock started, auto-assigned when
-/// its department says so, and its `created` (and `assignee_changed`) events — in one
-/// transaction. With a `claim`, a replayed `Idempotency-Key` fails with
-/// [`StoreError::Duplicate`] and creates nothing.
-#[tracing::instrument(skip_all, fields(category_id = %new.category_id))]
-pub async fn create(
-    db: &Db,
-    new: &NewIncident,
-    reporter: &Reporter,
-    claim: Option<&Claim>,
-    now: Timestamp,
-) -> StoreResult<Incident> {
-    let routing = route(db, new).await?;
-    let clock = SlaClock::start(&routing.policy, now);
-    let record = clock.record();
-    let lock_sql = department_lock_sql(db);
-    let location = new.location.as_ref();
-    let insert = format!(
-        "INSERT INTO incidents (category_id, department_id, reporter_id, reporter_label, title, description, zone_id, \
-         location_text, lat, lon, urgency, status, source, visibility, sla_started_at, sla_acknowledge_secs, \
-         sla_resolve_secs, sla_raise_urgency, acknowledge_due_at, resolve_due_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'new', $12, $13, $14, $15, $16, $17, $18, $19, $14, $14) \
-         RETURNING {INCIDENT_COLUMNS}"
-    );
-    let created = EventData::created(
-        routing.urgency,
-        new.category_id,
-        routing.department,
-        new.source,
-        new.visibility,
-    );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: IncidentRow = sqlx::query_as(composed(&insert))
-            .bind(new.category_id.0)
-            .bind(routing.department.map(|d| d.0))
-            .bind(reporter.user.map(|u| u.0))
-            .bind(&reporter.label)
-            .bind(new.title.as_str())
-            .bind(new.description.as_str())
-            .bind(location.and_then(|l| l.zone()).map(|z| z.0))
-            .bind(location.and_then(|l| l.text()))
-            .bind(location.and_then(|l| l.point()).map(|p| p.lat))
-            .bind(location.and_then(|l| l.point()).map(|p| p.lon))
-            .bind(routing.urgency.as_str())
-            .bind(new.source.as_str())
-            .bind(new.visibility.as_str())
-            .bind(now.millis())
-            .bind(record.acknowledge_within_secs)
-            .bind(record.resolve_within_secs)
-            .bind(record.raise_urgency_on_breach)
-            .bind(clock.acknowledge_due().millis())
-            .bind(clock.resolve_due(now).millis())
-            .fetch_one(&mut *tx)
-            .await?;
-        let id = row.id;
-        if let Some(claim) = claim {
-            claim_key!(
-                &mut *tx,
-                claim,
-                201u16,
-                format!("incident:{id}"),
-                now.millis()
-            );
-        }
-        let mut incident = row.into_incident(now);
-        let mut assigned = None;
-        if let Some(department) = routing.department
-            && let Some((user, strategy)) = auto_assign!(tx, department.0, lock_sql)
-        {
-            sqlx::query("UPDATE incidents SET assignee_id = $2 WHERE id = $1")
-                .bind(id)
-                .bind(user.0)
-                .execute(&mut *tx)
-                .await?;
-            incident.assignee_id = Some(user);
-            assigned = Some(EventData::AssigneeChanged {
-                from: None,
-                to: Some(user),
-                strategy,
-            });
-        }
-        // Events last: on PostgreSQL the first event takes the commit-order lock.
-        insert_event!(&mut *tx, id, &reporter.label, now.millis(), &created);
-        if let Some(event) = &assigned {
-            insert_event!(&mut *tx, id, "system", now.millis(), event);
-        }
-        tx.commit().await?;
-        Ok(incident)
-    })
-}
 
 /// Moves `incident` (as read) to `to`, which the caller has checked with
 /// [`vigia_domain::incidents::check_transition`]. Pauses or resumes the SLA clock, stamps
@@ -389,7 +182,7 @@ pub async fn assign_department(
             .fetch_optional(&mut *tx)
             .await?;
         let mut updated = row.ok_or(StoreError::Stale)?.into_incident(now);
-        let picked = auto_assign!(tx, department.0, lock_sql);
+        let picked = auto_assign!(&mut *tx, department.0, lock_sql);
         let new_assignee = picked.map(|(user, _)| user);
         if let Some(user) = new_assignee {
             sqlx::query("UPDATE incidents SET assignee_id = $2 WHERE id = $1")

@@ -1,14 +1,17 @@
 //! Incidents: creation (with routing, SLA clock and auto-assignment), scoped reads and lists.
 //! Every change writes its event to `incident_events` in the same transaction ([`events`]).
 
+mod assign;
 pub mod attachments;
 mod changes;
+mod create;
 mod edit;
 pub mod events;
 mod queries;
 pub mod stats;
 
 pub use changes::*;
+pub use create::*;
 pub use edit::*;
 pub use queries::*;
 

@@ -1,0 +1,135 @@
+//! Group commit for SQLite: many small writes share one transaction and one `fsync`.
+//!
+//! SQLite has one writer, and with `synchronous = full` every commit waits for the disk. A write
+//! that is only a few statements long would otherwise spend most of its time in its own commit.
+//! Here writers hand their statements to one task that runs whatever is waiting as a batch: one
+//! `BEGIN`, each write inside its own savepoint (a failing write is rolled back alone and gets its
+//! own error), one `COMMIT`. Nobody hears "done" before the batch's commit succeeded, so an
+//! acknowledged write is durable exactly as if it had committed by itself.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{StoreError, StoreResult};
+
+/// Most writes one batch takes. Bounds the latency a write waits behind others.
+const MAX_BATCH: usize = 256;
+/// Writes waiting for the writer before senders wait too (backpressure, not loss).
+const QUEUE_DEPTH: usize = 4096;
+
+/// Delivers one write's result once the batch's commit is known: `Err` carries why it failed.
+type Deliver = Box<dyn FnOnce(Result<(), Arc<str>>) + Send>;
+/// One write: runs on the batch's connection and says whether it succeeded.
+type Write =
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
+
+/// The handle writers submit to. Cheap to clone; the task stops when every handle is gone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    sender: mpsc::Sender<Write>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("waiting", &(QUEUE_DEPTH - self.sender.capacity()))
+            .finish()
+    }
+}
+
+impl GroupCommit {
+    /// Starts the batching task on the current runtime, writing through `writer`.
+    pub fn start(writer: SqlitePool) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(writer, receiver));
+        Self { sender }
+    }
+
+    /// Runs `write` in the next batch and returns its result after the batch committed. `write`
+    /// must only touch the connection it is given; an `Err` rolls back its own statements only.
+    pub async fn submit<T, F>(&self, write: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<StoreResult<T>>();
+        let job: Write = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = write(conn).await;
+                let ok = result.is_ok();
+                let deliver: Deliver = Box::new(move |commit| {
+                    let outcome = match (result, commit) {
+                        (Ok(value), Ok(())) => Ok(value),
+                        (Err(error), _) => Err(error),
+                        (Ok(_), Err(why)) => Err(StoreError::Other(anyhow::anyhow!(
+                            "the write was rolled back because its batch did not commit: {why}"
+                        ))),
+                    };
+                    let _ = reply.send(outcome);
+                });
+                (ok, deliver)
+            })
+        });
+        self.sender
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Other(anyhow::anyhow!("the database writer has stopped")))?;
+        answer.await.map_err(|_| {
+            StoreError::Other(anyhow::anyhow!(
+                "the write did not run: the database writer failed (see the log)"
+            ))
+        })?
+    }
+}
+
+async fn run(writer: SqlitePool, mut receiver: mpsc::Receiver<Write>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let writes = std::mem::take(&mut batch);
+        if let Err(error) = run_batch(&writer, writes).await {
+            tracing::error!(%error, "a group commit failed; its writes were answered with an error");
+        }
+    }
+}
+
+/// Runs one batch and delivers every result. A write that could not even start is dropped,
+/// which its submitter sees as an error (nothing of it was written).
+async fn run_batch(writer: &SqlitePool, writes: Vec<Write>) -> Result<(), sqlx::Error> {
+    let mut conn = writer.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let mut delivers: Vec<Deliver> = Vec::with_capacity(writes.len());
+    for write in writes {
+        let mut savepoint = tx.begin().await?;
+        let (ok, deliver) = write(&mut *savepoint).await;
+        let closed = if ok {
+            savepoint.commit().await
+        } else {
+            savepoint.rollback().await
+        };
+        if let Err(error) = closed {
+            // The transaction is in doubt: nobody in it may hear "done".
+            let why: Arc<str> = format!("cannot close a savepoint: {error}").into();
+            deliver(Err(why.clone()));
+            for deliver in delivers {
+                deliver(Err(why.clone()));
+            }
+            return Err(error);
+        }
+        delivers.push(deliver);
+    }
+    let commit = tx.commit().await;
+    let outcome = commit
+        .as_ref()
+        .map(|_| ())
+        .map_err(|error| Arc::<str>::from(error.to_string()));
+    for deliver in delivers {
+        deliver(outcome.clone());
+    }
+    commit
+}

@@ -1,0 +1,74 @@
+//! Automatic assignment inside a department, shared by creation and rerouting.
+
+use crate::Db;
+
+/// Picks an assignee in `$department` by its strategy through the connection `$conn` (inside
+/// the caller's transaction), and records the pick for round robin. Evaluates to
+/// `Option<(UserId, AssignmentStrategy)>`. Round robin never counts incidents, so its cost does
+/// not grow with the table; least-open counts each candidate's open incidents by index.
+macro_rules! auto_assign {
+    ($conn:expr, $department:expr, $lock_sql:expr) => {{
+        use vigia_domain::ids::UserId;
+        use vigia_domain::incidents::{AssignmentStrategy, Candidate, pick_assignee};
+        let conn = $conn;
+        let department: i64 = $department;
+        let settings: Option<(String, Option<i64>)> = sqlx::query_as($crate::composed($lock_sql))
+            .bind(department)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let strategy = settings.and_then(|(s, last)| {
+            AssignmentStrategy::parse("strategy", &s)
+                .ok()
+                .map(|s| (s, last))
+        });
+        match strategy {
+            Some((strategy, last)) if strategy != AssignmentStrategy::Manual => {
+                let sql = if strategy == AssignmentStrategy::LeastOpen {
+                    "SELECT u.id, u.away, (SELECT COUNT(*) FROM incidents i WHERE i.assignee_id = u.id \
+                       AND i.status NOT IN ('resolved', 'closed')) \
+                     FROM users u JOIN department_members m ON m.user_id = u.id \
+                     WHERE m.department_id = $1 AND u.role IN ('staff', 'admin') AND NOT u.disabled ORDER BY u.id"
+                } else {
+                    "SELECT u.id, u.away, CAST(0 AS BIGINT) \
+                     FROM users u JOIN department_members m ON m.user_id = u.id \
+                     WHERE m.department_id = $1 AND u.role IN ('staff', 'admin') AND NOT u.disabled ORDER BY u.id"
+                };
+                let rows: Vec<(i64, bool, i64)> = sqlx::query_as(sql)
+                    .bind(department)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let candidates: Vec<Candidate> = rows
+                    .into_iter()
+                    .map(|(id, away, open)| Candidate {
+                        user_id: UserId(id),
+                        away,
+                        open_incidents: open.max(0) as u32,
+                    })
+                    .collect();
+                match pick_assignee(strategy, &candidates, last.map(UserId)) {
+                    Some(user) => {
+                        sqlx::query("UPDATE departments SET last_assigned_user_id = $2 WHERE id = $1")
+                            .bind(department)
+                            .bind(user.0)
+                            .execute(&mut *conn)
+                            .await?;
+                        Some((user, strategy))
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        }
+    }};
+}
+pub(crate) use auto_assign;
+
+/// Reads a department's assignment settings, locking its row on PostgreSQL so concurrent
+/// round-robin picks take turns (SQLite has one writer already).
+pub(crate) fn department_lock_sql(db: &Db) -> &'static str {
+    if db.is_sqlite() {
+        "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1"
+    } else {
+        "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1 FOR UPDATE"
+    }
+}

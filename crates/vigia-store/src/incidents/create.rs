@@ -1,0 +1,255 @@
+//! Creating incidents: routing by category, the SLA clock, auto-assignment and the first
+//! events, in one transaction — on SQLite through the group commit, so a burst of reports
+//! shares commits instead of waiting for the disk one by one.
+
+use std::sync::LazyLock;
+
+use futures::FutureExt;
+use vigia_domain::Timestamp;
+use vigia_domain::catalog::Urgency;
+use vigia_domain::ids::{DepartmentId, UserId};
+use vigia_domain::incidents::{EventData, NewIncident, SlaClock, SlaPolicy};
+
+use super::assign::{auto_assign, department_lock_sql};
+use super::events::insert_event;
+use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
+use crate::idempotency::{Claim, claim_key};
+use crate::{Backend, Db, StoreError, StoreResult, catalog, composed, on_reader};
+
+/// Who reported an incident.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    pub user: Option<UserId>,
+    /// `user:12`, `api_key:3`, `system`.
+    pub label: String,
+}
+
+/// The SLA policy for a category and urgency: the admin's, or the suggested default.
+pub async fn sla_policy(
+    db: &Db,
+    category: vigia_domain::ids::CategoryId,
+    urgency: Urgency,
+) -> StoreResult<SlaPolicy> {
+    let sql = "SELECT acknowledge_within_secs, resolve_within_secs, raise_urgency_on_breach FROM sla_policies \
+               WHERE category_id = $1 AND urgency = $2";
+    let row: Option<(i64, i64, bool)> = on_reader!(db, |pool| sqlx::query_as(sql)
+        .bind(category.0)
+        .bind(urgency.as_str())
+        .fetch_optional(pool)
+        .await?);
+    Ok(match row {
+        Some((ack, resolve, raise)) => SlaPolicy::parse(ack, resolve, raise)
+            .unwrap_or_else(|_| SlaPolicy::suggested_for(urgency)),
+        None => SlaPolicy::suggested_for(urgency),
+    })
+}
+
+/// What creating an incident resolves from the catalog before writing: routing and SLA.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub department: Option<DepartmentId>,
+    pub urgency: Urgency,
+    pub policy: SlaPolicy,
+}
+
+/// Resolves the department, urgency and SLA policy of `new` from its category's defaults,
+/// checking every reference. Used by create and by preview.
+pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
+    let category = catalog::find_category(db, new.category_id)
+        .await
+        .map_err(StoreError::missing_reference("category_id", "category"))?;
+    if let Some(department) = new.department_id
+        && !catalog::department_exists(db, department).await?
+    {
+        return Err(StoreError::UnknownReference {
+            field: "department_id".into(),
+            entity: "department",
+        });
+    }
+    if let Some(zone) = new.location.as_ref().and_then(|l| l.zone()) {
+        catalog::find_zone(db, zone)
+            .await
+            .map_err(StoreError::missing_reference("zone_id", "zone"))?;
+    }
+    let department = new
+        .department_id
+        .or(category.default_department_id.map(DepartmentId));
+    let urgency = new.urgency.unwrap_or(category.default_urgency);
+    let policy = sla_policy(db, new.category_id, urgency).await?;
+    Ok(Routing {
+        department,
+        urgency,
+        policy,
+    })
+}
+
+/// Creates an incident routed by its category, with its SLA clock started, auto-assigned when
+/// its department says so, and its `created` (and `assignee_changed`) events — in one
+/// transaction. With a `claim`, a replayed `Idempotency-Key` fails with
+/// [`StoreError::Duplicate`] and creates nothing. Returns only once the incident is durable.
+#[tracing::instrument(skip_all, fields(category_id = %new.category_id))]
+pub async fn create(
+    db: &Db,
+    new: &NewIncident,
+    reporter: &Reporter,
+    claim: Option<&Claim>,
+    now: Timestamp,
+) -> StoreResult<Incident> {
+    let routing = route(db, new).await?;
+    let row = NewRow::new(new, reporter, &routing, claim.cloned(), now);
+    let lock_sql = department_lock_sql(db);
+    match db.backend() {
+        Backend::Sqlite { group, .. } => {
+            group
+                .submit(move |conn| write_incident!(conn, row, lock_sql).boxed())
+                .await
+        }
+        Backend::Postgres { pool } => {
+            let mut tx = pool.begin().await?;
+            let conn = &mut *tx;
+            let incident = write_incident!(conn, row, lock_sql).await?;
+            tx.commit().await?;
+            Ok(incident)
+        }
+    }
+}
+
+/// Everything creation writes, resolved beforehand and owned, so the write can wait its turn
+/// in the group commit.
+struct NewRow {
+    category_id: i64,
+    department: Option<DepartmentId>,
+    reporter_id: Option<i64>,
+    reporter_label: String,
+    title: String,
+    description: String,
+    zone_id: Option<i64>,
+    location_text: Option<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    urgency: &'static str,
+    source: &'static str,
+    visibility: &'static str,
+    clock: SlaClock,
+    created: EventData,
+    claim: Option<Claim>,
+    now: Timestamp,
+}
+
+impl NewRow {
+    fn new(
+        new: &NewIncident,
+        reporter: &Reporter,
+        routing: &Routing,
+        claim: Option<Claim>,
+        now: Timestamp,
+    ) -> Self {
+        let location = new.location.as_ref();
+        let point = location.and_then(|l| l.point());
+        Self {
+            category_id: new.category_id.0,
+            department: routing.department,
+            reporter_id: reporter.user.map(|u| u.0),
+            reporter_label: reporter.label.clone(),
+            title: new.title.as_str().to_owned(),
+            description: new.description.as_str().to_owned(),
+            zone_id: location.and_then(|l| l.zone()).map(|z| z.0),
+            location_text: location.and_then(|l| l.text()).map(str::to_owned),
+            lat: point.map(|p| p.lat),
+            lon: point.map(|p| p.lon),
+            urgency: routing.urgency.as_str(),
+            source: new.source.as_str(),
+            visibility: new.visibility.as_str(),
+            clock: SlaClock::start(&routing.policy, now),
+            created: EventData::created(
+                routing.urgency,
+                new.category_id,
+                routing.department,
+                new.source,
+                new.visibility,
+            ),
+            claim,
+            now,
+        }
+    }
+}
+
+static INSERT_INCIDENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO incidents (category_id, department_id, assignee_id, reporter_id, reporter_label, title, \
+         description, zone_id, location_text, lat, lon, urgency, status, source, visibility, sla_started_at, \
+         sla_acknowledge_secs, sla_resolve_secs, sla_raise_urgency, acknowledge_due_at, resolve_due_at, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'new', $13, $14, $15, $16, $17, $18, $19, \
+         $20, $15, $15) RETURNING {INCIDENT_COLUMNS}"
+    )
+});
+
+/// Writes a [`NewRow`] through `$conn` (a connection inside a transaction of either backend):
+/// the assignee is picked first, then the incident row, the idempotency claim, and the events
+/// last. Evaluates to a future of `StoreResult<Incident>`.
+macro_rules! write_incident {
+    ($conn:expr, $row:expr, $lock_sql:expr) => {
+        async move {
+            let conn = $conn;
+            let row: NewRow = $row;
+            let now = row.now;
+            let assigned = match row.department {
+                Some(department) => auto_assign!(&mut *conn, department.0, $lock_sql),
+                None => None,
+            };
+            let record = row.clock.record();
+            let stored: IncidentRow = sqlx::query_as(composed(&INSERT_INCIDENT))
+                .bind(row.category_id)
+                .bind(row.department.map(|d| d.0))
+                .bind(assigned.map(|(user, _): (UserId, _)| user.0))
+                .bind(row.reporter_id)
+                .bind(&row.reporter_label)
+                .bind(&row.title)
+                .bind(&row.description)
+                .bind(row.zone_id)
+                .bind(row.location_text.as_deref())
+                .bind(row.lat)
+                .bind(row.lon)
+                .bind(row.urgency)
+                .bind(row.source)
+                .bind(row.visibility)
+                .bind(now.millis())
+                .bind(record.acknowledge_within_secs)
+                .bind(record.resolve_within_secs)
+                .bind(record.raise_urgency_on_breach)
+                .bind(row.clock.acknowledge_due().millis())
+                .bind(row.clock.resolve_due(now).millis())
+                .fetch_one(&mut *conn)
+                .await?;
+            let id = stored.id;
+            if let Some(claim) = &row.claim {
+                claim_key!(
+                    &mut *conn,
+                    claim,
+                    201u16,
+                    format!("incident:{id}"),
+                    now.millis()
+                );
+            }
+            // Events last: on PostgreSQL the first event takes the commit-order lock.
+            insert_event!(
+                &mut *conn,
+                id,
+                &row.reporter_label,
+                now.millis(),
+                &row.created
+            );
+            if let Some((user, strategy)) = assigned {
+                let event = EventData::AssigneeChanged {
+                    from: None,
+                    to: Some(user),
+                    strategy,
+                };
+                insert_event!(&mut *conn, id, "system", now.millis(), &event);
+            }
+            Ok::<Incident, StoreError>(stored.into_incident(now))
+        }
+    };
+}
+use write_incident;
