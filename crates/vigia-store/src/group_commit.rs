@@ -106,7 +106,7 @@ async fn run_batch(writer: &SqlitePool, writes: Vec<Write>) -> Result<(), sqlx::
     let mut delivers: Vec<Deliver> = Vec::with_capacity(writes.len());
     for write in writes {
         let mut savepoint = tx.begin().await?;
-        let (ok, deliver) = write(&mut *savepoint).await;
+        let (ok, deliver) = write(&mut savepoint).await;
         let closed = if ok {
             savepoint.commit().await
         } else {
@@ -132,4 +132,100 @@ async fn run_batch(writer: &SqlitePool, writes: Vec<Write>) -> Result<(), sqlx::
         deliver(outcome.clone());
     }
     commit
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use super::*;
+
+    async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.expect("open");
+        sqlx::query("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+            .execute(&pool)
+            .await
+            .expect("create");
+        pool
+    }
+
+    fn insert(
+        value: i64,
+    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<i64>> {
+        move |conn| {
+            async move {
+                sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                    .bind(value)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(value)
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_is_rolled_back_alone_and_the_others_commit() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pool = pool(&dir).await;
+        let group = GroupCommit::start(pool.clone());
+        // The middle write inserts a row, then fails: only its own row must go.
+        let failing = |conn: &mut SqliteConnection| {
+            async move {
+                sqlx::query("INSERT INTO t (v) VALUES (2)")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("INSERT INTO t (v) VALUES (1)")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(2)
+            }
+            .boxed()
+        };
+        let (a, b, c) = tokio::join!(
+            group.submit(insert(1)),
+            group.submit(failing),
+            group.submit(insert(3)),
+        );
+        assert_eq!(a.expect("first"), 1);
+        assert!(b.is_err(), "a duplicate value fails its own write");
+        assert_eq!(c.expect("third"), 3);
+        let stored: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+            .fetch_all(&pool)
+            .await
+            .expect("read");
+        assert_eq!(stored, vec![1, 3], "the failed write left nothing behind");
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_writes_share_commits_and_every_one_is_answered() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pool = pool(&dir).await;
+        let group = GroupCommit::start(pool.clone());
+        let writes = (0..500).map(|v| group.submit(insert(v)));
+        let answers = futures::future::join_all(writes).await;
+        assert!(answers.iter().all(Result::is_ok));
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        assert_eq!(count, 500);
+    }
+
+    #[tokio::test]
+    async fn writes_after_the_database_closed_get_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pool = pool(&dir).await;
+        let group = GroupCommit::start(pool.clone());
+        pool.close().await;
+        let answer =
+            tokio::time::timeout(std::time::Duration::from_secs(5), group.submit(insert(1)))
+                .await
+                .expect("answered in time");
+        assert!(answer.is_err());
+    }
 }

@@ -314,6 +314,49 @@ backend_tests! {
         assert_eq!(fine.status, StatusCode::CREATED, "the server still takes uploads: {:?}", fine.body);
     }
 
+    async fn a_large_file_streams_to_storage_and_an_upload_left_by_a_crash_is_swept(app: TestApp) {
+        use sha2::{Digest, Sha256};
+        use vigia_domain::Timestamp;
+        use vigia_domain::ids::IncidentId;
+        use vigia_domain::incidents::AllowedMedia;
+        use vigia_store::incidents::attachments::{self, Upload, Uploader};
+
+        let s = setup(&app, "private").await;
+        // Bigger than two 5 MiB parts, so storage receives it in several pieces.
+        let mut pdf = b"%PDF-1.7\n".to_vec();
+        pdf.extend((0..12 * 1024 * 1024).map(|i| b'a' + (i % 26) as u8));
+        let reply = upload(&app, &s.reporter.token, s.incident, "informe.pdf", "application/pdf", &pdf).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        assert_eq!(reply.body["size_bytes"], pdf.len());
+        assert_eq!(reply.body["sha256"], hex::encode(Sha256::digest(&pdf)));
+        let url = format!("{}{}", app.url, reply.body["url"].as_str().expect("url"));
+        let download = app.client.get(url).bearer_auth(&s.reporter.token).send().await.expect("download");
+        assert_eq!(download.status(), StatusCode::OK);
+        assert!(download.bytes().await.expect("bytes") == pdf, "the stored file is the uploaded one");
+
+        // A process that dies mid-upload leaves a hidden reserved row; the sweep removes it.
+        let before = traces(&app).await;
+        let objects = vigia_store::Objects::open(&app.config.storage_url(), &Default::default()).expect("objects");
+        let uploader = Uploader { label: format!("user:{}", s.reporter.id), user: None };
+        let mut crashed = Upload::begin(&app.db, &objects, IncidentId(s.incident), "foto.pdf", AllowedMedia::Pdf, &uploader, Timestamp::now())
+            .await
+            .expect("begin");
+        crashed.write(b"%PDF-1.7 cut short").await.expect("write");
+        std::mem::forget(crashed);
+        assert_eq!(count(&app, "incident_attachments").await, before.attachments + 1, "the row is reserved");
+        let listed = app.get(&format!("/api/v1/incidents/{}/attachments", s.incident), Some(&s.reporter.token)).await;
+        assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "an unfinished upload is never listed");
+        let recent = attachments::sweep_abandoned(&app.db, &objects, Timestamp::from_millis(Timestamp::now().millis() - 60_000))
+            .await
+            .expect("sweep");
+        assert_eq!(recent, 0, "an upload that may still be running is left alone");
+        let swept = attachments::sweep_abandoned(&app.db, &objects, Timestamp::from_millis(Timestamp::now().millis() + 1_000))
+            .await
+            .expect("sweep");
+        assert_eq!(swept, 1);
+        assert_eq!(traces(&app).await, before, "no row, no event, no object is left");
+    }
+
     async fn a_failing_store_rolls_the_upload_back_and_a_failing_thumbnail_does_not_fail_it(app: TestApp) {
         let s = setup(&app, "private").await;
         // A file where the incident's directory should be: every object put for it fails.

@@ -251,6 +251,43 @@ backend_tests! {
         assert_eq!(all.body["items"].as_array().map(Vec::len), Some(1));
     }
 
+    async fn concurrent_reports_are_each_stored_once_with_their_events(app: TestApp) {
+        // 40 reports at once share commits on SQLite; four of them replay one key, so exactly
+        // one of those may create an incident and the failing ones must not disturb the rest.
+        let c = campus(&app).await;
+        let sends = (0..40).map(|n| {
+            let mut request = app
+                .client
+                .post(format!("{}/api/v1/incidents", app.url))
+                .bearer_auth(&c.reporter.token)
+                .json(&leak_report(&c, "public"));
+            if n % 10 == 0 {
+                request = request.header("idempotency-key", "burst-key");
+            }
+            async move { TestApp::reply(request.send().await.expect("send")).await }
+        });
+        let replies = futures::future::join_all(sends).await;
+        let created: Vec<i64> = replies
+            .iter()
+            .filter(|r| r.status == StatusCode::CREATED)
+            .map(|r| r.body["id"].as_i64().expect("id"))
+            .collect();
+        assert_eq!(created.len(), 37, "36 plain reports and one for the shared key");
+        for reply in &replies {
+            assert!(matches!(reply.status, StatusCode::CREATED | StatusCode::OK), "{:?}", reply.body);
+        }
+        let mut unique = created.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), created.len(), "every incident has its own id");
+        let listed = app.get("/api/v1/incidents?limit=100", Some(&c.admin.token)).await;
+        assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(37));
+        for id in created.iter().take(5) {
+            let events = app.get(&format!("/api/v1/incidents/{id}/events"), Some(&c.admin.token)).await;
+            assert_eq!(kinds(&events.body), ["incident.created", "incident.assignee_changed"]);
+        }
+    }
+
     async fn admins_reroute_and_staff_assign_only_their_own_people(app: TestApp) {
         let c = campus(&app).await;
         let id = report(&app, &c.reporter, leak_report(&c, "private")).await["id"].as_i64().expect("id");
