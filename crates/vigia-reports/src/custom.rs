@@ -8,8 +8,8 @@ use vigia_store::incidents::stats::DAY_MS;
 use vigia_store::reports::{Dimension, grouped};
 use vigia_store::{Db, reports};
 
-use crate::table::{Cell, TableWriter};
 use crate::Format;
+use crate::table::{Cell, TableWriter};
 
 /// One group: its key per dimension (in the order asked), count and mean times.
 #[derive(Debug, Clone, PartialEq, Serialize)]

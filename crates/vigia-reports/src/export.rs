@@ -20,8 +20,8 @@ use vigia_store::incidents::{self, Incident, IncidentFilter};
 use vigia_store::reports::{ExportEvent, count_incidents, events_page};
 use vigia_store::{Cursor, Db};
 
-use crate::table::{Cell, TableWriter};
 use crate::Format;
+use crate::table::{Cell, TableWriter};
 
 /// Rows read per query.
 pub const PAGE: usize = 1000;
@@ -106,7 +106,9 @@ fn optional_time(t: Option<Timestamp>) -> Cell {
 }
 
 fn relation(viewer: Option<&Principal>, i: &Incident) -> Actor {
-    viewer.map_or(Actor::Admin, |p| Actor::of(p, i.department_id, i.reporter_id))
+    viewer.map_or(Actor::Admin, |p| {
+        Actor::of(p, i.department_id, i.reporter_id)
+    })
 }
 
 fn incident_row(i: Incident, viewer: Option<&Principal>) -> [Cell; 26] {
@@ -146,7 +148,9 @@ fn incident_row(i: Incident, viewer: Option<&Principal>) -> [Cell; 26] {
 /// The row of an event for `viewer`, or `None` if the viewer may not see it (an internal event
 /// of an incident they do not work on).
 fn event_row(e: ExportEvent, viewer: Option<&Principal>) -> Option<[Cell; 8]> {
-    let actor = viewer.map_or(Actor::Admin, |p| Actor::of(p, e.department_id, e.reporter_id));
+    let actor = viewer.map_or(Actor::Admin, |p| {
+        Actor::of(p, e.department_id, e.reporter_id)
+    });
     if e.internal && !actor.may_see_internal() {
         return None;
     }
@@ -191,7 +195,13 @@ pub fn write<W: Write + Send>(
             let mut cursor: Option<Cursor> = None;
             loop {
                 let page = runtime
-                    .block_on(incidents::list(db, &export.scope, &export.filter, cursor, PAGE))
+                    .block_on(incidents::list(
+                        db,
+                        &export.scope,
+                        &export.filter,
+                        cursor,
+                        PAGE,
+                    ))
                     .context("reading incidents")?;
                 read += page.items.len() as u64;
                 for incident in page.items {
@@ -205,7 +215,9 @@ pub fn write<W: Write + Send>(
                 }
             }
             let rows = writer.rows();
-            Ok((rows, writer.finish()?))
+            let mut out = writer.finish()?;
+            out.flush().context("writing the export")?;
+            Ok((rows, out))
         }
         ExportKind::Events => {
             let mut writer = TableWriter::new(export.format, &EVENT_COLUMNS, out)?;
@@ -229,7 +241,9 @@ pub fn write<W: Write + Send>(
                 }
             }
             let rows = writer.rows();
-            Ok((rows, writer.finish()?))
+            let mut out = writer.finish()?;
+            out.flush().context("writing the export")?;
+            Ok((rows, out))
         }
     }
 }

@@ -110,8 +110,10 @@ pub async fn compute(db: &Db, period: Period, now: Timestamp) -> anyhow::Result<
         catalog::list_zones(db),
     )
     .context("computing the global report")?;
-    let categories: HashMap<i64, String> =
-        categories.into_iter().map(|c| (c.id.0, c.name_es)).collect();
+    let categories: HashMap<i64, String> = categories
+        .into_iter()
+        .map(|c| (c.id.0, c.name_es))
+        .collect();
     let departments: HashMap<i64, String> =
         departments.into_iter().map(|d| (d.id.0, d.name)).collect();
     let zones: HashMap<i64, String> = zones.into_iter().map(|z| (z.id.0, z.name)).collect();
@@ -263,12 +265,27 @@ pub fn rows(report: &GlobalReport) -> Vec<[Cell; 4]> {
         Cell::from(report.mean_time_to_resolve_secs),
     );
     let b = &report.sla_breaches;
-    push("sla_breaches", Some("acknowledge"), None, Cell::Int(b.acknowledge));
+    push(
+        "sla_breaches",
+        Some("acknowledge"),
+        None,
+        Cell::Int(b.acknowledge),
+    );
     push("sla_breaches", Some("resolve"), None, Cell::Int(b.resolve));
-    push("sla_breaches", Some("incidents"), None, Cell::Int(b.incidents));
+    push(
+        "sla_breaches",
+        Some("incidents"),
+        None,
+        Cell::Int(b.incidents),
+    );
     for d in &report.per_day {
         push("created_per_day", Some(&d.date), None, Cell::Int(d.created));
-        push("resolved_per_day", Some(&d.date), None, Cell::Int(d.resolved));
+        push(
+            "resolved_per_day",
+            Some(&d.date),
+            None,
+            Cell::Int(d.resolved),
+        );
     }
     rows
 }
@@ -311,7 +328,11 @@ pub async fn run(
     let report = compute(db, period, Timestamp::now()).await?;
     let mut written = Vec::new();
     let mut wanted = vec![Format::Json];
-    wanted.extend(formats.iter().filter(|f| matches!(f, Format::Csv | Format::Xlsx)));
+    wanted.extend(
+        formats
+            .iter()
+            .filter(|f| matches!(f, Format::Csv | Format::Xlsx)),
+    );
     wanted.dedup();
     for format in wanted {
         if written.iter().any(|(f, _)| f == format.as_str()) {
@@ -343,7 +364,11 @@ pub async fn run(
         },
     )
     .await?;
-    tracing::info!(report = record.id, created = report.totals.created, "global report written");
+    tracing::info!(
+        report = record.id,
+        created = report.totals.created,
+        "global report written"
+    );
     Ok(record)
 }
 

@@ -60,7 +60,11 @@ pub async fn run(
     loop {
         let page = events::list_for_incident(db, id, true, after, 500).await?;
         history.extend(page.items);
-        match page.next_cursor.as_deref().and_then(vigia_store::Cursor::decode) {
+        match page
+            .next_cursor
+            .as_deref()
+            .and_then(vigia_store::Cursor::decode)
+        {
             Some(cursor) => after = Some(cursor),
             None => break,
         }

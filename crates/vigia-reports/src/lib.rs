@@ -94,7 +94,8 @@ impl std::error::Error for PeriodError {}
 impl Period {
     /// `[from, to)` with both truncated to the minute.
     pub fn new(from: Timestamp, to: Timestamp) -> Result<Self, PeriodError> {
-        let minute = |t: Timestamp| Timestamp::from_millis(t.millis().div_euclid(MINUTE_MS) * MINUTE_MS);
+        let minute =
+            |t: Timestamp| Timestamp::from_millis(t.millis().div_euclid(MINUTE_MS) * MINUTE_MS);
         let (from, to) = (minute(from), minute(to));
         if from >= to {
             return Err(PeriodError::Empty);
@@ -165,7 +166,10 @@ mod tests {
         .expect("period");
         assert_eq!((p.from().millis(), p.to().millis()), (60_000, 180_000));
         assert_eq!(
-            Period::new(Timestamp::from_millis(60_000), Timestamp::from_millis(119_999)),
+            Period::new(
+                Timestamp::from_millis(60_000),
+                Timestamp::from_millis(119_999)
+            ),
             Err(PeriodError::Empty)
         );
     }

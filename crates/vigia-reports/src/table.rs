@@ -83,7 +83,9 @@ impl<W: Write + Send> TableWriter<W> {
                 let mut writer = csv::WriterBuilder::new()
                     .buffer_capacity(64 * 1024)
                     .from_writer(out);
-                writer.write_record(&columns).context("writing CSV header")?;
+                writer
+                    .write_record(&columns)
+                    .context("writing CSV header")?;
                 Inner::Csv(writer)
             }
             Format::Ndjson => Inner::Ndjson(std::io::BufWriter::with_capacity(64 * 1024, out)),
