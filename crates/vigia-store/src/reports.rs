@@ -109,13 +109,22 @@ type ReportRow = (
 
 fn record(row: ReportRow) -> ReportRecord {
     let (id, kind, start, end, incident, department, objects, summary, by, created, updated) = row;
-    let objects: Vec<(String, String)> = serde_json::from_str::<serde_json::Map<_, _>>(&objects)
-        .map(|map| {
-            map.into_iter()
-                .filter_map(|(format, key)| key.as_str().map(|k| (format, k.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut objects: Vec<(String, String)> =
+        serde_json::from_str::<serde_json::Map<_, _>>(&objects)
+            .map(|map| {
+                map.into_iter()
+                    .filter_map(|(format, key)| key.as_str().map(|k| (format, k.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+    // JSON first (the report itself), then its variants.
+    const ORDER: [&str; 3] = ["json", "csv", "xlsx"];
+    objects.sort_by_key(|(format, _)| {
+        ORDER
+            .iter()
+            .position(|f| f == format)
+            .unwrap_or(ORDER.len())
+    });
     ReportRecord {
         id,
         kind: ReportKind::parse(&kind).unwrap_or(ReportKind::Custom),
