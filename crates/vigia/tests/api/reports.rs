@@ -285,15 +285,13 @@ fn id(n: i64) -> Value {
     json!(n.to_string())
 }
 
-fn reports_rows(app: &TestApp) -> impl std::future::Future<Output = i64> + '_ {
-    async move {
-        let sql = sqlx::AssertSqlSafe("SELECT COUNT(*) FROM reports".to_owned());
-        match app.db.backend() {
-            StoreBackend::Sqlite { writer, .. } => sqlx::query_scalar(sql).fetch_one(writer).await,
-            StoreBackend::Postgres { pool } => sqlx::query_scalar(sql).fetch_one(pool).await,
-        }
-        .expect("count")
+async fn reports_rows(app: &TestApp) -> i64 {
+    let sql = sqlx::AssertSqlSafe("SELECT COUNT(*) FROM reports".to_owned());
+    match app.db.backend() {
+        StoreBackend::Sqlite { writer, .. } => sqlx::query_scalar(sql).fetch_one(writer).await,
+        StoreBackend::Postgres { pool } => sqlx::query_scalar(sql).fetch_one(pool).await,
     }
+    .expect("count")
 }
 
 fn xlsx_sheet(bytes: &[u8]) -> String {
