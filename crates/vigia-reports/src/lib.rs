@@ -81,11 +81,21 @@ pub struct Period {
 pub enum PeriodError {
     /// `from` is not before `to` (once both are truncated to the minute).
     Empty,
+    /// Longer than [`MAX_PERIOD_DAYS`] (the report has a row per day).
+    TooLong,
 }
+
+/// The longest period a report covers.
+pub const MAX_PERIOD_DAYS: i64 = 366;
 
 impl std::fmt::Display for PeriodError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the period must start at least a minute before it ends")
+        match self {
+            PeriodError::Empty => {
+                f.write_str("the period must start at least a minute before it ends")
+            }
+            PeriodError::TooLong => write!(f, "the period may span at most {MAX_PERIOD_DAYS} days"),
+        }
     }
 }
 
@@ -99,6 +109,9 @@ impl Period {
         let (from, to) = (minute(from), minute(to));
         if from >= to {
             return Err(PeriodError::Empty);
+        }
+        if to.millis() - from.millis() > MAX_PERIOD_DAYS * 86_400_000 {
+            return Err(PeriodError::TooLong);
         }
         Ok(Self { from, to })
     }
@@ -171,6 +184,13 @@ mod tests {
                 Timestamp::from_millis(119_999)
             ),
             Err(PeriodError::Empty)
+        );
+        assert_eq!(
+            Period::new(
+                Timestamp::from_millis(0),
+                Timestamp::from_millis(367 * 86_400_000)
+            ),
+            Err(PeriodError::TooLong)
         );
     }
 
