@@ -15,7 +15,7 @@ COUNT="${COUNT:-1000000}"
 RUNS="${RUNS:-3}"
 DATA="${BENCH_DATA:-$HOME/.cache/vigia-bench-reports/data}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigia-target}"
-export VIGIA_LOG__LEVEL="${VIGIA_LOG__LEVEL:-warn}"
+export VIGIA_LOG__LEVEL="${VIGIA_LOG__LEVEL:-error}"
 
 cargo build --release -p vigia
 VIGIA="$CARGO_TARGET_DIR/release/vigia"
