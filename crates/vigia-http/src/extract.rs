@@ -97,20 +97,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let raw = parts.uri.query().unwrap_or_default();
-        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded_parse(raw));
-        serde_path_to_error::deserialize(deserializer)
-            .map(Query)
-            .map_err(|error| {
-                let path = error.path().to_string();
-                let field = if path == "." {
-                    "query".to_owned()
-                } else {
-                    path
-                };
-                ApiError::field(field, error.into_inner().to_string())
-            })
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
     }
+}
+
+/// Parses a query string the way [`Query`] does (422 naming the parameter).
+pub fn parse_query<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded_parse(raw));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." {
+            "query".to_owned()
+        } else {
+            path
+        };
+        ApiError::field(field, error.into_inner().to_string())
+    })
 }
 
 fn form_urlencoded_parse(raw: &str) -> form_urlencoded::Parse<'_> {

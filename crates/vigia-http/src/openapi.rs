@@ -61,5 +61,7 @@ impl Modify for BearerAuth {
 
 /// The document as served at `/api/openapi.json`.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::routes::reports::ReportsDoc::openapi());
+    doc
 }

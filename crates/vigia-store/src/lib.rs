@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod incidents;
 pub mod objects;
 pub mod page;
+pub mod reports;
 pub mod sessions;
 pub mod settings;
 mod sql;

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod reports_cli;
 pub mod seed;
 pub mod telemetry;
 

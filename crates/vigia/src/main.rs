@@ -54,6 +54,11 @@ enum Command {
     /// Load synthetic data for load tests and demos.
     #[command(subcommand)]
     Seed(SeedCommand),
+    /// Generate and list reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Export incidents or their events to a file (CSV, NDJSON or XLSX).
+    Export(ExportArgs),
     /// Replace the SQLite database with a backup (stop the server first).
     Restore {
         /// The backup file to restore.
@@ -111,6 +116,44 @@ enum SeedCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Generate the global report of a period now (default: the last complete quarter hour);
+    /// running it again for the same period replaces it.
+    Run {
+        /// Start (RFC 3339, inclusive). Default: 15 minutes before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (RFC 3339, exclusive). Default: now when --from is given.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// List the latest reports.
+    List {
+        /// global, incident or custom.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// incidents or events.
+    #[arg(value_parser = ["incidents", "events"])]
+    what: String,
+    /// csv, ndjson or xlsx.
+    #[arg(long, default_value = "csv")]
+    format: String,
+    /// The file to write (must not exist).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// The incident list's filters as a query string, e.g. "status=new,acknowledged&zone=3".
+    #[arg(long, default_value = "")]
+    filter: String,
 }
 
 #[derive(Subcommand)]
@@ -202,6 +245,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { input, force } => restore(&config, &input, force),
+        Command::Report(command) => {
+            let db = open_database(&config).await?;
+            match command {
+                ReportCommand::Run { from, to } => {
+                    let time = |name, raw: Option<String>| {
+                        raw.map(|r| vigia::reports_cli::parse_time(name, &r))
+                            .transpose()
+                    };
+                    let objects =
+                        vigia_store::Objects::open(&config.storage_url(), &config.s3_options())?;
+                    vigia::reports_cli::run(&db, &objects, time("from", from)?, time("to", to)?)
+                        .await?
+                }
+                ReportCommand::List { kind, limit } => {
+                    vigia::reports_cli::list(&db, kind.as_deref(), limit.clamp(1, 200)).await?
+                }
+            }
+            db.close().await;
+            Ok(())
+        }
+        Command::Export(args) => {
+            let db = open_database(&config).await?;
+            let kind = if args.what == "events" {
+                vigia_reports::export::ExportKind::Events
+            } else {
+                vigia_reports::export::ExportKind::Incidents
+            };
+            let result = vigia::reports_cli::export_to_file(
+                &db,
+                kind,
+                &args.format,
+                &args.output,
+                &args.filter,
+            )
+            .await;
+            db.close().await;
+            result
+        }
         Command::Seed(SeedCommand::Incidents {
             count,
             batch,

@@ -545,7 +545,8 @@ pub struct IncidentPage {
     pub next_cursor: Option<String>,
 }
 
-fn filter(q: &IncidentQuery) -> ApiResult<IncidentFilter> {
+/// The list filters of `q` (shared by the list, exports and custom reports).
+pub(crate) fn filter(q: &IncidentQuery) -> ApiResult<IncidentFilter> {
     let list = |raw: &Option<String>| -> Vec<String> {
         raw.as_deref()
             .map(|r| {

@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod auth;
 pub mod catalog;
 pub mod incidents;
+pub mod reports;
 pub mod stats;
 pub mod system;
 pub mod users;

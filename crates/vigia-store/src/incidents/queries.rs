@@ -92,41 +92,32 @@ fn text_list<T>(sql: &mut Sql, column: &str, values: &[T], name: impl Fn(&T) -> 
     sql.push(&format!(" AND {column} IN ({})", list.join(", ")));
 }
 
-/// A page of incidents matching `filter` within `scope`.
-pub async fn list(
-    db: &Db,
-    scope: &ReadScope,
-    filter: &IncidentFilter,
-    cursor: Option<Cursor>,
-    limit: usize,
-) -> StoreResult<Page<Incident>> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"
-    ));
-    restrict(&mut sql, scope);
-    text_list(&mut sql, "status", &filter.status, |s| s.as_str());
-    text_list(&mut sql, "urgency", &filter.urgency, |u| u.as_str());
+/// Appends `filter`'s conditions (every one as `AND ...` on unqualified incident columns) to
+/// `sql`, which already has a WHERE clause. Lists, exports and custom reports share it.
+pub(crate) fn filter_conditions(sql: &mut Sql, filter: &IncidentFilter) {
+    text_list(sql, "status", &filter.status, |s| s.as_str());
+    text_list(sql, "urgency", &filter.urgency, |u| u.as_str());
     let equals = |sql: &mut Sql, column: &str, value: Option<i64>| {
         if let Some(v) = value {
             let p = sql.arg(Arg::I64(v));
             sql.push(&format!(" AND {column} = {p}"));
         }
     };
-    equals(&mut sql, "category_id", filter.category.map(|c| c.0));
-    equals(&mut sql, "department_id", filter.department.map(|d| d.0));
-    equals(&mut sql, "assignee_id", filter.assignee.map(|u| u.0));
-    equals(&mut sql, "zone_id", filter.zone.map(|z| z.0));
-    equals(&mut sql, "reporter_id", filter.reporter.map(|u| u.0));
+    equals(sql, "category_id", filter.category.map(|c| c.0));
+    equals(sql, "department_id", filter.department.map(|d| d.0));
+    equals(sql, "assignee_id", filter.assignee.map(|u| u.0));
+    equals(sql, "zone_id", filter.zone.map(|z| z.0));
+    equals(sql, "reporter_id", filter.reporter.map(|u| u.0));
     let range = |sql: &mut Sql, column: &str, op: &str, value: Option<Timestamp>| {
         if let Some(v) = value {
             let p = sql.arg(Arg::I64(v.millis()));
             sql.push(&format!(" AND {column} {op} {p}"));
         }
     };
-    range(&mut sql, "created_at", ">=", filter.created_from);
-    range(&mut sql, "created_at", "<", filter.created_to);
-    range(&mut sql, "updated_at", ">=", filter.updated_from);
-    range(&mut sql, "updated_at", "<", filter.updated_to);
+    range(sql, "created_at", ">=", filter.created_from);
+    range(sql, "created_at", "<", filter.created_to);
+    range(sql, "updated_at", ">=", filter.updated_from);
+    range(sql, "updated_at", "<", filter.updated_to);
     if filter.public_only {
         sql.push(" AND visibility = 'public'");
     }
@@ -139,6 +130,21 @@ pub async fn list(
             ));
         }
     }
+}
+
+/// A page of incidents matching `filter` within `scope`.
+pub async fn list(
+    db: &Db,
+    scope: &ReadScope,
+    filter: &IncidentFilter,
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Page<Incident>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"
+    ));
+    restrict(&mut sql, scope);
+    filter_conditions(&mut sql, filter);
     if let Some(cursor) = cursor {
         let op = if filter.sort == Sort::Newest {
             "<"
