@@ -13,12 +13,14 @@ mod db;
 mod error;
 pub mod idempotency;
 pub mod incidents;
+pub mod notifications;
 pub mod objects;
 pub mod page;
 pub mod sessions;
 pub mod settings;
 mod sql;
 pub mod users;
+pub mod webhooks;
 
 pub use db::{Backend, Db, DbOptions, PoolStats};
 pub use error::{StoreError, StoreResult};
