@@ -8,3 +8,4 @@ pub mod incidents;
 pub mod stats;
 pub mod system;
 pub mod users;
+pub mod webhooks;
