@@ -194,7 +194,10 @@ async fn attempt_webhook(n: &Notifier, delivery: Delivery) -> anyhow::Result<Att
     if !endpoint.enabled {
         let reason = format!(
             "the endpoint is disabled: {}",
-            endpoint.disabled_reason.as_deref().unwrap_or("by an administrator")
+            endpoint
+                .disabled_reason
+                .as_deref()
+                .unwrap_or("by an administrator")
         );
         notifications::mark_dead(db, delivery.id, &reason).await?;
         return Ok(AttemptOutcome::GiveUp(reason));
@@ -216,17 +219,16 @@ async fn attempt_webhook(n: &Notifier, delivery: Delivery) -> anyhow::Result<Att
     let body = delivery.payload.clone().into_bytes();
     let signature = signature_header(&secrets, &delivery.message_id, timestamp, &body)?;
     let started = Instant::now();
-    let response = n
-        .0
-        .http
-        .post(url)
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-        .header("webhook-id", &delivery.message_id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
-        .body(body)
-        .send()
-        .await;
+    let response =
+        n.0.http
+            .post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("webhook-id", &delivery.message_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
     let sent = match response {
         Ok(response) => {
             let status = response.status().as_u16();

@@ -1,6 +1,5 @@
 //! Sending e-mail over SMTP (lettre): plain, STARTTLS or TLS, optional authentication.
 
-
 use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart, header};
 use lettre::transport::smtp::authentication::Credentials;

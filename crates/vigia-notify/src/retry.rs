@@ -11,7 +11,9 @@ use crate::config::RetryPolicy;
 pub enum Verdict {
     Delivered,
     /// Worth trying again, after `after` if the receiver said so.
-    Retry { after: Option<Duration> },
+    Retry {
+        after: Option<Duration>,
+    },
     /// Trying again will not help.
     Permanent,
     /// The webhook endpoint is gone for good (HTTP 410): disable it.
@@ -35,7 +37,8 @@ pub fn parse_retry_after(raw: &str, now: time::OffsetDateTime) -> Option<Duratio
     if let Ok(secs) = raw.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc2822).ok()?;
+    let at =
+        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc2822).ok()?;
     let delta = at - now;
     Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
 }
@@ -46,10 +49,7 @@ pub fn parse_retry_after(raw: &str, now: time::OffsetDateTime) -> Option<Duratio
 /// receiver's `Retry-After` wins when it is longer, capped at `policy.max` too.
 pub fn backoff(policy: &RetryPolicy, next_attempt: u32, retry_after: Option<Duration>) -> Duration {
     let exponent = next_attempt.saturating_sub(2).min(30);
-    let full = policy
-        .base
-        .saturating_mul(1u32 << exponent)
-        .min(policy.max);
+    let full = policy.base.saturating_mul(1u32 << exponent).min(policy.max);
     let half = full / 2;
     let jitter_ms = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
     let computed = half + Duration::from_millis(jitter_ms);
@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn retry_after_is_read_as_seconds_or_as_a_date() {
         let now = time::macros::datetime!(2026-11-23 12:00:00 UTC);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Mon, 23 Nov 2026 12:00:30 GMT", now),
             Some(Duration::from_secs(30))

@@ -146,8 +146,14 @@ mod tests {
         let header = signature_header(&[&new, SECRET], ID, TS, BODY).expect("signs");
         assert_eq!(header.split(' ').count(), 2);
         assert!(header.ends_with(EXPECTED));
-        assert_eq!(verify(&[SECRET], ID, "1614265330", &header, BODY, TS, 300), Ok(()));
-        assert_eq!(verify(&[&new], ID, "1614265330", &header, BODY, TS, 300), Ok(()));
+        assert_eq!(
+            verify(&[SECRET], ID, "1614265330", &header, BODY, TS, 300),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&[&new], ID, "1614265330", &header, BODY, TS, 300),
+            Ok(())
+        );
         let stranger = generate_secret();
         assert_eq!(
             verify(&[&stranger], ID, "1614265330", &header, BODY, TS, 300),

@@ -94,16 +94,18 @@ impl Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let allowed: Vec<SocketAddr> = resolved
                 .iter()
                 .copied()
                 .filter(|a| allow_private || !is_forbidden(a.ip()))
                 .collect();
             if allowed.is_empty() {
-                let shown = resolved.first().map(|a| a.ip().to_string()).unwrap_or_default();
+                let shown = resolved
+                    .first()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
                 return Err(format!(
                     "refused: {host} resolves to a private, loopback or link-local address {shown}"
                 )
@@ -136,10 +138,16 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
         ] {
-            assert!(is_forbidden(ip.parse().expect("ip")), "{ip} must be forbidden");
+            assert!(
+                is_forbidden(ip.parse().expect("ip")),
+                "{ip} must be forbidden"
+            );
         }
         for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
-            assert!(!is_forbidden(ip.parse().expect("ip")), "{ip} must be allowed");
+            assert!(
+                !is_forbidden(ip.parse().expect("ip")),
+                "{ip} must be allowed"
+            );
         }
     }
 

@@ -220,13 +220,20 @@ mod tests {
     fn the_assignment_mail_is_spanish_by_default_links_the_incident_and_escapes_html() {
         let t = Templates::new().expect("templates compile");
         let es = t
-            .render(Template::IncidentAssigned, Lang::from_locale(None), context())
+            .render(
+                Template::IncidentAssigned,
+                Lang::from_locale(None),
+                context(),
+            )
             .expect("renders");
         assert_eq!(
             es.subject,
             "[INC-000007] Nuevo incidente para Mantenimiento: Fuga de agua <baño>"
         );
-        assert!(es.text.contains("Ver el incidente: https://vigia.example/incidents/INC-000007"));
+        assert!(
+            es.text
+                .contains("Ver el incidente: https://vigia.example/incidents/INC-000007")
+        );
         assert!(es.text.contains("incident_7.json"));
         assert!(es.html.contains("Fuga de agua &lt;baño&gt;"));
         let en = t

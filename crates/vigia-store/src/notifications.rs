@@ -206,7 +206,12 @@ pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec
 }
 
 /// True when the event already has a planned delivery on `channel` to `target`.
-pub async fn exists_for(db: &Db, event_id: i64, channel: Channel, target: &str) -> StoreResult<bool> {
+pub async fn exists_for(
+    db: &Db,
+    event_id: i64,
+    channel: Channel,
+    target: &str,
+) -> StoreResult<bool> {
     let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(
         "SELECT COUNT(*) FROM notification_deliveries \
          WHERE event_id = $1 AND channel = $2 AND target = $3"
@@ -567,12 +572,15 @@ pub async fn status_change_subscriber(
     db: &Db,
     user_id: i64,
 ) -> StoreResult<Option<(String, String)>> {
-    let row: Option<(String, String)> = on_reader!(db, |pool| sqlx::query_as(
+    let row: Option<(String, String)> =
+        on_reader!(db, |pool| {
+            sqlx::query_as(
         "SELECT email, locale FROM users WHERE id = $1 AND notify_status_changes AND NOT disabled"
     )
     .bind(user_id)
     .fetch_optional(pool)
-    .await?);
+    .await?
+        });
     Ok(row)
 }
 

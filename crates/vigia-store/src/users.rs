@@ -86,8 +86,7 @@ pub struct AuthState {
     pub departments: Vec<DepartmentId>,
 }
 
-const USER_COLUMNS: &str =
-    "id, email, display_name, role, locale, disabled, away, notify_status_changes, created_at, updated_at";
+const USER_COLUMNS: &str = "id, email, display_name, role, locale, disabled, away, notify_status_changes, created_at, updated_at";
 
 /// Creates an account (self-registration: not audited).
 pub async fn create(db: &Db, new: &NewUser, actor: Option<&Actor>) -> StoreResult<User> {

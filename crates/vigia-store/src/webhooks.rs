@@ -241,10 +241,9 @@ pub async fn rotate_secret(
         .filter(|s| s.expires_at.is_none_or(|at| at > now.millis()))
         .map(|s| EndpointSecret {
             secret: s.secret.clone(),
-            expires_at: Some(
-                s.expires_at
-                    .map_or(old_expires_at.millis(), |at| at.min(old_expires_at.millis())),
-            ),
+            expires_at: Some(s.expires_at.map_or(old_expires_at.millis(), |at| {
+                at.min(old_expires_at.millis())
+            })),
         })
         .collect();
     secrets.insert(
@@ -324,7 +323,8 @@ pub async fn record_failure(
 ) -> StoreResult<bool> {
     let streak_reason = format!("disabled after {disable_after} consecutive failed attempts");
     let now = Timestamp::now().millis();
-    let enabled: Option<bool> = on_writer!(db, |pool| sqlx::query_scalar(
+    let enabled: Option<bool> = on_writer!(db, |pool| {
+        sqlx::query_scalar(
         "UPDATE webhook_endpoints SET failure_streak = failure_streak + 1, \
          enabled = CASE WHEN $3 IS NOT NULL OR failure_streak + 1 >= $2 THEN FALSE ELSE enabled END, \
          disabled_reason = CASE WHEN NOT enabled THEN disabled_reason \
@@ -339,6 +339,7 @@ pub async fn record_failure(
     .bind(&streak_reason)
     .bind(now)
     .fetch_optional(pool)
-    .await?);
+    .await?
+    });
     Ok(enabled == Some(false))
 }

@@ -24,7 +24,10 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/webhooks", get(list_endpoints).post(create_endpoint))
+        .route(
+            "/api/v1/webhooks",
+            get(list_endpoints).post(create_endpoint),
+        )
         .route(
             "/api/v1/webhooks/{id}",
             get(get_endpoint)
@@ -181,7 +184,11 @@ async fn create_endpoint(
     Json(input): Json<WebhookIn>,
 ) -> ApiResult<(StatusCode, Json<WebhookWithSecretOut>)> {
     let mut v = Validation::new();
-    let url = parse_url(&mut v, &input.url, state.config.webhooks_allow_private_targets);
+    let url = parse_url(
+        &mut v,
+        &input.url,
+        state.config.webhooks_allow_private_targets,
+    );
     let description = v.check(bounded_text("description", &input.description, 0, 200));
     let event_types = parse_types(&mut v, &input.event_types);
     v.finish()?;
@@ -313,7 +320,10 @@ async fn test_endpoint(
     }
     let delivery_id = vigia_notify::send_test_webhook(&state.db, id).await?;
     let delivery = notifications::find(&state.db, delivery_id).await?;
-    Ok((StatusCode::ACCEPTED, Json(delivery_out(delivery, Vec::new()))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(delivery_out(delivery, Vec::new())),
+    ))
 }
 
 // --- deliveries --------------------------------------------------------------------------------
@@ -519,5 +529,8 @@ async fn replay_delivery(
             }
             other => other.into(),
         })?;
-    Ok((StatusCode::ACCEPTED, Json(delivery_out(delivery, Vec::new()))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(delivery_out(delivery, Vec::new())),
+    ))
 }
