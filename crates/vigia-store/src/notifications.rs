@@ -572,15 +572,14 @@ pub async fn status_change_subscriber(
     db: &Db,
     user_id: i64,
 ) -> StoreResult<Option<(String, String)>> {
-    let row: Option<(String, String)> =
-        on_reader!(db, |pool| {
-            sqlx::query_as(
+    let row: Option<(String, String)> = on_reader!(db, |pool| {
+        sqlx::query_as(
         "SELECT email, locale FROM users WHERE id = $1 AND notify_status_changes AND NOT disabled"
     )
     .bind(user_id)
     .fetch_optional(pool)
     .await?
-        });
+    });
     Ok(row)
 }
 

@@ -82,19 +82,23 @@ impl SmtpServer {
         std::fs::write(&script, SMTP_SERVER).expect("write script");
         let inbox = dir.path().join("inbox");
         std::fs::create_dir(&inbox).expect("inbox");
-        let child = std::process::Command::new(python())
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&inbox)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start aiosmtpd");
+        // Owned by `Self` at once: its Drop kills and reaps the process on every path.
+        let server = Self {
+            child: std::process::Command::new(python())
+                .arg(&script)
+                .arg(port.to_string())
+                .arg(&inbox)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("start aiosmtpd"),
+            dir,
+        };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Self { child, dir };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -489,7 +493,7 @@ async fn mail_waits_for_a_smtp_server_that_is_down_and_arrives_when_it_is_back(b
 // --- webhooks ------------------------------------------------------------------------------------
 
 /// What the receiver saw.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Received {
     /// (webhook-id, verified, body) per request.
     requests: Vec<(String, bool, Value)>,
@@ -501,6 +505,12 @@ struct Receiver {
     /// The status to answer for each request in turn; the last one repeats.
     script: Arc<Vec<u16>>,
     received: Arc<Mutex<Received>>,
+}
+
+impl Receiver {
+    fn seen(&self) -> Received {
+        self.received.lock().expect("lock").clone()
+    }
 }
 
 async fn receive(
@@ -615,7 +625,7 @@ async fn a_webhook_failing_three_times_is_delivered_once_on_the_fourth_attempt(b
     assert_eq!(outcomes, vec!["retry", "retry", "retry", "delivered"]);
     assert!(log.iter().all(|a| a["latency_ms"].as_i64().is_some()));
 
-    let received = r.received.lock().expect("lock");
+    let received = r.seen();
     assert_eq!(received.requests.len(), 4);
     let ids: Vec<&str> = received
         .requests
@@ -636,7 +646,6 @@ async fn a_webhook_failing_three_times_is_delivered_once_on_the_fourth_attempt(b
     assert!(body["timestamp"].is_string());
     assert_eq!(body["data"]["code"], incident["code"]);
     assert_eq!(body["data"]["change"]["urgency"], "high");
-    drop(received);
     let hook = app
         .get(
             &format!("/api/v1/webhooks/{endpoint}"),
@@ -690,7 +699,7 @@ async fn a_410_gone_disables_the_endpoint(backend: Backend) {
         )
         .await;
     assert_eq!(replay.status, StatusCode::CONFLICT);
-    assert_eq!(r.received.lock().expect("lock").requests.len(), 1);
+    assert_eq!(r.seen().requests.len(), 1);
 }
 
 async fn a_dead_lettered_delivery_is_replayed_after_the_endpoint_comes_back(backend: Backend) {
@@ -774,7 +783,7 @@ async fn a_dead_lettered_delivery_is_replayed_after_the_endpoint_comes_back(back
         .await
         .expect("driver");
     assert_eq!(outcome, vigia_notify::AttemptOutcome::Delivered);
-    let received = r.received.lock().expect("lock");
+    let received = r.seen();
     assert_eq!(received.requests.len(), 1);
     assert!(received.requests[0].1, "signed with the endpoint's secret");
     assert_eq!(
@@ -782,7 +791,6 @@ async fn a_dead_lettered_delivery_is_replayed_after_the_endpoint_comes_back(back
         dead[0]["message_id"].as_str().expect("id"),
         "same webhook-id after replay"
     );
-    drop(received);
     let one = app
         .get(
             &format!("/api/v1/notifications/deliveries/{}", ids[0]),
@@ -917,14 +925,13 @@ async fn secrets_rotate_with_a_grace_period_and_departments_validate_escalation_
         d.len() == 2 && d.iter().all(|d| d["status"] == "delivered")
     })
     .await;
-    let received = r.received.lock().expect("lock");
+    let received = r.seen();
     assert!(
         received
             .requests
             .iter()
             .all(|(_, verified, body)| *verified && body["type"] == "webhook.test")
     );
-    drop(received);
     let audit = app
         .get("/api/v1/audit?entity=webhook_endpoint", Some(&admin.token))
         .await;
