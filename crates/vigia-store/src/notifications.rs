@@ -17,6 +17,9 @@ use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
 pub enum Channel {
     Email,
     Webhook,
+    /// A report upload, logged here by the reports stage with [`insert_planned`], [`claim`]
+    /// and [`record_attempt`]; the notifier never attempts these.
+    Upload,
 }
 
 impl Channel {
@@ -24,6 +27,7 @@ impl Channel {
         match self {
             Channel::Email => "email",
             Channel::Webhook => "webhook",
+            Channel::Upload => "upload",
         }
     }
 
@@ -31,6 +35,7 @@ impl Channel {
         match raw {
             "email" => Some(Channel::Email),
             "webhook" => Some(Channel::Webhook),
+            "upload" => Some(Channel::Upload),
             _ => None,
         }
     }
@@ -331,6 +336,18 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
     })
 }
 
+/// Releases a claim without an attempt.
+pub async fn release(db: &Db, id: i64) -> StoreResult<()> {
+    on_writer!(db, |pool| sqlx::query(
+        "UPDATE notification_deliveries SET locked_until = NULL WHERE id = $1"
+    )
+    .bind(id)
+    .execute(pool)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
 /// Gives a delivery up without an attempt (its endpoint was disabled or deleted).
 pub async fn mark_dead(db: &Db, id: i64, reason: &str) -> StoreResult<()> {
     let now = Timestamp::now().millis();
@@ -371,17 +388,19 @@ pub async fn replay(db: &Db, id: i64) -> StoreResult<Delivery> {
     }
 }
 
-/// Deliveries waiting for an attempt whose time has come, oldest first.
+/// E-mail and webhook deliveries waiting for an attempt whose time has come, oldest first.
 pub async fn due(db: &Db, now: Timestamp, limit: usize) -> StoreResult<Vec<i64>> {
-    let ids: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(
+    let ids: Vec<i64> = on_reader!(db, |pool| {
+        sqlx::query_scalar(
         "SELECT id FROM notification_deliveries WHERE status IN ('pending', 'failed') \
-         AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1) \
+         AND channel IN ('email', 'webhook') AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1) \
          ORDER BY next_attempt_at, id LIMIT $2"
     )
     .bind(now.millis())
     .bind(limit as i64)
     .fetch_all(pool)
-    .await?);
+    .await?
+    });
     Ok(ids)
 }
 

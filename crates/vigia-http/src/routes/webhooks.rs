@@ -347,7 +347,7 @@ pub struct AttemptOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryOut {
     pub id: i64,
-    /// `email` or `webhook`.
+    /// `email`, `webhook` or `upload`.
     pub channel: String,
     /// The address, or the endpoint id.
     pub target: String,
@@ -410,7 +410,7 @@ pub struct DeliveryQuery {
     pub event: Option<i64>,
     pub incident: Option<i64>,
     pub endpoint: Option<i64>,
-    /// `email` or `webhook`.
+    /// `email`, `webhook` or `upload`.
     pub channel: Option<String>,
     /// `pending`, `delivered`, `failed` or `dead` (the dead-letter list).
     pub status: Option<String>,
@@ -438,7 +438,10 @@ async fn list_deliveries(
     let channel = q.channel.as_deref().and_then(|c| {
         let parsed = Channel::parse(c);
         if parsed.is_none() {
-            v.push(FieldError::new("channel", "must be email or webhook"));
+            v.push(FieldError::new(
+                "channel",
+                "must be email, webhook or upload",
+            ));
         }
         parsed
     });

@@ -20,12 +20,13 @@ CREATE TABLE webhook_endpoints (
     updated_at INTEGER NOT NULL
 );
 
--- target: the e-mail address, or the webhook endpoint id. message_id is the `webhook-id` or
+-- target: the e-mail address, the webhook endpoint id, or (upload, written by the reports stage)
+-- the destination object key. message_id is the `webhook-id` or
 -- the e-mail Message-ID, the same on every attempt. payload is what is sent (rendered at plan
 -- time). event_id is NULL for scheduled reports and test events.
 CREATE TABLE notification_deliveries (
     id INTEGER PRIMARY KEY,
-    channel TEXT NOT NULL CHECK (channel IN ('email', 'webhook')),
+    channel TEXT NOT NULL CHECK (channel IN ('email', 'webhook', 'upload')),
     target TEXT NOT NULL,
     endpoint_id INTEGER REFERENCES webhook_endpoints (id) ON DELETE SET NULL,
     event_id INTEGER REFERENCES incident_events (id) ON DELETE CASCADE,
