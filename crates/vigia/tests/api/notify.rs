@@ -700,6 +700,31 @@ async fn a_410_gone_disables_the_endpoint(backend: Backend) {
         .await;
     assert_eq!(replay.status, StatusCode::CONFLICT);
     assert_eq!(r.seen().requests.len(), 1);
+    // Re-enabled by an admin: the streak and the reason are cleared and the replay is sent.
+    let hook = app
+        .patch(
+            &format!("/api/v1/webhooks/{endpoint}"),
+            Some(&admin.token),
+            json!({ "enabled": true }),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::OK, "{:?}", hook.body);
+    assert_eq!(hook.body["enabled"], true);
+    assert_eq!(hook.body["failure_streak"], 0);
+    assert!(hook.body["disabled_reason"].is_null());
+    let replay = app
+        .post(
+            &format!("/api/v1/notifications/deliveries/{}/replay", items[0]["id"]),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::ACCEPTED, "{:?}", replay.body);
+    wait_deliveries(&app, &admin, &format!("endpoint={endpoint}"), |d| {
+        d.len() == 1 && d[0]["attempt_log"].as_array().map(Vec::len) == Some(2)
+    })
+    .await;
+    assert_eq!(r.seen().requests.len(), 2);
 }
 
 async fn a_dead_lettered_delivery_is_replayed_after_the_endpoint_comes_back(backend: Backend) {
