@@ -79,6 +79,8 @@ fi
 
 # --- Test environment -------------------------------------------------------------------
 export VIGIA_TEST_MOTO="$VENV/bin/moto_server"
+# The Python with aiosmtpd: the notification tests start a real SMTP server with it.
+export VIGIA_TEST_PYTHON="$VENV/bin/python"
 export VIGIA_TEST_DATABASE_URL="${VIGIA_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 # Dummy credentials for the local moto S3 server (object_store reads them from the environment).
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
@@ -88,6 +90,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 step "Environment"
 echo "VIGIA_TEST_DATABASE_URL=$VIGIA_TEST_DATABASE_URL"
 echo "VIGIA_TEST_MOTO=$VIGIA_TEST_MOTO"
+echo "VIGIA_TEST_PYTHON=$VIGIA_TEST_PYTHON"
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 
 # --- Tests ------------------------------------------------------------------------------

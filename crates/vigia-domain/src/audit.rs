@@ -12,6 +12,7 @@ pub enum AuditEntity {
     Category,
     Zone,
     Setting,
+    WebhookEndpoint,
 }
 
 impl AuditEntity {
@@ -23,6 +24,7 @@ impl AuditEntity {
             AuditEntity::Category => "category",
             AuditEntity::Zone => "zone",
             AuditEntity::Setting => "setting",
+            AuditEntity::WebhookEndpoint => "webhook_endpoint",
         }
     }
 }

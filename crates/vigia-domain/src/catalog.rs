@@ -48,36 +48,51 @@ impl Urgency {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DepartmentSpec {
     pub name: String,
+    /// Told about incidents routed to the department.
     pub contact_emails: Vec<Email>,
+    /// Told when one of its incidents misses an SLA target.
+    pub escalation_emails: Vec<Email>,
 }
 
 impl DepartmentSpec {
     pub fn parse(name: &str, contact_emails: &[String]) -> Result<Self, Vec<FieldError>> {
         let mut v = Validation::new();
         let name = v.check(bounded_text("name", name, 1, 120));
-        if contact_emails.len() > 20 {
-            v.push(FieldError::new(
-                "contact_emails",
-                "must list at most 20 addresses",
-            ));
-        }
-        let emails: Vec<Email> = contact_emails
-            .iter()
-            .enumerate()
-            .filter_map(|(i, raw)| v.check(Email::parse(&format!("contact_emails[{i}]"), raw)))
-            .collect();
+        let contact_emails = email_list(&mut v, "contact_emails", contact_emails);
         v.finish()?;
-        let mut unique = Vec::with_capacity(emails.len());
-        for email in emails {
-            if !unique.contains(&email) {
-                unique.push(email);
-            }
-        }
         Ok(Self {
             name: name.unwrap_or_default(),
-            contact_emails: unique,
+            contact_emails,
+            escalation_emails: Vec::new(),
         })
     }
+
+    /// Adds the escalation contacts (validated like the contact addresses).
+    pub fn with_escalation_emails(mut self, raw: &[String]) -> Result<Self, Vec<FieldError>> {
+        let mut v = Validation::new();
+        self.escalation_emails = email_list(&mut v, "escalation_emails", raw);
+        v.finish()?;
+        Ok(self)
+    }
+}
+
+/// At most 20 valid addresses, duplicates (ignoring case) dropped.
+fn email_list(v: &mut Validation, field: &str, raw: &[String]) -> Vec<Email> {
+    if raw.len() > 20 {
+        v.push(FieldError::new(field, "must list at most 20 addresses"));
+    }
+    let emails: Vec<Email> = raw
+        .iter()
+        .enumerate()
+        .filter_map(|(i, raw)| v.check(Email::parse(&format!("{field}[{i}]"), raw)))
+        .collect();
+    let mut unique = Vec::with_capacity(emails.len());
+    for email in emails {
+        if !unique.contains(&email) {
+            unique.push(email);
+        }
+    }
+    unique
 }
 
 /// An incident category (the "tipo" of the seeds) as the admin describes it.
@@ -352,5 +367,9 @@ mod tests {
         assert_eq!(spec.contact_emails.len(), 1);
         let errors = DepartmentSpec::parse("Mantenimiento", &["nope".into()]).expect_err("invalid");
         assert_eq!(errors[0].field, "contact_emails[0]");
+        let errors = spec
+            .with_escalation_emails(&["jefe@utec.pe".into(), "x".into()])
+            .expect_err("invalid escalation address");
+        assert_eq!(errors[0].field, "escalation_emails[1]");
     }
 }

@@ -41,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::stats::router())
         .merge(routes::reports::router())
         .merge(routes::attachments::router(state.config.max_upload_bytes))
+        .merge(routes::webhooks::router())
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
     let docs = SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi::document());

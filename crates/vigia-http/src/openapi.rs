@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system, users};
+use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,9 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         attachments::upload, attachments::list, attachments::download, attachments::thumbnail, attachments::remove,
         stats::incident_stats, stats::staff_stats, stats::rankings,
         catalog::list_sla, catalog::put_sla,
+        webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint, webhooks::update_endpoint,
+        webhooks::delete_endpoint, webhooks::rotate_secret, webhooks::test_endpoint,
+        webhooks::list_deliveries, webhooks::get_delivery, webhooks::replay_delivery,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -38,6 +41,7 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         (name = "admin", description = "API keys, audit log and runtime settings"),
         (name = "system", description = "Health and readiness"),
         (name = "stats", description = "Dashboard statistics and the public rankings"),
+        (name = "notifications", description = "Webhook endpoints and the delivery log of e-mails and webhooks"),
     )
 )]
 pub struct ApiDoc;

@@ -35,6 +35,8 @@ pub struct HttpConfig {
     /// How long a verified user/session standing is reused before the database is asked again.
     /// Changes made through this node take effect at once; through another node, within this.
     pub auth_cache_ttl: Duration,
+    /// Webhook endpoints may point at loopback/private/link-local addresses (SSRF guard off).
+    pub webhooks_allow_private_targets: bool,
 }
 
 impl Default for HttpConfig {
@@ -50,6 +52,7 @@ impl Default for HttpConfig {
             login_per_minute: 10,
             register_per_hour: 20,
             auth_cache_ttl: Duration::from_secs(2),
+            webhooks_allow_private_targets: false,
         }
     }
 }

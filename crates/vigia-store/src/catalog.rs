@@ -21,6 +21,8 @@ pub struct Department {
     pub id: DepartmentId,
     pub name: String,
     pub contact_emails: Vec<String>,
+    /// Told when one of its incidents misses an SLA target.
+    pub escalation_emails: Vec<String>,
     pub members: Vec<UserId>,
     /// How new incidents get an assignee: `manual`, `round_robin` or `least_open`.
     pub assignment_strategy: AssignmentStrategy,
@@ -33,6 +35,7 @@ struct DepartmentRow {
     id: i64,
     name: String,
     contact_emails: String,
+    escalation_emails: String,
     assignment_strategy: String,
     created_at: i64,
     updated_at: i64,
@@ -44,6 +47,7 @@ impl DepartmentRow {
             id: DepartmentId(self.id),
             name: self.name,
             contact_emails: serde_json::from_str(&self.contact_emails).unwrap_or_default(),
+            escalation_emails: serde_json::from_str(&self.escalation_emails).unwrap_or_default(),
             members,
             assignment_strategy: AssignmentStrategy::parse(
                 "assignment_strategy",
@@ -57,7 +61,7 @@ impl DepartmentRow {
 }
 
 const DEPARTMENT_COLUMNS: &str =
-    "id, name, contact_emails, assignment_strategy, created_at, updated_at";
+    "id, name, contact_emails, escalation_emails, assignment_strategy, created_at, updated_at";
 
 pub async fn department_exists(db: &Db, id: DepartmentId) -> StoreResult<bool> {
     let sql = "SELECT COUNT(*) FROM departments WHERE id = $1";
@@ -101,8 +105,8 @@ pub async fn find_department(db: &Db, id: DepartmentId) -> StoreResult<Departmen
     Ok(row.into_department(members))
 }
 
-fn emails_json(spec: &DepartmentSpec) -> String {
-    let emails: Vec<&str> = spec.contact_emails.iter().map(|e| e.as_str()).collect();
+fn emails_json(emails: &[vigia_domain::users::Email]) -> String {
+    let emails: Vec<&str> = emails.iter().map(|e| e.as_str()).collect();
     serde_json::to_string(&emails).unwrap_or_else(|_| "[]".into())
 }
 
@@ -114,17 +118,18 @@ pub async fn create_department(
 ) -> StoreResult<Department> {
     let now = Timestamp::now().millis();
     let sql = format!(
-        "INSERT INTO departments (name, contact_emails, assignment_strategy, created_at, updated_at) \
-         VALUES ($1, $2, $4, $3, $3) \
+        "INSERT INTO departments (name, contact_emails, assignment_strategy, created_at, updated_at, \
+         escalation_emails) VALUES ($1, $2, $4, $3, $3, $5) \
          RETURNING {DEPARTMENT_COLUMNS}"
     );
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
         let row: DepartmentRow = sqlx::query_as(composed(&sql))
             .bind(&spec.name)
-            .bind(emails_json(spec))
+            .bind(emails_json(&spec.contact_emails))
             .bind(now)
             .bind(strategy.as_str())
+            .bind(emails_json(&spec.escalation_emails))
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;
@@ -152,7 +157,8 @@ pub async fn update_department(
     let before = find_department(db, id).await?;
     let now = Timestamp::now().millis();
     let sql = format!(
-        "UPDATE departments SET name = $2, contact_emails = $3, updated_at = $4, assignment_strategy = $5 WHERE id = $1 \
+        "UPDATE departments SET name = $2, contact_emails = $3, updated_at = $4, assignment_strategy = $5, \
+         escalation_emails = $6 WHERE id = $1 \
          RETURNING {DEPARTMENT_COLUMNS}"
     );
     on_writer!(db, |pool| {
@@ -160,9 +166,10 @@ pub async fn update_department(
         let row: DepartmentRow = sqlx::query_as(composed(&sql))
             .bind(id.0)
             .bind(&spec.name)
-            .bind(emails_json(spec))
+            .bind(emails_json(&spec.contact_emails))
             .bind(now)
             .bind(strategy.as_str())
+            .bind(emails_json(&spec.escalation_emails))
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;

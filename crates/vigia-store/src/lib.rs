@@ -14,6 +14,7 @@ mod error;
 pub mod group_commit;
 pub mod idempotency;
 pub mod incidents;
+pub mod notifications;
 pub mod objects;
 pub mod page;
 pub mod reports;
@@ -21,6 +22,7 @@ pub mod sessions;
 pub mod settings;
 mod sql;
 pub mod users;
+pub mod webhooks;
 
 pub use db::{Backend, Db, DbOptions, PoolStats};
 pub use error::{StoreError, StoreResult};

@@ -26,6 +26,8 @@ pub struct User {
     pub disabled: bool,
     /// Staff marked away get no automatic assignments.
     pub away: bool,
+    /// Wants an e-mail when an incident they reported changes status.
+    pub notify_status_changes: bool,
     #[sqlx(skip)]
     pub departments: Vec<DepartmentId>,
     #[sqlx(try_from = "i64")]
@@ -53,6 +55,7 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
     pub away: Option<bool>,
     pub departments: Option<Vec<DepartmentId>>,
+    pub notify_status_changes: Option<bool>,
 }
 
 /// Filters of the admin user list.
@@ -83,8 +86,7 @@ pub struct AuthState {
     pub departments: Vec<DepartmentId>,
 }
 
-const USER_COLUMNS: &str =
-    "id, email, display_name, role, locale, disabled, away, created_at, updated_at";
+const USER_COLUMNS: &str = "id, email, display_name, role, locale, disabled, away, notify_status_changes, created_at, updated_at";
 
 /// Creates an account (self-registration: not audited).
 pub async fn create(db: &Db, new: &NewUser, actor: Option<&Actor>) -> StoreResult<User> {
@@ -328,7 +330,8 @@ pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> St
         sqlx::query(
             "UPDATE users SET display_name = COALESCE($2, display_name), role = COALESCE($3, role), \
              locale = COALESCE($4, locale), disabled = COALESCE($5, disabled), updated_at = $6, \
-             away = COALESCE($7, away) WHERE id = $1",
+             away = COALESCE($7, away), \
+             notify_status_changes = COALESCE($8, notify_status_changes) WHERE id = $1",
         )
         .bind(id.0)
         .bind(patch.display_name.as_deref())
@@ -337,6 +340,7 @@ pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> St
         .bind(patch.disabled)
         .bind(now)
         .bind(patch.away)
+        .bind(patch.notify_status_changes)
         .execute(&mut *tx)
         .await?;
         if let Some(departments) = &patch.departments {

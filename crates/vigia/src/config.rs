@@ -22,6 +22,9 @@ pub struct Config {
     pub auth: AuthSection,
     pub bootstrap: BootstrapSection,
     pub log: LogSection,
+    pub email: EmailSection,
+    pub webhooks: WebhooksSection,
+    pub notifications: NotificationsSection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +88,86 @@ pub struct LogSection {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `[email]`: outgoing mail over SMTP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmailSection {
+    pub enabled: bool,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub smtp_mode: String,
+    pub smtp_user: String,
+    pub smtp_password: String,
+    pub from: String,
+    pub emergency_recipients: Vec<String>,
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_secs: u64,
+}
+
+/// `[webhooks]`: outgoing Standard Webhooks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhooksSection {
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_secs: u64,
+    pub allow_private_targets: bool,
+    pub disable_after_failures: u32,
+}
+
+/// `[notifications]`: the built-in dispatcher.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotificationsSection {
+    pub dispatcher: bool,
+    pub poll_interval_ms: u64,
+}
+
+impl Config {
+    /// The notifier's settings; `public_url` is the resolved one.
+    pub fn notify_config(&self, public_url: &str) -> anyhow::Result<vigia_notify::NotifyConfig> {
+        let e = &self.email;
+        let w = &self.webhooks;
+        let smtp_mode = vigia_notify::SmtpMode::parse(&e.smtp_mode).with_context(|| {
+            format!(
+                "email.smtp_mode must be \"none\", \"starttls\" or \"tls\", not {:?}",
+                e.smtp_mode
+            )
+        })?;
+        Ok(vigia_notify::NotifyConfig {
+            public_url: public_url.to_owned(),
+            email: vigia_notify::EmailSettings {
+                enabled: e.enabled,
+                smtp_host: e.smtp_host.clone(),
+                smtp_port: e.smtp_port,
+                smtp_mode,
+                smtp_user: e.smtp_user.clone(),
+                smtp_password: e.smtp_password.clone(),
+                from: e.from.clone(),
+                emergency_recipients: e.emergency_recipients.clone(),
+                timeout: Duration::from_secs(e.timeout_secs.max(1)),
+                retry: vigia_notify::RetryPolicy {
+                    max_attempts: e.max_attempts.max(1),
+                    base: Duration::from_millis(e.retry_base_ms),
+                    max: Duration::from_secs(e.retry_max_secs.max(1)),
+                },
+            },
+            webhooks: vigia_notify::WebhookSettings {
+                timeout: Duration::from_secs(w.timeout_secs.max(1)),
+                retry: vigia_notify::RetryPolicy {
+                    max_attempts: w.max_attempts.max(1),
+                    base: Duration::from_millis(w.retry_base_ms),
+                    max: Duration::from_secs(w.retry_max_secs.max(1)),
+                },
+                allow_private_targets: w.allow_private_targets,
+                disable_after_failures: w.disable_after_failures.max(1),
+            },
+            poll_interval: Duration::from_millis(self.notifications.poll_interval_ms.max(10)),
+        })
+    }
 }
 
 /// Values given on the command line; `None` leaves the configured value.
@@ -155,6 +238,12 @@ impl Config {
         if self.http.access_token_ttl_secs == 0 || self.http.refresh_token_ttl_days == 0 {
             bail!("token lifetimes must be positive");
         }
+        self.notify_config("")?;
+        for (i, to) in self.email.emergency_recipients.iter().enumerate() {
+            if vigia_domain::users::Email::parse("email", to).is_err() {
+                bail!("email.emergency_recipients[{i}] {to:?} is not an e-mail address");
+            }
+        }
         Ok(())
     }
 
@@ -212,6 +301,7 @@ impl Config {
         };
         redact(&mut shown.auth.jwt_secret);
         redact(&mut shown.bootstrap.admin_password);
+        redact(&mut shown.email.smtp_password);
         shown.database.url = redact_url_password(&shown.database.url);
         toml::to_string_pretty(&shown).context("cannot render the configuration")
     }

@@ -27,6 +27,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     grace: Duration,
+    notifier: vigia_notify::Notifier,
+    dispatcher: bool,
 }
 
 impl Application {
@@ -65,12 +67,17 @@ impl Application {
             login_per_minute: config.http.login_per_minute,
             register_per_hour: config.http.register_per_hour,
             auth_cache_ttl: Duration::from_millis(config.http.auth_cache_ttl_ms),
+            webhooks_allow_private_targets: config.webhooks.allow_private_targets,
         };
+        let notifier =
+            vigia_notify::Notifier::new(db.clone(), config.notify_config(&http.public_url)?)?;
         let state = AppState::new(db, objects, http, secret.as_bytes());
         Ok(Self {
             listener,
             state,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            notifier,
+            dispatcher: config.notifications.dispatcher,
         })
     }
 
@@ -84,10 +91,21 @@ impl Application {
         &self.state
     }
 
+    /// Plans and sends e-mails and webhooks (see `vigia_notify`).
+    pub fn notifier(&self) -> &vigia_notify::Notifier {
+        &self.notifier
+    }
+
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish (up to the
     /// grace period) and closes the database.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let db = self.state.db.clone();
+        let dispatcher = self.dispatcher.then(|| {
+            tokio::spawn(vigia_notify::dispatcher::run(
+                self.notifier.clone(),
+                shutdown.clone(),
+            ))
+        });
         let app = vigia_http::app(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = shutdown.clone();
         let server = axum::serve(self.listener, app)
@@ -98,6 +116,9 @@ impl Application {
             () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("in-flight requests did not finish within {} s; stopping anyway", grace.as_secs());
             }
+        }
+        if let Some(dispatcher) = dispatcher {
+            let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher).await;
         }
         db.close().await;
         Ok(())

@@ -43,6 +43,8 @@ pub struct UserOut {
     pub disabled: bool,
     /// Away staff get no automatic assignments.
     pub away: bool,
+    /// E-mail me when an incident I reported changes status.
+    pub notify_status_changes: bool,
     pub departments: Vec<i64>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -60,6 +62,7 @@ impl From<users::User> for UserOut {
             locale: u.locale,
             disabled: u.disabled,
             away: u.away,
+            notify_status_changes: u.notify_status_changes,
             departments: u.departments.iter().map(|d: &DepartmentId| d.0).collect(),
             created_at: u.created_at,
             updated_at: u.updated_at,
@@ -307,6 +310,8 @@ pub struct MePatch {
     pub locale: Option<String>,
     /// Staff: mark yourself away (no automatic assignments) or back.
     pub away: Option<bool>,
+    /// Receive an e-mail when an incident you reported changes status (off by default).
+    pub notify_status_changes: Option<bool>,
 }
 
 /// Change your display name or language.
@@ -332,6 +337,7 @@ async fn update_me(
         display_name: display_name.map(|n| n.as_str().to_owned()),
         locale,
         away: input.away,
+        notify_status_changes: input.notify_status_changes,
         ..Default::default()
     };
     let actor = auth.actor(None);

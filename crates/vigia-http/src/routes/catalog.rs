@@ -62,6 +62,8 @@ pub struct DepartmentOut {
     pub name: String,
     /// Where notifications about the department's incidents go.
     pub contact_emails: Vec<String>,
+    /// Told when one of the department's incidents misses an SLA target (staff only).
+    pub escalation_emails: Vec<String>,
     /// User ids of the department's staff (shown to staff and admins only).
     pub members: Vec<i64>,
     /// `manual`, `round_robin` or `least_open`.
@@ -78,6 +80,11 @@ fn department_out(d: Department, auth: &Auth) -> DepartmentOut {
         id: d.id.0,
         name: d.name,
         contact_emails: if staff { d.contact_emails } else { Vec::new() },
+        escalation_emails: if staff {
+            d.escalation_emails
+        } else {
+            Vec::new()
+        },
         members: if staff {
             d.members.into_iter().map(|m| m.0).collect()
         } else {
@@ -93,8 +100,12 @@ fn department_out(d: Department, auth: &Auth) -> DepartmentOut {
 #[serde(deny_unknown_fields)]
 pub struct DepartmentIn {
     pub name: String,
+    /// Told (by e-mail) about incidents routed to the department. At most 20.
     #[serde(default)]
     pub contact_emails: Vec<String>,
+    /// Told (by e-mail) when one of its incidents misses an SLA target. At most 20.
+    #[serde(default)]
+    pub escalation_emails: Vec<String>,
     /// How new incidents get an assignee: `manual` (default), `round_robin` (in turn) or
     /// `least_open` (fewest open incidents). Staff marked away are skipped.
     pub assignment_strategy: Option<String>,
@@ -103,7 +114,17 @@ pub struct DepartmentIn {
 fn department_input(
     input: &DepartmentIn,
 ) -> Result<(DepartmentSpec, AssignmentStrategy), Vec<vigia_domain::FieldError>> {
-    let spec = DepartmentSpec::parse(&input.name, &input.contact_emails);
+    let spec = match DepartmentSpec::parse(&input.name, &input.contact_emails) {
+        Ok(spec) => spec.with_escalation_emails(&input.escalation_emails),
+        Err(mut errors) => {
+            let probe = DepartmentSpec::parse("probe", &[])
+                .and_then(|p| p.with_escalation_emails(&input.escalation_emails));
+            if let Err(more) = probe {
+                errors.extend(more);
+            }
+            Err(errors)
+        }
+    };
     let strategy = input
         .assignment_strategy
         .as_deref()

@@ -9,3 +9,4 @@ pub mod reports;
 pub mod stats;
 pub mod system;
 pub mod users;
+pub mod webhooks;

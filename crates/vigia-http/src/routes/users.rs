@@ -207,6 +207,7 @@ async fn update(
         departments: input
             .departments
             .map(|d| d.into_iter().map(DepartmentId).collect()),
+        notify_status_changes: None,
     };
     let user = users::update(&state.db, id, &patch, &auth.actor(request_id)).await?;
     state.auth_cache.forget_user(id);

@@ -9,5 +9,6 @@ mod catalog;
 mod cli;
 mod incidents;
 mod reports;
+mod notify;
 mod stats;
 mod system;

@@ -1,0 +1,539 @@
+//! Webhook endpoints and the delivery log (admins only). Handlers never send: they create or
+//! re-queue deliveries, and the notifier (dispatcher or job queue) sends them.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vigia_domain::incidents::IncidentEventKind;
+use vigia_domain::validation::bounded_text;
+use vigia_domain::{FieldError, Timestamp, Validation};
+use vigia_notify::signature::generate_secret;
+use vigia_notify::ssrf::check_url;
+use vigia_store::notifications::{self, Channel, Delivery, DeliveryFilter, DeliveryStatus};
+use vigia_store::page::clamp_limit;
+use vigia_store::webhooks::{self, EndpointPatch, NewEndpoint, WebhookEndpoint};
+
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{Json, Query, RequestId};
+use crate::routes::users::cursor;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/webhooks",
+            get(list_endpoints).post(create_endpoint),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(get_endpoint)
+                .patch(update_endpoint)
+                .delete(delete_endpoint),
+        )
+        .route("/api/v1/webhooks/{id}/rotate-secret", post(rotate_secret))
+        .route("/api/v1/webhooks/{id}/test", post(test_endpoint))
+        .route("/api/v1/notifications/deliveries", get(list_deliveries))
+        .route("/api/v1/notifications/deliveries/{id}", get(get_delivery))
+        .route(
+            "/api/v1/notifications/deliveries/{id}/replay",
+            post(replay_delivery),
+        )
+}
+
+// --- endpoints ---------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookOut {
+    pub id: i64,
+    pub url: String,
+    pub description: String,
+    /// Message types (`incident.created`, ...) or `*` for all.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    /// Why it was disabled (410 Gone, a failure streak, an administrator).
+    pub disabled_reason: Option<String>,
+    /// Consecutive failed attempts.
+    pub failure_streak: i64,
+    /// Secrets currently signing (more than one during a rotation's grace period).
+    pub active_secrets: usize,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl From<WebhookEndpoint> for WebhookOut {
+    fn from(e: WebhookEndpoint) -> Self {
+        Self {
+            active_secrets: e.active_secrets(Timestamp::now()).len(),
+            id: e.id,
+            url: e.url,
+            description: e.description,
+            event_types: e.event_types,
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason,
+            failure_streak: e.failure_streak,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// An endpoint with its signing secret: shown only at creation and rotation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecretOut {
+    /// `whsec_...`: verify `webhook-signature` with it (Standard Webhooks). Store it now: it
+    /// cannot be shown again.
+    pub secret: String,
+    pub endpoint: WebhookOut,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookIn {
+    /// `https://...` (loopback and private addresses are refused unless
+    /// `webhooks.allow_private_targets`).
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    /// Message types to receive, e.g. `["incident.created", "incident.status_changed"]`, or `["*"]`.
+    pub event_types: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatchIn {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    /// Re-enabling clears the failure streak.
+    pub enabled: Option<bool>,
+}
+
+fn known_types() -> Vec<&'static str> {
+    let mut known: Vec<&str> = IncidentEventKind::ALL
+        .iter()
+        .map(|k| k.message_type())
+        .collect();
+    known.push("incident.escalated");
+    known.sort_unstable();
+    known.dedup();
+    known
+}
+
+fn parse_url(v: &mut Validation, raw: &str, allow_private: bool) -> Option<String> {
+    if raw.len() > 2000 {
+        v.push(FieldError::new("url", "must be at most 2000 characters"));
+        return None;
+    }
+    match check_url(raw, allow_private) {
+        Ok(url) => Some(url.to_string()),
+        Err(refused) => {
+            v.push(FieldError::new("url", refused.to_string()));
+            None
+        }
+    }
+}
+
+fn parse_types(v: &mut Validation, raw: &[String]) -> Option<Vec<String>> {
+    if raw.is_empty() || raw.len() > 50 {
+        v.push(FieldError::new(
+            "event_types",
+            "must list between 1 and 50 message types",
+        ));
+        return None;
+    }
+    let known = known_types();
+    let mut out: Vec<String> = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        if t != "*" && !known.contains(&t.as_str()) {
+            v.push(FieldError::new(
+                format!("event_types[{i}]"),
+                format!("must be \"*\" or one of: {}", known.join(", ")),
+            ));
+        } else if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    Some(out)
+}
+
+/// List webhook endpoints.
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = Vec<WebhookOut>), (status = 403, body = Problem)))]
+async fn list_endpoints(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Vec<WebhookOut>>> {
+    let all = webhooks::list(&state.db).await?;
+    Ok(Json(all.into_iter().map(WebhookOut::from).collect()))
+}
+
+/// Register a webhook endpoint. The response carries its signing secret, shown only once.
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "notifications", request_body = WebhookIn,
+    security(("bearer" = [])),
+    responses((status = 201, body = WebhookWithSecretOut), (status = 422, body = Problem)))]
+async fn create_endpoint(
+    State(state): State<AppState>,
+    admin: Admin,
+    RequestId(rid): RequestId,
+    Json(input): Json<WebhookIn>,
+) -> ApiResult<(StatusCode, Json<WebhookWithSecretOut>)> {
+    let mut v = Validation::new();
+    let url = parse_url(
+        &mut v,
+        &input.url,
+        state.config.webhooks_allow_private_targets,
+    );
+    let description = v.check(bounded_text("description", &input.description, 0, 200));
+    let event_types = parse_types(&mut v, &input.event_types);
+    v.finish()?;
+    let secret = generate_secret();
+    let new = NewEndpoint {
+        url: url.unwrap_or_default(),
+        description: description.unwrap_or_default(),
+        event_types: event_types.unwrap_or_default(),
+        secret: secret.clone(),
+    };
+    let endpoint = webhooks::create(&state.db, &new, &admin.actor(rid)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookWithSecretOut {
+            secret,
+            endpoint: endpoint.into(),
+        }),
+    ))
+}
+
+/// One webhook endpoint.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = WebhookOut), (status = 404, body = Problem)))]
+async fn get_endpoint(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<WebhookOut>> {
+    Ok(Json(webhooks::find(&state.db, id).await?.into()))
+}
+
+/// Change an endpoint's URL, description or types; disable or re-enable it.
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "notifications", request_body = WebhookPatchIn,
+    security(("bearer" = [])),
+    responses((status = 200, body = WebhookOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn update_endpoint(
+    State(state): State<AppState>,
+    admin: Admin,
+    RequestId(rid): RequestId,
+    Path(id): Path<i64>,
+    Json(input): Json<WebhookPatchIn>,
+) -> ApiResult<Json<WebhookOut>> {
+    let mut v = Validation::new();
+    let url = input
+        .url
+        .as_deref()
+        .and_then(|u| parse_url(&mut v, u, state.config.webhooks_allow_private_targets));
+    let description = input
+        .description
+        .as_deref()
+        .and_then(|d| v.check(bounded_text("description", d, 0, 200)));
+    let event_types = input
+        .event_types
+        .as_deref()
+        .and_then(|t| parse_types(&mut v, t));
+    v.finish()?;
+    let patch = EndpointPatch {
+        url,
+        description,
+        event_types,
+        enabled: input.enabled,
+    };
+    Ok(Json(
+        webhooks::update(&state.db, id, &patch, &admin.actor(rid))
+            .await?
+            .into(),
+    ))
+}
+
+/// Delete an endpoint. Its delivery log stays (with the endpoint id as target).
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "notifications", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_endpoint(
+    State(state): State<AppState>,
+    admin: Admin,
+    RequestId(rid): RequestId,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    webhooks::delete(&state.db, id, &admin.actor(rid)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateIn {
+    /// How long the previous secret keeps signing, in hours (0 to 168, default 24), so
+    /// receivers can switch without rejecting messages.
+    pub grace_hours: Option<u32>,
+}
+
+/// Issue a new signing secret. Both sign every delivery until the old one's grace ends.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "notifications", request_body = RotateIn,
+    security(("bearer" = [])),
+    responses((status = 200, body = WebhookWithSecretOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    admin: Admin,
+    RequestId(rid): RequestId,
+    Path(id): Path<i64>,
+    Json(input): Json<RotateIn>,
+) -> ApiResult<Json<WebhookWithSecretOut>> {
+    let hours = input.grace_hours.unwrap_or(24);
+    if hours > 168 {
+        return Err(ApiError::field("grace_hours", "must be between 0 and 168"));
+    }
+    let secret = generate_secret();
+    let old_until = Timestamp::now().plus_seconds(i64::from(hours) * 3600);
+    let endpoint =
+        webhooks::rotate_secret(&state.db, id, &secret, old_until, &admin.actor(rid)).await?;
+    Ok(Json(WebhookWithSecretOut {
+        secret,
+        endpoint: endpoint.into(),
+    }))
+}
+
+/// Queue a `webhook.test` message to the endpoint; follow it in the delivery log.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "notifications", security(("bearer" = [])),
+    responses((status = 202, body = DeliveryOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn test_endpoint(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
+    let endpoint = webhooks::find(&state.db, id).await?;
+    if !endpoint.enabled {
+        return Err(ApiError::conflict(
+            "the endpoint is disabled: enable it first",
+        ));
+    }
+    let delivery_id = vigia_notify::send_test_webhook(&state.db, id).await?;
+    let delivery = notifications::find(&state.db, delivery_id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(delivery_out(delivery, Vec::new())),
+    ))
+}
+
+// --- deliveries --------------------------------------------------------------------------------
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptOut {
+    /// 1 for the first attempt (numbering restarts after a replay).
+    pub attempt: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// `delivered`, `retry` (another attempt follows) or `failed` (the last one).
+    pub outcome: String,
+    /// HTTP status (webhooks) or SMTP reply code (e-mail), when there was an answer.
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+}
+
+/// One message to one target, and how its attempts went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryOut {
+    pub id: i64,
+    /// `email`, `webhook` or `upload`.
+    pub channel: String,
+    /// The address, or the endpoint id.
+    pub target: String,
+    pub endpoint_id: Option<i64>,
+    pub event_id: Option<i64>,
+    pub incident_id: Option<i64>,
+    /// `incident.created`, `report`, `webhook.test`, ...
+    pub message_type: String,
+    /// The `webhook-id` / Message-ID, the same on every attempt and replay.
+    pub message_id: String,
+    /// `pending`, `delivered`, `failed` (will be retried) or `dead` (gave up; replay it).
+    pub status: String,
+    pub attempts: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub delivered_at: Option<Timestamp>,
+    pub attempt_log: Vec<AttemptOut>,
+}
+
+fn delivery_out(d: Delivery, attempts: Vec<notifications::Attempt>) -> DeliveryOut {
+    DeliveryOut {
+        id: d.id,
+        channel: d.channel.as_str().into(),
+        target: d.target,
+        endpoint_id: d.endpoint_id,
+        event_id: d.event_id,
+        incident_id: d.incident_id,
+        message_type: d.message_type,
+        message_id: d.message_id,
+        status: d.status.as_str().into(),
+        attempts: d.attempts,
+        next_attempt_at: d.next_attempt_at,
+        last_error: d.last_error,
+        created_at: d.created_at,
+        delivered_at: d.delivered_at,
+        attempt_log: attempts
+            .into_iter()
+            .filter(|a| a.delivery_id == d.id)
+            .map(|a| AttemptOut {
+                attempt: a.attempt,
+                at: Timestamp::from_millis(a.at),
+                outcome: a.outcome,
+                status_code: a.status_code,
+                latency_ms: a.latency_ms,
+                error: a.error,
+            })
+            .collect(),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// Deliveries about this incident event.
+    pub event: Option<i64>,
+    pub incident: Option<i64>,
+    pub endpoint: Option<i64>,
+    /// `email`, `webhook` or `upload`.
+    pub channel: Option<String>,
+    /// `pending`, `delivered`, `failed` or `dead` (the dead-letter list).
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub items: Vec<DeliveryOut>,
+    pub next_cursor: Option<String>,
+}
+
+/// The delivery log, newest first: who was notified, when, and whether it arrived.
+#[utoipa::path(get, path = "/api/v1/notifications/deliveries", tag = "notifications", params(DeliveryQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = DeliveryPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(q): Query<DeliveryQuery>,
+) -> ApiResult<Json<DeliveryPage>> {
+    let mut v = Validation::new();
+    let channel = q.channel.as_deref().and_then(|c| {
+        let parsed = Channel::parse(c);
+        if parsed.is_none() {
+            v.push(FieldError::new(
+                "channel",
+                "must be email, webhook or upload",
+            ));
+        }
+        parsed
+    });
+    let status = q.status.as_deref().and_then(|s| {
+        let parsed = DeliveryStatus::parse(s);
+        if parsed.is_none() {
+            v.push(FieldError::new(
+                "status",
+                "must be pending, delivered, failed or dead",
+            ));
+        }
+        parsed
+    });
+    v.finish()?;
+    let filter = DeliveryFilter {
+        event_id: q.event,
+        incident_id: q.incident,
+        endpoint_id: q.endpoint,
+        channel,
+        status,
+    };
+    let page = notifications::list(
+        &state.db,
+        &filter,
+        cursor(q.cursor.as_deref())?,
+        clamp_limit(q.limit),
+    )
+    .await?;
+    let ids: Vec<i64> = page.items.iter().map(|d| d.id).collect();
+    let attempts = notifications::attempts_of(&state.db, &ids).await?;
+    Ok(Json(DeliveryPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|d| {
+                let mine = attempts
+                    .iter()
+                    .filter(|a| a.delivery_id == d.id)
+                    .cloned()
+                    .collect();
+                delivery_out(d, mine)
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One delivery with its attempts.
+#[utoipa::path(get, path = "/api/v1/notifications/deliveries/{id}", tag = "notifications",
+    security(("bearer" = [])),
+    responses((status = 200, body = DeliveryOut), (status = 404, body = Problem)))]
+async fn get_delivery(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<DeliveryOut>> {
+    let delivery = notifications::find(&state.db, id).await?;
+    let attempts = notifications::attempts_of(&state.db, &[id]).await?;
+    Ok(Json(delivery_out(delivery, attempts)))
+}
+
+/// Send a delivery again (typically a dead one, but any) with a fresh attempt budget and the
+/// same message id. A webhook whose endpoint is disabled must have the endpoint re-enabled first.
+#[utoipa::path(post, path = "/api/v1/notifications/deliveries/{id}/replay", tag = "notifications",
+    security(("bearer" = [])),
+    responses((status = 202, body = DeliveryOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn replay_delivery(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
+    let delivery = notifications::find(&state.db, id).await?;
+    if delivery.channel == Channel::Webhook {
+        let Some(endpoint_id) = delivery.endpoint_id else {
+            return Err(ApiError::conflict("its endpoint was deleted"));
+        };
+        if !webhooks::find(&state.db, endpoint_id).await?.enabled {
+            return Err(ApiError::conflict(
+                "its endpoint is disabled: enable it first",
+            ));
+        }
+    }
+    let delivery = notifications::replay(&state.db, id)
+        .await
+        .map_err(|e| match e {
+            vigia_store::StoreError::Stale => {
+                ApiError::conflict("an attempt is in progress; try again in a moment")
+            }
+            other => other.into(),
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(delivery_out(delivery, Vec::new())),
+    ))
+}

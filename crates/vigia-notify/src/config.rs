@@ -1,0 +1,127 @@
+//! Notification settings, resolved from the configuration file by the binary.
+
+use std::time::Duration;
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpMode {
+    /// Plain text (local relays, tests).
+    None,
+    /// Plain connection upgraded with STARTTLS (usually port 587); refused if the server
+    /// does not offer it.
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+}
+
+impl SmtpMode {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "none" => Some(SmtpMode::None),
+            "starttls" => Some(SmtpMode::Starttls),
+            "tls" => Some(SmtpMode::Tls),
+            _ => None,
+        }
+    }
+}
+
+/// When to try again and when to give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; it doubles each time (with jitter).
+    pub base: Duration,
+    /// Longest delay between attempts (also caps a server's Retry-After).
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `[email]`.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub enabled: bool,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_mode: SmtpMode,
+    /// Empty: no authentication.
+    pub smtp_user: String,
+    pub smtp_password: String,
+    /// `Vigía <vigia@example.org>`.
+    pub from: String,
+    /// Told at once about every new emergency or high-urgency incident.
+    pub emergency_recipients: Vec<String>,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            smtp_mode: SmtpMode::None,
+            smtp_user: String::new(),
+            smtp_password: String::new(),
+            from: "Vigía <vigia@localhost>".into(),
+            emergency_recipients: Vec::new(),
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Whole-request timeout of one attempt.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Allow loopback, private and link-local targets (tests, private networks).
+    pub allow_private_targets: bool,
+    /// Disable an endpoint after this many consecutive failed attempts.
+    pub disable_after_failures: u32,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(15),
+            retry: RetryPolicy::default(),
+            allow_private_targets: false,
+            disable_after_failures: 50,
+        }
+    }
+}
+
+/// Everything the notifier needs.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// Where people reach Vigía, for links in messages.
+    pub public_url: String,
+    pub email: EmailSettings,
+    pub webhooks: WebhookSettings,
+    /// How often the built-in dispatcher looks for new events and due deliveries.
+    pub poll_interval: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            email: EmailSettings::default(),
+            webhooks: WebhookSettings::default(),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Vigía's outbound notifications: e-mail over SMTP and Standard Webhooks, with a
+//! per-attempt delivery log in the store.
+//!
+//! The API is two plain async functions a job runner calls, with retry decisions as values:
+//! [`plan`] turns one stored incident event into delivery rows (idempotent per event, channel
+//! and target) and [`attempt`] performs one attempt of one delivery, logs it, and answers
+//! [`AttemptOutcome`]. [`deliver_with_retries`] is a small driver that loops over `attempt`
+//! with backoff, and [`dispatcher::run`] polls the event outbox and due deliveries for
+//! installations without a job queue.
+
+mod attempt;
+pub mod config;
+pub mod dispatcher;
+pub mod mail;
+mod plan;
+pub mod retry;
+pub mod signature;
+pub mod ssrf;
+pub mod templates;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use vigia_store::Db;
+
+pub use attempt::{AttemptOutcome, attempt, deliver_with_retries};
+pub use config::{EmailSettings, NotifyConfig, RetryPolicy, SmtpMode, WebhookSettings};
+pub use plan::{plan, send_report_email, send_test_webhook, webhook_body};
+
+/// What `plan` and `attempt` need: the database, settings, an SMTP client, an HTTP client
+/// guarded against SSRF, and the templates. Cheap to clone.
+#[derive(Clone)]
+pub struct Notifier(Arc<Inner>);
+
+struct Inner {
+    db: Db,
+    config: NotifyConfig,
+    mailer: Option<mail::Mailer>,
+    http: reqwest::Client,
+    templates: templates::Templates,
+}
+
+impl Notifier {
+    pub fn new(db: Db, config: NotifyConfig) -> anyhow::Result<Self> {
+        let mailer = if config.email.enabled {
+            Some(mail::Mailer::new(&config.email)?)
+        } else {
+            None
+        };
+        let http = reqwest::Client::builder()
+            .timeout(config.webhooks.timeout)
+            .connect_timeout(config.webhooks.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("Vigia-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(ssrf::GuardedResolver {
+                allow_private: config.webhooks.allow_private_targets,
+            })
+            .build()
+            .context("cannot build the webhook HTTP client")?;
+        Ok(Self(Arc::new(Inner {
+            db,
+            mailer,
+            http,
+            templates: templates::Templates::new()?,
+            config,
+        })))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    pub fn config(&self) -> &NotifyConfig {
+        &self.0.config
+    }
+
+    /// `{public_url}/incidents/{code}`.
+    pub fn incident_link(&self, code: &str) -> String {
+        format!("{}/incidents/{code}", self.public_url())
+    }
+
+    /// Where the incident's report lives, by convention
+    /// `{public_url}/reports/incidents/{department}/incident_{id}.json`.
+    pub fn report_link(&self, department_id: Option<i64>, incident_id: i64) -> String {
+        let department = department_id.map_or_else(|| "none".to_owned(), |d| d.to_string());
+        format!(
+            "{}/reports/incidents/{department}/incident_{incident_id}.json",
+            self.public_url()
+        )
+    }
+
+    fn public_url(&self) -> &str {
+        self.0.config.public_url.trim_end_matches('/')
+    }
+}

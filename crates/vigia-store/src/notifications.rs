@@ -1,0 +1,614 @@
+//! The delivery log shared by every outbound channel (e-mail, webhooks, report uploads): one
+//! row per message to one target, one row per attempt. It answers "who was notified, when,
+//! and did it arrive". Also the planner's cursor over the event outbox, and the few reads the
+//! planner needs (an incident's summary, who opted in, a recipient's language).
+
+use serde::Serialize;
+use sqlx::FromRow;
+use vigia_domain::Timestamp;
+
+use crate::page::{Cursor, Page};
+use crate::sql::{Arg, Sql, bind_args};
+use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
+
+/// How a message leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Webhook,
+    /// A report upload, logged here by the reports stage with [`insert_planned`], [`claim`]
+    /// and [`record_attempt`]; the notifier never attempts these.
+    Upload,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+            Channel::Upload => "upload",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "email" => Some(Channel::Email),
+            "webhook" => Some(Channel::Webhook),
+            "upload" => Some(Channel::Upload),
+            _ => None,
+        }
+    }
+}
+
+/// Where a delivery stands. `failed` will be retried at `next_attempt_at`; `dead` will not
+/// (until an admin replays it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "pending" => Some(DeliveryStatus::Pending),
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "failed" => Some(DeliveryStatus::Failed),
+            "dead" => Some(DeliveryStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// A delivery to create.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub channel: Channel,
+    /// The e-mail address, or the endpoint id for webhooks.
+    pub target: String,
+    pub endpoint_id: Option<i64>,
+    /// The incident event it is about; `None` for reports and test events.
+    pub event_id: Option<i64>,
+    pub incident_id: Option<i64>,
+    /// `incident.created`, `report`, `webhook.test`, ...
+    pub message_type: String,
+    /// Stable across attempts: the `webhook-id`, or the e-mail's Message-ID.
+    pub message_id: String,
+    /// What is sent, rendered once (JSON body for webhooks, a rendered e-mail for mail).
+    pub payload: String,
+}
+
+/// One message to one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub channel: Channel,
+    pub target: String,
+    pub endpoint_id: Option<i64>,
+    pub event_id: Option<i64>,
+    pub incident_id: Option<i64>,
+    pub message_type: String,
+    pub message_id: String,
+    #[serde(skip)]
+    pub payload: String,
+    pub status: DeliveryStatus,
+    /// Attempts since it was planned (or last replayed).
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}
+
+#[derive(FromRow)]
+struct DeliveryRow {
+    id: i64,
+    channel: String,
+    target: String,
+    endpoint_id: Option<i64>,
+    event_id: Option<i64>,
+    incident_id: Option<i64>,
+    message_type: String,
+    message_id: String,
+    payload: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: Option<i64>,
+    last_error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    delivered_at: Option<i64>,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(row: DeliveryRow) -> Self {
+        Self {
+            id: row.id,
+            channel: Channel::parse(&row.channel).unwrap_or(Channel::Email),
+            target: row.target,
+            endpoint_id: row.endpoint_id,
+            event_id: row.event_id,
+            incident_id: row.incident_id,
+            message_type: row.message_type,
+            message_id: row.message_id,
+            payload: row.payload,
+            status: DeliveryStatus::parse(&row.status).unwrap_or(DeliveryStatus::Pending),
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at.map(Timestamp::from_millis),
+            last_error: row.last_error,
+            created_at: Timestamp::from_millis(row.created_at),
+            updated_at: Timestamp::from_millis(row.updated_at),
+            delivered_at: row.delivered_at.map(Timestamp::from_millis),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, channel, target, endpoint_id, event_id, incident_id, message_type, \
+                       message_id, payload, status, attempts, next_attempt_at, last_error, \
+                       created_at, updated_at, delivered_at";
+
+/// Creates the deliveries that do not exist yet and returns the ids of all of them, in order.
+/// Idempotent per (event, channel, target): planning the same event twice creates nothing new.
+pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec<i64>> {
+    let now = Timestamp::now().millis();
+    let mut ids = Vec::with_capacity(planned.len());
+    for d in planned {
+        let inserted: Option<i64> = on_writer!(db, |pool| sqlx::query_scalar(
+            "INSERT INTO notification_deliveries (channel, target, endpoint_id, event_id, \
+             incident_id, message_type, message_id, payload, status, attempts, next_attempt_at, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9) \
+             ON CONFLICT DO NOTHING RETURNING id"
+        )
+        .bind(d.channel.as_str())
+        .bind(&d.target)
+        .bind(d.endpoint_id)
+        .bind(d.event_id)
+        .bind(d.incident_id)
+        .bind(&d.message_type)
+        .bind(&d.message_id)
+        .bind(&d.payload)
+        .bind(now)
+        .fetch_optional(pool)
+        .await?);
+        let id = match inserted {
+            Some(id) => id,
+            None => {
+                let existing: Option<i64> = on_writer!(db, |pool| sqlx::query_scalar(
+                    "SELECT id FROM notification_deliveries \
+                     WHERE event_id = $1 AND channel = $2 AND target = $3"
+                )
+                .bind(d.event_id)
+                .bind(d.channel.as_str())
+                .bind(&d.target)
+                .fetch_optional(pool)
+                .await?);
+                existing.ok_or_else(|| {
+                    StoreError::Other(anyhow::anyhow!(
+                        "delivery {} collided with another message id",
+                        d.message_id
+                    ))
+                })?
+            }
+        };
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// True when the event already has a planned delivery on `channel` to `target`.
+pub async fn exists_for(
+    db: &Db,
+    event_id: i64,
+    channel: Channel,
+    target: &str,
+) -> StoreResult<bool> {
+    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM notification_deliveries \
+         WHERE event_id = $1 AND channel = $2 AND target = $3"
+    )
+    .bind(event_id)
+    .bind(channel.as_str())
+    .bind(target)
+    .fetch_one(pool)
+    .await?);
+    Ok(n > 0)
+}
+
+pub async fn find(db: &Db, id: i64) -> StoreResult<Delivery> {
+    let sql = format!("SELECT {COLUMNS} FROM notification_deliveries WHERE id = $1");
+    // Read through the writer: a delivery is often read right after it was planned or updated.
+    let row: Option<DeliveryRow> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+    row.map(Delivery::from).ok_or(StoreError::NotFound)
+}
+
+/// Takes a delivery for one attempt: only if it may still be attempted and nobody else holds
+/// it. The lease ends at `lease_until` (a crashed sender's claim expires on its own).
+pub async fn claim(db: &Db, id: i64, lease_until: Timestamp) -> StoreResult<Option<Delivery>> {
+    let now = Timestamp::now().millis();
+    let sql = format!(
+        "UPDATE notification_deliveries SET locked_until = $2 \
+         WHERE id = $1 AND status IN ('pending', 'failed') \
+         AND (locked_until IS NULL OR locked_until < $3) RETURNING {COLUMNS}"
+    );
+    let row: Option<DeliveryRow> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(id)
+        .bind(lease_until.millis())
+        .bind(now)
+        .fetch_optional(pool)
+        .await?);
+    Ok(row.map(Delivery::from))
+}
+
+/// How one attempt ended, as the log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptResult {
+    Delivered,
+    /// Failed; another attempt follows.
+    Retry,
+    /// Failed; no further attempt.
+    Failed,
+}
+
+impl AttemptResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Delivered => "delivered",
+            AttemptResult::Retry => "retry",
+            AttemptResult::Failed => "failed",
+        }
+    }
+}
+
+/// One attempt to log.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub at: Timestamp,
+    pub result: AttemptResult,
+    /// HTTP status, or the SMTP reply code.
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    /// For `Retry`: when the next attempt is due.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// Logs an attempt and moves the delivery on (delivered, failed with a next time, or dead),
+/// releasing the claim, in one transaction.
+pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreResult<Delivery> {
+    let status = match record.result {
+        AttemptResult::Delivered => DeliveryStatus::Delivered,
+        AttemptResult::Retry => DeliveryStatus::Failed,
+        AttemptResult::Failed => DeliveryStatus::Dead,
+    };
+    let now = Timestamp::now().millis();
+    let delivered_at = (status == DeliveryStatus::Delivered).then_some(record.at.millis());
+    let sql = format!(
+        "UPDATE notification_deliveries SET status = $2, attempts = attempts + 1, \
+         next_attempt_at = $3, locked_until = NULL, last_error = $4, updated_at = $5, \
+         delivered_at = COALESCE($6, delivered_at) WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let row: DeliveryRow = sqlx::query_as(composed(&sql))
+            .bind(id)
+            .bind(status.as_str())
+            .bind(record.next_attempt_at.map(Timestamp::millis))
+            .bind(&record.error)
+            .bind(now)
+            .bind(delivered_at)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        sqlx::query(
+            "INSERT INTO notification_attempts (delivery_id, attempt, at, outcome, status_code, \
+             latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(row.attempts)
+        .bind(record.at.millis())
+        .bind(record.result.as_str())
+        .bind(record.status_code)
+        .bind(record.latency_ms)
+        .bind(&record.error)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Delivery::from(row))
+    })
+}
+
+/// Releases a claim without an attempt.
+pub async fn release(db: &Db, id: i64) -> StoreResult<()> {
+    on_writer!(db, |pool| sqlx::query(
+        "UPDATE notification_deliveries SET locked_until = NULL WHERE id = $1"
+    )
+    .bind(id)
+    .execute(pool)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// Gives a delivery up without an attempt (its endpoint was disabled or deleted).
+pub async fn mark_dead(db: &Db, id: i64, reason: &str) -> StoreResult<()> {
+    let now = Timestamp::now().millis();
+    on_writer!(db, |pool| sqlx::query(
+        "UPDATE notification_deliveries SET status = 'dead', locked_until = NULL, \
+         next_attempt_at = NULL, last_error = $2, updated_at = $3 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// Puts a delivery back in line with a fresh attempt budget. The message id stays the same, so
+/// receivers can still tell a replay from a new message. Refused (`Stale`) while an attempt
+/// holds it.
+pub async fn replay(db: &Db, id: i64) -> StoreResult<Delivery> {
+    let now = Timestamp::now().millis();
+    let sql = format!(
+        "UPDATE notification_deliveries SET status = 'pending', attempts = 0, \
+         next_attempt_at = $2, last_error = NULL, updated_at = $2 \
+         WHERE id = $1 AND (locked_until IS NULL OR locked_until < $2) RETURNING {COLUMNS}"
+    );
+    let row: Option<DeliveryRow> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(id)
+        .bind(now)
+        .fetch_optional(pool)
+        .await?);
+    match row {
+        Some(row) => Ok(row.into()),
+        None => {
+            find(db, id).await?;
+            Err(StoreError::Stale)
+        }
+    }
+}
+
+/// E-mail and webhook deliveries waiting for an attempt whose time has come, oldest first.
+pub async fn due(db: &Db, now: Timestamp, limit: usize) -> StoreResult<Vec<i64>> {
+    let ids: Vec<i64> = on_reader!(db, |pool| {
+        sqlx::query_scalar(
+        "SELECT id FROM notification_deliveries WHERE status IN ('pending', 'failed') \
+         AND channel IN ('email', 'webhook') AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1) \
+         ORDER BY next_attempt_at, id LIMIT $2"
+    )
+    .bind(now.millis())
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?
+    });
+    Ok(ids)
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub event_id: Option<i64>,
+    pub incident_id: Option<i64>,
+    pub endpoint_id: Option<i64>,
+    pub channel: Option<Channel>,
+    pub status: Option<DeliveryStatus>,
+}
+
+/// Newest first.
+pub async fn list(
+    db: &Db,
+    filter: &DeliveryFilter,
+    before: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Page<Delivery>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM notification_deliveries WHERE 1 = 1"
+    ));
+    fn eq(sql: &mut Sql, column: &str, arg: Arg) {
+        let p = sql.arg(arg);
+        sql.push(&format!(" AND {column} = {p}"));
+    }
+    if let Some(v) = filter.event_id {
+        eq(&mut sql, "event_id", Arg::I64(v));
+    }
+    if let Some(v) = filter.incident_id {
+        eq(&mut sql, "incident_id", Arg::I64(v));
+    }
+    if let Some(v) = filter.endpoint_id {
+        eq(&mut sql, "endpoint_id", Arg::I64(v));
+    }
+    if let Some(v) = filter.channel {
+        eq(&mut sql, "channel", Arg::Text(v.as_str().into()));
+    }
+    if let Some(v) = filter.status {
+        eq(&mut sql, "status", Arg::Text(v.as_str().into()));
+    }
+    if let Some(c) = before {
+        let p = sql.arg(Arg::I64(c.0));
+        sql.push(&format!(" AND id < {p}"));
+    }
+    let p = sql.arg(Arg::I64(limit as i64 + 1));
+    sql.push(&format!(" ORDER BY id DESC LIMIT {p}"));
+    let rows: Vec<DeliveryRow> = on_reader!(db, |pool| bind_args!(
+        sqlx::query_as(composed(&sql.text)),
+        &sql.args
+    )
+    .fetch_all(pool)
+    .await?);
+    Ok(Page::from_rows(
+        rows.into_iter().map(Delivery::from).collect(),
+        limit,
+        |d| d.id,
+    ))
+}
+
+/// One logged attempt.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Attempt {
+    pub id: i64,
+    pub delivery_id: i64,
+    pub attempt: i64,
+    pub at: i64,
+    pub outcome: String,
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+}
+
+/// The attempts of some deliveries, oldest first.
+pub async fn attempts_of(db: &Db, delivery_ids: &[i64]) -> StoreResult<Vec<Attempt>> {
+    let mut out = Vec::new();
+    for id in delivery_ids {
+        let rows: Vec<Attempt> = on_reader!(db, |pool| sqlx::query_as(
+            "SELECT id, delivery_id, attempt, at, outcome, status_code, latency_ms, error \
+             FROM notification_attempts WHERE delivery_id = $1 ORDER BY id"
+        )
+        .bind(*id)
+        .fetch_all(pool)
+        .await?);
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+// --- the planner's cursor over incident events --------------------------------------------------
+
+/// The last event the planner handled. On first use it starts at the newest event, so turning
+/// notifications on does not mail the whole history.
+pub async fn planner_cursor(db: &Db) -> StoreResult<i64> {
+    let now = Timestamp::now().millis();
+    on_writer!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO notification_cursor (id, last_event_id, updated_at) \
+             SELECT 1, COALESCE(MAX(id), 0), $1 FROM incident_events WHERE TRUE ON CONFLICT DO NOTHING",
+        )
+        .bind(now)
+        .execute(pool)
+        .await?;
+        let id: i64 =
+            sqlx::query_scalar("SELECT last_event_id FROM notification_cursor WHERE id = 1")
+                .fetch_one(pool)
+                .await?;
+        Ok(id)
+    })
+}
+
+pub async fn set_planner_cursor(db: &Db, last_event_id: i64) -> StoreResult<()> {
+    let now = Timestamp::now().millis();
+    on_writer!(db, |pool| sqlx::query(
+        "UPDATE notification_cursor SET last_event_id = $1, updated_at = $2 \
+         WHERE id = 1 AND last_event_id < $1"
+    )
+    .bind(last_event_id)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+// --- what the planner reads ---------------------------------------------------------------------
+
+/// What a notification says about an incident. Read without a caller scope: only the
+/// notification planner uses it, never a request handler.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct IncidentBrief {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    pub urgency: String,
+    pub department_id: Option<i64>,
+    pub department_name: Option<String>,
+    pub category_es: String,
+    pub category_en: String,
+    pub location_text: Option<String>,
+    pub reporter_id: Option<i64>,
+    pub visibility: String,
+    pub created_at: i64,
+}
+
+pub async fn incident_brief(db: &Db, incident_id: i64) -> StoreResult<IncidentBrief> {
+    let row: Option<IncidentBrief> = on_reader!(db, |pool| sqlx::query_as(
+        "SELECT i.id, i.title, i.description, i.status, i.urgency, i.department_id, \
+         d.name AS department_name, c.name_es AS category_es, c.name_en AS category_en, \
+         i.location_text, i.reporter_id, i.visibility, i.created_at \
+         FROM incidents i JOIN categories c ON c.id = i.category_id \
+         LEFT JOIN departments d ON d.id = i.department_id WHERE i.id = $1"
+    )
+    .bind(incident_id)
+    .fetch_optional(pool)
+    .await?);
+    row.ok_or(StoreError::NotFound)
+}
+
+/// A department's addresses for notifications.
+#[derive(Debug, Clone)]
+pub struct DepartmentContacts {
+    pub name: String,
+    pub contact_emails: Vec<String>,
+    pub escalation_emails: Vec<String>,
+}
+
+pub async fn department_contacts(db: &Db, department_id: i64) -> StoreResult<DepartmentContacts> {
+    let row: Option<(String, String, String)> = on_reader!(db, |pool| sqlx::query_as(
+        "SELECT name, contact_emails, escalation_emails FROM departments WHERE id = $1"
+    )
+    .bind(department_id)
+    .fetch_optional(pool)
+    .await?);
+    let (name, contacts, escalation) = row.ok_or(StoreError::NotFound)?;
+    Ok(DepartmentContacts {
+        name,
+        contact_emails: serde_json::from_str(&contacts).unwrap_or_default(),
+        escalation_emails: serde_json::from_str(&escalation).unwrap_or_default(),
+    })
+}
+
+/// A user who asked to hear about status changes: their address and language, if they are
+/// enabled and opted in.
+pub async fn status_change_subscriber(
+    db: &Db,
+    user_id: i64,
+) -> StoreResult<Option<(String, String)>> {
+    let row: Option<(String, String)> = on_reader!(db, |pool| {
+        sqlx::query_as(
+        "SELECT email, locale FROM users WHERE id = $1 AND notify_status_changes AND NOT disabled"
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?
+    });
+    Ok(row)
+}
+
+/// The language of the account with this address (`es` or `en`), if there is one.
+pub async fn locale_of_email(db: &Db, email: &str) -> StoreResult<Option<String>> {
+    let locale: Option<String> = on_reader!(db, |pool| sqlx::query_scalar(
+        "SELECT locale FROM users WHERE LOWER(email) = LOWER($1)"
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await?);
+    Ok(locale)
+}

@@ -1,0 +1,345 @@
+//! Webhook endpoints registered by admins: URL, subscribed event types, signing secrets (several
+//! during a rotation), and their standing (enabled, why disabled, consecutive failures).
+//! Admin changes are audited in their transaction; secrets never appear in the audit log.
+
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use vigia_domain::Timestamp;
+use vigia_domain::audit::AuditEntity;
+
+use crate::audit::{AuditDraft, insert_audit};
+use crate::{Actor, Db, StoreError, StoreResult, on_reader, on_writer};
+
+/// One signing secret (`whsec_...`). Expired secrets no longer sign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSecret {
+    pub secret: String,
+    /// Milliseconds since the epoch; `None` for the current secret.
+    pub expires_at: Option<i64>,
+}
+
+/// A registered receiver of webhooks.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookEndpoint {
+    pub id: i64,
+    pub url: String,
+    pub description: String,
+    /// Message types (`incident.created`, ...) or `*` for every type.
+    pub event_types: Vec<String>,
+    #[serde(skip)]
+    pub secrets: Vec<EndpointSecret>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub failure_streak: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl WebhookEndpoint {
+    /// The secrets that sign a delivery made at `now`: the current one and any rotated-out
+    /// secret still within its grace period.
+    pub fn active_secrets(&self, now: Timestamp) -> Vec<&str> {
+        self.secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|at| at > now.millis()))
+            .map(|s| s.secret.as_str())
+            .collect()
+    }
+
+    /// True when the endpoint wants messages of `message_type`.
+    pub fn subscribes_to(&self, message_type: &str) -> bool {
+        self.event_types
+            .iter()
+            .any(|t| t == "*" || t == message_type)
+    }
+}
+
+#[derive(FromRow)]
+struct EndpointRow {
+    id: i64,
+    url: String,
+    description: String,
+    event_types: String,
+    secrets: String,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    failure_streak: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<EndpointRow> for WebhookEndpoint {
+    fn from(row: EndpointRow) -> Self {
+        Self {
+            id: row.id,
+            url: row.url,
+            description: row.description,
+            event_types: serde_json::from_str(&row.event_types).unwrap_or_default(),
+            secrets: serde_json::from_str(&row.secrets).unwrap_or_default(),
+            enabled: row.enabled,
+            disabled_reason: row.disabled_reason,
+            failure_streak: row.failure_streak,
+            created_at: Timestamp::from_millis(row.created_at),
+            updated_at: Timestamp::from_millis(row.updated_at),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, url, description, event_types, secrets, enabled, disabled_reason, \
+                       failure_streak, created_at, updated_at";
+
+/// What an admin registers.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub secret: String,
+}
+
+/// A partial change; `None` keeps the value.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    /// Re-enabling also clears the failure streak and the reason.
+    pub enabled: Option<bool>,
+}
+
+fn json<T: Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(e.into()))
+}
+
+pub async fn create(db: &Db, new: &NewEndpoint, actor: &Actor) -> StoreResult<WebhookEndpoint> {
+    let now = Timestamp::now().millis();
+    let secrets = vec![EndpointSecret {
+        secret: new.secret.clone(),
+        expires_at: None,
+    }];
+    let sql = format!(
+        "INSERT INTO webhook_endpoints (url, description, event_types, secrets, enabled, \
+         failure_streak, created_at, updated_at) VALUES ($1, $2, $3, $4, TRUE, 0, $5, $5) \
+         RETURNING {COLUMNS}"
+    );
+    let (event_types, secrets) = (json(&new.event_types)?, json(&secrets)?);
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let row: EndpointRow = sqlx::query_as(crate::composed(&sql))
+            .bind(&new.url)
+            .bind(&new.description)
+            .bind(&event_types)
+            .bind(&secrets)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let endpoint = WebhookEndpoint::from(row);
+        let draft = AuditDraft::new(
+            actor,
+            "webhook_endpoint.created",
+            AuditEntity::WebhookEndpoint,
+            Some(endpoint.id),
+        )
+        .after(&endpoint);
+        insert_audit!(&mut *tx, draft);
+        tx.commit().await?;
+        Ok(endpoint)
+    })
+}
+
+pub async fn list(db: &Db) -> StoreResult<Vec<WebhookEndpoint>> {
+    let sql = format!("SELECT {COLUMNS} FROM webhook_endpoints ORDER BY id");
+    let rows: Vec<EndpointRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
+        .fetch_all(pool)
+        .await?);
+    Ok(rows.into_iter().map(WebhookEndpoint::from).collect())
+}
+
+pub async fn find(db: &Db, id: i64) -> StoreResult<WebhookEndpoint> {
+    let sql = format!("SELECT {COLUMNS} FROM webhook_endpoints WHERE id = $1");
+    let row: Option<EndpointRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+    row.map(WebhookEndpoint::from).ok_or(StoreError::NotFound)
+}
+
+/// Enabled endpoints subscribed to `message_type`.
+pub async fn subscribed(db: &Db, message_type: &str) -> StoreResult<Vec<WebhookEndpoint>> {
+    let sql = format!("SELECT {COLUMNS} FROM webhook_endpoints WHERE enabled ORDER BY id");
+    let rows: Vec<EndpointRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
+        .fetch_all(pool)
+        .await?);
+    Ok(rows
+        .into_iter()
+        .map(WebhookEndpoint::from)
+        .filter(|e| e.subscribes_to(message_type))
+        .collect())
+}
+
+pub async fn update(
+    db: &Db,
+    id: i64,
+    patch: &EndpointPatch,
+    actor: &Actor,
+) -> StoreResult<WebhookEndpoint> {
+    let before = find(db, id).await?;
+    let now = Timestamp::now().millis();
+    let event_types = patch.event_types.as_ref().map(json).transpose()?;
+    let reenable = patch.enabled == Some(true) && !before.enabled;
+    let sql = format!(
+        "UPDATE webhook_endpoints SET url = COALESCE($2, url), \
+         description = COALESCE($3, description), event_types = COALESCE($4, event_types), \
+         enabled = COALESCE($5, enabled), \
+         disabled_reason = CASE WHEN $6 THEN NULL WHEN $5 = FALSE THEN 'disabled by an administrator' \
+         ELSE disabled_reason END, \
+         failure_streak = CASE WHEN $6 THEN 0 ELSE failure_streak END, updated_at = $7 \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let row: EndpointRow = sqlx::query_as(crate::composed(&sql))
+            .bind(id)
+            .bind(&patch.url)
+            .bind(&patch.description)
+            .bind(&event_types)
+            .bind(patch.enabled)
+            .bind(reenable)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let after = WebhookEndpoint::from(row);
+        let draft = AuditDraft::new(
+            actor,
+            "webhook_endpoint.updated",
+            AuditEntity::WebhookEndpoint,
+            Some(id),
+        )
+        .before(&before)
+        .after(&after);
+        insert_audit!(&mut *tx, draft);
+        tx.commit().await?;
+        Ok(after)
+    })
+}
+
+/// Replaces the current secret with `new_secret`; the previous current secret keeps signing
+/// until `old_expires_at` so receivers can switch without losing messages. Older expired
+/// secrets are dropped.
+pub async fn rotate_secret(
+    db: &Db,
+    id: i64,
+    new_secret: &str,
+    old_expires_at: Timestamp,
+    actor: &Actor,
+) -> StoreResult<WebhookEndpoint> {
+    let before = find(db, id).await?;
+    let now = Timestamp::now();
+    let mut secrets: Vec<EndpointSecret> = before
+        .secrets
+        .iter()
+        .filter(|s| s.expires_at.is_none_or(|at| at > now.millis()))
+        .map(|s| EndpointSecret {
+            secret: s.secret.clone(),
+            expires_at: Some(s.expires_at.map_or(old_expires_at.millis(), |at| {
+                at.min(old_expires_at.millis())
+            })),
+        })
+        .collect();
+    secrets.insert(
+        0,
+        EndpointSecret {
+            secret: new_secret.to_owned(),
+            expires_at: None,
+        },
+    );
+    let secrets = json(&secrets)?;
+    let sql = format!(
+        "UPDATE webhook_endpoints SET secrets = $2, updated_at = $3 WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let row: EndpointRow = sqlx::query_as(crate::composed(&sql))
+            .bind(id)
+            .bind(&secrets)
+            .bind(now.millis())
+            .fetch_one(&mut *tx)
+            .await?;
+        let after = WebhookEndpoint::from(row);
+        let draft = AuditDraft::new(
+            actor,
+            "webhook_endpoint.secret_rotated",
+            AuditEntity::WebhookEndpoint,
+            Some(id),
+        )
+        .after(&after);
+        insert_audit!(&mut *tx, draft);
+        tx.commit().await?;
+        Ok(after)
+    })
+}
+
+pub async fn delete(db: &Db, id: i64, actor: &Actor) -> StoreResult<()> {
+    let before = find(db, id).await?;
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let draft = AuditDraft::new(
+            actor,
+            "webhook_endpoint.deleted",
+            AuditEntity::WebhookEndpoint,
+            Some(id),
+        )
+        .before(&before);
+        insert_audit!(&mut *tx, draft);
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+/// A delivery succeeded: the failure streak starts over.
+pub async fn record_success(db: &Db, id: i64) -> StoreResult<()> {
+    on_writer!(db, |pool| sqlx::query(
+        "UPDATE webhook_endpoints SET failure_streak = 0 WHERE id = $1 AND failure_streak <> 0"
+    )
+    .bind(id)
+    .execute(pool)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// A delivery attempt failed. Disables the endpoint when `disable_reason` is given (e.g. 410
+/// Gone) or when the streak reaches `disable_after`. Returns true if the endpoint is now
+/// disabled.
+pub async fn record_failure(
+    db: &Db,
+    id: i64,
+    disable_after: i64,
+    disable_reason: Option<&str>,
+) -> StoreResult<bool> {
+    let streak_reason = format!("disabled after {disable_after} consecutive failed attempts");
+    let now = Timestamp::now().millis();
+    let enabled: Option<bool> = on_writer!(db, |pool| {
+        sqlx::query_scalar(
+        "UPDATE webhook_endpoints SET failure_streak = failure_streak + 1, \
+         enabled = CASE WHEN $3 IS NOT NULL OR failure_streak + 1 >= $2 THEN FALSE ELSE enabled END, \
+         disabled_reason = CASE WHEN NOT enabled THEN disabled_reason \
+             WHEN $3 IS NOT NULL THEN $3 \
+             WHEN failure_streak + 1 >= $2 THEN $4 ELSE disabled_reason END, \
+         updated_at = $5 \
+         WHERE id = $1 RETURNING enabled"
+    )
+    .bind(id)
+    .bind(disable_after)
+    .bind(disable_reason)
+    .bind(&streak_reason)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?
+    });
+    Ok(enabled == Some(false))
+}
