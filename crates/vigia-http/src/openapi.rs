@@ -28,6 +28,7 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         attachments::upload, attachments::list, attachments::download, attachments::thumbnail, attachments::remove,
         stats::incident_stats, stats::staff_stats, stats::rankings,
         catalog::list_sla, catalog::put_sla,
+        crate::realtime::ws::ws, crate::realtime::sse::stream,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -38,6 +39,7 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         (name = "admin", description = "API keys, audit log and runtime settings"),
         (name = "system", description = "Health and readiness"),
         (name = "stats", description = "Dashboard statistics and the public rankings"),
+        (name = "realtime", description = "Live incident events over WebSocket and Server-Sent Events"),
     )
 )]
 pub struct ApiDoc;

@@ -35,6 +35,8 @@ pub struct HttpConfig {
     /// How long a verified user/session standing is reused before the database is asked again.
     /// Changes made through this node take effect at once; through another node, within this.
     pub auth_cache_ttl: Duration,
+    /// WebSocket/SSE settings.
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 impl Default for HttpConfig {
@@ -50,6 +52,7 @@ impl Default for HttpConfig {
             login_per_minute: 10,
             register_per_hour: 20,
             auth_cache_ttl: Duration::from_secs(2),
+            realtime: Default::default(),
         }
     }
 }
@@ -66,6 +69,7 @@ pub struct Inner {
     pub metrics: Metrics,
     pub limits: RateLimits,
     pub auth_cache: AuthCache,
+    pub realtime: crate::realtime::Hub,
 }
 
 impl std::ops::Deref for AppState {
@@ -79,11 +83,15 @@ impl AppState {
     pub fn new(db: Db, objects: Objects, config: HttpConfig, jwt_secret: &[u8]) -> Self {
         let limits = RateLimits::new(config.login_per_minute, config.register_per_hour);
         let auth_cache = AuthCache::new(config.auth_cache_ttl);
+        let mut metrics = Metrics::new();
+        let realtime =
+            crate::realtime::Hub::new(db.clone(), config.realtime.clone(), metrics.registry_mut());
         Self(Arc::new(Inner {
             db,
             objects,
             tokens: TokenKeys::new(jwt_secret),
-            metrics: Metrics::new(),
+            metrics,
+            realtime,
             limits,
             auth_cache,
             config,

@@ -3,7 +3,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::{Context, bail};
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -50,6 +55,8 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Db {
     pub(crate) backend: Backend,
+    /// Woken after a commit that wrote incident events (see [`Db::events_committed`]).
+    pub(crate) events_committed: Arc<Notify>,
 }
 
 /// Runs `$body` with `$pool` bound to a pool that may read.
@@ -106,10 +113,13 @@ impl Db {
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000")
             .statement_cache_capacity(256);
+        let events_committed = Arc::new(Notify::new());
+        let signal = events_committed.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| watch_event_commits(conn, signal.clone()))
             .connect_with(connect.clone())
             .await
             .with_context(|| format!("cannot open SQLite database {url}"))?;
@@ -121,6 +131,7 @@ impl Db {
             .with_context(|| format!("cannot open SQLite database {url} for reading"))?;
         Ok(Self {
             backend: Backend::Sqlite { writer, reader },
+            events_committed,
         })
     }
 
@@ -134,7 +145,26 @@ impl Db {
             .context("cannot connect to PostgreSQL")?;
         Ok(Self {
             backend: Backend::Postgres { pool },
+            events_committed: Arc::new(Notify::new()),
         })
+    }
+
+    /// Notified after a transaction that wrote incident events commits: on SQLite by the writer
+    /// connection's commit hook, on PostgreSQL by the `LISTEN vigia_events` task that
+    /// [`crate::incidents::feed::listen`] runs. A wake-up only says "read again": consumers read
+    /// `id > last seen` from the table, and poll as well, so a missed wake-up costs latency only.
+    pub fn events_committed(&self) -> &Arc<Notify> {
+        &self.events_committed
+    }
+
+    /// Waits until no write transaction is in flight on this node. On SQLite the commit hook
+    /// fires just before the commit becomes visible; taking the single writer connection
+    /// afterwards guarantees the commit has finished. A no-op on PostgreSQL (NOTIFY is
+    /// delivered after commit).
+    pub async fn settle_writes(&self) {
+        if let Backend::Sqlite { writer, .. } = &self.backend {
+            drop(writer.acquire().await);
+        }
     }
 
     pub fn backend(&self) -> &Backend {
@@ -229,6 +259,33 @@ impl Db {
             Backend::Postgres { pool } => pool.close().await,
         }
     }
+}
+
+/// Installs hooks on a SQLite writer connection that notify `signal` when a transaction that
+/// inserted into `incident_events` commits (the flag is cleared on rollback).
+fn watch_event_commits(
+    conn: &mut sqlx::SqliteConnection,
+    signal: Arc<Notify>,
+) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        let wrote_events = Arc::new(AtomicBool::new(false));
+        let mut handle = conn.lock_handle().await?;
+        let flag = wrote_events.clone();
+        handle.set_update_hook(move |change| {
+            if change.table == "incident_events" {
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        let flag = wrote_events.clone();
+        handle.set_commit_hook(move || {
+            if flag.swap(false, Ordering::Relaxed) {
+                signal.notify_one();
+            }
+            true
+        });
+        handle.set_rollback_hook(move || wrote_events.store(false, Ordering::Relaxed));
+        Ok(())
+    })
 }
 
 /// Connections of a pool.

@@ -62,6 +62,7 @@ impl Application {
             login_per_minute: config.http.login_per_minute,
             register_per_hour: config.http.register_per_hour,
             auth_cache_ttl: Duration::from_millis(config.http.auth_cache_ttl_ms),
+            realtime: config.realtime.to_http(),
         };
         let state = AppState::new(db, objects, http, secret.as_bytes());
         Ok(Self {
@@ -85,6 +86,7 @@ impl Application {
     /// grace period) and closes the database.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let db = self.state.db.clone();
+        self.state.realtime.start(shutdown.clone());
         let app = vigia_http::app(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = shutdown.clone();
         let server = axum::serve(self.listener, app)

@@ -8,6 +8,7 @@
 //! [`classify`]), [`input`] ([`NewIncident`], [`NewComment`]).
 
 pub mod actor;
+pub mod audience;
 pub mod assignment;
 pub mod code;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod sniff;
 pub mod status;
 
 pub use actor::Actor;
+pub use audience::{Audience, IncidentFacts, audience};
 pub use assignment::{AssignmentStrategy, Candidate, pick_assignee};
 pub use code::IncidentCode;
 pub use events::{EventData, IncidentEvent, IncidentEventKind, needs_immediate_notification};

@@ -5,6 +5,7 @@ pub mod attachments;
 mod changes;
 mod edit;
 pub mod events;
+pub mod feed;
 mod queries;
 pub mod stats;
 
