@@ -98,6 +98,7 @@ pub struct RealtimeSection {
     pub max_message_bytes: usize,
     pub ws_buffer_bytes: usize,
     pub poll_interval_ms: u64,
+    pub socket_send_buffer_bytes: usize,
 }
 
 impl RealtimeSection {

@@ -45,6 +45,12 @@ impl Application {
                     config.http.listen
                 )
             })?;
+        if config.realtime.socket_send_buffer_bytes > 0 {
+            // Accepted sockets inherit it: bounds what a stalled client can hold in the kernel.
+            socket2::SockRef::from(&listener)
+                .set_send_buffer_size(config.realtime.socket_send_buffer_bytes)
+                .context("cannot set realtime.socket_send_buffer_bytes")?;
+        }
         let addr = listener.local_addr()?;
         let public_url = if config.http.public_url.is_empty() {
             format!("http://{addr}")

@@ -365,3 +365,296 @@ impl SseClient {
         self.next_event_within(wait).await.map(|(_, v)| v)
     }
 }
+
+/// A `vigia serve` process, killed when dropped.
+struct Node {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_node(database_url: &str, demo: bool) -> Node {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vigia"));
+    command
+        .current_dir(dir.path())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--database-url", database_url, "serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("VIGIA_AUTH__JWT_SECRET", crate::helpers::JWT_SECRET)
+        .env("VIGIA_LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if demo {
+        command.arg("--demo");
+    }
+    let child = command.spawn().expect("spawn vigia serve");
+    let node = Node {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "node on port {port} never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    node
+}
+
+async fn login(client: &reqwest::Client, url: &str, email: &str, password: &str) -> String {
+    let reply: Value = client
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login JSON");
+    reply["access_token"].as_str().expect("token").to_owned()
+}
+
+/// Two server processes on one PostgreSQL database: an event committed through node A reaches
+/// a WebSocket client of node B (LISTEN/NOTIFY), and the other way round over SSE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_through_one_node_reaches_clients_of_another() {
+    let Some(admin_url) = crate::helpers::postgres_admin_url() else {
+        return;
+    };
+    let (name, database_url) = crate::helpers::create_postgres_database(&admin_url).await;
+    let a = start_node(&database_url, true);
+    let client = reqwest::Client::new();
+    // Node A loads the demo data; wait until it answers logins.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let admin = loop {
+        let reply = client
+            .post(format!("{}/api/v1/auth/login", a.url))
+            .json(&json!({ "email": "admin@demo.vigia.local", "password": "faro-norte-2026" }))
+            .send()
+            .await;
+        if let Ok(reply) = reply
+            && reply.status() == StatusCode::OK
+        {
+            let body: Value = reply.json().await.expect("JSON");
+            break body["access_token"].as_str().expect("token").to_owned();
+        }
+        assert!(Instant::now() < deadline, "node A never accepted the demo login");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let b = start_node(&database_url, false);
+    let reporter = login(&client, &b.url, "reporter@demo.vigia.local", "faro-este-2026").await;
+    let categories: Value = client
+        .get(format!("{}/api/v1/categories", a.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("categories")
+        .json()
+        .await
+        .expect("JSON");
+    let category = categories["items"][0]["id"]
+        .as_i64()
+        .or_else(|| categories[0]["id"].as_i64())
+        .expect("a demo category");
+
+    let mut on_b = connect_ws(&b.url, Credential::Bearer(&admin)).await;
+    on_b.subscribe(&["incidents"], None).await;
+    let sse_on_a = client
+        .get(format!("{}/api/v1/stream", a.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("stream");
+    let mut on_a = SseClient::new(sse_on_a);
+    assert_eq!(on_a.next_within(SECOND * 5).await.expect("ack")["type"], "subscribed");
+
+    let started = Instant::now();
+    let created: Value = client
+        .post(format!("{}/api/v1/incidents", a.url))
+        .bearer_auth(&reporter)
+        .json(&json!({ "category_id": category, "title": "Fuga en el laboratorio",
+                       "description": "Gotea desde el techo del laboratorio 2." }))
+        .send()
+        .await
+        .expect("create on A")
+        .json()
+        .await
+        .expect("JSON");
+    let id = created["id"].as_i64().expect("incident id");
+    let message = on_b
+        .expect_event(SECOND.saturating_sub(started.elapsed()), "incident.created")
+        .await;
+    assert_eq!(message["data"]["incident_id"], id);
+
+    let started = Instant::now();
+    let comment = client
+        .post(format!("{}/api/v1/incidents/{id}/comments", b.url))
+        .bearer_auth(&admin)
+        .json(&json!({ "body": "En camino" }))
+        .send()
+        .await
+        .expect("comment on B");
+    assert_eq!(comment.status(), StatusCode::CREATED);
+    let mut seen = Vec::new();
+    while let Some(message) = on_a.next_within(SECOND.saturating_sub(started.elapsed())).await {
+        seen.push(message["type"].as_str().unwrap_or_default().to_owned());
+        if seen.last().is_some_and(|t| t == "incident.comment_added") {
+            break;
+        }
+    }
+    assert!(seen.contains(&"incident.comment_added".to_owned()), "node A's SSE client saw {seen:?}");
+
+    drop((on_b, on_a, a, b));
+    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+    }
+}
+
+/// A client with a tiny receive buffer that stops reading.
+async fn stalled_client(app: &TestApp, token: &str) -> Socket {
+    let addr = app.url.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket.connect(addr.parse().expect("addr")).await.expect("connect");
+    let mut request = format!("ws://{addr}/ws").into_client_request().expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("handshake");
+    socket
+        .send(Message::Text(json!({ "type": "subscribe", "topics": ["incidents"] }).to_string().into()))
+        .await
+        .expect("subscribe");
+    socket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_while_others_keep_receiving() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.realtime.queue_capacity = 32;
+        config.realtime.socket_send_buffer_bytes = 8192;
+    })
+    .await
+    .expect("app");
+    let c = campus(&app).await;
+    let id = report(&app, &c.reporter, public_leak(&c, "public")).await["id"].as_i64().expect("id");
+    let mut reader = connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
+    reader.subscribe(&["incidents"], None).await;
+    let mut stalled = stalled_client(&app, &c.admin.token).await;
+
+    // Comments until the stalled client's buffers and queue overflow (the metric says so).
+    let mut sent = 0;
+    let mut received = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        // Fewer than the queue holds per round, so the healthy reader never falls behind.
+        for _ in 0..20 {
+            comment(&app, &c.staff_a, id, "internal").await;
+            sent += 1;
+        }
+        while received < sent {
+            reader.expect_event(SECOND * 5, "incident.comment_added").await;
+            received += 1;
+        }
+        let metrics = app.get("/metrics", None).await;
+        let text = metrics.body.as_str().map(str::to_owned).unwrap_or_default();
+        let text = if text.is_empty() {
+            app.client.get(format!("{}/metrics", app.url)).send().await.expect("metrics").text().await.expect("text")
+        } else {
+            text
+        };
+        if text.contains("vigia_realtime_slow_consumer_disconnects_total 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the stalled client was never disconnected after {sent} events");
+    }
+    // The healthy client got every event; the stalled one, once it reads, finds a 4008 close.
+    assert_eq!(received, sent);
+    eprintln!("the stalled client was disconnected after {sent} events");
+    let mut code = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(SECOND, stalled.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                code = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) | Err(_) => break,
+        }
+    }
+    assert!(code.is_none() || code == Some(4008), "close code {code:?}");
+    assert!(
+        stalled.next().await.is_none_or(|m| m.is_err() || matches!(m, Ok(Message::Close(_)))),
+        "the stalled connection is closed"
+    );
+    comment(&app, &c.staff_a, id, "public").await;
+    reader.expect_event(SECOND, "incident.comment_added").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_beyond_the_replay_window_asks_for_a_resync_and_limits_hold() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.realtime.replay_window_secs = 1;
+        config.realtime.max_connections_per_user = 2;
+        config.realtime.max_message_bytes = 1024;
+    })
+    .await
+    .expect("app");
+    let c = campus(&app).await;
+    let id = report(&app, &c.reporter, public_leak(&c, "public")).await["id"].as_i64().expect("id");
+    let mut client = connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
+    client.subscribe(&["incidents"], None).await;
+    comment(&app, &c.staff_a, id, "public").await;
+    let last = client.expect_event(SECOND, "incident.comment_added").await["id"].as_str().expect("id").to_owned();
+    drop(client);
+    comment(&app, &c.staff_a, id, "public").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut late = connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
+    late.send(json!({ "type": "subscribe", "topics": ["incidents"], "last_event_id": last })).await;
+    let resync = late.expect_event(SECOND, "resync_required").await;
+    assert_eq!(resync["data"]["last_event_id"], last);
+    late.expect_event(SECOND, "subscribed").await;
+    comment(&app, &c.staff_a, id, "public").await;
+    late.expect_event(SECOND, "incident.comment_added").await;
+
+    // Bad input is answered, not fatal.
+    late.send(json!({ "type": "subscribe", "topics": ["everything"] })).await;
+    assert!(late.expect_event(SECOND, "error").await["data"]["detail"].as_str().expect("detail").contains("unknown topic"));
+
+    // Two connections per user here: the third is refused with 429.
+    let _second = connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
+    let third = try_connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
+    match third {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+        }
+        other => panic!("expected 429, got {:?}", other.map(|_| "a connection")),
+    }
+    let sse = app.client.get(format!("{}/api/v1/stream", app.url)).bearer_auth(&c.admin.token).send().await.expect("sse");
+    assert_eq!(sse.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // A message over the size limit closes the socket with 1009.
+    late.send(json!({ "type": "subscribe", "topics": ["x".repeat(2048)] })).await;
+    let closed = late.next_within(SECOND).await.expect("close");
+    assert_eq!(closed["type"], "_closed");
+    assert_eq!(closed["code"], 1009);
+}
