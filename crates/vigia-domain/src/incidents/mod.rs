@@ -8,8 +8,8 @@
 //! [`classify`]), [`input`] ([`NewIncident`], [`NewComment`]).
 
 pub mod actor;
-pub mod audience;
 pub mod assignment;
+pub mod audience;
 pub mod code;
 pub mod events;
 pub mod input;
@@ -19,8 +19,8 @@ pub mod sniff;
 pub mod status;
 
 pub use actor::Actor;
-pub use audience::{Audience, IncidentFacts, audience};
 pub use assignment::{AssignmentStrategy, Candidate, pick_assignee};
+pub use audience::{Audience, IncidentFacts, audience};
 pub use code::IncidentCode;
 pub use events::{EventData, IncidentEvent, IncidentEventKind, needs_immediate_notification};
 pub use input::{

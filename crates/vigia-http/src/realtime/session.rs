@@ -226,10 +226,7 @@ impl<T: Transport> Session<'_, T> {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, super::hub::ConnState> {
-        self.conn
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.conn.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets the topics; with a last event id, replays what was missed before going live.
@@ -256,7 +253,8 @@ impl<T: Transport> Session<'_, T> {
         let first_missed = feed::first_after(&self.hub.db, last)
             .await
             .map_err(|_| Stop::ServerError)?;
-        let window_start = Timestamp::now().millis() - self.hub.config.replay_window.as_millis() as i64;
+        let window_start =
+            Timestamp::now().millis() - self.hub.config.replay_window.as_millis() as i64;
         if let Some((_, at)) = first_missed
             && at.millis() < window_start
         {

@@ -64,14 +64,15 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or(q.last_event_id);
-    let last_event_id: Option<EventId> = match raw_last.filter(|s| !s.trim().is_empty()) {
-        None => None,
-        Some(raw) => Some(parse_event_id(&serde_json::Value::String(raw)).ok_or_else(|| {
-            ApiError::BadRequest {
-                detail: "Last-Event-ID must be an event id such as 1234".into(),
-            }
-        })?),
-    };
+    let last_event_id: Option<EventId> =
+        match raw_last.filter(|s| !s.trim().is_empty()) {
+            None => None,
+            Some(raw) => Some(parse_event_id(&serde_json::Value::String(raw)).ok_or_else(
+                || ApiError::BadRequest {
+                    detail: "Last-Event-ID must be an event id such as 1234".into(),
+                },
+            )?),
+        };
     let hub = state.realtime.clone();
     let (registration, rx) = hub.register(principal).map_err(super::refused)?;
     let (tx, mut out) = mpsc::channel::<Event>(16);

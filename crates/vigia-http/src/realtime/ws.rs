@@ -2,7 +2,8 @@
 
 use axum::extract::State;
 use axum::extract::ws::{
-    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
+    rejection::WebSocketUpgradeRejection,
 };
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};

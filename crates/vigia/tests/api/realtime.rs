@@ -94,7 +94,9 @@ impl WsClient {
                     }
                 }
                 Message::Close(frame) => {
-                    return Some(json!({ "type": "_closed", "code": frame.map(|f| u16::from(f.code)) }));
+                    return Some(
+                        json!({ "type": "_closed", "code": frame.map(|f| u16::from(f.code)) }),
+                    );
                 }
                 _ => {}
             }
@@ -408,7 +410,10 @@ fn start_node(database_url: &str, demo: bool) -> Node {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "node on port {port} never listened");
+        assert!(
+            Instant::now() < deadline,
+            "node on port {port} never listened"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     node
@@ -451,11 +456,20 @@ async fn an_event_committed_through_one_node_reaches_clients_of_another() {
             let body: Value = reply.json().await.expect("JSON");
             break body["access_token"].as_str().expect("token").to_owned();
         }
-        assert!(Instant::now() < deadline, "node A never accepted the demo login");
+        assert!(
+            Instant::now() < deadline,
+            "node A never accepted the demo login"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let b = start_node(&database_url, false);
-    let reporter = login(&client, &b.url, "reporter@demo.vigia.local", "faro-este-2026").await;
+    let reporter = login(
+        &client,
+        &b.url,
+        "reporter@demo.vigia.local",
+        "faro-este-2026",
+    )
+    .await;
     let categories: Value = client
         .get(format!("{}/api/v1/categories", a.url))
         .bearer_auth(&admin)
@@ -479,14 +493,19 @@ async fn an_event_committed_through_one_node_reaches_clients_of_another() {
         .await
         .expect("stream");
     let mut on_a = SseClient::new(sse_on_a);
-    assert_eq!(on_a.next_within(SECOND * 5).await.expect("ack")["type"], "subscribed");
+    assert_eq!(
+        on_a.next_within(SECOND * 5).await.expect("ack")["type"],
+        "subscribed"
+    );
 
     let started = Instant::now();
     let created: Value = client
         .post(format!("{}/api/v1/incidents", a.url))
         .bearer_auth(&reporter)
-        .json(&json!({ "category_id": category, "title": "Fuga en el laboratorio",
-                       "description": "Gotea desde el techo del laboratorio 2." }))
+        .json(
+            &json!({ "category_id": category, "title": "Fuga en el laboratorio",
+                       "description": "Gotea desde el techo del laboratorio 2." }),
+        )
         .send()
         .await
         .expect("create on A")
@@ -509,18 +528,26 @@ async fn an_event_committed_through_one_node_reaches_clients_of_another() {
         .expect("comment on B");
     assert_eq!(comment.status(), StatusCode::CREATED);
     let mut seen = Vec::new();
-    while let Some(message) = on_a.next_within(SECOND.saturating_sub(started.elapsed())).await {
+    while let Some(message) = on_a
+        .next_within(SECOND.saturating_sub(started.elapsed()))
+        .await
+    {
         seen.push(message["type"].as_str().unwrap_or_default().to_owned());
         if seen.last().is_some_and(|t| t == "incident.comment_added") {
             break;
         }
     }
-    assert!(seen.contains(&"incident.comment_added".to_owned()), "node A's SSE client saw {seen:?}");
+    assert!(
+        seen.contains(&"incident.comment_added".to_owned()),
+        "node A's SSE client saw {seen:?}"
+    );
 
     drop((on_b, on_a, a, b));
     if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
     }
 }
 
@@ -529,8 +556,13 @@ async fn stalled_client(app: &TestApp, token: &str) -> Socket {
     let addr = app.url.trim_start_matches("http://").to_owned();
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("rcvbuf");
-    let stream = socket.connect(addr.parse().expect("addr")).await.expect("connect");
-    let mut request = format!("ws://{addr}/ws").into_client_request().expect("request");
+    let stream = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
     request.headers_mut().insert(
         "authorization",
         HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
@@ -539,7 +571,11 @@ async fn stalled_client(app: &TestApp, token: &str) -> Socket {
         .await
         .expect("handshake");
     socket
-        .send(Message::Text(json!({ "type": "subscribe", "topics": ["incidents"] }).to_string().into()))
+        .send(Message::Text(
+            json!({ "type": "subscribe", "topics": ["incidents"] })
+                .to_string()
+                .into(),
+        ))
         .await
         .expect("subscribe");
     socket
@@ -554,7 +590,9 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_receiving
     .await
     .expect("app");
     let c = campus(&app).await;
-    let id = report(&app, &c.reporter, public_leak(&c, "public")).await["id"].as_i64().expect("id");
+    let id = report(&app, &c.reporter, public_leak(&c, "public")).await["id"]
+        .as_i64()
+        .expect("id");
     let mut reader = connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
     reader.subscribe(&["incidents"], None).await;
     let mut stalled = stalled_client(&app, &c.admin.token).await;
@@ -570,20 +608,32 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_receiving
             sent += 1;
         }
         while received < sent {
-            reader.expect_event(SECOND * 5, "incident.comment_added").await;
+            reader
+                .expect_event(SECOND * 5, "incident.comment_added")
+                .await;
             received += 1;
         }
         let metrics = app.get("/metrics", None).await;
         let text = metrics.body.as_str().map(str::to_owned).unwrap_or_default();
         let text = if text.is_empty() {
-            app.client.get(format!("{}/metrics", app.url)).send().await.expect("metrics").text().await.expect("text")
+            app.client
+                .get(format!("{}/metrics", app.url))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text")
         } else {
             text
         };
         if text.contains("vigia_realtime_slow_consumer_disconnects_total 1") {
             break;
         }
-        assert!(Instant::now() < deadline, "the stalled client was never disconnected after {sent} events");
+        assert!(
+            Instant::now() < deadline,
+            "the stalled client was never disconnected after {sent} events"
+        );
     }
     // The healthy client got every event; the stalled one, once it reads, finds a 4008 close.
     assert_eq!(received, sent);
@@ -602,7 +652,10 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_receiving
     }
     assert!(code.is_none() || code == Some(4008), "close code {code:?}");
     assert!(
-        stalled.next().await.is_none_or(|m| m.is_err() || matches!(m, Ok(Message::Close(_)))),
+        stalled
+            .next()
+            .await
+            .is_none_or(|m| m.is_err() || matches!(m, Ok(Message::Close(_)))),
         "the stalled connection is closed"
     );
     comment(&app, &c.staff_a, id, "public").await;
@@ -619,17 +672,23 @@ async fn a_gap_beyond_the_replay_window_asks_for_a_resync_and_limits_hold() {
     .await
     .expect("app");
     let c = campus(&app).await;
-    let id = report(&app, &c.reporter, public_leak(&c, "public")).await["id"].as_i64().expect("id");
+    let id = report(&app, &c.reporter, public_leak(&c, "public")).await["id"]
+        .as_i64()
+        .expect("id");
     let mut client = connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
     client.subscribe(&["incidents"], None).await;
     comment(&app, &c.staff_a, id, "public").await;
-    let last = client.expect_event(SECOND, "incident.comment_added").await["id"].as_str().expect("id").to_owned();
+    let last = client.expect_event(SECOND, "incident.comment_added").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     drop(client);
     comment(&app, &c.staff_a, id, "public").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let mut late = connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
-    late.send(json!({ "type": "subscribe", "topics": ["incidents"], "last_event_id": last })).await;
+    late.send(json!({ "type": "subscribe", "topics": ["incidents"], "last_event_id": last }))
+        .await;
     let resync = late.expect_event(SECOND, "resync_required").await;
     assert_eq!(resync["data"]["last_event_id"], last);
     late.expect_event(SECOND, "subscribed").await;
@@ -637,8 +696,14 @@ async fn a_gap_beyond_the_replay_window_asks_for_a_resync_and_limits_hold() {
     late.expect_event(SECOND, "incident.comment_added").await;
 
     // Bad input is answered, not fatal.
-    late.send(json!({ "type": "subscribe", "topics": ["everything"] })).await;
-    assert!(late.expect_event(SECOND, "error").await["data"]["detail"].as_str().expect("detail").contains("unknown topic"));
+    late.send(json!({ "type": "subscribe", "topics": ["everything"] }))
+        .await;
+    assert!(
+        late.expect_event(SECOND, "error").await["data"]["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("unknown topic")
+    );
 
     // Two connections per user here: the third is refused with 429.
     let _second = connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
@@ -649,11 +714,18 @@ async fn a_gap_beyond_the_replay_window_asks_for_a_resync_and_limits_hold() {
         }
         other => panic!("expected 429, got {:?}", other.map(|_| "a connection")),
     }
-    let sse = app.client.get(format!("{}/api/v1/stream", app.url)).bearer_auth(&c.admin.token).send().await.expect("sse");
+    let sse = app
+        .client
+        .get(format!("{}/api/v1/stream", app.url))
+        .bearer_auth(&c.admin.token)
+        .send()
+        .await
+        .expect("sse");
     assert_eq!(sse.status(), StatusCode::TOO_MANY_REQUESTS);
 
     // A message over the size limit closes the socket with 1009.
-    late.send(json!({ "type": "subscribe", "topics": ["x".repeat(2048)] })).await;
+    late.send(json!({ "type": "subscribe", "topics": ["x".repeat(2048)] }))
+        .await;
     let closed = late.next_within(SECOND).await.expect("close");
     assert_eq!(closed["type"], "_closed");
     assert_eq!(closed["code"], 1009);
