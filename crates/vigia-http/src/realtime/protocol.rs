@@ -205,3 +205,41 @@ pub fn control(kind: &str, data: Option<Value>) -> Frame {
         text: message.to_string().into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_parse_match_and_print_back() {
+        let topics = Topics::parse(&["incidents", "department:3", "incident:INC-000042", "alerts"])
+            .expect("valid topics");
+        assert_eq!(topics.incident_ids, [IncidentId(42)]);
+        assert_eq!(
+            topics.names(),
+            ["incidents", "alerts", "department:3", "incident:42"]
+        );
+        assert!(Topics::parse(&["everything"]).is_err());
+        assert!(Topics::parse(&["department:x"]).is_err());
+
+        let facts = |department| IncidentFacts {
+            department: Some(DepartmentId(department)),
+            reporter: None,
+            public: false,
+        };
+        let mut narrow = Topics::parse(&["department:3", "incident:7"]).expect("valid");
+        assert!(narrow.wants(IncidentId(1), &facts(3)));
+        assert!(narrow.wants(IncidentId(7), &facts(4)));
+        assert!(!narrow.wants(IncidentId(1), &facts(4)));
+        narrow.remove(&["department:3"]).expect("valid");
+        assert!(!narrow.wants(IncidentId(1), &facts(3)));
+    }
+
+    #[test]
+    fn last_event_ids_are_numbers_or_strings_of_digits() {
+        assert_eq!(parse_event_id(&json!(12)), Some(EventId(12)));
+        assert_eq!(parse_event_id(&json!("12")), Some(EventId(12)));
+        assert_eq!(parse_event_id(&json!("abc")), None);
+        assert_eq!(parse_event_id(&json!(-1)), None);
+    }
+}

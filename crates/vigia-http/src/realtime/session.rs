@@ -90,7 +90,7 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
     let period = hub.config.heartbeat;
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut batch = Vec::new();
     let stop = match stop {
         Some(stop) => stop,
         None => loop {
@@ -102,8 +102,7 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
                     if n == 0 {
                         break Stop::Gone;
                     }
-                    let frames = std::mem::take(&mut batch);
-                    if let Err(s) = session.write(frames).await {
+                    if let Err(s) = session.write_all(&mut batch).await {
                         break s;
                     }
                     hub.metrics.sent.inc_by(n as u64);
@@ -146,11 +145,17 @@ struct Session<'a, T> {
 
 impl<T: Transport> Session<'_, T> {
     /// Writes and flushes frames, giving up as soon as the hub marks the connection slow.
-    async fn write(&mut self, frames: Vec<Frame>) -> Result<(), Stop> {
+    async fn write(&mut self, mut frames: Vec<Frame>) -> Result<(), Stop> {
+        self.write_all(&mut frames).await
+    }
+
+    /// Writes and flushes (draining) `frames`, giving up as soon as the hub marks the
+    /// connection slow.
+    async fn write_all(&mut self, frames: &mut Vec<Frame>) -> Result<(), Stop> {
         let conn = self.conn;
         let transport = &mut *self.transport;
         let work = async move {
-            for frame in frames {
+            for frame in frames.drain(..) {
                 transport.feed(frame).await?;
             }
             transport.flush().await
