@@ -67,4 +67,4 @@ step "$CLIENTS clients, $PROBES single events, then $RATE events/s for $DURATION
     --duration "$DURATION" --server-pid "$SERVER_PID"
 
 step "server metrics"
-curl -fs "$BASE/metrics" | grep -E '^vigia_realtime_(connections|messages|slow)' || true
+curl -fs "$BASE/metrics" | grep -E '^vigia_realtime_(connections|messages|slow|fanout_lag_seconds_(sum|count))' || true
