@@ -9,6 +9,7 @@ pub mod extract;
 mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod realtime;
 pub mod routes;
 mod state;
 
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::reports::router())
         .merge(routes::attachments::router(state.config.max_upload_bytes))
         .merge(routes::webhooks::router())
+        .merge(realtime::router())
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
     let docs = SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi::document());
@@ -53,7 +55,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             ServiceBuilder::new()
-                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, HeaderName::from_static("x-api-key")]))
+                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, HeaderName::from_static("x-api-key"), header::SEC_WEBSOCKET_PROTOCOL]))
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
                     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");

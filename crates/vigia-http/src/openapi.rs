@@ -31,6 +31,7 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint, webhooks::update_endpoint,
         webhooks::delete_endpoint, webhooks::rotate_secret, webhooks::test_endpoint,
         webhooks::list_deliveries, webhooks::get_delivery, webhooks::replay_delivery,
+        crate::realtime::ws::ws, crate::realtime::sse::stream,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -42,6 +43,7 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         (name = "system", description = "Health and readiness"),
         (name = "stats", description = "Dashboard statistics and the public rankings"),
         (name = "notifications", description = "Webhook endpoints and the delivery log of e-mails and webhooks"),
+        (name = "realtime", description = "Live incident events over WebSocket and Server-Sent Events"),
     )
 )]
 pub struct ApiDoc;

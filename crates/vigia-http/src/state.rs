@@ -37,6 +37,8 @@ pub struct HttpConfig {
     pub auth_cache_ttl: Duration,
     /// Webhook endpoints may point at loopback/private/link-local addresses (SSRF guard off).
     pub webhooks_allow_private_targets: bool,
+    /// WebSocket/SSE settings.
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +55,7 @@ impl Default for HttpConfig {
             register_per_hour: 20,
             auth_cache_ttl: Duration::from_secs(2),
             webhooks_allow_private_targets: false,
+            realtime: Default::default(),
         }
     }
 }
@@ -69,6 +72,7 @@ pub struct Inner {
     pub metrics: Metrics,
     pub limits: RateLimits,
     pub auth_cache: AuthCache,
+    pub realtime: crate::realtime::Hub,
 }
 
 impl std::ops::Deref for AppState {
@@ -82,11 +86,15 @@ impl AppState {
     pub fn new(db: Db, objects: Objects, config: HttpConfig, jwt_secret: &[u8]) -> Self {
         let limits = RateLimits::new(config.login_per_minute, config.register_per_hour);
         let auth_cache = AuthCache::new(config.auth_cache_ttl);
+        let mut metrics = Metrics::new();
+        let realtime =
+            crate::realtime::Hub::new(db.clone(), config.realtime.clone(), metrics.registry_mut());
         Self(Arc::new(Inner {
             db,
             objects,
             tokens: TokenKeys::new(jwt_secret),
-            metrics: Metrics::new(),
+            metrics,
+            realtime,
             limits,
             auth_cache,
             config,

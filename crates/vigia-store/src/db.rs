@@ -1,15 +1,19 @@
 //! Connections: one type over SQLite and PostgreSQL, migrations, health, backup.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-
-use crate::group_commit::GroupCommit;
+use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use tokio::sync::Notify;
+
+use crate::group_commit::GroupCommit;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -54,6 +58,8 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Db {
     pub(crate) backend: Backend,
+    /// Woken after a commit that wrote incident events (see [`Db::events_committed`]).
+    pub(crate) events_committed: Arc<Notify>,
 }
 
 /// Runs `$body` with `$pool` bound to a pool that may read.
@@ -110,10 +116,13 @@ impl Db {
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000")
             .statement_cache_capacity(256);
+        let events_committed = Arc::new(Notify::new());
+        let signal = events_committed.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| watch_event_commits(conn, signal.clone()))
             .connect_with(connect.clone())
             .await
             .with_context(|| format!("cannot open SQLite database {url}"))?;
@@ -129,6 +138,7 @@ impl Db {
                 writer,
                 reader,
             },
+            events_committed,
         })
     }
 
@@ -142,7 +152,26 @@ impl Db {
             .context("cannot connect to PostgreSQL")?;
         Ok(Self {
             backend: Backend::Postgres { pool },
+            events_committed: Arc::new(Notify::new()),
         })
+    }
+
+    /// Notified after a transaction that wrote incident events commits: on SQLite by the writer
+    /// connection's commit hook, on PostgreSQL by the `LISTEN vigia_events` task that
+    /// [`crate::incidents::feed::listen`] runs. A wake-up only says "read again": consumers read
+    /// `id > last seen` from the table, and poll as well, so a missed wake-up costs latency only.
+    pub fn events_committed(&self) -> &Arc<Notify> {
+        &self.events_committed
+    }
+
+    /// Waits until no write transaction is in flight on this node. On SQLite the commit hook
+    /// fires just before the commit becomes visible; taking the single writer connection
+    /// afterwards guarantees the commit has finished. A no-op on PostgreSQL (NOTIFY is
+    /// delivered after commit).
+    pub async fn settle_writes(&self) {
+        if let Backend::Sqlite { writer, .. } = &self.backend {
+            drop(writer.acquire().await);
+        }
     }
 
     pub fn backend(&self) -> &Backend {
@@ -237,6 +266,33 @@ impl Db {
             Backend::Postgres { pool } => pool.close().await,
         }
     }
+}
+
+/// Installs hooks on a SQLite writer connection that notify `signal` when a transaction that
+/// inserted into `incident_events` commits (the flag is cleared on rollback).
+fn watch_event_commits(
+    conn: &mut sqlx::SqliteConnection,
+    signal: Arc<Notify>,
+) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        let wrote_events = Arc::new(AtomicBool::new(false));
+        let mut handle = conn.lock_handle().await?;
+        let flag = wrote_events.clone();
+        handle.set_update_hook(move |change| {
+            if change.table == "incident_events" {
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        let flag = wrote_events.clone();
+        handle.set_commit_hook(move || {
+            if flag.swap(false, Ordering::Relaxed) {
+                signal.notify_one();
+            }
+            true
+        });
+        handle.set_rollback_hook(move || wrote_events.store(false, Ordering::Relaxed));
+        Ok(())
+    })
 }
 
 /// Connections of a pool.

@@ -25,6 +25,7 @@ pub struct Config {
     pub email: EmailSection,
     pub webhooks: WebhooksSection,
     pub notifications: NotificationsSection,
+    pub realtime: RealtimeSection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +168,35 @@ impl Config {
             },
             poll_interval: Duration::from_millis(self.notifications.poll_interval_ms.max(10)),
         })
+    }
+}
+
+/// `[realtime]`: WebSocket and Server-Sent Events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RealtimeSection {
+    pub heartbeat_secs: u64,
+    pub replay_window_secs: u64,
+    pub queue_capacity: usize,
+    pub max_connections_per_user: usize,
+    pub max_connections: usize,
+    pub max_message_bytes: usize,
+    pub ws_buffer_bytes: usize,
+    pub poll_interval_ms: u64,
+    pub socket_send_buffer_bytes: usize,
+}
+
+impl RealtimeSection {
+    pub fn to_http(&self) -> vigia_http::realtime::RealtimeConfig {
+        vigia_http::realtime::RealtimeConfig {
+            heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
+            replay_window: Duration::from_secs(self.replay_window_secs),
+            queue_capacity: self.queue_capacity.max(1),
+            max_connections_per_user: self.max_connections_per_user,
+            max_connections: self.max_connections,
+            max_message_bytes: self.max_message_bytes.max(256),
+            ws_buffer_bytes: self.ws_buffer_bytes.max(256),
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
+        }
     }
 }
 

@@ -50,6 +50,12 @@ impl Application {
                     config.http.listen
                 )
             })?;
+        if config.realtime.socket_send_buffer_bytes > 0 {
+            // Accepted sockets inherit it: bounds what a stalled client can hold in the kernel.
+            socket2::SockRef::from(&listener)
+                .set_send_buffer_size(config.realtime.socket_send_buffer_bytes)
+                .context("cannot set realtime.socket_send_buffer_bytes")?;
+        }
         let addr = listener.local_addr()?;
         let public_url = if config.http.public_url.is_empty() {
             format!("http://{addr}")
@@ -68,6 +74,7 @@ impl Application {
             register_per_hour: config.http.register_per_hour,
             auth_cache_ttl: Duration::from_millis(config.http.auth_cache_ttl_ms),
             webhooks_allow_private_targets: config.webhooks.allow_private_targets,
+            realtime: config.realtime.to_http(),
         };
         let notifier =
             vigia_notify::Notifier::new(db.clone(), config.notify_config(&http.public_url)?)?;
@@ -106,6 +113,7 @@ impl Application {
                 shutdown.clone(),
             ))
         });
+        self.state.realtime.start(shutdown.clone());
         let app = vigia_http::app(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = shutdown.clone();
         let server = axum::serve(self.listener, app)

@@ -9,6 +9,7 @@
 
 pub mod actor;
 pub mod assignment;
+pub mod audience;
 pub mod code;
 pub mod events;
 pub mod input;
@@ -19,6 +20,7 @@ pub mod status;
 
 pub use actor::Actor;
 pub use assignment::{AssignmentStrategy, Candidate, pick_assignee};
+pub use audience::{Audience, IncidentFacts, audience};
 pub use code::IncidentCode;
 pub use events::{EventData, IncidentEvent, IncidentEventKind, needs_immediate_notification};
 pub use input::{

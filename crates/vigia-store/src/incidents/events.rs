@@ -51,7 +51,7 @@ pub struct StoredEvent {
 }
 
 #[derive(FromRow)]
-struct EventRow {
+pub(crate) struct EventRow {
     id: i64,
     incident_id: i64,
     kind: String,

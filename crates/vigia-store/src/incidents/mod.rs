@@ -7,6 +7,7 @@ mod changes;
 mod create;
 mod edit;
 pub mod events;
+pub mod feed;
 mod queries;
 pub mod stats;
 

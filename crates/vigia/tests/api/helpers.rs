@@ -67,7 +67,7 @@ impl Reply {
 
 /// PostgreSQL tests need `VIGIA_TEST_DATABASE_URL`. Without it they are skipped locally and
 /// fail in CI (CI must cover both backends).
-fn postgres_admin_url() -> Option<String> {
+pub fn postgres_admin_url() -> Option<String> {
     match std::env::var("VIGIA_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -84,7 +84,7 @@ fn postgres_admin_url() -> Option<String> {
     }
 }
 
-async fn create_postgres_database(admin_url: &str) -> (String, String) {
+pub async fn create_postgres_database(admin_url: &str) -> (String, String) {
     let name = format!("vigia_t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(admin_url)
         .await

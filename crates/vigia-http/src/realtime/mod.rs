@@ -1,0 +1,120 @@
+//! Real-time delivery over WebSocket (`GET /ws`) and Server-Sent Events
+//! (`GET /api/v1/stream`), driven by the committed event log.
+//!
+//! Code map: [`hub`] (the node's reader of the log and the fan-out to bounded per-connection
+//! queues), [`session`] (one connection: subscribe, replay then live, heartbeats, slow-consumer
+//! close), [`protocol`] (messages, topics, the `{type, id, ts, data}` envelope), [`ws`] and
+//! [`sse`] (the two transports).
+//!
+//! Architecture invariant: messages are read from `incident_events` after commit, never built
+//! by the handler that made the change; who receives an event is decided by
+//! [`vigia_domain::incidents::audience`], the same rules the REST API applies.
+
+pub mod hub;
+pub mod protocol;
+pub mod session;
+pub mod sse;
+pub mod ws;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::routing::get;
+use vigia_domain::auth::Principal;
+
+pub use hub::Hub;
+
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Real-time settings, resolved from the `[realtime]` configuration section.
+#[derive(Debug, Clone)]
+pub struct RealtimeConfig {
+    /// How often the server sends `{"type":"heartbeat"}` to an idle connection.
+    pub heartbeat: Duration,
+    /// How far back a reconnecting client may resume; older gaps get `resync_required`.
+    pub replay_window: Duration,
+    /// Messages waiting per connection before it is closed as a slow consumer.
+    pub queue_capacity: usize,
+    /// Open connections per user or API key.
+    pub max_connections_per_user: usize,
+    /// Open connections per node.
+    pub max_connections: usize,
+    /// Largest message a client may send.
+    pub max_message_bytes: usize,
+    /// WebSocket read and write buffer size per connection.
+    pub ws_buffer_bytes: usize,
+    /// Fallback poll of the event log when no commit wakes the reader.
+    pub poll_interval: Duration,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(30),
+            replay_window: Duration::from_secs(24 * 3600),
+            queue_capacity: 256,
+            max_connections_per_user: 16,
+            max_connections: 20_000,
+            max_message_bytes: 16 * 1024,
+            ws_buffer_bytes: 4096,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ws", get(ws::ws))
+        .route("/api/v1/stream", get(sse::stream))
+}
+
+/// The caller of a real-time endpoint: like [`Auth`], and also accepting the access token or
+/// API key offered as the WebSocket subprotocol `bearer.<token>` (browsers cannot set headers
+/// on a WebSocket). Tokens are never logged: this header is marked sensitive in [`crate::app`].
+pub struct StreamAuth(pub Principal);
+
+impl FromRequestParts<AppState> for StreamAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let has_header = parts.headers.contains_key(header::AUTHORIZATION)
+            || parts.headers.contains_key("x-api-key");
+        if !has_header && let Some(token) = protocol_token(parts) {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                ApiError::Unauthorized {
+                    detail: "the token offered as a WebSocket subprotocol is malformed",
+                }
+            })?;
+            value.set_sensitive(true);
+            parts.headers.insert(header::AUTHORIZATION, value);
+        }
+        let Auth(principal) = Auth::from_request_parts(parts, state).await?;
+        Ok(StreamAuth(principal))
+    }
+}
+
+fn protocol_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer."))
+        .map(str::to_owned)
+}
+
+fn refused(reason: hub::Refused) -> ApiError {
+    let _ = reason;
+    ApiError::TooManyRequests {
+        retry_after_secs: 5,
+    }
+}

@@ -1,0 +1,338 @@
+//! One connection's task, shared by WebSocket and SSE: subscribe (replaying missed events from
+//! the log, then going live with no gap and no duplicate), write queued frames in batches, send
+//! heartbeats, answer pings, and close slow consumers.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use vigia_domain::Timestamp;
+use vigia_domain::ids::EventId;
+use vigia_store::incidents::feed;
+
+use super::hub::{Conn, Hub, Registration};
+use super::protocol::{ClientMessage, Frame, Rendered, Topics, control, parse_event_id};
+
+/// Close code for a connection that did not keep up; it may reconnect with its last id.
+pub const SLOW_CONSUMER: (u16, &str) = (4008, "slow consumer, reconnect with last id");
+/// Close code for a client message over the size limit.
+pub const TOO_BIG: (u16, &str) = (1009, "message too big");
+/// Close code when the server cannot read the event log.
+pub const SERVER_ERROR: (u16, &str) = (1011, "cannot read the event log, reconnect with last id");
+
+/// Close code when the server shuts down.
+pub const GOING_AWAY: (u16, &str) = (1001, "server shutting down, reconnect with last id");
+
+/// Frames written per flush at most.
+const WRITE_BATCH: usize = 64;
+/// Events read per query while replaying.
+const REPLAY_BATCH: usize = 256;
+
+/// Where frames go: a WebSocket or an SSE body.
+pub trait Transport: Send {
+    /// Queues a frame for writing (may write when buffers fill).
+    fn feed(&mut self, frame: Frame) -> impl Future<Output = Result<(), ()>> + Send;
+    /// Writes everything queued.
+    fn flush(&mut self) -> impl Future<Output = Result<(), ()>> + Send;
+    /// Tells the client why the connection ends, best effort.
+    fn close(&mut self, code: u16, reason: &'static str) -> impl Future<Output = ()> + Send;
+}
+
+/// What a client sent (WebSocket only; SSE clients send nothing).
+pub enum Incoming {
+    Text(String),
+    /// A message over the size limit.
+    TooBig,
+    /// A binary frame.
+    Binary,
+}
+
+/// Why the loop ended.
+enum Stop {
+    /// The client went away.
+    Gone,
+    Slow,
+    TooBig,
+    ServerError,
+    Shutdown,
+}
+
+/// A subscription request.
+pub struct Subscribe {
+    pub topics: Topics,
+    pub last_event_id: Option<EventId>,
+}
+
+/// Runs a connection until the client leaves, is too slow, or the server stops.
+pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
+    hub: Hub,
+    registration: Registration,
+    mut rx: mpsc::Receiver<Frame>,
+    mut transport: T,
+    mut incoming: S,
+    initial: Option<Subscribe>,
+) {
+    let conn = registration.conn.clone();
+    let mut session = Session {
+        hub: &hub,
+        conn: &conn,
+        transport: &mut transport,
+    };
+    let mut stop = None;
+    if let Some(subscribe) = initial
+        && let Err(s) = session.subscribe(subscribe).await
+    {
+        stop = Some(s);
+    }
+    let period = hub.config.heartbeat;
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::new();
+    let stop = match stop {
+        Some(stop) => stop,
+        None => loop {
+            tokio::select! {
+                biased;
+                () = conn.kill.notified() => break Stop::Slow,
+                () = hub.stopping.cancelled() => break Stop::Shutdown,
+                n = rx.recv_many(&mut batch, WRITE_BATCH) => {
+                    if n == 0 {
+                        break Stop::Gone;
+                    }
+                    if let Err(s) = session.write_all(&mut batch).await {
+                        break s;
+                    }
+                    hub.metrics.sent.inc_by(n as u64);
+                }
+                message = incoming.next() => {
+                    let result = match message {
+                        None => Err(Stop::Gone),
+                        Some(Incoming::TooBig) => Err(Stop::TooBig),
+                        Some(Incoming::Binary) => session.error("send JSON text messages").await,
+                        Some(Incoming::Text(text)) => session.handle(&text).await,
+                    };
+                    if let Err(s) = result {
+                        break s;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if let Err(s) = session.write(vec![control("heartbeat", None)]).await {
+                        break s;
+                    }
+                }
+            }
+        },
+    };
+    drop(registration);
+    let (code, reason) = match stop {
+        Stop::Gone => return,
+        Stop::Slow => SLOW_CONSUMER,
+        Stop::TooBig => TOO_BIG,
+        Stop::ServerError => SERVER_ERROR,
+        Stop::Shutdown => GOING_AWAY,
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), transport.close(code, reason)).await;
+}
+
+struct Session<'a, T> {
+    hub: &'a Hub,
+    conn: &'a Arc<Conn>,
+    transport: &'a mut T,
+}
+
+impl<T: Transport> Session<'_, T> {
+    /// Writes and flushes frames, giving up as soon as the hub marks the connection slow.
+    async fn write(&mut self, mut frames: Vec<Frame>) -> Result<(), Stop> {
+        self.write_all(&mut frames).await
+    }
+
+    /// Writes and flushes (draining) `frames`, giving up as soon as the hub marks the
+    /// connection slow.
+    async fn write_all(&mut self, frames: &mut Vec<Frame>) -> Result<(), Stop> {
+        let conn = self.conn;
+        let transport = &mut *self.transport;
+        let work = async move {
+            for frame in frames.drain(..) {
+                transport.feed(frame).await?;
+            }
+            transport.flush().await
+        };
+        tokio::select! {
+            biased;
+            () = conn.kill.notified() => Err(Stop::Slow),
+            result = work => result.map_err(|()| Stop::Gone),
+        }
+    }
+
+    async fn error(&mut self, detail: &str) -> Result<(), Stop> {
+        self.write(vec![control("error", Some(json!({ "detail": detail })))])
+            .await
+    }
+
+    async fn handle(&mut self, text: &str) -> Result<(), Stop> {
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(message) => message,
+            Err(error) => {
+                let detail = format!(
+                    "cannot read the message ({error}): send {{\"type\":\"subscribe\",\"topics\":[\"incidents\"]}}, \
+                     {{\"type\":\"unsubscribe\",\"topics\":[...]}} or {{\"type\":\"ping\"}}"
+                );
+                return self.error(&detail).await;
+            }
+        };
+        match message {
+            ClientMessage::Ping => self.write(vec![control("pong", None)]).await,
+            ClientMessage::Subscribe {
+                topics,
+                last_event_id,
+            } => {
+                let topics = match Topics::parse(&topics) {
+                    Ok(topics) => topics,
+                    Err(detail) => return self.error(&detail).await,
+                };
+                let last_event_id = match last_event_id.filter(|v| !v.is_null()) {
+                    None => None,
+                    Some(raw) => match parse_event_id(&raw) {
+                        Some(id) => Some(id),
+                        None => {
+                            return self
+                                .error("last_event_id must be an event id such as \"1234\"")
+                                .await;
+                        }
+                    },
+                };
+                self.subscribe(Subscribe {
+                    topics,
+                    last_event_id,
+                })
+                .await
+            }
+            ClientMessage::Unsubscribe { topics } => {
+                let result = {
+                    let mut state = self.state();
+                    let removed = state.topics.remove(&topics);
+                    removed.map(|()| state.topics.names())
+                };
+                match result {
+                    Err(detail) => self.error(&detail).await,
+                    Ok(names) => {
+                        self.write(vec![control(
+                            "subscribed",
+                            Some(json!({ "topics": names })),
+                        )])
+                        .await
+                    }
+                }
+            }
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, super::hub::ConnState> {
+        self.conn.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the topics; with a last event id, replays what was missed before going live.
+    async fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), Stop> {
+        let names = subscribe.topics.names();
+        let Some(last) = subscribe.last_event_id else {
+            // Live from now: what was committed before the subscription is not sent, even if
+            // the hub has not fanned it out yet.
+            let head = feed::head(&self.hub.db)
+                .await
+                .map_err(|_| Stop::ServerError)?;
+            {
+                let mut state = self.state();
+                state.topics = subscribe.topics;
+                state.last_id = state.last_id.max(head);
+            }
+            return self
+                .write(vec![control(
+                    "subscribed",
+                    Some(json!({ "topics": names })),
+                )])
+                .await;
+        };
+        let first_missed = feed::first_after(&self.hub.db, last)
+            .await
+            .map_err(|_| Stop::ServerError)?;
+        let window_start =
+            Timestamp::now().millis() - self.hub.config.replay_window.as_millis() as i64;
+        if let Some((_, at)) = first_missed
+            && at.millis() < window_start
+        {
+            {
+                let mut state = self.state();
+                state.topics = subscribe.topics;
+                state.last_id = state.last_id.max(self.hub.cursor());
+            }
+            let window = self.hub.config.replay_window.as_secs();
+            return self
+                .write(vec![
+                    control(
+                        "resync_required",
+                        Some(json!({
+                            "last_event_id": last.0.to_string(),
+                            "detail": format!(
+                                "events after {last} are older than the replay window ({window} s): \
+                                 reload the state over the REST API; live messages follow"
+                            ),
+                        })),
+                    ),
+                    control("subscribed", Some(json!({ "topics": names }))),
+                ])
+                .await;
+        }
+        let mut cursor = {
+            let mut state = self.state();
+            state.topics = subscribe.topics.clone();
+            state.replay_buffer = Some(Vec::new());
+            last.max(state.last_id)
+        };
+        self.write(vec![control(
+            "subscribed",
+            Some(json!({ "topics": names, "replay_from": last.0.to_string() })),
+        )])
+        .await?;
+        let conn = self.conn.clone();
+        loop {
+            let batch = feed::read_after(&self.hub.db, cursor, REPLAY_BATCH)
+                .await
+                .map_err(|_| Stop::ServerError)?;
+            let full = batch.len() == REPLAY_BATCH;
+            let mut frames = Vec::new();
+            for item in &batch {
+                let event = Rendered::of(item);
+                if let Some(frame) = conn.frame_for(&event, &subscribe.topics) {
+                    frames.push(frame.clone());
+                }
+                cursor = event.id;
+            }
+            let n = frames.len() as u64;
+            self.write(frames).await?;
+            self.hub.metrics.sent.inc_by(n);
+            if !full {
+                break;
+            }
+        }
+        let mut state = self.state();
+        let buffered = state.replay_buffer.take().unwrap_or_default();
+        state.last_id = state.last_id.max(cursor);
+        for frame in buffered {
+            if frame.id.is_some_and(|id| id > state.last_id) {
+                let id = frame.id;
+                if !conn.enqueue(frame) {
+                    drop(state);
+                    conn.kill(&self.hub.metrics);
+                    return Err(Stop::Slow);
+                }
+                if let Some(id) = id {
+                    state.last_id = id;
+                }
+            }
+        }
+        Ok(())
+    }
+}

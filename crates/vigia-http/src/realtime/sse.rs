@@ -1,0 +1,121 @@
+//! `GET /api/v1/stream`: the same messages as Server-Sent Events.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use utoipa::IntoParams;
+use vigia_domain::ids::EventId;
+
+use super::StreamAuth;
+use super::protocol::{Frame, Topics, control, parse_event_id};
+use super::session::{self, Incoming, Subscribe, Transport};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Comma-separated topics: `incidents` (default), `department:<id>`, `incident:<id>`,
+    /// `alerts`, `detections`, `reports`.
+    pub topics: Option<String>,
+    /// Resume after this event id (the `Last-Event-ID` header wins when both are sent).
+    pub last_event_id: Option<String>,
+}
+
+/// Real-time messages as Server-Sent Events.
+///
+/// Each event's `data:` is the same JSON envelope `/ws` sends; events carry their id in the
+/// SSE `id:` field, so a reconnecting `EventSource` resumes with `Last-Event-ID` and first
+/// receives what it missed. Authenticate with `Authorization: Bearer` or `X-Api-Key`.
+#[utoipa::path(get, path = "/api/v1/stream", tag = "realtime", params(StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "A stream of `{type, id, ts, data}` messages"),
+        (status = 400, body = crate::error::Problem),
+        (status = 401, body = crate::error::Problem),
+        (status = 429, body = crate::error::Problem, description = "Too many connections for this user"),
+    ))]
+pub async fn stream(
+    State(state): State<AppState>,
+    StreamAuth(principal): StreamAuth,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> ApiResult<Response> {
+    let topics = Topics::parse(
+        &q.topics
+            .as_deref()
+            .unwrap_or("incidents")
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|detail| ApiError::BadRequest { detail })?;
+    let raw_last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(q.last_event_id);
+    let last_event_id: Option<EventId> =
+        match raw_last.filter(|s| !s.trim().is_empty()) {
+            None => None,
+            Some(raw) => Some(parse_event_id(&serde_json::Value::String(raw)).ok_or_else(
+                || ApiError::BadRequest {
+                    detail: "Last-Event-ID must be an event id such as 1234".into(),
+                },
+            )?),
+        };
+    let hub = state.realtime.clone();
+    let (registration, rx) = hub.register(principal).map_err(super::refused)?;
+    let (tx, mut out) = mpsc::channel::<Event>(16);
+    let watch = tx.clone();
+    // SSE clients send nothing; the "incoming" stream just ends when the client goes away.
+    let gone = futures::stream::once(async move { watch.closed().await })
+        .filter_map(|()| async { None::<Incoming> })
+        .boxed();
+    tokio::spawn(session::run(
+        hub,
+        registration,
+        rx,
+        SseTransport(tx),
+        gone,
+        Some(Subscribe {
+            topics,
+            last_event_id,
+        }),
+    ));
+    let body = futures::stream::poll_fn(move |cx| out.poll_recv(cx)).map(Ok::<_, Infallible>);
+    Ok(Sse::new(body).into_response())
+}
+
+struct SseTransport(mpsc::Sender<Event>);
+
+impl Transport for SseTransport {
+    async fn feed(&mut self, frame: Frame) -> Result<(), ()> {
+        let mut event = Event::default().data(frame.text.as_str());
+        if let Some(id) = frame.id {
+            event = event.id(id.0.to_string());
+        }
+        self.0.send(event).await.map_err(|_| ())
+    }
+
+    async fn flush(&mut self) -> Result<(), ()> {
+        Ok(())
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let frame = control(
+            "closed",
+            Some(serde_json::json!({ "code": code, "reason": reason })),
+        );
+        let _ = self.feed(frame).await;
+    }
+}
