@@ -174,7 +174,7 @@ mod tests {
         let pool = pool(&dir).await;
         let group = GroupCommit::start(pool.clone());
         // The middle write inserts a row, then fails: only its own row must go.
-        let failing = |conn: &mut SqliteConnection| {
+        fn failing(conn: &mut SqliteConnection) -> BoxFuture<'_, StoreResult<i64>> {
             async move {
                 sqlx::query("INSERT INTO t (v) VALUES (2)")
                     .execute(&mut *conn)
@@ -185,7 +185,7 @@ mod tests {
                 Ok(2)
             }
             .boxed()
-        };
+        }
         let (a, b, c) = tokio::join!(
             group.submit(insert(1)),
             group.submit(failing),
