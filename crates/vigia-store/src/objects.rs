@@ -84,6 +84,9 @@ pub struct Objects {
     store: Arc<dyn ObjectStore>,
     prefix: Option<Path>,
     description: String,
+    /// The directory of a local store: unfinished streamed writes leave staging files there
+    /// that the store's own listing does not show.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Objects {
@@ -129,6 +132,7 @@ impl Objects {
                 store: Arc::new(store),
                 prefix: (!prefix.is_empty()).then(|| Path::from(prefix)),
                 description: format!("s3://{bucket}/{prefix}"),
+                local_root: None,
             })
         } else {
             let dir = url.strip_prefix("file://").unwrap_or(url);
@@ -141,6 +145,7 @@ impl Objects {
                 store: Arc::new(store),
                 prefix: None,
                 description: format!("file://{dir}"),
+                local_root: Some(std::path::PathBuf::from(dir)),
             })
         }
     }
@@ -220,6 +225,27 @@ impl Objects {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error).with_context(|| format!("cannot delete object {key}")),
         }
+    }
+
+    /// Deletes everything under `prefix`, including what unfinished streamed writes left (a
+    /// local store's staging files; on S3, incomplete multipart uploads are left to the bucket's
+    /// lifecycle rule).
+    pub async fn delete_under(&self, prefix: &str) -> anyhow::Result<()> {
+        for key in self.list(prefix).await? {
+            self.delete(&key).await?;
+        }
+        if let Some(root) = &self.local_root {
+            let dir = ObjectKey::parse(prefix.trim_matches('/'))?;
+            let path = root.join(dir.as_str());
+            match tokio::fs::remove_dir_all(&path).await {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    return Err(error).with_context(|| format!("cannot remove {}", path.display()));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Keys under `prefix`, relative to the store's own prefix.

@@ -422,9 +422,7 @@ pub async fn sweep_abandoned(
         .await?);
     for &(id, incident) in &rows {
         let dir = attachment_dir(IncidentId(incident), id).join("/");
-        for key in objects.list(&dir).await? {
-            objects.delete(&key).await?;
-        }
+        objects.delete_under(&dir).await?;
         forget_row(db, id).await;
     }
     Ok(rows.len())
