@@ -4,9 +4,11 @@
 pub mod attachments;
 mod changes;
 mod edit;
+pub mod escalation;
 pub mod events;
 mod queries;
 pub mod stats;
+pub mod sweep;
 
 pub use changes::*;
 pub use edit::*;
