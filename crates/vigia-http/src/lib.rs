@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::admin::router())
         .merge(routes::incidents::router())
         .merge(routes::stats::router())
+        .merge(routes::jobs::router())
         .merge(routes::attachments::router(state.config.max_upload_bytes))
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });

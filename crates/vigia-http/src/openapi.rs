@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system, users};
+use crate::routes::{admin, attachments, auth, catalog, incidents, jobs, stats, system, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,8 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         attachments::upload, attachments::list, attachments::download, attachments::thumbnail, attachments::remove,
         stats::incident_stats, stats::staff_stats, stats::rankings,
         catalog::list_sla, catalog::put_sla,
+        jobs::list_jobs, jobs::get_job, jobs::retry_job, jobs::cancel_job,
+        jobs::list_schedules, jobs::get_schedule, jobs::patch_schedule, jobs::run_schedule, jobs::list_runs,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -38,6 +40,7 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         (name = "admin", description = "API keys, audit log and runtime settings"),
         (name = "system", description = "Health and readiness"),
         (name = "stats", description = "Dashboard statistics and the public rankings"),
+        (name = "jobs", description = "Background jobs, the dead-letter list and schedules"),
     )
 )]
 pub struct ApiDoc;

@@ -22,6 +22,9 @@ pub struct Config {
     pub auth: AuthSection,
     pub bootstrap: BootstrapSection,
     pub log: LogSection,
+    pub jobs: crate::jobs::JobsSection,
+    #[serde(default)]
+    pub schedules: crate::jobs::Schedules,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +158,7 @@ impl Config {
         if self.http.access_token_ttl_secs == 0 || self.http.refresh_token_ttl_days == 0 {
             bail!("token lifetimes must be positive");
         }
+        crate::jobs::validate(self)?;
         Ok(())
     }
 

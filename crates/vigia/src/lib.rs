@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod jobs;
 pub mod seed;
 pub mod telemetry;
 
@@ -25,6 +26,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     grace: Duration,
+    /// Background work (`[jobs] enabled`), started by [`Application::run`].
+    jobs: Option<vigia_jobs::JobsRuntime>,
 }
 
 impl Application {
@@ -63,11 +66,25 @@ impl Application {
             register_per_hour: config.http.register_per_hour,
             auth_cache_ttl: Duration::from_millis(config.http.auth_cache_ttl_ms),
         };
-        let state = AppState::new(db, objects, http, secret.as_bytes());
+        let mut metrics = vigia_http::metrics::Metrics::new();
+        let job_metrics = vigia_jobs::JobMetrics::new();
+        job_metrics.register(metrics.registry_mut());
+        let jobs = if config.jobs.enabled {
+            Some(vigia_jobs::JobsRuntime::new(
+                db.clone(),
+                jobs::registry(config),
+                jobs::runtime_config(config)?,
+                job_metrics,
+            ))
+        } else {
+            None
+        };
+        let state = AppState::with_metrics(db, objects, http, secret.as_bytes(), metrics);
         Ok(Self {
             listener,
             state,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            jobs,
         })
     }
 
@@ -85,6 +102,10 @@ impl Application {
     /// grace period) and closes the database.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let db = self.state.db.clone();
+        let background = match self.jobs {
+            Some(jobs) => Some(jobs.start(shutdown.clone()).await?),
+            None => None,
+        };
         let app = vigia_http::app(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = shutdown.clone();
         let server = axum::serve(self.listener, app)
@@ -95,6 +116,10 @@ impl Application {
             () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("in-flight requests did not finish within {} s; stopping anyway", grace.as_secs());
             }
+        }
+        if let Some(background) = background {
+            // The workers wait up to `jobs.shutdown_grace_secs` for running jobs.
+            let _ = background.await;
         }
         db.close().await;
         Ok(())
