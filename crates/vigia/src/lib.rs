@@ -4,6 +4,7 @@
 pub mod config;
 pub mod demo;
 pub mod jobs;
+pub mod jobs_cli;
 pub mod seed;
 pub mod telemetry;
 

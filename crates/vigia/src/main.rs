@@ -54,6 +54,12 @@ enum Command {
     /// Load synthetic data for load tests and demos.
     #[command(subcommand)]
     Seed(SeedCommand),
+    /// Inspect and steer background jobs (the dead-letter list is `--state dead`).
+    #[command(subcommand)]
+    Jobs(vigia::jobs_cli::JobsCommand),
+    /// Inspect, run, pause and resume schedules.
+    #[command(subcommand)]
+    Schedules(vigia::jobs_cli::SchedulesCommand),
     /// Replace the SQLite database with a backup (stop the server first).
     Restore {
         /// The backup file to restore.
@@ -202,6 +208,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { input, force } => restore(&config, &input, force),
+        Command::Jobs(command) => vigia::jobs_cli::jobs(&config, command).await,
+        Command::Schedules(command) => vigia::jobs_cli::schedules(&config, command).await,
         Command::Seed(SeedCommand::Incidents {
             count,
             batch,
