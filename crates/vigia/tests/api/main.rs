@@ -8,5 +8,6 @@ mod attachments;
 mod catalog;
 mod cli;
 mod incidents;
+mod jobs;
 mod stats;
 mod system;
