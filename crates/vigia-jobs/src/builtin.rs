@@ -65,7 +65,8 @@ impl Handler for SlaEscalate {
         _payload: serde_json::Value,
     ) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            let done = incidents::escalation::escalate_breaches(&ctx.db, ctx.now, SWEEP_LIMIT).await?;
+            let done =
+                incidents::escalation::escalate_breaches(&ctx.db, ctx.now, SWEEP_LIMIT).await?;
             if !done.is_empty() {
                 tracing::info!(escalated = done.len(), "SLA breaches escalated");
             }

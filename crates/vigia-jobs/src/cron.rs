@@ -22,7 +22,9 @@ impl CronExpr {
             return Err("is empty; expected a cron expression such as \"*/15 * * * *\"".into());
         }
         let cron = Cron::from_str(trimmed).map_err(|e| {
-            format!("{trimmed:?} is not a valid cron expression ({e}); expected e.g. \"*/15 * * * *\"")
+            format!(
+                "{trimmed:?} is not a valid cron expression ({e}); expected e.g. \"*/15 * * * *\""
+            )
         })?;
         let parsed = Self {
             raw: trimmed.to_owned(),
@@ -90,7 +92,15 @@ mod tests {
             let error = CronExpr::parse(bad).expect_err(bad);
             assert!(!error.is_empty());
         }
-        assert!(CronExpr::parse("every minute").unwrap_err().contains("not a valid cron"));
-        assert!(CronExpr::parse("0 0 30 2 *").unwrap_err().contains("never fires"));
+        assert!(
+            CronExpr::parse("every minute")
+                .expect_err("rejected")
+                .contains("not a valid cron")
+        );
+        assert!(
+            CronExpr::parse("0 0 30 2 *")
+                .expect_err("rejected")
+                .contains("never fires")
+        );
     }
 }

@@ -345,7 +345,11 @@ impl Worker {
     }
 
     /// Extends the leases of running jobs every third of the lease.
-    async fn heartbeat(self: Arc<Self>, in_flight: Arc<Mutex<HashSet<JobId>>>, stop: CancellationToken) {
+    async fn heartbeat(
+        self: Arc<Self>,
+        in_flight: Arc<Mutex<HashSet<JobId>>>,
+        stop: CancellationToken,
+    ) {
         let every = (self.config.lease / 3).max(Duration::from_millis(50));
         loop {
             tokio::select! {

@@ -59,7 +59,9 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
         bail!("jobs.lease_secs must be at least 2 (heartbeats renew it every third)");
     }
     if jobs.poll_interval_ms == 0 || jobs.relay_interval_ms == 0 || jobs.scheduler_tick_ms == 0 {
-        bail!("jobs.poll_interval_ms, jobs.relay_interval_ms and jobs.scheduler_tick_ms must be positive");
+        bail!(
+            "jobs.poll_interval_ms, jobs.relay_interval_ms and jobs.scheduler_tick_ms must be positive"
+        );
     }
     schedule_defs(config).map(|_| ())
 }
@@ -139,7 +141,12 @@ mod tests {
         let config = Config::load(None, &Overrides::default()).expect("defaults load");
         let defs = super::schedule_defs(&config).expect("schedules");
         let kinds: Vec<&str> = defs.iter().map(|d| d.kind.as_str()).collect();
-        for kind in ["report.global", "sla.escalate", "assignment.sweep", "cleanup"] {
+        for kind in [
+            "report.global",
+            "sla.escalate",
+            "assignment.sweep",
+            "cleanup",
+        ] {
             assert!(kinds.contains(&kind), "{kind} is scheduled by default");
         }
     }
@@ -148,8 +155,11 @@ mod tests {
     fn a_malformed_cron_expression_is_rejected_at_load_naming_its_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("vigia.toml");
-        std::fs::write(&file, "[schedules.cleanup]\nkind = \"cleanup\"\ncron = \"every day at noon\"\n")
-            .expect("write");
+        std::fs::write(
+            &file,
+            "[schedules.cleanup]\nkind = \"cleanup\"\ncron = \"every day at noon\"\n",
+        )
+        .expect("write");
         let error = Config::load(Some(&file), &Overrides::default()).expect_err("rejected");
         let message = format!("{error:#}");
         assert!(message.contains("schedules.cleanup.cron"), "{message}");

@@ -85,8 +85,14 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        JobsCommand::Retry { id } => act(jobs::retry(&db, JobId(id), Timestamp::now()).await, "queued again"),
-        JobsCommand::Cancel { id } => act(jobs::cancel(&db, JobId(id), Timestamp::now()).await, "cancelled"),
+        JobsCommand::Retry { id } => act(
+            jobs::retry(&db, JobId(id), Timestamp::now()).await,
+            "queued again",
+        ),
+        JobsCommand::Cancel { id } => act(
+            jobs::cancel(&db, JobId(id), Timestamp::now()).await,
+            "cancelled",
+        ),
         JobsCommand::Bench { count } => bench(config, &db, count).await,
     };
     db.close().await;
@@ -118,7 +124,10 @@ pub async fn schedules(config: &Config, command: SchedulesCommand) -> anyhow::Re
     };
     let result = match command {
         SchedulesCommand::List => {
-            println!("{:<20} {:<18} {:<14} {:<8} next run", "name", "kind", "cron", "state");
+            println!(
+                "{:<20} {:<18} {:<14} {:<8} next run",
+                "name", "kind", "cron", "state"
+            );
             for s in schedules::list(&db).await? {
                 let state = match (s.enabled, s.paused) {
                     (false, _) => "disabled",
@@ -148,9 +157,14 @@ pub async fn schedules(config: &Config, command: SchedulesCommand) -> anyhow::Re
             Ok(())
         }
         SchedulesCommand::History { name, limit } => {
-            schedules::find(&db, &name).await.map_err(not_found(&name))?;
+            schedules::find(&db, &name)
+                .await
+                .map_err(not_found(&name))?;
             let page = schedules::runs(&db, &name, None, limit.clamp(1, 200) as usize).await?;
-            println!("{:>6}  {:<8} {:<10} {:<25} {:>10}  error", "run", "trigger", "status", "scheduled for", "ms");
+            println!(
+                "{:>6}  {:<8} {:<10} {:<25} {:>10}  error",
+                "run", "trigger", "status", "scheduled for", "ms"
+            );
             for r in page.items {
                 println!(
                     "{:>6}  {:<8} {:<10} {:<25} {:>10}  {}",
@@ -211,7 +225,10 @@ async fn bench(config: &Config, db: &Db, count: u32) -> anyhow::Result<()> {
     let running = tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(30)));
     let deadline = Instant::now() + Duration::from_secs(600);
     while metrics.succeeded_count("noop") < u64::from(count) {
-        anyhow::ensure!(Instant::now() < deadline, "the jobs did not finish within 10 minutes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the jobs did not finish within 10 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     shutdown.cancel();

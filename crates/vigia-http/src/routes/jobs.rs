@@ -7,10 +7,10 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vigia_domain::Timestamp;
+use vigia_store::StoreError;
 use vigia_store::jobs::{self, Job, JobActionError, JobFilter, JobId, JobState};
 use vigia_store::page::clamp_limit;
 use vigia_store::schedules::{self, Schedule, ScheduleRun};
-use vigia_store::StoreError;
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/jobs/{id}/retry", post(retry_job))
         .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/api/v1/schedules", get(list_schedules))
-        .route("/api/v1/schedules/{name}", get(get_schedule).patch(patch_schedule))
+        .route(
+            "/api/v1/schedules/{name}",
+            get(get_schedule).patch(patch_schedule),
+        )
         .route("/api/v1/schedules/{name}/run", post(run_schedule))
         .route("/api/v1/schedules/{name}/runs", get(list_runs))
 }
@@ -291,7 +294,8 @@ async fn patch_schedule(
     Path(name): Path<String>,
     Json(input): Json<SchedulePatchIn>,
 ) -> ApiResult<Json<ScheduleOut>> {
-    let schedule = schedules::set_paused(&state.db, &name, !input.enabled, Timestamp::now()).await?;
+    let schedule =
+        schedules::set_paused(&state.db, &name, !input.enabled, Timestamp::now()).await?;
     Ok(Json(schedule.into()))
 }
 

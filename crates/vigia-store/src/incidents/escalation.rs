@@ -77,9 +77,8 @@ pub async fn escalate_one(
         SlaBreach::Resolve => "sla_resolve_escalated_at",
     };
     let lock = if db.is_sqlite() { "" } else { " FOR UPDATE" };
-    let read = format!(
-        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1 AND {mark} IS NULL{lock}"
-    );
+    let read =
+        format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1 AND {mark} IS NULL{lock}");
     let update = format!(
         "UPDATE incidents SET urgency = $2, {mark} = $3, version = version + 1, updated_at = $3 \
          WHERE id = $1 AND {mark} IS NULL"

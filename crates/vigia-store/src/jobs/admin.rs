@@ -179,7 +179,15 @@ pub async fn retry(db: &Db, id: JobId, now: Timestamp) -> Result<Job, JobActionE
              WHERE id = $1 AND state IN ('dead', 'failed', 'cancelled') RETURNING {JOB_COLUMNS}"
         )
     });
-    act(db, id, sql_str(&SQL), now, "retry", "dead, failed or cancelled").await
+    act(
+        db,
+        id,
+        sql_str(&SQL),
+        now,
+        "retry",
+        "dead, failed or cancelled",
+    )
+    .await
 }
 
 /// Cancels a job that has not started (queued, or failed and waiting for a retry).

@@ -24,9 +24,14 @@ pub struct ClaimedJob {
 pub enum Outcome {
     Succeeded,
     /// Try again at `at`.
-    Retry { at: Timestamp, error: String },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
     /// Give up: the job goes to the dead-letter list.
-    Dead { error: String },
+    Dead {
+        error: String,
+    },
 }
 
 fn claim_sql(db: &Db) -> &'static str {
@@ -114,7 +119,9 @@ pub async fn heartbeat(
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut sql = Sql::new("UPDATE jobs SET run_at = $1 WHERE state = 'running' AND lease_owner = $2 AND id IN (");
+    let mut sql = Sql::new(
+        "UPDATE jobs SET run_at = $1 WHERE state = 'running' AND lease_owner = $2 AND id IN (",
+    );
     sql.args.push(Arg::I64(lease_until.millis()));
     sql.args.push(Arg::Text(owner.to_owned()));
     push_ids(&mut sql, ids.iter().map(|id| id.0));
@@ -168,8 +175,7 @@ pub async fn finish(
     }
     const RETRY: &str = "UPDATE jobs SET state = 'failed', lease_owner = NULL, run_at = $3, last_error = $4, updated_at = $5 \
          WHERE id = $1 AND state = 'running' AND lease_owner = $2";
-    const RETRY_RUN: &str =
-        "UPDATE schedule_runs SET status = 'retrying', error = $2 WHERE job_id = $1 AND status IN ('queued', 'running')";
+    const RETRY_RUN: &str = "UPDATE schedule_runs SET status = 'retrying', error = $2 WHERE job_id = $1 AND status IN ('queued', 'running')";
     const DEAD: &str = "UPDATE jobs SET state = 'dead', lease_owner = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
          WHERE id = $1 AND state = 'running' AND lease_owner = $2";
     const DEAD_RUN: &str = "UPDATE schedule_runs SET status = 'failed', error = $2, finished_at = $3, \

@@ -28,7 +28,8 @@ pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<
     } else {
         "SELECT position FROM job_cursors WHERE name = $1 FOR UPDATE"
     };
-    let read = "SELECT id, incident_id, kind FROM incident_events WHERE id > $1 ORDER BY id LIMIT $2";
+    let read =
+        "SELECT id, incident_id, kind FROM incident_events WHERE id > $1 ORDER BY id LIMIT $2";
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
         let position: Option<i64> = sqlx::query_scalar(lock)

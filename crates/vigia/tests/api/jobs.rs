@@ -33,15 +33,26 @@ fn days(n: i64) -> Timestamp {
 }
 
 async fn jobs_of(db: &Db, kind: &str) -> Vec<jobs::Job> {
-    jobs::list(db, &JobFilter { state: None, kind: Some(kind.into()) }, None, 200)
-        .await
-        .expect("list jobs")
-        .items
+    jobs::list(
+        db,
+        &JobFilter {
+            state: None,
+            kind: Some(kind.into()),
+        },
+        None,
+        200,
+    )
+    .await
+    .expect("list jobs")
+    .items
 }
 
 async fn events(app: &TestApp, token: &str, incident: i64) -> Vec<Value> {
     let reply = app
-        .get(&format!("/api/v1/incidents/{incident}/events?limit=200"), Some(token))
+        .get(
+            &format!("/api/v1/incidents/{incident}/events?limit=200"),
+            Some(token),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     reply.body["items"].as_array().expect("items").clone()
@@ -250,6 +261,70 @@ backend_tests! {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_application_runs_jobs_in_the_background_and_counts_them_per_kind() {
+    for backend in [
+        crate::helpers::Backend::Sqlite,
+        crate::helpers::Backend::Postgres,
+    ] {
+        let Some(app) = crate::helpers::spawn_app_with(backend, |c| {
+            c.jobs.enabled = true;
+            c.jobs.test_handlers = true;
+            c.jobs.poll_interval_ms = 20;
+            c.jobs.relay_interval_ms = 20;
+        })
+        .await
+        else {
+            continue;
+        };
+        let admin = app.admin().await;
+        let id = jobs::enqueue(&app.db, &NewJob::new("noop", json!({})), Timestamp::now())
+            .await
+            .expect("enqueue")
+            .expect("new");
+        let c = campus(&app).await;
+        report(&app, &c.reporter, json!({
+            "category_id": c.leak, "title": "Puerta atascada", "description": "No abre desde ayer."
+        }))
+        .await;
+        wait_for(
+            "the background workers",
+            Duration::from_secs(30),
+            async || {
+                let done = jobs::find(&app.db, id).await.expect("job").state == JobState::Succeeded;
+                let dispatched = jobs_of(&app.db, "event.dispatch").await;
+                done && !dispatched.is_empty()
+                    && dispatched.iter().all(|j| j.state == JobState::Succeeded)
+            },
+        )
+        .await;
+        let metrics = app.get("/metrics", None).await;
+        assert_eq!(metrics.status, StatusCode::OK);
+        let text = app
+            .client
+            .get(format!("{}/metrics", app.url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            text.contains("vigia_jobs_succeeded_total{kind=\"noop\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigia_jobs_enqueued_total{kind=\"event.dispatch\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigia_job_duration_seconds_count{kind=\"event.dispatch\"}"),
+            "{text}"
+        );
+        drop(admin);
+    }
+}
+
 // --- The real binary ------------------------------------------------------------------------
 
 const BIN: &str = env!("CARGO_BIN_EXE_vigia");
@@ -293,7 +368,9 @@ async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() ->
 }
 
 async fn open(url: &str) -> Db {
-    let db = Db::connect(url, &DbOptions::default()).await.expect("connect");
+    let db = Db::connect(url, &DbOptions::default())
+        .await
+        .expect("connect");
     db.migrate().await.expect("migrate");
     db
 }
@@ -303,10 +380,14 @@ async fn a_job_running_when_the_process_is_killed_completes_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("vigia.db").display());
     let db = open(&url).await;
-    let id = jobs::enqueue(&db, &NewJob::new("sleep", json!({ "ms": 2500 })), Timestamp::now())
-        .await
-        .expect("enqueue")
-        .expect("new");
+    let id = jobs::enqueue(
+        &db,
+        &NewJob::new("sleep", json!({ "ms": 2500 })),
+        Timestamp::now(),
+    )
+    .await
+    .expect("enqueue")
+    .expect("new");
     let lease = [("VIGIA_JOBS__LEASE_SECS", "2")];
     let mut first = serve(dir.path(), &url, &lease);
     wait_for("the job to start", Duration::from_secs(30), async || {
@@ -316,12 +397,18 @@ async fn a_job_running_when_the_process_is_killed_completes_after_restart() {
     first.kill().expect("kill -9");
     first.wait().expect("reaped");
     let job = jobs::find(&db, id).await.expect("job");
-    assert_eq!((job.state, job.attempts), (JobState::Running, 1), "killed mid-job");
+    assert_eq!(
+        (job.state, job.attempts),
+        (JobState::Running, 1),
+        "killed mid-job"
+    );
 
     let mut second = serve(dir.path(), &url, &lease);
-    wait_for("the job to complete after the restart", Duration::from_secs(30), async || {
-        jobs::find(&db, id).await.expect("job").state == JobState::Succeeded
-    })
+    wait_for(
+        "the job to complete after the restart",
+        Duration::from_secs(30),
+        async || jobs::find(&db, id).await.expect("job").state == JobState::Succeeded,
+    )
     .await;
     second.kill().expect("kill");
     second.wait().expect("reaped");
@@ -352,12 +439,18 @@ async fn a_schedule_fires_once_across_two_nodes_on_postgres() {
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     let url = format!("{base}/{name}");
     let db = open(&url).await;
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let every_second = [
         ("VIGIA_SCHEDULES__TICK__KIND", "noop"),
         ("VIGIA_SCHEDULES__TICK__CRON", "* * * * * *"),
     ];
-    let mut nodes = [serve(dir_a.path(), &url, &every_second), serve(dir_b.path(), &url, &every_second)];
+    let mut nodes = [
+        serve(dir_a.path(), &url, &every_second),
+        serve(dir_b.path(), &url, &every_second),
+    ];
     let runs = async || -> Vec<(i64, String)> {
         match db.backend() {
             vigia_store::Backend::Postgres { pool } => sqlx::query_as(
@@ -369,7 +462,10 @@ async fn a_schedule_fires_once_across_two_nodes_on_postgres() {
             vigia_store::Backend::Sqlite { .. } => unreachable!("postgres test"),
         }
     };
-    wait_for("five ticks", Duration::from_secs(60), async || runs().await.len() >= 5).await;
+    wait_for("five ticks", Duration::from_secs(60), async || {
+        runs().await.len() >= 5
+    })
+    .await;
     for node in &mut nodes {
         node.kill().expect("kill");
         node.wait().expect("reaped");
@@ -377,15 +473,29 @@ async fn a_schedule_fires_once_across_two_nodes_on_postgres() {
     let fired = runs().await;
     let mut due: Vec<i64> = fired.iter().map(|(at, _)| *at).collect();
     due.dedup();
-    assert_eq!(due.len(), fired.len(), "each due second fired once: {fired:?}");
-    assert!(due.windows(2).all(|w| w[1] - w[0] >= 1000), "one run per second at most: {due:?}");
+    assert_eq!(
+        due.len(),
+        fired.len(),
+        "each due second fired once: {fired:?}"
+    );
+    assert!(
+        due.windows(2).all(|w| w[1] - w[0] >= 1000),
+        "one run per second at most: {due:?}"
+    );
     let noop = jobs_of(&db, "noop").await;
     assert_eq!(noop.len(), fired.len(), "one job per run");
-    assert!(noop.iter().filter(|j| j.state == JobState::Succeeded).count() >= fired.len() - 2);
+    assert!(
+        noop.iter()
+            .filter(|j| j.state == JobState::Succeeded)
+            .count()
+            >= fired.len() - 2
+    );
     db.close().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-        .execute(&mut conn)
-        .await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await;
 }
 
 #[test]
@@ -402,6 +512,9 @@ fn a_malformed_cron_expression_stops_the_start_naming_the_key() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("schedules.cleanup.cron"), "{stderr}");
-    assert!(stderr.contains("\"every night\" is not a valid cron expression"), "{stderr}");
+    assert!(
+        stderr.contains("\"every night\" is not a valid cron expression"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("vigia.db").exists(), "nothing was created");
 }
