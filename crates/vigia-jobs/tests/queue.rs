@@ -18,7 +18,6 @@ use vigia_store::{Db, DbOptions, schedules};
 
 /// A fresh database; a PostgreSQL one is dropped with it.
 struct TestDb {
-    db: Db,
     _dir: Option<tempfile::TempDir>,
     postgres: Option<(String, String)>,
 }
@@ -28,14 +27,14 @@ impl Drop for TestDb {
         let Some((admin, name)) = self.postgres.take() else {
             return;
         };
-        let db = self.db.clone();
+        // No `close()`: the pool's connections belong to the test's (blocked) runtime;
+        // `WITH (FORCE)` ends them.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                db.close().await;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
                     let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
                     let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -59,7 +58,6 @@ async fn databases() -> Vec<(Db, TestDb)> {
     let mut dbs = vec![(
         sqlite.clone(),
         TestDb {
-            db: sqlite,
             _dir: Some(dir),
             postgres: None,
         },
@@ -80,7 +78,6 @@ async fn databases() -> Vec<(Db, TestDb)> {
             dbs.push((
                 pg.clone(),
                 TestDb {
-                    db: pg,
                     _dir: None,
                     postgres: Some((admin.clone(), name)),
                 },
