@@ -37,8 +37,9 @@ pub enum Outcome {
 fn claim_sql(db: &Db) -> &'static str {
     if db.is_sqlite() {
         // One writer: the inner SELECT and the UPDATE cannot interleave with another claim.
+        // INDEXED BY: left alone, SQLite picks the state index and sorts every waiting job.
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, run_at = $2, updated_at = $3 \
-         WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
+         WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due_idx WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
                       ORDER BY run_at, id LIMIT $4) \
          RETURNING id, kind, payload, attempts, max_attempts"
     } else {
