@@ -41,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::incidents::router())
         .merge(routes::stats::router())
         .merge(routes::reports::router())
+        .merge(routes::jobs::router())
         .merge(routes::attachments::router(state.config.max_upload_bytes))
         .merge(routes::webhooks::router())
         .merge(realtime::router())

@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system, users, webhooks};
+use crate::routes::{
+    admin, attachments, auth, catalog, incidents, jobs, stats, system, users, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +34,8 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         webhooks::delete_endpoint, webhooks::rotate_secret, webhooks::test_endpoint,
         webhooks::list_deliveries, webhooks::get_delivery, webhooks::replay_delivery,
         crate::realtime::ws::ws, crate::realtime::sse::stream,
+        jobs::list_jobs, jobs::get_job, jobs::retry_job, jobs::cancel_job,
+        jobs::list_schedules, jobs::get_schedule, jobs::patch_schedule, jobs::run_schedule, jobs::list_runs,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -44,6 +48,7 @@ use crate::routes::{admin, attachments, auth, catalog, incidents, stats, system,
         (name = "stats", description = "Dashboard statistics and the public rankings"),
         (name = "notifications", description = "Webhook endpoints and the delivery log of e-mails and webhooks"),
         (name = "realtime", description = "Live incident events over WebSocket and Server-Sent Events"),
+        (name = "jobs", description = "Background jobs, the dead-letter list and schedules"),
     )
 )]
 pub struct ApiDoc;

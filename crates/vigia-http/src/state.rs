@@ -84,9 +84,20 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(db: Db, objects: Objects, config: HttpConfig, jwt_secret: &[u8]) -> Self {
+        Self::with_metrics(db, objects, config, jwt_secret, Metrics::new())
+    }
+
+    /// Like [`AppState::new`], with a metrics registry other parts of Vigía (the job workers)
+    /// registered their own metrics in.
+    pub fn with_metrics(
+        db: Db,
+        objects: Objects,
+        config: HttpConfig,
+        jwt_secret: &[u8],
+        mut metrics: Metrics,
+    ) -> Self {
         let limits = RateLimits::new(config.login_per_minute, config.register_per_hour);
         let auth_cache = AuthCache::new(config.auth_cache_ttl);
-        let mut metrics = Metrics::new();
         let realtime =
             crate::realtime::Hub::new(db.clone(), config.realtime.clone(), metrics.registry_mut());
         Self(Arc::new(Inner {

@@ -60,6 +60,8 @@ pub struct EmailSettings {
     pub from: String,
     /// Told at once about every new emergency or high-urgency incident.
     pub emergency_recipients: Vec<String>,
+    /// Receive the scheduled global report's link.
+    pub report_recipients: Vec<String>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
 }
@@ -75,6 +77,7 @@ impl Default for EmailSettings {
             smtp_password: String::new(),
             from: "Vigía <vigia@localhost>".into(),
             emergency_recipients: Vec::new(),
+            report_recipients: Vec::new(),
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
         }

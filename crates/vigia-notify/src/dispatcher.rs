@@ -1,6 +1,8 @@
-//! The built-in dispatcher for installations without a job queue: it follows the incident
-//! event outbox (cursor in `notification_cursor`), plans each event, and attempts deliveries
-//! whose time has come. Every step is idempotent, so several nodes may run it at once: planning
+//! The delivery dispatcher: it attempts deliveries whose time has come (each delivery keeps its
+//! own schedule: backoff with jitter, the receiver's `Retry-After`). Where the job queue runs
+//! (`jobs.enabled`), events are planned by its `event.dispatch` jobs; without it the dispatcher
+//! also follows the incident event outbox itself (cursor in `notification_cursor`) and plans
+//! each event ([`Planning::FollowEvents`]). Every step is idempotent, so several nodes may run it at once: planning
 //! is unique per (event, channel, target) and an attempt first claims its delivery.
 
 use futures::StreamExt;
@@ -15,11 +17,20 @@ use crate::{Notifier, attempt, plan};
 /// Deliveries attempted at once.
 const CONCURRENCY: usize = 8;
 
+/// Who plans events into deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planning {
+    /// The dispatcher follows the event outbox itself (no job queue on this installation).
+    FollowEvents,
+    /// The job queue's `event.dispatch` jobs plan; the dispatcher only attempts deliveries.
+    ByJobs,
+}
+
 /// Runs until `shutdown` is cancelled.
-pub async fn run(n: Notifier, shutdown: CancellationToken) {
+pub async fn run(n: Notifier, planning: Planning, shutdown: CancellationToken) {
     let interval = n.config().poll_interval;
     loop {
-        if let Err(e) = tick(&n).await {
+        if let Err(e) = tick(&n, planning).await {
             tracing::warn!(error = %format!("{e:#}"), "notification dispatcher");
         }
         tokio::select! {
@@ -29,9 +40,8 @@ pub async fn run(n: Notifier, shutdown: CancellationToken) {
     }
 }
 
-/// Plans every new event, then attempts every due delivery once. Returns how many attempts
-/// were made.
-pub async fn tick(n: &Notifier) -> anyhow::Result<usize> {
+/// Plans the events after the planner's cursor and moves the cursor past them.
+async fn plan_new_events(n: &Notifier) -> anyhow::Result<()> {
     let db = n.db();
     let mut cursor = notifications::planner_cursor(db).await?;
     loop {
@@ -52,6 +62,16 @@ pub async fn tick(n: &Notifier) -> anyhow::Result<usize> {
         }
         notifications::set_planner_cursor(db, last).await?;
         cursor = last;
+    }
+    Ok(())
+}
+
+/// Plans every new event (with [`Planning::FollowEvents`]), then attempts every due delivery
+/// once. Returns how many attempts were made.
+pub async fn tick(n: &Notifier, planning: Planning) -> anyhow::Result<usize> {
+    let db = n.db();
+    if planning == Planning::FollowEvents {
+        plan_new_events(n).await?;
     }
     let due = notifications::due(db, Timestamp::now(), 100).await?;
     let count = due.len();

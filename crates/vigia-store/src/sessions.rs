@@ -98,3 +98,13 @@ pub async fn revoke(db: &Db, user: UserId, session: SessionId) -> StoreResult<()
     });
     Ok(())
 }
+
+/// Deletes sessions that expired or were revoked before `before` (clean-up job).
+pub async fn purge_expired(db: &Db, before: Timestamp) -> StoreResult<u64> {
+    let sql = "DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)";
+    Ok(on_writer!(db, |pool| sqlx::query(sql)
+        .bind(before.millis())
+        .execute(pool)
+        .await?
+        .rows_affected()))
+}

@@ -26,6 +26,9 @@ pub struct Config {
     pub webhooks: WebhooksSection,
     pub notifications: NotificationsSection,
     pub realtime: RealtimeSection,
+    pub jobs: crate::jobs::JobsSection,
+    #[serde(default)]
+    pub schedules: crate::jobs::Schedules,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +106,7 @@ pub struct EmailSection {
     pub smtp_password: String,
     pub from: String,
     pub emergency_recipients: Vec<String>,
+    pub report_recipients: Vec<String>,
     pub timeout_secs: u64,
     pub max_attempts: u32,
     pub retry_base_ms: u64,
@@ -149,6 +153,7 @@ impl Config {
                 smtp_password: e.smtp_password.clone(),
                 from: e.from.clone(),
                 emergency_recipients: e.emergency_recipients.clone(),
+                report_recipients: e.report_recipients.clone(),
                 timeout: Duration::from_secs(e.timeout_secs.max(1)),
                 retry: vigia_notify::RetryPolicy {
                     max_attempts: e.max_attempts.max(1),
@@ -274,6 +279,12 @@ impl Config {
                 bail!("email.emergency_recipients[{i}] {to:?} is not an e-mail address");
             }
         }
+        for (i, to) in self.email.report_recipients.iter().enumerate() {
+            if vigia_domain::users::Email::parse("email", to).is_err() {
+                bail!("email.report_recipients[{i}] {to:?} is not an e-mail address");
+            }
+        }
+        crate::jobs::validate(self)?;
         Ok(())
     }
 

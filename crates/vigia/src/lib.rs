@@ -3,6 +3,9 @@
 
 pub mod config;
 pub mod demo;
+pub mod job_handlers;
+pub mod jobs;
+pub mod jobs_cli;
 pub mod reports_cli;
 pub mod seed;
 pub mod telemetry;
@@ -29,6 +32,8 @@ pub struct Application {
     grace: Duration,
     notifier: vigia_notify::Notifier,
     dispatcher: bool,
+    /// Background work (`[jobs] enabled`), started by [`Application::run`].
+    jobs: Option<vigia_jobs::JobsRuntime>,
 }
 
 impl Application {
@@ -78,13 +83,27 @@ impl Application {
         };
         let notifier =
             vigia_notify::Notifier::new(db.clone(), config.notify_config(&http.public_url)?)?;
-        let state = AppState::new(db, objects, http, secret.as_bytes());
+        let mut metrics = vigia_http::metrics::Metrics::new();
+        let job_metrics = vigia_jobs::JobMetrics::new();
+        job_metrics.register(metrics.registry_mut());
+        let jobs = if config.jobs.enabled {
+            Some(vigia_jobs::JobsRuntime::new(
+                db.clone(),
+                jobs::registry(config, &notifier, &objects),
+                jobs::runtime_config(config)?,
+                job_metrics,
+            ))
+        } else {
+            None
+        };
+        let state = AppState::with_metrics(db, objects, http, secret.as_bytes(), metrics);
         Ok(Self {
             listener,
             state,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
             notifier,
             dispatcher: config.notifications.dispatcher,
+            jobs,
         })
     }
 
@@ -108,12 +127,22 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let db = self.state.db.clone();
         let dispatcher = self.dispatcher.then(|| {
+            let planning = if self.jobs.is_some() {
+                vigia_notify::dispatcher::Planning::ByJobs
+            } else {
+                vigia_notify::dispatcher::Planning::FollowEvents
+            };
             tokio::spawn(vigia_notify::dispatcher::run(
                 self.notifier.clone(),
+                planning,
                 shutdown.clone(),
             ))
         });
         self.state.realtime.start(shutdown.clone());
+        let background = match self.jobs {
+            Some(jobs) => Some(jobs.start(shutdown.clone()).await?),
+            None => None,
+        };
         let app = vigia_http::app(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = shutdown.clone();
         let server = axum::serve(self.listener, app)
@@ -127,6 +156,10 @@ impl Application {
         }
         if let Some(dispatcher) = dispatcher {
             let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher).await;
+        }
+        if let Some(background) = background {
+            // The workers wait up to `jobs.shutdown_grace_secs` for running jobs.
+            let _ = background.await;
         }
         db.close().await;
         Ok(())

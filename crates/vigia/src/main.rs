@@ -59,6 +59,12 @@ enum Command {
     Report(ReportCommand),
     /// Export incidents or their events to a file (CSV, NDJSON or XLSX).
     Export(ExportArgs),
+    /// Inspect and steer background jobs (the dead-letter list is `--state dead`).
+    #[command(subcommand)]
+    Jobs(vigia::jobs_cli::JobsCommand),
+    /// Inspect, run, pause and resume schedules.
+    #[command(subcommand)]
+    Schedules(vigia::jobs_cli::SchedulesCommand),
     /// Replace the SQLite database with a backup (stop the server first).
     Restore {
         /// The backup file to restore.
@@ -283,6 +289,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             result
         }
+        Command::Jobs(command) => vigia::jobs_cli::jobs(&config, command).await,
+        Command::Schedules(command) => vigia::jobs_cli::schedules(&config, command).await,
         Command::Seed(SeedCommand::Incidents {
             count,
             batch,

@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod auth;
 pub mod catalog;
 pub mod incidents;
+pub mod jobs;
 pub mod reports;
 pub mod stats;
 pub mod system;

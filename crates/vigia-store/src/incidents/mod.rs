@@ -6,10 +6,12 @@ pub mod attachments;
 mod changes;
 mod create;
 mod edit;
+pub mod escalation;
 pub mod events;
 pub mod feed;
 mod queries;
 pub mod stats;
+pub mod sweep;
 
 pub use changes::*;
 pub use create::*;

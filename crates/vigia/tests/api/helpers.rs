@@ -130,6 +130,8 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     config.http.login_per_minute = 10_000;
     config.http.register_per_hour = 10_000;
     config.http.shutdown_grace_secs = 2;
+    // Background work changes incidents on its own schedule; tests that want it turn it on.
+    config.jobs.enabled = false;
     adjust(&mut config);
     let app = Application::build(&config)
         .await

@@ -8,6 +8,7 @@ mod attachments;
 mod catalog;
 mod cli;
 mod incidents;
+mod jobs;
 mod notify;
 mod realtime;
 mod reports;

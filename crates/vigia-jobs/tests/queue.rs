@@ -1,0 +1,592 @@
+//! The queue and scheduler against a real database: SQLite always, PostgreSQL too when
+//! `VIGIA_TEST_DATABASE_URL` is set. Time is passed explicitly, so retries and lease expiry are
+//! tested without waiting.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Connection;
+use vigia_domain::Timestamp;
+use vigia_jobs::{
+    BoxFuture, CronExpr, ExecutionOutcome, Handler, JobContext, JobError, JobMetrics, Registry,
+    ScheduleDef, Scheduler, Worker, WorkerConfig,
+};
+use vigia_store::jobs::{self, JobState, NewJob, queue};
+use vigia_store::{Db, DbOptions, schedules};
+
+/// A fresh database; a PostgreSQL one is dropped with it.
+struct TestDb {
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            return;
+        };
+        // No `close()`: the pool's connections belong to the test's (blocked) runtime;
+        // `WITH (FORCE)` ends them.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A fresh database per backend available here.
+async fn databases() -> Vec<(Db, TestDb)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+    let sqlite = Db::connect(&url, &DbOptions::default())
+        .await
+        .expect("sqlite");
+    sqlite.migrate().await.expect("migrate");
+    let mut dbs = vec![(
+        sqlite.clone(),
+        TestDb {
+            _dir: Some(dir),
+            postgres: None,
+        },
+    )];
+    match std::env::var("VIGIA_TEST_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            let name = format!("vigia_j_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            let pg = Db::connect(&format!("{base}/{name}"), &DbOptions::default())
+                .await
+                .expect("postgres");
+            pg.migrate().await.expect("migrate");
+            dbs.push((
+                pg.clone(),
+                TestDb {
+                    _dir: None,
+                    postgres: Some((admin.clone(), name)),
+                },
+            ));
+        }
+        _ => assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run the PostgreSQL queue tests: set VIGIA_TEST_DATABASE_URL"
+        ),
+    }
+    dbs
+}
+
+const T0: i64 = 1_800_000_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + secs * 1000)
+}
+
+fn config() -> WorkerConfig {
+    WorkerConfig {
+        lease: Duration::from_secs(30),
+        max_attempts: 5,
+        backoff_base: Duration::from_secs(10),
+        backoff_max: Duration::from_secs(600),
+        ..WorkerConfig::default()
+    }
+}
+
+fn worker(db: &Db, registry: Registry) -> Worker {
+    Worker::new(db.clone(), Arc::new(registry), config(), JobMetrics::new())
+}
+
+/// Fails `failures` times, then succeeds.
+struct Flaky {
+    failures: u32,
+    runs: Arc<AtomicU32>,
+}
+
+impl Handler for Flaky {
+    fn kind(&self) -> &'static str {
+        "flaky"
+    }
+    fn run<'a>(
+        &'a self,
+        _: &'a JobContext,
+        _: serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+            if run <= self.failures {
+                Err(JobError::retry(format!("transient failure {run}")))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+/// Fails permanently.
+struct Rejects;
+
+impl Handler for Rejects {
+    fn kind(&self) -> &'static str {
+        "rejects"
+    }
+    fn run<'a>(
+        &'a self,
+        _: &'a JobContext,
+        _: serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async { Err(JobError::permanent("the receiver said 400 Bad Request")) })
+    }
+}
+
+/// Its effect is a follow-up job with a dedup key derived from the payload: running twice
+/// enqueues it once.
+struct Effect {
+    runs: Arc<AtomicU32>,
+}
+
+impl Handler for Effect {
+    fn kind(&self) -> &'static str {
+        "effect"
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a JobContext,
+        payload: serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let n = payload["n"].as_i64().unwrap_or_default();
+            // Parked far in the future: this test only counts it.
+            let follow_up = NewJob::new("effect.done", json!({ "n": n }))
+                .dedup(format!("effect:{n}"))
+                .run_at(Timestamp::from_millis(i64::MAX / 2));
+            jobs::enqueue(&ctx.db, &follow_up, ctx.now).await?;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_job_is_retried_with_backoff_then_succeeds() {
+    for (db, _dir) in databases().await {
+        let runs = Arc::new(AtomicU32::new(0));
+        let mut registry = Registry::new();
+        registry.register(Flaky {
+            failures: 2,
+            runs: runs.clone(),
+        });
+        let worker = worker(&db, registry);
+        let id = jobs::enqueue(&db, &NewJob::new("flaky", json!({})), at(0))
+            .await
+            .expect("enqueue")
+            .expect("new job");
+
+        assert_eq!(worker.drain(at(0), 100).await.expect("drain"), 1);
+        let job = jobs::find(&db, id).await.expect("job");
+        assert_eq!(job.state, JobState::Failed);
+        assert_eq!(job.last_error.as_deref(), Some("transient failure 1"));
+        // First retry after 5..10 s (base 10 s, jitter in the upper half).
+        assert!(
+            job.run_at >= at(5) && job.run_at <= at(10),
+            "{:?}",
+            job.run_at
+        );
+        assert_eq!(
+            worker.drain(at(4), 100).await.expect("drain"),
+            0,
+            "not due yet"
+        );
+
+        assert_eq!(worker.drain(at(10), 100).await.expect("drain"), 1);
+        let job = jobs::find(&db, id).await.expect("job");
+        assert_eq!(job.state, JobState::Failed);
+        assert!(
+            job.run_at >= at(10 + 10) && job.run_at <= at(10 + 20),
+            "the delay doubled"
+        );
+
+        assert_eq!(worker.drain(at(30), 100).await.expect("drain"), 1);
+        let job = jobs::find(&db, id).await.expect("job");
+        assert_eq!(job.state, JobState::Succeeded);
+        assert_eq!(job.attempts, 3);
+        assert_eq!(job.finished_at, Some(at(30)));
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_job_out_of_attempts_goes_to_the_dead_letter_list() {
+    for (db, _dir) in databases().await {
+        let runs = Arc::new(AtomicU32::new(0));
+        let mut registry = Registry::new();
+        registry.register(Flaky {
+            failures: u32::MAX,
+            runs: runs.clone(),
+        });
+        let worker = worker(&db, registry);
+        let id = jobs::enqueue(&db, &NewJob::new("flaky", json!({})).max_attempts(3), at(0))
+            .await
+            .expect("enqueue")
+            .expect("new job");
+        for hour in 0..10 {
+            worker.drain(at(hour * 3600), 100).await.expect("drain");
+        }
+        let job = jobs::find(&db, id).await.expect("job");
+        assert_eq!(job.state, JobState::Dead);
+        assert_eq!(job.attempts, 3);
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "no attempt after the last");
+        let error = job.last_error.expect("error kept");
+        assert!(
+            error.contains("transient failure 3") && error.contains("gave up after 3 attempts"),
+            "{error}"
+        );
+        let dead = jobs::list(
+            &db,
+            &jobs::JobFilter {
+                state: Some(JobState::Dead),
+                kind: None,
+            },
+            None,
+            10,
+        )
+        .await
+        .expect("list");
+        assert_eq!(dead.items.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn permanent_errors_and_unknown_kinds_are_dead_lettered_at_once() {
+    for (db, _dir) in databases().await {
+        let mut registry = Registry::new();
+        registry.register(Rejects);
+        let worker = worker(&db, registry);
+        let rejected = jobs::enqueue(&db, &NewJob::new("rejects", json!({})), at(0))
+            .await
+            .expect("enqueue")
+            .expect("new");
+        let unknown = jobs::enqueue(&db, &NewJob::new("report.nobody", json!({})), at(0))
+            .await
+            .expect("enqueue")
+            .expect("new");
+        assert_eq!(worker.drain(at(0), 100).await.expect("drain"), 2);
+        let job = jobs::find(&db, rejected).await.expect("job");
+        assert_eq!((job.state, job.attempts), (JobState::Dead, 1));
+        assert_eq!(
+            job.last_error.as_deref(),
+            Some("the receiver said 400 Bad Request")
+        );
+        let job = jobs::find(&db, unknown).await.expect("job");
+        assert_eq!(job.state, JobState::Dead);
+        let error = job.last_error.expect("error");
+        assert!(
+            error.contains("no handler is registered for job kind \"report.nobody\""),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_runs_again_after_its_lease_and_its_effect_happens_once() {
+    for (db, _dir) in databases().await {
+        let runs = Arc::new(AtomicU32::new(0));
+        let mut registry = Registry::new();
+        registry.register(Effect { runs: runs.clone() });
+        let survivor = worker(&db, registry.clone());
+        let id = jobs::enqueue(&db, &NewJob::new("effect", json!({ "n": 7 })), at(0))
+            .await
+            .expect("enqueue")
+            .expect("new");
+
+        // A worker claims the job, runs its effect, and dies before recording the outcome.
+        let claimed = queue::claim(&db, "worker-that-dies", 10, at(30), at(0))
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        let ghost = Worker::new(db.clone(), Arc::new(registry), config(), JobMetrics::new());
+        let ctx = JobContext {
+            db: db.clone(),
+            job_id: id,
+            kind: "effect".into(),
+            attempt: 1,
+            max_attempts: 5,
+            now: at(1),
+        };
+        Effect { runs: runs.clone() }
+            .run(&ctx, json!({ "n": 7 }))
+            .await
+            .expect("effect");
+        drop(ghost);
+
+        // While the lease holds, nobody else takes it.
+        assert_eq!(
+            survivor.try_execute_task(at(20)).await.expect("try"),
+            ExecutionOutcome::EmptyQueue
+        );
+        assert_eq!(
+            jobs::find(&db, id).await.expect("job").state,
+            JobState::Running
+        );
+
+        // After it expires, another worker does.
+        match survivor.try_execute_task(at(31)).await.expect("try") {
+            ExecutionOutcome::TaskCompleted { id: ran, state, .. } => {
+                assert_eq!((ran, state), (id, "succeeded"));
+            }
+            other => panic!("expected the expired job to run, got {other:?}"),
+        }
+        let job = jobs::find(&db, id).await.expect("job");
+        assert_eq!((job.state, job.attempts), (JobState::Succeeded, 2));
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "the handler ran twice");
+        let effects = jobs::list(
+            &db,
+            &jobs::JobFilter {
+                state: None,
+                kind: Some("effect.done".into()),
+            },
+            None,
+            10,
+        )
+        .await
+        .expect("list");
+        assert_eq!(effects.items.len(), 1, "the effect happened once");
+
+        // The dead worker's late report changes nothing.
+        let late = queue::finish(
+            &db,
+            "worker-that-dies",
+            &[(
+                id,
+                queue::Outcome::Dead {
+                    error: "late".into(),
+                },
+            )],
+            at(40),
+        )
+        .await
+        .expect("finish");
+        assert_eq!(late, 0);
+        assert_eq!(
+            jobs::find(&db, id).await.expect("job").state,
+            JobState::Succeeded
+        );
+    }
+}
+
+#[tokio::test]
+async fn drain_runs_exactly_the_due_jobs_and_dedup_keys_enqueue_once() {
+    for (db, _dir) in databases().await {
+        let runs = Arc::new(AtomicU32::new(0));
+        let mut registry = Registry::new();
+        registry.register(Flaky {
+            failures: 0,
+            runs: runs.clone(),
+        });
+        let worker = worker(&db, registry);
+        let batch: Vec<NewJob> = (0..10)
+            .map(|i| NewJob::new("flaky", json!({ "i": i })).dedup(format!("k{}", i % 5)))
+            .collect();
+        assert_eq!(
+            jobs::enqueue_batch(&db, &batch, at(0))
+                .await
+                .expect("batch"),
+            5
+        );
+        jobs::enqueue(&db, &NewJob::new("flaky", json!({})).run_at(at(60)), at(0))
+            .await
+            .expect("enqueue");
+        assert_eq!(worker.drain(at(0), 100).await.expect("drain"), 5);
+        assert_eq!(runs.load(Ordering::SeqCst), 5);
+        assert_eq!(worker.drain(at(0), 100).await.expect("drain"), 0);
+        assert_eq!(
+            worker.drain(at(60), 100).await.expect("drain"),
+            1,
+            "the delayed job"
+        );
+    }
+}
+
+#[tokio::test]
+async fn workers_run_jobs_concurrently_and_stop_on_shutdown() {
+    for (db, _dir) in databases().await {
+        let runs = Arc::new(AtomicU32::new(0));
+        let mut registry = Registry::new();
+        registry.register(Flaky {
+            failures: 0,
+            runs: runs.clone(),
+        });
+        let batch: Vec<NewJob> = (0..300)
+            .map(|i| NewJob::new("flaky", json!({ "i": i })))
+            .collect();
+        jobs::enqueue_batch(&db, &batch, Timestamp::now())
+            .await
+            .expect("batch");
+        let worker = Arc::new(Worker::new(
+            db.clone(),
+            Arc::new(registry),
+            WorkerConfig {
+                poll_interval: Duration::from_millis(20),
+                ..config()
+            },
+            JobMetrics::new(),
+        ));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let running = tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(5)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let done = jobs::list(
+                &db,
+                &jobs::JobFilter {
+                    state: Some(JobState::Succeeded),
+                    kind: None,
+                },
+                None,
+                200,
+            )
+            .await
+            .expect("list");
+            if done.items.len() == 200 && done.next_cursor.is_some() {
+                let counts = jobs::counts(&db).await.expect("counts");
+                if counts
+                    .iter()
+                    .any(|(_, s, n)| *s == JobState::Succeeded && *n == 300)
+                {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "workers did not finish: {:?}",
+                jobs::counts(&db).await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.cancel();
+        running.await.expect("worker stops");
+        assert_eq!(runs.load(Ordering::SeqCst), 300, "each job ran once");
+    }
+}
+
+fn noop_registry() -> Registry {
+    struct Noop;
+    impl Handler for Noop {
+        fn kind(&self) -> &'static str {
+            "noop"
+        }
+        fn run<'a>(
+            &'a self,
+            _: &'a JobContext,
+            _: serde_json::Value,
+        ) -> BoxFuture<'a, Result<(), JobError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+    let mut registry = Registry::new();
+    registry.register(Noop);
+    registry
+}
+
+#[tokio::test]
+async fn a_schedule_fires_once_per_due_time_and_once_after_downtime() {
+    for (db, _dir) in databases().await {
+        let registry = noop_registry();
+        let defs = vec![
+            ScheduleDef {
+                name: "minutely".into(),
+                kind: "noop".into(),
+                cron: CronExpr::parse("* * * * *").expect("cron"),
+                enabled: true,
+            },
+            ScheduleDef {
+                name: "unhandled".into(),
+                kind: "report.global".into(),
+                cron: CronExpr::parse("*/15 * * * *").expect("cron"),
+                enabled: true,
+            },
+        ];
+        let node_a = Scheduler::new(db.clone(), defs.clone(), &registry, JobMetrics::new());
+        let node_b = Scheduler::new(db.clone(), defs, &registry, JobMetrics::new());
+        assert_eq!(
+            node_a.schedules().len(),
+            1,
+            "kinds without a handler are not scheduled"
+        );
+        let start = Timestamp::from_millis(T0 - T0 % 60_000 + 30_000); // hh:mm:30
+        node_a.sync(start).await.expect("sync");
+        node_b.sync(start).await.expect("sync");
+        assert!(
+            node_a.tick(start).await.expect("tick").is_empty(),
+            "not due before its time"
+        );
+
+        // Both nodes tick after the due time: one fires.
+        let due = Timestamp::from_millis(start.millis() + 31_000);
+        let fired_a = node_a.tick(due).await.expect("tick");
+        let fired_b = node_b.tick(due).await.expect("tick");
+        assert_eq!(fired_a.len() + fired_b.len(), 1);
+
+        // Ten minutes of downtime: one catch-up run, not ten.
+        let later = Timestamp::from_millis(due.millis() + 10 * 60_000 + 5_000);
+        assert_eq!(node_b.tick(later).await.expect("tick"), ["minutely"]);
+        assert!(node_a.tick(later).await.expect("tick").is_empty());
+        let schedule = schedules::find(&db, "minutely").await.expect("schedule");
+        assert_eq!(schedule.next_run_at.millis() % 60_000, 0);
+        assert!(
+            schedule.next_run_at > later
+                && schedule.next_run_at.millis() - later.millis() <= 60_000
+        );
+
+        let runs = schedules::runs(&db, "minutely", None, 50)
+            .await
+            .expect("runs");
+        assert_eq!(runs.items.len(), 2);
+        assert!(
+            runs.items
+                .iter()
+                .all(|r| r.status == "queued" && r.triggered_by == "cron")
+        );
+
+        // Running the jobs completes the runs with a duration.
+        let worker = worker(&db, registry);
+        assert_eq!(worker.drain(later, 100).await.expect("drain"), 2);
+        let runs = schedules::runs(&db, "minutely", None, 50)
+            .await
+            .expect("runs");
+        assert!(
+            runs.items
+                .iter()
+                .all(|r| r.status == "succeeded" && r.duration_ms == Some(0)),
+            "{:?}",
+            runs.items
+        );
+
+        // Paused schedules do not fire; the pause survives a re-sync.
+        schedules::set_paused(&db, "minutely", true, later)
+            .await
+            .expect("pause");
+        node_a.sync(later).await.expect("sync");
+        let much_later = Timestamp::from_millis(later.millis() + 3_600_000);
+        assert!(node_a.tick(much_later).await.expect("tick").is_empty());
+        assert!(
+            schedules::find(&db, "minutely")
+                .await
+                .expect("schedule")
+                .paused
+        );
+    }
+}

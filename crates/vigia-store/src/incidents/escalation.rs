@@ -1,0 +1,135 @@
+//! SLA escalation: incidents past their acknowledge or resolve due time get an `escalated`
+//! event, and their urgency raised one level when their SLA policy says so — once per breach.
+//!
+//! Each breach is marked on the incident row (`sla_acknowledge_escalated_at`,
+//! `sla_resolve_escalated_at`) in the transaction that writes its event, so a second sweep finds
+//! nothing to do and two nodes sweeping at once escalate it once (the update is conditional on
+//! the mark being empty). Raising the urgency keeps the incident's SLA clock: the targets it
+//! already missed stay the ones it is measured against, so one breach cannot cascade into
+//! another through a tighter policy. Notifying the department's escalation contacts is the
+//! consumers' part: the event reaches them through the outbox (`event.dispatch` jobs).
+
+use serde::Serialize;
+use vigia_domain::Timestamp;
+use vigia_domain::catalog::Urgency;
+use vigia_domain::ids::{DepartmentId, IncidentId};
+use vigia_domain::incidents::{EventData, SlaBreach, Status, raise_urgency};
+
+use super::events::insert_event;
+use super::{INCIDENT_COLUMNS, IncidentRow};
+use crate::{Db, StoreResult, composed, on_writer};
+
+/// One escalation written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Escalation {
+    pub incident_id: IncidentId,
+    pub department_id: Option<DepartmentId>,
+    pub breach: SlaBreach,
+    pub urgency_from: Urgency,
+    /// The new urgency, when the policy raised it.
+    pub raised_to: Option<Urgency>,
+    pub event_id: i64,
+}
+
+const ACK_CANDIDATES: &str = "SELECT id FROM incidents WHERE acknowledged_at IS NULL AND acknowledge_due_at < $1 \
+     AND sla_acknowledge_escalated_at IS NULL AND status NOT IN ('resolved', 'closed') \
+     ORDER BY acknowledge_due_at, id LIMIT $2";
+const RESOLVE_CANDIDATES: &str = "SELECT id FROM incidents WHERE resolve_due_at IS NOT NULL AND resolve_due_at < $1 \
+     AND sla_resolve_escalated_at IS NULL AND resolved_at IS NULL AND status NOT IN ('resolved', 'closed') \
+     ORDER BY resolve_due_at, id LIMIT $2";
+
+/// Escalates up to `limit` breaches of each kind as of `now`; returns what it wrote.
+#[tracing::instrument(skip_all)]
+pub async fn escalate_breaches(
+    db: &Db,
+    now: Timestamp,
+    limit: usize,
+) -> StoreResult<Vec<Escalation>> {
+    let mut done = Vec::new();
+    for (breach, sql) in [
+        (SlaBreach::Acknowledge, ACK_CANDIDATES),
+        (SlaBreach::Resolve, RESOLVE_CANDIDATES),
+    ] {
+        let ids: Vec<i64> = on_writer!(db, |pool| sqlx::query_scalar(sql)
+            .bind(now.millis())
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await?);
+        for id in ids {
+            if let Some(escalation) = escalate_one(db, IncidentId(id), breach, now).await? {
+                done.push(escalation);
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Escalates one breach of one incident if it is (still) breached and not yet escalated.
+#[tracing::instrument(skip(db, now), fields(incident_id = %incident))]
+pub async fn escalate_one(
+    db: &Db,
+    incident: IncidentId,
+    breach: SlaBreach,
+    now: Timestamp,
+) -> StoreResult<Option<Escalation>> {
+    let mark = match breach {
+        SlaBreach::Acknowledge => "sla_acknowledge_escalated_at",
+        SlaBreach::Resolve => "sla_resolve_escalated_at",
+    };
+    let lock = if db.is_sqlite() { "" } else { " FOR UPDATE" };
+    let read =
+        format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1 AND {mark} IS NULL{lock}");
+    let update = format!(
+        "UPDATE incidents SET urgency = $2, {mark} = $3, version = version + 1, updated_at = $3 \
+         WHERE id = $1 AND {mark} IS NULL"
+    );
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let row: Option<IncidentRow> = sqlx::query_as(composed(&read))
+            .bind(incident.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let current = row.into_incident(now);
+        let open = !matches!(current.status, Status::Resolved | Status::Closed);
+        let breached = match breach {
+            SlaBreach::Acknowledge => {
+                current.acknowledged_at.is_none() && current.sla.acknowledge_breached
+            }
+            SlaBreach::Resolve => {
+                current.resolved_at.is_none() && !current.sla.paused && current.sla.resolve_breached
+            }
+        };
+        if !open || !breached {
+            return Ok(None);
+        }
+        let raised_to = if current.sla_clock.raise_urgency_on_breach {
+            raise_urgency(current.urgency)
+        } else {
+            None
+        };
+        let changed = sqlx::query(composed(&update))
+            .bind(incident.0)
+            .bind(raised_to.unwrap_or(current.urgency).as_str())
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed != 1 {
+            return Ok(None);
+        }
+        let event = EventData::Escalated { breach, raised_to };
+        let event_id = insert_event!(&mut *tx, incident.0, "system", now.millis(), &event);
+        tx.commit().await?;
+        Ok(Some(Escalation {
+            incident_id: incident,
+            department_id: current.department_id,
+            breach,
+            urgency_from: current.urgency,
+            raised_to,
+            event_id,
+        }))
+    })
+}

@@ -1,0 +1,242 @@
+//! What workers do with the queue: claim due jobs under a lease, extend the lease, and write
+//! back what happened — each in one short transaction for a whole batch.
+
+use vigia_domain::Timestamp;
+
+use super::JobId;
+use crate::sql::{Arg, Sql, bind_args};
+use crate::{Db, StoreResult, composed, on_writer};
+
+/// A job a worker holds.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    /// `None`: the worker's default.
+    pub max_attempts: Option<u32>,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Succeeded,
+    /// Try again at `at`.
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
+    /// Give up: the job goes to the dead-letter list.
+    Dead {
+        error: String,
+    },
+}
+
+fn claim_sql(db: &Db) -> &'static str {
+    if db.is_sqlite() {
+        // One writer: the inner SELECT and the UPDATE cannot interleave with another claim.
+        // INDEXED BY: left alone, SQLite picks the state index and sorts every waiting job.
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, run_at = $2, updated_at = $3 \
+         WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due_idx WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
+                      ORDER BY run_at, id LIMIT $4) \
+         RETURNING id, kind, payload, attempts, max_attempts"
+    } else {
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, run_at = $2, updated_at = $3 \
+         WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
+                      ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, kind, payload, attempts, max_attempts"
+    }
+}
+
+/// Claims up to `limit` due jobs for `owner` until `lease_until`: queued jobs, failed jobs whose
+/// retry time came, and running jobs whose lease expired (their worker died or hung). Also marks
+/// the schedule runs of the claimed jobs as running.
+#[tracing::instrument(skip_all, fields(owner, limit))]
+pub async fn claim(
+    db: &Db,
+    owner: &str,
+    limit: usize,
+    lease_until: Timestamp,
+    now: Timestamp,
+) -> StoreResult<Vec<ClaimedJob>> {
+    type Row = (i64, String, String, i64, Option<i64>);
+    let sql = claim_sql(db);
+    let rows: Vec<Row> = on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let rows: Vec<Row> = sqlx::query_as(sql)
+            .bind(owner)
+            .bind(lease_until.millis())
+            .bind(now.millis())
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        if !rows.is_empty() {
+            let mut update = Sql::new(
+                "UPDATE schedule_runs SET status = 'running', started_at = COALESCE(started_at, ",
+            );
+            let at = update.arg(Arg::I64(now.millis()));
+            update.push(&at);
+            update.push(") WHERE status IN ('queued', 'retrying', 'running') AND job_id IN (");
+            push_ids(&mut update, rows.iter().map(|r| r.0));
+            update.push(")");
+            bind_args!(sqlx::query(composed(&update.text)), &update.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        rows
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(id, kind, payload, attempts, max_attempts)| ClaimedJob {
+            id: JobId(id),
+            kind,
+            payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+            attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+            max_attempts: max_attempts.map(|m| u32::try_from(m).unwrap_or(u32::MAX)),
+        })
+        .collect())
+}
+
+fn push_ids(sql: &mut Sql, ids: impl Iterator<Item = i64>) {
+    for (i, id) in ids.enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        let p = sql.arg(Arg::I64(id));
+        sql.push(&p);
+    }
+}
+
+/// Extends the lease of `owner`'s running jobs among `ids`; returns how many it still holds.
+pub async fn heartbeat(
+    db: &Db,
+    owner: &str,
+    ids: &[JobId],
+    lease_until: Timestamp,
+) -> StoreResult<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = Sql::new(
+        "UPDATE jobs SET run_at = $1 WHERE state = 'running' AND lease_owner = $2 AND id IN (",
+    );
+    sql.args.push(Arg::I64(lease_until.millis()));
+    sql.args.push(Arg::Text(owner.to_owned()));
+    push_ids(&mut sql, ids.iter().map(|id| id.0));
+    sql.push(")");
+    Ok(on_writer!(db, |pool| bind_args!(
+        sqlx::query(composed(&sql.text)),
+        &sql.args
+    )
+    .execute(pool)
+    .await?
+    .rows_affected()))
+}
+
+/// Writes the outcomes of `owner`'s attempts in one transaction, with the runs of their
+/// schedules. An outcome for a job whose lease `owner` lost (another worker took it) changes
+/// nothing: that worker's outcome counts. Returns how many jobs were updated.
+#[tracing::instrument(skip_all, fields(owner, count = outcomes.len()))]
+pub async fn finish(
+    db: &Db,
+    owner: &str,
+    outcomes: &[(JobId, Outcome)],
+    now: Timestamp,
+) -> StoreResult<u64> {
+    if outcomes.is_empty() {
+        return Ok(0);
+    }
+    let succeeded: Vec<i64> = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Succeeded))
+        .map(|(id, _)| id.0)
+        .collect();
+    let mut done = None;
+    if !succeeded.is_empty() {
+        let mut jobs = Sql::new(
+            "UPDATE jobs SET state = 'succeeded', lease_owner = NULL, finished_at = $1, updated_at = $1 \
+             WHERE state = 'running' AND lease_owner = $2 AND id IN (",
+        );
+        jobs.args.push(Arg::I64(now.millis()));
+        jobs.args.push(Arg::Text(owner.to_owned()));
+        push_ids(&mut jobs, succeeded.iter().copied());
+        jobs.push(")");
+        let mut runs = Sql::new(
+            "UPDATE schedule_runs SET status = 'succeeded', finished_at = $1, \
+             duration_ms = $1 - COALESCE(started_at, $1), error = NULL \
+             WHERE status IN ('queued', 'running', 'retrying') AND job_id IN (",
+        );
+        runs.args.push(Arg::I64(now.millis()));
+        push_ids(&mut runs, succeeded.iter().copied());
+        runs.push(")");
+        done = Some((jobs, runs));
+    }
+    const RETRY: &str = "UPDATE jobs SET state = 'failed', lease_owner = NULL, run_at = $3, last_error = $4, updated_at = $5 \
+         WHERE id = $1 AND state = 'running' AND lease_owner = $2";
+    const RETRY_RUN: &str = "UPDATE schedule_runs SET status = 'retrying', error = $2 WHERE job_id = $1 AND status IN ('queued', 'running')";
+    const DEAD: &str = "UPDATE jobs SET state = 'dead', lease_owner = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
+         WHERE id = $1 AND state = 'running' AND lease_owner = $2";
+    const DEAD_RUN: &str = "UPDATE schedule_runs SET status = 'failed', error = $2, finished_at = $3, \
+         duration_ms = $3 - COALESCE(started_at, $3) WHERE job_id = $1 AND status IN ('queued', 'running', 'retrying')";
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut updated = 0;
+        if let Some((jobs, runs)) = &done {
+            updated += bind_args!(sqlx::query(composed(&jobs.text)), &jobs.args)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            bind_args!(sqlx::query(composed(&runs.text)), &runs.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (id, outcome) in outcomes {
+            match outcome {
+                Outcome::Succeeded => {}
+                Outcome::Retry { at, error } => {
+                    let n = sqlx::query(RETRY)
+                        .bind(id.0)
+                        .bind(owner)
+                        .bind(at.millis())
+                        .bind(error)
+                        .bind(now.millis())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if n > 0 {
+                        sqlx::query(RETRY_RUN)
+                            .bind(id.0)
+                            .bind(error)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    updated += n;
+                }
+                Outcome::Dead { error } => {
+                    let n = sqlx::query(DEAD)
+                        .bind(id.0)
+                        .bind(owner)
+                        .bind(error)
+                        .bind(now.millis())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if n > 0 {
+                        sqlx::query(DEAD_RUN)
+                            .bind(id.0)
+                            .bind(error)
+                            .bind(now.millis())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    updated += n;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(updated)
+    })
+}

@@ -1,0 +1,81 @@
+//! The event relay: turns new rows of the incident outbox (`incident_events`) into
+//! `event.dispatch` jobs.
+//!
+//! An incident change writes its event in its own transaction; that event row *is* the enqueue.
+//! The relay reads events after a durable cursor and, in one transaction, enqueues one job per
+//! event and advances the cursor — so every committed event becomes exactly one job (the
+//! `event:{id}` dedup key makes even a replay harmless), and no incident store code needs to
+//! know about jobs. Event ids become visible in id order on both backends (see migration 0004),
+//! so reading `id > cursor` skips nothing.
+
+use serde_json::json;
+use vigia_domain::Timestamp;
+use vigia_domain::incidents::IncidentEventKind;
+
+use super::{NewJob, enqueue_in};
+use crate::{Db, StoreResult, on_writer};
+
+/// The job kind the relay enqueues, one per incident event.
+pub const EVENT_DISPATCH: &str = "event.dispatch";
+
+const CURSOR: &str = "event_relay";
+
+/// Relays up to `limit` new events; returns how many.
+#[tracing::instrument(skip_all)]
+pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<usize> {
+    let lock = if db.is_sqlite() {
+        "SELECT position FROM job_cursors WHERE name = $1"
+    } else {
+        "SELECT position FROM job_cursors WHERE name = $1 FOR UPDATE"
+    };
+    let read =
+        "SELECT id, incident_id, kind FROM incident_events WHERE id > $1 ORDER BY id LIMIT $2";
+    on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let position: Option<i64> = sqlx::query_scalar(lock)
+            .bind(CURSOR)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let position = position.unwrap_or(0);
+        let events: Vec<(i64, i64, String)> = sqlx::query_as(read)
+            .bind(position)
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        let Some(&(last, _, _)) = events.last() else {
+            return Ok(0);
+        };
+        for (id, incident_id, kind) in &events {
+            let message_type = IncidentEventKind::parse("kind", kind)
+                .map(|k| k.message_type().to_owned())
+                .unwrap_or_else(|_| format!("incident.{kind}"));
+            let job = NewJob::new(
+                EVENT_DISPATCH,
+                json!({ "event_id": id, "incident_id": incident_id, "type": message_type }),
+            )
+            .dedup(format!("event:{id}"));
+            enqueue_in(&mut *tx, &job, now).await?;
+        }
+        sqlx::query(
+            "INSERT INTO job_cursors (name, position, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(CURSOR)
+        .bind(last)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(events.len())
+    })
+}
+
+/// The id of the last relayed event.
+pub async fn relay_position(db: &Db) -> StoreResult<i64> {
+    let sql = "SELECT position FROM job_cursors WHERE name = $1";
+    let position: Option<i64> = on_writer!(db, |pool| sqlx::query_scalar(sql)
+        .bind(CURSOR)
+        .fetch_optional(pool)
+        .await?);
+    Ok(position.unwrap_or(0))
+}
