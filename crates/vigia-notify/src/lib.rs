@@ -82,11 +82,11 @@ impl Notifier {
     }
 
     /// Where the incident's report lives, by convention
-    /// `{public_url}/reports/incidents/{department}/incident_{id}.json`.
-    pub fn report_link(&self, department_id: Option<i64>, incident_id: i64) -> String {
-        let department = department_id.map_or_else(|| "none".to_owned(), |d| d.to_string());
+    /// `{public_url}/api/v1/incidents/{id}/report`: the incident's report (stored at
+    /// `reports/incidents/{department}/incident_{id}.json`), served to whoever may see it.
+    pub fn report_link(&self, incident_id: i64) -> String {
         format!(
-            "{}/reports/incidents/{department}/incident_{incident_id}.json",
+            "{}/api/v1/incidents/{incident_id}/report",
             self.public_url()
         )
     }

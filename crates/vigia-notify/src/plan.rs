@@ -179,7 +179,7 @@ fn incident_context(n: &Notifier, brief: &IncidentBrief, lang: Lang, extra: &Val
         },
         "links": {
             "incident": n.incident_link(&code.to_string()),
-            "report": n.report_link(department_id, brief.id),
+            "report": n.report_link(brief.id),
         },
         "from_label": extra["from"].as_str().map(|s| status_label(lang, s)),
         "to_label": extra["to"].as_str().map(|s| status_label(lang, s)),

@@ -194,7 +194,7 @@ mod tests {
                 "department": "Mantenimiento", "location": "Pabellón A",
             },
             "links": { "incident": "https://vigia.example/incidents/INC-000007",
-                       "report": "https://vigia.example/reports/incidents/1/incident_7.json" },
+                       "report": "https://vigia.example/api/v1/incidents/7/report" },
         })
     }
 
@@ -234,7 +234,7 @@ mod tests {
             es.text
                 .contains("Ver el incidente: https://vigia.example/incidents/INC-000007")
         );
-        assert!(es.text.contains("incident_7.json"));
+        assert!(es.text.contains("https://vigia.example/api/v1/incidents/7/report"));
         assert!(es.html.contains("Fuga de agua &lt;baño&gt;"));
         let en = t
             .render(Template::IncidentAssigned, Lang::En, context())

@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/reports/custom", post(custom_report))
         .route("/api/v1/reports/{id}", get(find))
         .route("/api/v1/reports/{id}/download", get(download))
+        .route("/api/v1/incidents/{id}/report", get(incident_report))
         .route("/api/v1/exports/incidents", get(export_incidents))
         .route("/api/v1/exports/events", get(export_events))
 }
@@ -45,7 +46,7 @@ pub fn router() -> Router<AppState> {
 /// The OpenAPI entries of this module (merged into the document in [`crate::openapi`]).
 #[derive(OpenApi)]
 #[openapi(
-    paths(list, find, download, run, custom_report, export_incidents, export_events),
+    paths(list, find, download, incident_report, run, custom_report, export_incidents, export_events),
     tags((name = "reports", description = "Global, per-incident and custom reports; exports"))
 )]
 pub struct ReportsDoc;
@@ -278,6 +279,38 @@ async fn download(
         &[Format::Json, Format::Csv, Format::Xlsx],
     )?;
     let report = load(&state, &auth, &id).await?;
+    stream_file(&state, &report, format).await
+}
+
+/// The report of one incident (written when it is routed to a department), streamed as JSON:
+/// the stable address e-mails link to. 404 until it exists or when the caller may not see it.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/report", tag = "reports", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the incident's number")),
+    responses((status = 200, description = "the report", content_type = "application/json", body = Vec<u8>),
+        (status = 404, body = Problem)))]
+async fn incident_report(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let scope = report_scope(&auth)?;
+    let incident = id.parse::<i64>().map_err(|_| ApiError::NotFound)?;
+    let filter = ReportFilter {
+        kind: Some(ReportKind::Incident),
+        incident: Some(IncidentId(incident)),
+        ..ReportFilter::default()
+    };
+    let page = reports::list(&state.db, &scope, &filter, None, 1).await?;
+    let report = page.items.into_iter().next().ok_or(ApiError::NotFound)?;
+    stream_file(&state, &report, Format::Json).await
+}
+
+/// Streams one of `report`'s files from object storage.
+async fn stream_file(
+    state: &AppState,
+    report: &ReportRecord,
+    format: Format,
+) -> ApiResult<Response> {
     let key = report.object(format.as_str()).ok_or(ApiError::NotFound)?;
     let key = vigia_store::ObjectKey::parse(key).map_err(ApiError::Internal)?;
     let (size, stream) = state

@@ -344,10 +344,7 @@ async fn urgent_incidents_mail_the_guard_and_the_department_in_each_readers_lang
         text.contains(&format!("Ver el incidente: {link}")),
         "{text}"
     );
-    let report_link = format!(
-        "https://vigia.utec.pe/reports/incidents/{}/incident_{id}.json",
-        s.department
-    );
+    let report_link = format!("https://vigia.utec.pe/api/v1/incidents/{id}/report");
     assert!(text.contains(&report_link), "{text}");
     let html = spanish["html"]
         .as_str()

@@ -580,12 +580,18 @@ backend_tests! {
         assert_eq!(list.body["items"], json!([]));
         let reply = app.get(&format!("/api/v1/reports/{}", record.id), Some(&staff_b.token)).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        // The stable address e-mails link to: the same file for the department, 404 for others.
+        let (status, _, linked) = raw(&app, &format!("/api/v1/incidents/{i1}/report"), &d.staff_a.token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(linked, bytes);
+        let (status, _, _) = raw(&app, &format!("/api/v1/incidents/{i1}/report"), &staff_b.token).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     async fn the_openapi_document_lists_the_report_and_export_endpoints(app: TestApp) {
         let doc = app.get("/api/openapi.json", None).await;
         for path in ["/api/v1/reports", "/api/v1/reports/{id}", "/api/v1/reports/{id}/download", "/api/v1/reports/run",
-            "/api/v1/reports/custom", "/api/v1/exports/incidents", "/api/v1/exports/events"] {
+            "/api/v1/reports/custom", "/api/v1/exports/incidents", "/api/v1/exports/events", "/api/v1/incidents/{id}/report"] {
             assert!(doc.body["paths"].get(path).is_some(), "{path} undocumented");
         }
         assert!(doc.body["components"]["schemas"].get("ReportOut").is_some());
