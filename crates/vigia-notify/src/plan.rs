@@ -157,7 +157,6 @@ fn incident_context(n: &Notifier, brief: &IncidentBrief, lang: Lang, extra: &Val
         .as_str()
         .map(str::to_owned)
         .or_else(|| brief.department_name.clone());
-    let department_id = extra["department_id"].as_i64().or(brief.department_id);
     let category = match lang {
         Lang::Es => &brief.category_es,
         Lang::En => &brief.category_en,

@@ -234,7 +234,10 @@ mod tests {
             es.text
                 .contains("Ver el incidente: https://vigia.example/incidents/INC-000007")
         );
-        assert!(es.text.contains("https://vigia.example/api/v1/incidents/7/report"));
+        assert!(
+            es.text
+                .contains("https://vigia.example/api/v1/incidents/7/report")
+        );
         assert!(es.html.contains("Fuga de agua &lt;baño&gt;"));
         let en = t
             .render(Template::IncidentAssigned, Lang::En, context())

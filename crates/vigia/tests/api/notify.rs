@@ -179,7 +179,6 @@ fn hook_config(config: &mut Config) {
 
 struct Setup {
     admin: TestUser,
-    department: i64,
     category: i64,
     staff: TestUser,
 }
@@ -224,7 +223,6 @@ async fn setup(app: &TestApp) -> Setup {
     let staff = app.staff_in(&admin, department).await;
     Setup {
         admin,
-        department,
         category,
         staff,
     }
