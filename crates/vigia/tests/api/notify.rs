@@ -992,8 +992,52 @@ macro_rules! on_both_backends {
     };
 }
 
+async fn an_sla_breach_mails_the_escalation_contacts_once_per_breach(backend: Backend) {
+    let port = free_port();
+    let smtp = SmtpServer::start(port).await;
+    let Some(app) = spawn_app_with(backend, |c| mail_config(c, port)).await else {
+        return;
+    };
+    let s = setup(&app).await;
+    let reporter = app.user(Role::Reporter).await;
+    let incident = report(&app, &reporter, s.category).await;
+    let code = incident["code"].as_str().expect("code").to_owned();
+    let before = smtp.wait_for(3).await.len();
+    // A month later nobody acknowledged or resolved it: both targets are breached.
+    let later = vigia_domain::Timestamp::now().plus_seconds(30 * 86_400);
+    let escalated = vigia_store::incidents::escalation::escalate_breaches(&app.db, later, 500)
+        .await
+        .expect("escalate");
+    assert!(!escalated.is_empty(), "the breach is escalated");
+    let expected = before + escalated.len();
+    let messages = smtp.wait_for(expected).await;
+    let to_boss: Vec<&Value> = messages
+        .iter()
+        .filter(|m| to(m) == "jefatura@utec.pe")
+        .collect();
+    assert_eq!(to_boss.len(), escalated.len(), "{messages:#?}");
+    assert!(
+        to_boss
+            .iter()
+            .all(|m| m["subject"].as_str().expect("subject").contains(&code)),
+        "{to_boss:#?}"
+    );
+    // The next sweep finds nothing new, so nobody is mailed twice.
+    let again = vigia_store::incidents::escalation::escalate_breaches(&app.db, later, 500)
+        .await
+        .expect("escalate again");
+    assert!(again.is_empty());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        smtp.messages().len(),
+        expected,
+        "no second e-mail for the same breach"
+    );
+}
+
 on_both_backends!(
     urgent_incidents_mail_the_guard_and_the_department_in_each_readers_language,
+    an_sla_breach_mails_the_escalation_contacts_once_per_breach,
     mail_waits_for_a_smtp_server_that_is_down_and_arrives_when_it_is_back,
     a_webhook_failing_three_times_is_delivered_once_on_the_fourth_attempt,
     a_410_gone_disables_the_endpoint,
