@@ -56,6 +56,9 @@ pub struct EmailSettings {
     /// Empty: no authentication.
     pub smtp_user: String,
     pub smtp_password: String,
+    /// A PEM file of extra root certificates to trust for STARTTLS/TLS (a relay with a private
+    /// CA); empty: the system's roots only.
+    pub smtp_ca_file: String,
     /// `Vigía <vigia@example.org>`.
     pub from: String,
     /// Told at once about every new emergency or high-urgency incident.
@@ -75,6 +78,7 @@ impl Default for EmailSettings {
             smtp_mode: SmtpMode::None,
             smtp_user: String::new(),
             smtp_password: String::new(),
+            smtp_ca_file: String::new(),
             from: "Vigía <vigia@localhost>".into(),
             emergency_recipients: Vec::new(),
             report_recipients: Vec::new(),

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart, header};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{EmailSettings, SmtpMode};
@@ -26,6 +27,24 @@ pub enum MailVerdict {
     Permanent,
 }
 
+/// TLS settings that also trust `email.smtp_ca_file`'s certificates; `None` without one. The
+/// host name is still verified against the certificate.
+fn tls_with_private_ca(settings: &EmailSettings) -> anyhow::Result<Option<TlsParameters>> {
+    if settings.smtp_ca_file.is_empty() {
+        return Ok(None);
+    }
+    let path = &settings.smtp_ca_file;
+    let pem =
+        std::fs::read(path).with_context(|| format!("cannot read email.smtp_ca_file {path}"))?;
+    let ca = Certificate::from_pem(&pem)
+        .with_context(|| format!("email.smtp_ca_file {path} holds no PEM certificate"))?;
+    let tls = TlsParameters::builder(settings.smtp_host.clone())
+        .add_root_certificate(ca)
+        .build_rustls()
+        .context("cannot set up TLS for the SMTP relay")?;
+    Ok(Some(tls))
+}
+
 /// An SMTP client for the configured relay.
 #[derive(Clone)]
 pub struct Mailer {
@@ -36,12 +55,22 @@ pub struct Mailer {
 impl Mailer {
     pub fn new(settings: &EmailSettings) -> anyhow::Result<Self> {
         let host = settings.smtp_host.as_str();
-        let builder = match settings.smtp_mode {
-            SmtpMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-            SmtpMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .with_context(|| format!("cannot set up STARTTLS to {host}"))?,
-            SmtpMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+        let private_ca = tls_with_private_ca(settings)?;
+        let builder = match (settings.smtp_mode, private_ca) {
+            (SmtpMode::None, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            (SmtpMode::Starttls, None) => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                    .with_context(|| format!("cannot set up STARTTLS to {host}"))?
+            }
+            (SmtpMode::Starttls, Some(tls)) => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                    .tls(Tls::Required(tls))
+            }
+            (SmtpMode::Tls, None) => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
                 .with_context(|| format!("cannot set up TLS to {host}"))?,
+            (SmtpMode::Tls, Some(tls)) => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).tls(Tls::Wrapper(tls))
+            }
         };
         let mut builder = builder
             .port(settings.smtp_port)

@@ -24,6 +24,11 @@ import email, email.policy, json, os, sys, time
 from aiosmtpd.controller import Controller
 
 port, out = int(sys.argv[1]), sys.argv[2]
+# Optional: CERT KEY (STARTTLS required) and USER PASSWORD (AUTH required, after STARTTLS).
+tls = sys.argv[3:5] if len(sys.argv) > 4 else None
+login = sys.argv[5:7] if len(sys.argv) > 6 else None
+# Optional: "implicit" for TLS from the first byte (SMTPS) instead of STARTTLS.
+implicit = len(sys.argv) > 7 and sys.argv[7] == "implicit"
 
 class Handler:
     async def handle_DATA(self, server, session, envelope):
@@ -38,6 +43,8 @@ class Handler:
             "message_id": str(msg["message-id"]),
             "text": text.get_content() if text else None,
             "html": html.get_content() if html else None,
+            "tls": bool(getattr(session, "ssl", None)) or implicit,
+            "authenticated": bool(session.authenticated),
         }
         name = os.path.join(out, "%d.json" % time.time_ns())
         with open(name + ".tmp", "w") as f:
@@ -45,7 +52,23 @@ class Handler:
         os.rename(name + ".tmp", name)
         return "250 Message accepted"
 
-controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+options = {}
+if tls:
+    import ssl
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls[0], tls[1])
+    if implicit:
+        # The whole connection is TLS, so AUTH needs no STARTTLS first.
+        options.update(ssl_context=context, auth_require_tls=False)
+    else:
+        options.update(tls_context=context, require_starttls=True)
+if login:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and [auth_data.login.decode(), auth_data.password.decode()] == login
+        return AuthResult(success=ok)
+    options.update(authenticator=authenticator, auth_required=True)
+controller = Controller(Handler(), hostname="127.0.0.1", port=port, **options)
 controller.start()
 print("ready", flush=True)
 while True:
@@ -77,6 +100,11 @@ struct SmtpServer {
 
 impl SmtpServer {
     async fn start(port: u16) -> Self {
+        Self::start_with(port, &[]).await
+    }
+
+    /// `extra`: `[cert, key]` for STARTTLS, then `[user, password]` for AUTH.
+    async fn start_with(port: u16, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let script = dir.path().join("smtpd.py");
         std::fs::write(&script, SMTP_SERVER).expect("write script");
@@ -88,6 +116,7 @@ impl SmtpServer {
                 .arg(&script)
                 .arg(port.to_string())
                 .arg(&inbox)
+                .args(extra)
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("start aiosmtpd"),
@@ -1035,8 +1064,131 @@ async fn an_sla_breach_mails_the_escalation_contacts_once_per_breach(backend: Ba
     );
 }
 
+/// A test CA and a certificate it signed for `localhost`, made with the `openssl` command:
+/// `(dir, ca.pem, server.pem, server.key)`.
+fn test_certificates() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(
+        path("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run openssl (Debian package openssl)");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Vigia Test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let (ca, cert, key) = (path("ca.pem"), path("server.pem"), path("server.key"));
+    (dir, ca, cert, key)
+}
+
+async fn mail_goes_over_starttls_to_a_relay_that_requires_a_login(backend: Backend) {
+    secure_mail(backend, "starttls").await;
+}
+
+async fn mail_goes_over_implicit_tls_to_a_relay_that_requires_a_login(backend: Backend) {
+    secure_mail(backend, "tls").await;
+}
+
+/// Mail through a relay that speaks TLS (`mode`: `starttls` or `tls`), presents a certificate
+/// from a private CA and requires a login.
+async fn secure_mail(backend: Backend, mode: &'static str) {
+    let (_certs, ca, cert, key) = test_certificates();
+    let port = free_port();
+    let tls_kind = if mode == "tls" {
+        "implicit"
+    } else {
+        "starttls"
+    };
+    let smtp = SmtpServer::start_with(
+        port,
+        &[
+            cert.to_str().expect("path"),
+            key.to_str().expect("path"),
+            "vigia",
+            "s3creto-smtp",
+            tls_kind,
+        ],
+    )
+    .await;
+    let Some(app) = spawn_app_with(backend, |c| {
+        mail_config(c, port);
+        c.email.smtp_host = "localhost".into();
+        c.email.smtp_mode = mode.into();
+        c.email.smtp_user = "vigia".into();
+        c.email.smtp_password = "s3creto-smtp".into();
+        c.email.smtp_ca_file = ca.to_string_lossy().into_owned();
+    })
+    .await
+    else {
+        return;
+    };
+    let s = setup(&app).await;
+    let reporter = app.user(Role::Reporter).await;
+    report(&app, &reporter, s.category).await;
+    let messages = smtp.wait_for(3).await;
+    for message in &messages {
+        assert_eq!(message["tls"], true, "sent over TLS ({mode}): {message:#?}");
+        assert_eq!(
+            message["authenticated"], true,
+            "sent after AUTH: {message:#?}"
+        );
+    }
+}
+
 on_both_backends!(
     urgent_incidents_mail_the_guard_and_the_department_in_each_readers_language,
+    mail_goes_over_starttls_to_a_relay_that_requires_a_login,
+    mail_goes_over_implicit_tls_to_a_relay_that_requires_a_login,
     an_sla_breach_mails_the_escalation_contacts_once_per_breach,
     mail_waits_for_a_smtp_server_that_is_down_and_arrives_when_it_is_back,
     a_webhook_failing_three_times_is_delivered_once_on_the_fourth_attempt,
