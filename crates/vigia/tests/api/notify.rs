@@ -1185,8 +1185,53 @@ async fn secure_mail(backend: Backend, mode: &'static str) {
     }
 }
 
+async fn the_scheduled_global_report_is_mailed_to_its_recipients(backend: Backend) {
+    let port = free_port();
+    let smtp = SmtpServer::start(port).await;
+    let Some(app) = spawn_app_with(backend, |c| {
+        mail_config(c, port);
+        c.email.report_recipients = vec!["direccion@utec.pe".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    // What the `report_global` schedule enqueues, run by a worker with the application's
+    // handlers; the application's dispatcher sends the e-mail it plans.
+    let notifier = vigia_notify::Notifier::new(
+        app.db.clone(),
+        app.config
+            .notify_config(&app.config.http.public_url)
+            .expect("notify config"),
+    )
+    .expect("notifier");
+    let objects = vigia_store::Objects::open(&app.config.storage_url(), &app.config.s3_options())
+        .expect("objects");
+    let worker = vigia_jobs::Worker::new(
+        app.db.clone(),
+        Arc::new(vigia::jobs::registry(&app.config, &notifier, &objects)),
+        vigia::jobs::worker_config(&app.config),
+        vigia_jobs::JobMetrics::new(),
+    );
+    let now = vigia_domain::Timestamp::now();
+    let job = vigia_store::jobs::NewJob::new("report.global", json!({}));
+    vigia_store::jobs::enqueue(&app.db, &job, now)
+        .await
+        .expect("enqueue");
+    worker.drain(now, 100).await.expect("drain");
+    let messages = smtp.wait_for(1).await;
+    assert_eq!(to(&messages[0]), "direccion@utec.pe", "{messages:#?}");
+    let text = messages[0]["text"].as_str().expect("text");
+    assert!(
+        text.contains("https://vigia.utec.pe/api/v1/reports/")
+            && text.contains("download?format=json"),
+        "the e-mail links the report: {text}"
+    );
+}
+
 on_both_backends!(
     urgent_incidents_mail_the_guard_and_the_department_in_each_readers_language,
+    the_scheduled_global_report_is_mailed_to_its_recipients,
     mail_goes_over_starttls_to_a_relay_that_requires_a_login,
     mail_goes_over_implicit_tls_to_a_relay_that_requires_a_login,
     an_sla_breach_mails_the_escalation_contacts_once_per_breach,
