@@ -298,6 +298,39 @@ impl TestApp {
         self.user(Role::Admin).await
     }
 
+    /// Runs `sql` with `args` on the writer: for pinning times the API sets to "now".
+    pub async fn exec<T: Into<Option<i64>> + Copy>(&self, sql: &str, args: &[T]) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let args = args.iter().map(|&a| a.into());
+        match self.db.backend() {
+            StoreBackend::Sqlite { writer, .. } => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(a);
+                }
+                q.execute(writer).await.expect("update");
+            }
+            StoreBackend::Postgres { pool } => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(a);
+                }
+                q.execute(pool).await.expect("update");
+            }
+        }
+    }
+
+    /// Moves `incident` through `statuses` as `who`, each step expected to succeed.
+    pub async fn move_through(&self, who: &TestUser, incident: i64, statuses: &[&str]) {
+        for to in statuses {
+            let path = format!("/api/v1/incidents/{incident}/transitions");
+            let reply = self
+                .post(&path, Some(&who.token), json!({ "to": to }))
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{to}: {:?}", reply.body);
+        }
+    }
+
     /// Row counts of every table: compared before and after a rejected request to prove that
     /// nothing changed.
     pub async fn snapshot(&self) -> Vec<(&'static str, i64)> {

@@ -19,10 +19,17 @@ use crate::helpers::TestApp;
 use crate::incidents::{campus, report};
 
 /// Every handler the application registers, for `config` over the test app's storage.
-fn registry(app: &TestApp, config: &vigia::Config) -> vigia_jobs::Registry {
+pub fn registry(app: &TestApp, config: &vigia::Config) -> vigia_jobs::Registry {
     let notifier = vigia_notify::Notifier::new(
         app.db.clone(),
-        config.notify_config(&app.url).expect("notify config"),
+        // The public URL as the application resolves it: configured, else where it listens.
+        config
+            .notify_config(if config.http.public_url.is_empty() {
+                &app.url
+            } else {
+                &config.http.public_url
+            })
+            .expect("notify config"),
     )
     .expect("notifier");
     let objects =

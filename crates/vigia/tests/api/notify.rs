@@ -1198,18 +1198,9 @@ async fn the_scheduled_global_report_is_mailed_to_its_recipients(backend: Backen
     };
     // What the `report_global` schedule enqueues, run by a worker with the application's
     // handlers; the application's dispatcher sends the e-mail it plans.
-    let notifier = vigia_notify::Notifier::new(
-        app.db.clone(),
-        app.config
-            .notify_config(&app.config.http.public_url)
-            .expect("notify config"),
-    )
-    .expect("notifier");
-    let objects = vigia_store::Objects::open(&app.config.storage_url(), &app.config.s3_options())
-        .expect("objects");
     let worker = vigia_jobs::Worker::new(
         app.db.clone(),
-        Arc::new(vigia::jobs::registry(&app.config, &notifier, &objects)),
+        Arc::new(crate::jobs::registry(&app, &app.config)),
         vigia::jobs::worker_config(&app.config),
         vigia_jobs::JobMetrics::new(),
     );

@@ -30,26 +30,6 @@ struct Dataset {
     incidents: [i64; 6],
 }
 
-async fn exec(app: &TestApp, sql: &str, args: &[Option<i64>]) {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match app.db.backend() {
-        StoreBackend::Sqlite { writer, .. } => {
-            let mut q = sqlx::query(sql);
-            for a in args {
-                q = q.bind(*a);
-            }
-            q.execute(writer).await.expect("update");
-        }
-        StoreBackend::Postgres { pool } => {
-            let mut q = sqlx::query(sql);
-            for a in args {
-                q = q.bind(*a);
-            }
-            q.execute(pool).await.expect("update");
-        }
-    }
-}
-
 async fn id_of(app: &TestApp, who: &TestUser, path: &str, body: Value) -> i64 {
     let reply = app.post(path, Some(&who.token), body).await;
     assert_eq!(
@@ -59,14 +39,6 @@ async fn id_of(app: &TestApp, who: &TestUser, path: &str, body: Value) -> i64 {
         reply.body
     );
     reply.body["id"].as_i64().expect("id")
-}
-
-async fn move_to(app: &TestApp, who: &TestUser, incident: i64, statuses: &[&str]) {
-    for to in statuses {
-        let path = format!("/api/v1/incidents/{incident}/transitions");
-        let reply = app.post(&path, Some(&who.token), json!({ "to": to })).await;
-        assert_eq!(reply.status, StatusCode::OK, "{to}: {:?}", reply.body);
-    }
 }
 
 /// Pins an incident's times (ms after T0): created, acknowledged, resolved, the acknowledge
@@ -83,8 +55,7 @@ async fn pin(
     let sql = "UPDATE incidents SET created_at = $2, updated_at = $2, sla_started_at = $2, acknowledged_at = $3, \
                resolved_at = $4, acknowledge_due_at = $5, sla_resolve_secs = $6, sla_paused_total_ms = 0, \
                sla_paused_since = NULL WHERE id = $1";
-    exec(
-        app,
+    app.exec(
         sql,
         &[
             Some(id),
@@ -183,22 +154,12 @@ async fn dataset(app: &TestApp) -> Dataset {
         report(category_b, "Acoso", json!({ "visibility": "private" })),
     )
     .await;
-    move_to(
-        app,
-        &staff_a,
-        i1,
-        &["acknowledged", "in_progress", "resolved"],
-    )
-    .await;
-    move_to(app, &staff_a, i2, &["acknowledged"]).await;
-    move_to(app, &staff_b, i3, &["acknowledged"]).await;
-    move_to(
-        app,
-        &staff_b,
-        i5,
-        &["acknowledged", "in_progress", "resolved"],
-    )
-    .await;
+    app.move_through(&staff_a, i1, &["acknowledged", "in_progress", "resolved"])
+        .await;
+    app.move_through(&staff_a, i2, &["acknowledged"]).await;
+    app.move_through(&staff_b, i3, &["acknowledged"]).await;
+    app.move_through(&staff_b, i5, &["acknowledged", "in_progress", "resolved"])
+        .await;
     let comment = app
         .post(
             &format!("/api/v1/incidents/{i1}/comments"),

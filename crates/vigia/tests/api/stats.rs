@@ -4,7 +4,6 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vigia_domain::users::Role;
-use vigia_store::Backend as StoreBackend;
 
 use crate::backend_tests;
 use crate::helpers::{TestApp, TestUser};
@@ -46,35 +45,6 @@ async fn report(app: &TestApp, who: &TestUser, body: Value) -> i64 {
     reply.body["id"].as_i64().expect("incident id")
 }
 
-async fn move_to(app: &TestApp, who: &TestUser, incident: i64, statuses: &[&str]) {
-    for to in statuses {
-        let path = format!("/api/v1/incidents/{incident}/transitions");
-        let reply = app.post(&path, Some(&who.token), json!({ "to": to })).await;
-        assert_eq!(reply.status, StatusCode::OK, "{to}: {:?}", reply.body);
-    }
-}
-
-/// Runs `sql` with `args` on the writer (to pin timestamps the API sets to "now").
-async fn exec(app: &TestApp, sql: &str, args: &[i64]) {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match app.db.backend() {
-        StoreBackend::Sqlite { writer, .. } => {
-            let mut q = sqlx::query(sql);
-            for a in args {
-                q = q.bind(*a);
-            }
-            q.execute(writer).await.expect("update");
-        }
-        StoreBackend::Postgres { pool } => {
-            let mut q = sqlx::query(sql);
-            for a in args {
-                q = q.bind(*a);
-            }
-            q.execute(pool).await.expect("update");
-        }
-    }
-}
-
 fn now_ms() -> i64 {
     vigia_domain::Timestamp::now().millis()
 }
@@ -99,15 +69,10 @@ async fn dataset(app: &TestApp) -> Dataset {
     let i2 = report(app, &reporter, json!({ "category_id": category_a, "title": "Goteo en el techo", "description": text, "urgency": "low" })).await;
     let i3 = report(app, &reporter, json!({ "category_id": category_b, "title": "Robo de laptop", "description": text, "zone_id": zone })).await;
     let i4 = report(app, &reporter, json!({ "category_id": category_b, "title": "Amenaza", "description": text, "urgency": "emergency", "visibility": "private" })).await;
-    move_to(
-        app,
-        &staff_a,
-        i1,
-        &["acknowledged", "in_progress", "resolved"],
-    )
-    .await;
-    move_to(app, &staff_a, i2, &["acknowledged"]).await;
-    move_to(app, &staff_b, i3, &["acknowledged"]).await;
+    app.move_through(&staff_a, i1, &["acknowledged", "in_progress", "resolved"])
+        .await;
+    app.move_through(&staff_a, i2, &["acknowledged"]).await;
+    app.move_through(&staff_b, i3, &["acknowledged"]).await;
     let assign = app
         .put(
             &format!("/api/v1/incidents/{i1}/assignee"),
@@ -122,23 +87,17 @@ async fn dataset(app: &TestApp) -> Dataset {
     // i4 past its acknowledge target.
     let created = now_ms() - 2 * 3_600_000;
     let update = "UPDATE incidents SET created_at = $2, acknowledged_at = $3, resolved_at = $4 WHERE id = $1";
-    exec(
-        app,
+    app.exec(
         update,
         &[i1, created, created + 60_000, created + 3_600_000],
     )
     .await;
     let update = "UPDATE incidents SET created_at = $2, acknowledged_at = $3, resolve_due_at = $4 WHERE id = $1";
-    exec(
-        app,
-        update,
-        &[i2, created, created + 180_000, now_ms() - 1_000],
-    )
-    .await;
+    app.exec(update, &[i2, created, created + 180_000, now_ms() - 1_000])
+        .await;
     let update = "UPDATE incidents SET created_at = $2, acknowledged_at = $3 WHERE id = $1";
-    exec(app, update, &[i3, created, created + 30_000]).await;
-    exec(
-        app,
+    app.exec(update, &[i3, created, created + 30_000]).await;
+    app.exec(
         "UPDATE incidents SET acknowledge_due_at = $2 WHERE id = $1",
         &[i4, now_ms() - 1_000],
     )
