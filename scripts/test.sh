@@ -53,6 +53,16 @@ else
     echo "started"
 fi
 
+# --- openssl (the TLS e-mail tests make a test CA and certificate with it) ---------------
+step "openssl"
+if command -v openssl >/dev/null; then
+    echo "already installed"
+else
+    echo "openssl not installed: installing it with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null \
+        || fail "cannot install openssl"
+fi
+
 # --- Python test servers (moto for S3, aiosmtpd for SMTP) ---------------------------------
 VENV="$HOME/.cache/vigia-venv"
 step "Python test servers in $VENV"
