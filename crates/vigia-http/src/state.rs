@@ -83,6 +83,25 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// A user's standing changed (role, departments, disabled, signed out, new password): drop
+    /// what is cached about it and have their open real-time connections check it again now.
+    pub fn forget_user(&self, user: vigia_domain::ids::UserId) {
+        self.auth_cache.forget_user(user);
+        self.realtime.recheck_user(user);
+    }
+
+    /// A session we cannot name cheaply was revoked (a reused refresh token).
+    pub fn forget_all_sessions(&self) {
+        self.auth_cache.forget_all_sessions();
+        self.realtime.recheck_all();
+    }
+
+    /// An API key was revoked or changed.
+    pub fn forget_keys(&self) {
+        self.auth_cache.forget_keys();
+        self.realtime.recheck_all();
+    }
+
     pub fn new(db: Db, objects: Objects, config: HttpConfig, jwt_secret: &[u8]) -> Self {
         Self::with_metrics(db, objects, config, jwt_secret, Metrics::new())
     }

@@ -2,15 +2,20 @@
 //! uses. This is the one place that turns credentials into a [`Principal`].
 //!
 //! Credentials: `Authorization: Bearer <access token>` for people, `Authorization: Bearer vak_…`
-//! or `X-Api-Key: vak_…` for devices and integrations.
+//! or `X-Api-Key: vak_…` for devices and integrations, and for a browser UI the
+//! [`SESSION_COOKIE`] set by `POST /api/v1/auth/login` with `"cookie": true`. A request
+//! authenticated by the cookie that changes something (any method but GET, HEAD, OPTIONS), or
+//! opens a WebSocket, must come from this server's own origin (the `Origin` header, or
+//! `Referer` when there is none): cross-site request forgery and cross-site WebSocket
+//! hijacking are refused with 403.
 
 pub mod token;
 
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use dashmap::DashMap;
 use vigia_domain::Timestamp;
 use vigia_domain::auth::{
@@ -23,13 +28,16 @@ use vigia_store::{Actor, api_keys, users};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// An API key in good standing, with its expiry.
+type ActiveKey = (ApiKeyPrincipal, Option<Timestamp>);
+
 /// Recently verified standings of sessions and API keys, so that a request costs no database
 /// round trip. Entries live for a short TTL; changes made through this node invalidate them at
 /// once.
 pub struct AuthCache {
     ttl: Duration,
     sessions: DashMap<(UserId, SessionId), (Instant, Option<UserPrincipal>)>,
-    keys: DashMap<String, (Instant, Option<ApiKeyPrincipal>)>,
+    keys: DashMap<String, (Instant, Option<ActiveKey>)>,
     key_touched: DashMap<ApiKeyId, Instant>,
 }
 
@@ -78,17 +86,100 @@ const INVALID_KEY: ApiError = ApiError::Unauthorized {
     detail: "the API key is invalid, expired or revoked",
 };
 
-fn credential(parts: &Parts) -> Option<&str> {
+/// The cookie that carries a browser session's access token (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "vigia_session";
+/// The cookie that carries a browser session's refresh token, sent only to `/api/v1/auth`.
+pub const REFRESH_COOKIE: &str = "vigia_refresh";
+
+/// Where a credential came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `Authorization` or `X-Api-Key`: never sent by a browser on its own.
+    Header,
+    /// The session cookie: a browser sends it with every request to this server, so requests
+    /// that act must prove they come from this server's pages.
+    Cookie,
+}
+
+/// The secret a caller presented, and where it came from.
+pub fn credential(parts: &Parts) -> Option<(&str, Source)> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, rest) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some((rest.trim(), Source::Header));
     }
+    if let Some(key) = parts.headers.get("x-api-key") {
+        return key.to_str().ok().map(|k| (k.trim(), Source::Header));
+    }
+    cookie(parts, SESSION_COOKIE).map(|token| (token, Source::Cookie))
+}
+
+/// The value of the cookie `name`, if the request carries it.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts
         .headers
-        .get("x-api-key")
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"'))
+        .filter(|value| !value.is_empty())
+}
+
+const CROSS_SITE: ApiError = ApiError::Forbidden {
+    detail: "a cookie-authenticated request that acts must come from this server's own pages \
+             (its Origin does not match); API clients send Authorization: Bearer instead",
+};
+
+/// Whether a cookie-authenticated request must prove its origin: it changes something, or it
+/// opens a WebSocket (browsers do not apply CORS to WebSocket handshakes).
+pub fn needs_same_origin(parts: &Parts) -> bool {
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let upgrade = parts
+        .headers
+        .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    !safe || upgrade
+}
+
+/// Refuses a request whose `Origin` (or, without one, `Referer`) is not this server: either
+/// the configured public URL or the `Host` the request was sent to. A request with neither
+/// header is refused too: every browser sends `Origin` on such requests.
+pub fn check_same_origin(parts: &Parts, public_url: &str) -> Result<(), ApiError> {
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .or_else(|| parts.headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(origin_of)
+        .ok_or(CROSS_SITE)?;
+    let public = origin_of(public_url);
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| h.to_ascii_lowercase());
+    let (_, origin_host) = origin.split_once("://").ok_or(CROSS_SITE)?;
+    if public.as_deref() == Some(origin.as_str()) || host.as_deref() == Some(origin_host) {
+        Ok(())
+    } else {
+        Err(CROSS_SITE)
+    }
+}
+
+/// `scheme://host[:port]` of a URL, lowercased; `None` for `null` or anything unreadable.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || !matches!(scheme, "http" | "https") {
+        return None;
+    }
+    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
 }
 
 impl FromRequestParts<AppState> for MaybeAuth {
@@ -101,15 +192,15 @@ impl FromRequestParts<AppState> for MaybeAuth {
         if parts.headers.contains_key(header::AUTHORIZATION) && credential(parts).is_none() {
             return Err(INVALID);
         }
-        let Some(secret) = credential(parts) else {
+        let Some((secret, source)) = credential(parts) else {
             return Ok(MaybeAuth(None));
         };
-        let principal = if secret.starts_with(API_KEY_PREFIX) {
-            Principal::ApiKey(authenticate_key(state, secret).await?)
-        } else {
-            Principal::User(authenticate_user(state, secret).await?)
-        };
-        Ok(MaybeAuth(Some(principal)))
+        if source == Source::Cookie && needs_same_origin(parts) {
+            check_same_origin(parts, &state.config.public_url)?;
+        }
+        Ok(MaybeAuth(Some(
+            authenticate(state, secret).await?.principal,
+        )))
     }
 }
 
@@ -127,14 +218,74 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-async fn authenticate_user(state: &AppState, token: &str) -> Result<UserPrincipal, ApiError> {
+/// Who a secret belongs to, and until when it may be used.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Principal,
+    /// When the access token or API key expires; `None` for a key without expiry.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Turns a secret (an access token or an API key) into its caller.
+pub async fn authenticate(state: &AppState, secret: &str) -> Result<Authenticated, ApiError> {
+    if secret.starts_with(API_KEY_PREFIX) {
+        let (principal, expires_at) = authenticate_key(state, secret).await?;
+        Ok(Authenticated {
+            principal: Principal::ApiKey(principal),
+            expires_at,
+        })
+    } else {
+        let (principal, expires_at) = authenticate_user(state, secret).await?;
+        Ok(Authenticated {
+            principal: Principal::User(principal),
+            expires_at: Some(expires_at),
+        })
+    }
+}
+
+/// A credential checked again, for a connection that outlives a request.
+#[derive(Debug, Clone)]
+pub enum Standing {
+    Valid(Authenticated),
+    /// The access token or API key reached its expiry.
+    Expired,
+    /// Signed out, session revoked, account disabled, key revoked, or no longer readable.
+    Revoked,
+}
+
+/// Checks a secret again, telling an expiry apart from a revocation.
+pub async fn recheck(state: &AppState, secret: &str) -> Standing {
+    let now = Timestamp::now();
+    if !secret.starts_with(API_KEY_PREFIX)
+        && state.tokens.verify(secret, now) == Err(token::TokenError::Expired)
+    {
+        return Standing::Expired;
+    }
+    match authenticate(state, secret).await {
+        Ok(authenticated)
+            if authenticated
+                .expires_at
+                .is_some_and(|at| at.millis() <= now.millis()) =>
+        {
+            Standing::Expired
+        }
+        Ok(authenticated) => Standing::Valid(authenticated),
+        Err(_) => Standing::Revoked,
+    }
+}
+
+async fn authenticate_user(
+    state: &AppState,
+    token: &str,
+) -> Result<(UserPrincipal, Timestamp), ApiError> {
     let now = Timestamp::now();
     let claims = state.tokens.verify(token, now).map_err(|_| INVALID)?;
+    let expires_at = Timestamp::from_millis(claims.exp.saturating_mul(1000));
     let key = (claims.user(), claims.session());
     if let Some(entry) = state.auth_cache.sessions.get(&key)
         && entry.0.elapsed() < state.auth_cache.ttl
     {
-        return entry.1.clone().ok_or(INVALID);
+        return entry.1.clone().map(|p| (p, expires_at)).ok_or(INVALID);
     }
     let standing = users::auth_state(&state.db, key.0, key.1, now).await?;
     let principal = standing
@@ -149,10 +300,13 @@ async fn authenticate_user(state: &AppState, token: &str) -> Result<UserPrincipa
         .auth_cache
         .sessions
         .insert(key, (Instant::now(), principal.clone()));
-    principal.ok_or(INVALID)
+    principal.map(|p| (p, expires_at)).ok_or(INVALID)
 }
 
-async fn authenticate_key(state: &AppState, secret: &str) -> Result<ApiKeyPrincipal, ApiError> {
+async fn authenticate_key(
+    state: &AppState,
+    secret: &str,
+) -> Result<(ApiKeyPrincipal, Option<Timestamp>), ApiError> {
     let now = Timestamp::now();
     let hash = secret_hash(secret);
     let cached = state
@@ -166,11 +320,14 @@ async fn authenticate_key(state: &AppState, secret: &str) -> Result<ApiKeyPrinci
         None => {
             let principal = api_keys::find_active_by_hash(&state.db, &hash, now)
                 .await?
-                .map(|key| ApiKeyPrincipal {
-                    key_id: key.id,
-                    created_by: key.created_by,
-                    scopes: key.scopes,
-                    departments: key.departments,
+                .map(|key| {
+                    let principal = ApiKeyPrincipal {
+                        key_id: key.id,
+                        created_by: key.created_by,
+                        scopes: key.scopes,
+                        departments: key.departments,
+                    };
+                    (principal, key.expires_at)
                 });
             state
                 .auth_cache
@@ -179,9 +336,9 @@ async fn authenticate_key(state: &AppState, secret: &str) -> Result<ApiKeyPrinci
             principal
         }
     };
-    let principal = principal.ok_or(INVALID_KEY)?;
+    let (principal, expires_at) = principal.ok_or(INVALID_KEY)?;
     touch_key(state, principal.key_id, now).await;
-    Ok(principal)
+    Ok((principal, expires_at))
 }
 
 /// Records a key's last use at most once a minute (it is a write).

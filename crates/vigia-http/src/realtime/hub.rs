@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use vigia_domain::Timestamp;
 use vigia_domain::auth::Principal;
-use vigia_domain::ids::EventId;
+use vigia_domain::ids::{EventId, UserId};
 use vigia_domain::incidents::{Audience, ReadScope, audience};
 use vigia_store::Db;
 use vigia_store::incidents::feed;
@@ -114,19 +114,40 @@ pub enum Refused {
 
 /// One connection as the hub sees it.
 pub struct Conn {
-    pub principal: Principal,
-    pub scope: ReadScope,
+    /// The user the connection was opened by (`None` for an API key); it never changes, only
+    /// what they may see does.
+    pub user: Option<UserId>,
     pub state: Mutex<ConnState>,
     tx: mpsc::Sender<Frame>,
     queue_capacity: usize,
     /// Notified once when the connection must close as a slow consumer.
     pub kill: Notify,
     pub killed: AtomicBool,
+    /// Notified when the caller's standing may have changed (signed out, disabled, new role or
+    /// departments, key revoked): the connection checks its credentials again at once.
+    pub recheck: Notify,
+}
+
+/// Who is watching, as visibility needs it; replaced when their credentials are checked again.
+#[derive(Clone)]
+pub struct Viewer {
+    pub principal: Principal,
+    pub scope: ReadScope,
+}
+
+impl Viewer {
+    pub fn of(principal: Principal) -> Self {
+        Self {
+            scope: ReadScope::of(&principal),
+            principal,
+        }
+    }
 }
 
 /// What a connection wants and where it stands; the hub and the connection's own task both
 /// change it under the mutex, which is what makes replay-then-live gapless.
 pub struct ConnState {
+    pub viewer: Viewer,
     pub topics: Topics,
     /// While replaying missed events, live events wait here instead of in the queue.
     pub replay_buffer: Option<Vec<Frame>>,
@@ -174,11 +195,20 @@ impl Conn {
     }
 
     /// The frame of `event` this connection may receive, if any (visibility, then topics).
-    pub fn frame_for<'a>(&self, event: &'a Rendered, topics: &Topics) -> Option<&'a Frame> {
+    pub fn frame_for<'a>(
+        event: &'a Rendered,
+        viewer: &Viewer,
+        topics: &Topics,
+    ) -> Option<&'a Frame> {
         if !topics.wants(event.incident, &event.facts) {
             return None;
         }
-        match audience(&self.principal, &self.scope, event.facts, event.internal) {
+        match audience(
+            &viewer.principal,
+            &viewer.scope,
+            event.facts,
+            event.internal,
+        ) {
             Audience::Hidden => None,
             Audience::WithoutPeople => Some(&event.without_people),
             Audience::Full => Some(&event.full),
@@ -194,7 +224,7 @@ impl Conn {
         if event.id <= state.last_id {
             return;
         }
-        let Some(frame) = self.frame_for(event, &state.topics) else {
+        let Some(frame) = Conn::frame_for(event, &state.viewer, &state.topics) else {
             return;
         };
         if let Some(buffer) = &mut state.replay_buffer {
@@ -257,9 +287,12 @@ impl Hub {
         }
         let (tx, rx) = mpsc::channel(self.config.queue_capacity);
         let conn = Arc::new(Conn {
-            scope: ReadScope::of(&principal),
-            principal,
+            user: match &principal {
+                Principal::User(user) => Some(user.user_id),
+                Principal::ApiKey(_) => None,
+            },
             state: Mutex::new(ConnState {
+                viewer: Viewer::of(principal),
                 topics: Topics::default(),
                 replay_buffer: None,
                 last_id: EventId(0),
@@ -268,6 +301,7 @@ impl Hub {
             queue_capacity: self.config.queue_capacity,
             kill: Notify::new(),
             killed: AtomicBool::new(false),
+            recheck: Notify::new(),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.conns
@@ -284,6 +318,22 @@ impl Hub {
             },
             rx,
         ))
+    }
+
+    /// Has every connection of `user` check its credentials again now.
+    pub fn recheck_user(&self, user: UserId) {
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        for conn in conns.values().filter(|c| c.user == Some(user)) {
+            conn.recheck.notify_one();
+        }
+    }
+
+    /// Has every connection check its credentials again now.
+    pub fn recheck_all(&self) {
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        for conn in conns.values() {
+            conn.recheck.notify_one();
+        }
     }
 
     /// The newest event id this node has offered to its connections.
@@ -326,7 +376,6 @@ impl Hub {
                 () = wake.notified() => {}
                 _ = poll.tick() => {}
             }
-            self.db.settle_writes().await;
             loop {
                 let batch = match feed::read_after(&self.db, cursor, BATCH).await {
                     Ok(batch) => batch,

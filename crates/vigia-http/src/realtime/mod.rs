@@ -27,7 +27,7 @@ use vigia_domain::auth::Principal;
 
 pub use hub::Hub;
 
-use crate::auth::Auth;
+use crate::auth::{Authenticated, Source, Standing};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -50,6 +50,9 @@ pub struct RealtimeConfig {
     pub ws_buffer_bytes: usize,
     /// Fallback poll of the event log when no commit wakes the reader.
     pub poll_interval: Duration,
+    /// How often an open connection's credentials are checked again (besides at once when a
+    /// change through this node asks, and at the token's expiry).
+    pub auth_recheck: Duration,
 }
 
 impl Default for RealtimeConfig {
@@ -63,6 +66,7 @@ impl Default for RealtimeConfig {
             max_message_bytes: 16 * 1024,
             ws_buffer_bytes: 4096,
             poll_interval: Duration::from_secs(1),
+            auth_recheck: Duration::from_secs(60),
         }
     }
 }
@@ -75,8 +79,10 @@ pub fn router() -> Router<AppState> {
 
 /// The caller of a real-time endpoint: like [`Auth`], and also accepting the access token or
 /// API key offered as the WebSocket subprotocol `bearer.<token>` (browsers cannot set headers
-/// on a WebSocket). Tokens are never logged: this header is marked sensitive in [`crate::app`].
-pub struct StreamAuth(pub Principal);
+/// on a WebSocket) or the session cookie. The secret is kept so the connection can check it
+/// again while it is open. Tokens are never logged: this header is marked sensitive in
+/// [`crate::app`].
+pub struct StreamAuth(pub Credential);
 
 impl FromRequestParts<AppState> for StreamAuth {
     type Rejection = ApiError;
@@ -96,8 +102,62 @@ impl FromRequestParts<AppState> for StreamAuth {
             value.set_sensitive(true);
             parts.headers.insert(header::AUTHORIZATION, value);
         }
-        let Auth(principal) = Auth::from_request_parts(parts, state).await?;
-        Ok(StreamAuth(principal))
+        let (secret, source) = crate::auth::credential(parts).ok_or(ApiError::Unauthorized {
+            detail: "sign in: send Authorization: Bearer <token>, offer the subprotocols \
+                         `vigia, bearer.<token>`, or sign in with a session cookie",
+        })?;
+        if source == Source::Cookie && crate::auth::needs_same_origin(parts) {
+            crate::auth::check_same_origin(parts, &state.config.public_url)?;
+        }
+        let authenticated = crate::auth::authenticate(state, secret).await?;
+        Ok(StreamAuth(Credential {
+            state: state.clone(),
+            secret: secret.to_owned(),
+            authenticated,
+        }))
+    }
+}
+
+/// A real-time caller's credential, kept to check again while the connection is open.
+pub struct Credential {
+    state: AppState,
+    secret: String,
+    pub authenticated: Authenticated,
+}
+
+impl Credential {
+    pub fn principal(&self) -> &Principal {
+        &self.authenticated.principal
+    }
+
+    /// Checks the credential again; a valid one refreshes who the caller is.
+    pub async fn recheck(&mut self) -> Standing {
+        let standing = crate::auth::recheck(&self.state, &self.secret).await;
+        if let Standing::Valid(authenticated) = &standing {
+            self.authenticated = authenticated.clone();
+        }
+        standing
+    }
+
+    /// Replaces the secret with a fresh one for the same caller (a client's `authenticate`).
+    pub async fn replace(&mut self, secret: &str) -> Result<(), &'static str> {
+        let authenticated = crate::auth::authenticate(&self.state, secret)
+            .await
+            .map_err(|_| "the token is invalid, expired or revoked")?;
+        if !same_caller(&authenticated.principal, &self.authenticated.principal) {
+            return Err("the token belongs to another user or key: open a new connection");
+        }
+        self.secret = secret.to_owned();
+        self.authenticated = authenticated;
+        Ok(())
+    }
+}
+
+fn same_caller(a: &Principal, b: &Principal) -> bool {
+    match (a, b) {
+        (Principal::User(a), Principal::User(b)) => a.user_id == b.user_id,
+        (Principal::ApiKey(a), Principal::ApiKey(b)) => a.key_id == b.key_id,
+        _ => false,
     }
 }
 

@@ -27,6 +27,9 @@ pub enum ClientMessage {
     },
     /// Removes topics.
     Unsubscribe { topics: Vec<String> },
+    /// A fresh access token for the same user (or the same API key), sent before the current
+    /// one expires so the connection stays open; answered with `authenticated`.
+    Authenticate { token: String },
 }
 
 /// What a connection receives. Alerts, detections and reports are accepted now and carry

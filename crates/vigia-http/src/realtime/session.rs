@@ -13,8 +13,10 @@ use vigia_domain::Timestamp;
 use vigia_domain::ids::EventId;
 use vigia_store::incidents::feed;
 
-use super::hub::{Conn, Hub, Registration};
+use super::Credential;
+use super::hub::{Conn, Hub, Registration, Viewer};
 use super::protocol::{ClientMessage, Frame, Rendered, Topics, control, parse_event_id};
+use crate::auth::Standing;
 
 /// Close code for a connection that did not keep up; it may reconnect with its last id.
 pub const SLOW_CONSUMER: (u16, &str) = (4008, "slow consumer, reconnect with last id");
@@ -25,6 +27,13 @@ pub const SERVER_ERROR: (u16, &str) = (1011, "cannot read the event log, reconne
 
 /// Close code when the server shuts down.
 pub const GOING_AWAY: (u16, &str) = (1001, "server shutting down, reconnect with last id");
+/// Close code when the access token or API key expires while the connection is open.
+pub const EXPIRED: (u16, &str) = (
+    4001,
+    "credentials expired, reconnect with a new token and your last id",
+);
+/// Close code when the caller signs out, is disabled, or their key is revoked.
+pub const REVOKED: (u16, &str) = (4003, "credentials revoked");
 
 /// Frames written per flush at most.
 const WRITE_BATCH: usize = 64;
@@ -58,6 +67,8 @@ enum Stop {
     TooBig,
     ServerError,
     Shutdown,
+    Expired,
+    Revoked,
 }
 
 /// A subscription request.
@@ -74,13 +85,17 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
     mut transport: T,
     mut incoming: S,
     initial: Option<Subscribe>,
+    mut credential: Credential,
 ) {
     let conn = registration.conn.clone();
     let mut session = Session {
         hub: &hub,
         conn: &conn,
         transport: &mut transport,
+        next_check: tokio::time::Instant::now(),
+        credential: &mut credential,
     };
+    session.schedule_check();
     let mut stop = None;
     if let Some(subscribe) = initial
         && let Err(s) = session.subscribe(subscribe).await
@@ -98,6 +113,16 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
                 biased;
                 () = conn.kill.notified() => break Stop::Slow,
                 () = hub.stopping.cancelled() => break Stop::Shutdown,
+                () = conn.recheck.notified() => {
+                    if let Err(s) = session.recheck().await {
+                        break s;
+                    }
+                }
+                () = tokio::time::sleep_until(session.next_check) => {
+                    if let Err(s) = session.recheck().await {
+                        break s;
+                    }
+                }
                 n = rx.recv_many(&mut batch, WRITE_BATCH) => {
                     if n == 0 {
                         break Stop::Gone;
@@ -133,6 +158,8 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
         Stop::TooBig => TOO_BIG,
         Stop::ServerError => SERVER_ERROR,
         Stop::Shutdown => GOING_AWAY,
+        Stop::Expired => EXPIRED,
+        Stop::Revoked => REVOKED,
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), transport.close(code, reason)).await;
 }
@@ -141,9 +168,51 @@ struct Session<'a, T> {
     hub: &'a Hub,
     conn: &'a Arc<Conn>,
     transport: &'a mut T,
+    credential: &'a mut Credential,
+    /// When the credential is checked again: the periodic check or its expiry, if sooner.
+    next_check: tokio::time::Instant,
 }
 
 impl<T: Transport> Session<'_, T> {
+    fn schedule_check(&mut self) {
+        let mut wait = self.hub.config.auth_recheck;
+        if let Some(expires) = self.credential.authenticated.expires_at {
+            let left = expires.millis() - Timestamp::now().millis();
+            wait = wait.min(Duration::from_millis(left.max(0) as u64));
+        }
+        self.next_check = tokio::time::Instant::now() + wait;
+    }
+
+    /// Checks the credential again: closes on expiry or revocation, otherwise applies the
+    /// caller's current role and departments to what they receive from now on.
+    async fn recheck(&mut self) -> Result<(), Stop> {
+        match self.credential.recheck().await {
+            Standing::Valid(authenticated) => {
+                self.state().viewer = Viewer::of(authenticated.principal);
+                self.schedule_check();
+                Ok(())
+            }
+            Standing::Expired => Err(Stop::Expired),
+            Standing::Revoked => Err(Stop::Revoked),
+        }
+    }
+
+    /// A fresh token for the same caller, sent before the current one expires.
+    async fn authenticate(&mut self, token: &str) -> Result<(), Stop> {
+        match self.credential.replace(token).await {
+            Ok(()) => {
+                self.state().viewer = Viewer::of(self.credential.principal().clone());
+                self.schedule_check();
+                let expires_at = self.credential.authenticated.expires_at;
+                self.write(vec![control(
+                    "authenticated",
+                    Some(json!({ "expires_at": expires_at })),
+                )])
+                .await
+            }
+            Err(detail) => self.error(detail).await,
+        }
+    }
     /// Writes and flushes frames, giving up as soon as the hub marks the connection slow.
     async fn write(&mut self, mut frames: Vec<Frame>) -> Result<(), Stop> {
         self.write_all(&mut frames).await
@@ -178,13 +247,15 @@ impl<T: Transport> Session<'_, T> {
             Err(error) => {
                 let detail = format!(
                     "cannot read the message ({error}): send {{\"type\":\"subscribe\",\"topics\":[\"incidents\"]}}, \
-                     {{\"type\":\"unsubscribe\",\"topics\":[...]}} or {{\"type\":\"ping\"}}"
+                     {{\"type\":\"unsubscribe\",\"topics\":[...]}}, {{\"type\":\"authenticate\",\"token\":\"...\"}} \
+                     or {{\"type\":\"ping\"}}"
                 );
                 return self.error(&detail).await;
             }
         };
         match message {
             ClientMessage::Ping => self.write(vec![control("pong", None)]).await,
+            ClientMessage::Authenticate { token } => self.authenticate(&token).await,
             ClientMessage::Subscribe {
                 topics,
                 last_event_id,
@@ -303,9 +374,10 @@ impl<T: Transport> Session<'_, T> {
                 .map_err(|_| Stop::ServerError)?;
             let full = batch.len() == REPLAY_BATCH;
             let mut frames = Vec::new();
+            let viewer = self.state().viewer.clone();
             for item in &batch {
                 let event = Rendered::of(item);
-                if let Some(frame) = conn.frame_for(&event, &subscribe.topics) {
+                if let Some(frame) = Conn::frame_for(&event, &viewer, &subscribe.topics) {
                     frames.push(frame.clone());
                 }
                 cursor = event.id;

@@ -34,7 +34,8 @@ pub struct StreamQuery {
 ///
 /// Each event's `data:` is the same JSON envelope `/ws` sends; events carry their id in the
 /// SSE `id:` field, so a reconnecting `EventSource` resumes with `Last-Event-ID` and first
-/// receives what it missed. Authenticate with `Authorization: Bearer` or `X-Api-Key`.
+/// receives what it missed. Authenticate with `Authorization: Bearer`, `X-Api-Key`, or the
+/// session cookie (`EventSource` sends it on same-origin pages).
 #[utoipa::path(get, path = "/api/v1/stream", tag = "realtime", params(StreamQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     security(("bearer" = [])),
@@ -46,7 +47,7 @@ pub struct StreamQuery {
     ))]
 pub async fn stream(
     State(state): State<AppState>,
-    StreamAuth(principal): StreamAuth,
+    StreamAuth(credential): StreamAuth,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> ApiResult<Response> {
@@ -74,7 +75,9 @@ pub async fn stream(
             )?),
         };
     let hub = state.realtime.clone();
-    let (registration, rx) = hub.register(principal).map_err(super::refused)?;
+    let (registration, rx) = hub
+        .register(credential.principal().clone())
+        .map_err(super::refused)?;
     let (tx, mut out) = mpsc::channel::<Event>(16);
     let watch = tx.clone();
     // SSE clients send nothing; the "incoming" stream just ends when the client goes away.
@@ -91,6 +94,7 @@ pub async fn stream(
             topics,
             last_event_id,
         }),
+        credential,
     ));
     let body = futures::stream::poll_fn(move |cx| out.poll_recv(cx)).map(Ok::<_, Infallible>);
     Ok(Sse::new(body).into_response())

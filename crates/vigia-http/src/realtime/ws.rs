@@ -35,14 +35,16 @@ pub const PROTOCOL: &str = "vigia";
     ))]
 pub async fn ws(
     State(state): State<AppState>,
-    StreamAuth(principal): StreamAuth,
+    StreamAuth(credential): StreamAuth,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let upgrade = upgrade.map_err(|e| ApiError::BadRequest {
         detail: format!("{e}: connect with a WebSocket client"),
     })?;
     let hub = state.realtime.clone();
-    let (registration, rx) = hub.register(principal).map_err(super::refused)?;
+    let (registration, rx) = hub
+        .register(credential.principal().clone())
+        .map_err(super::refused)?;
     let buffer = hub.config.ws_buffer_bytes;
     let max_message = hub.config.max_message_bytes;
     Ok(upgrade
@@ -60,6 +62,7 @@ pub async fn ws(
                 WsTransport(sink),
                 incoming(stream),
                 None,
+                credential,
             )
             .await;
         }))

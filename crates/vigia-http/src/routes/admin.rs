@@ -183,7 +183,7 @@ async fn revoke_key(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ApiKeyOut>> {
     let key = api_keys::revoke(&state.db, ApiKeyId(id), &auth.actor(rid)).await?;
-    state.auth_cache.forget_keys();
+    state.forget_keys();
     Ok(Json(key.into()))
 }
 

@@ -2,7 +2,9 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,7 +17,7 @@ use vigia_domain::{Timestamp, Validation};
 use vigia_store::sessions::{self, Rotation};
 use vigia_store::{settings, users};
 
-use crate::auth::Auth;
+use crate::auth::{self as authn, Auth, REFRESH_COOKIE, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ClientIp, Json};
 use crate::state::AppState;
@@ -160,6 +162,11 @@ pub(crate) async fn new_account(
 pub struct LoginIn {
     pub email: String,
     pub password: String,
+    /// For a browser UI: also set the session cookies (`vigia_session` with the access token,
+    /// `vigia_refresh` with the refresh token; both HttpOnly, SameSite=Strict). Requests and
+    /// real-time connections authenticated by the cookie must come from this server's origin.
+    #[serde(default)]
+    pub cookie: bool,
 }
 
 /// A fresh pair of tokens.
@@ -187,7 +194,7 @@ async fn login(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Json(input): Json<LoginIn>,
-) -> ApiResult<Json<TokensOut>> {
+) -> ApiResult<Response> {
     state.limits.login(ip, &input.email)?;
     let credentials = match Email::parse("email", &input.email) {
         Ok(email) => users::credentials(&state.db, &email).await?,
@@ -207,9 +214,65 @@ async fn login(
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    start_session(&state, credentials.id, user_agent)
-        .await
-        .map(Json)
+    let tokens = start_session(&state, credentials.id, user_agent).await?;
+    Ok(with_cookies(&state, tokens, input.cookie))
+}
+
+/// The tokens as JSON, with the session cookies set when `cookies` is true.
+fn with_cookies(state: &AppState, tokens: TokensOut, cookies: bool) -> Response {
+    if !cookies {
+        return Json(tokens).into_response();
+    }
+    let secure = state.config.public_url.starts_with("https://");
+    let set = [
+        session_cookie(
+            SESSION_COOKIE,
+            &tokens.access_token,
+            "/",
+            state.config.access_token_ttl.as_secs(),
+            secure,
+        ),
+        session_cookie(
+            REFRESH_COOKIE,
+            &tokens.refresh_token,
+            "/api/v1/auth",
+            state.config.refresh_token_ttl.as_secs(),
+            secure,
+        ),
+    ];
+    (
+        AppendHeaders(set.map(|value| (header::SET_COOKIE, value))),
+        Json(tokens),
+    )
+        .into_response()
+}
+
+fn session_cookie(name: &str, value: &str, path: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let mut header = HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("vigia_invalid=; Max-Age=0"));
+    header.set_sensitive(true);
+    header
+}
+
+/// Headers that delete both session cookies.
+fn cleared_cookies() -> AppendHeaders<[(header::HeaderName, HeaderValue); 2]> {
+    AppendHeaders([
+        (
+            header::SET_COOKIE,
+            HeaderValue::from_static(
+                "vigia_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
+            ),
+        ),
+        (
+            header::SET_COOKIE,
+            HeaderValue::from_static(
+                "vigia_refresh=; Path=/api/v1/auth; Max-Age=0; HttpOnly; SameSite=Strict",
+            ),
+        ),
+    ])
 }
 
 async fn start_session(
@@ -244,37 +307,59 @@ async fn tokens(
     })
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshIn {
-    pub refresh_token: String,
+    /// The refresh token; a browser session may leave it out and send its `vigia_refresh`
+    /// cookie instead (it then gets new cookies).
+    pub refresh_token: Option<String>,
 }
 
 /// Exchange a refresh token for a new pair. Presenting an already used refresh token revokes
 /// the whole session (it was stolen or replayed).
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshIn,
-    responses((status = 200, body = TokensOut), (status = 401, body = Problem)))]
+    responses((status = 200, body = TokensOut), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "cookie refresh from another origin")))]
 async fn refresh(
     State(state): State<AppState>,
-    Json(input): Json<RefreshIn>,
-) -> ApiResult<Json<TokensOut>> {
+    parts: Parts,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let input: RefreshIn = if body.iter().all(u8::is_ascii_whitespace) {
+        RefreshIn::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+            detail: format!("cannot read the JSON body: {e}"),
+        })?
+    };
+    let (presented, from_cookie) = match input.refresh_token {
+        Some(token) => (token, false),
+        None => {
+            let token = authn::cookie(&parts, REFRESH_COOKIE).ok_or(ApiError::Unauthorized {
+                detail: "send {\"refresh_token\": \"...\"} or the vigia_refresh cookie",
+            })?;
+            authn::check_same_origin(&parts, &state.config.public_url)?;
+            (token.to_owned(), true)
+        }
+    };
     let now = Timestamp::now();
     let next = random_secret(REFRESH_TOKEN_PREFIX);
     let expires = now.plus_seconds(state.config.refresh_token_ttl.as_secs() as i64);
     match sessions::rotate(
         &state.db,
-        &secret_hash(&input.refresh_token),
+        &secret_hash(&presented),
         &secret_hash(&next),
         expires,
     )
     .await?
     {
         Rotation::Rotated { session, user } => {
-            tokens(&state, user, session, next, now).await.map(Json)
+            let tokens = tokens(&state, user, session, next, now).await?;
+            Ok(with_cookies(&state, tokens, from_cookie))
         }
         Rotation::Reused => {
             tracing::warn!("a rotated refresh token was presented again; its session is revoked");
-            state.auth_cache.forget_all_sessions();
+            state.forget_all_sessions();
             Err(ApiError::Unauthorized {
                 detail: "this refresh token was already used; the session is revoked",
             })
@@ -288,11 +373,11 @@ async fn refresh(
 /// End this session: its access and refresh tokens stop working.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem)))]
-async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
+async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<impl IntoResponse> {
     let user = auth.user()?;
     sessions::revoke(&state.db, user.user_id, user.session_id).await?;
-    state.auth_cache.forget_user(user.user_id);
-    Ok(StatusCode::NO_CONTENT)
+    state.forget_user(user.user_id);
+    Ok((StatusCode::NO_CONTENT, cleared_cookies()))
 }
 
 /// The signed-in user.
@@ -387,6 +472,6 @@ async fn change_password(
         Some(principal.session_id),
     )
     .await?;
-    state.auth_cache.forget_user(principal.user_id);
+    state.forget_user(principal.user_id);
     Ok(StatusCode::NO_CONTENT)
 }

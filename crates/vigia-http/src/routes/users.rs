@@ -210,6 +210,6 @@ async fn update(
         notify_status_changes: None,
     };
     let user = users::update(&state.db, id, &patch, &auth.actor(request_id)).await?;
-    state.auth_cache.forget_user(id);
+    state.forget_user(id);
     Ok(Json(user.into()))
 }

@@ -228,3 +228,142 @@ mod rate_limits {
         assert!(limited.headers.contains_key("retry-after"));
     }
 }
+
+/// The `name=value` of the `Set-Cookie` headers of a response, by cookie name, with the
+/// attributes of each.
+fn set_cookies(headers: &reqwest::header::HeaderMap) -> Vec<(String, String, String)> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| {
+            let v = v.to_str().expect("ASCII cookie").to_owned();
+            let (pair, attributes) = v.split_once(';').unwrap_or((&v, ""));
+            let (name, value) = pair.split_once('=').expect("name=value");
+            (name.to_owned(), value.to_owned(), attributes.to_owned())
+        })
+        .collect()
+}
+
+fn cookie_value(cookies: &[(String, String, String)], name: &str) -> String {
+    cookies
+        .iter()
+        .find(|(n, _, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name} cookie in {cookies:?}"))
+        .1
+        .clone()
+}
+
+mod browser_sessions {
+    use super::*;
+
+    backend_tests! {
+        async fn a_browser_session_lives_in_cookies_that_only_this_origin_can_act_with(app: TestApp) {
+            let user = app.user(Role::Reporter).await;
+            let login = app
+                .client
+                .post(format!("{}/api/v1/auth/login", app.url))
+                .json(&json!({ "email": user.email, "password": user.password, "cookie": true }))
+                .send()
+                .await
+                .expect("login");
+            assert_eq!(login.status(), StatusCode::OK);
+            let cookies = set_cookies(login.headers());
+            assert_eq!(cookies.len(), 2, "{cookies:?}");
+            for (name, _, attributes) in &cookies {
+                assert!(attributes.contains("HttpOnly"), "{name}: {attributes}");
+                assert!(attributes.contains("SameSite=Strict"), "{name}: {attributes}");
+                assert!(!attributes.contains("Secure"), "plain-http public URL: {attributes}");
+            }
+            let refresh_attrs = &cookies.iter().find(|c| c.0 == "vigia_refresh").expect("refresh").2;
+            assert!(refresh_attrs.contains("Path=/api/v1/auth"), "{refresh_attrs}");
+            let session = cookie_value(&cookies, "vigia_session");
+            let refresh = cookie_value(&cookies, "vigia_refresh");
+            // Without the flag no cookie is set.
+            let plain = app.login(&user.email, &user.password).await;
+            assert!(plain.headers.get("set-cookie").is_none());
+
+            let with_cookie = |method: reqwest::Method, path: &str, origin: Option<&str>| {
+                let mut request = app
+                    .client
+                    .request(method, format!("{}{path}", app.url))
+                    .header("cookie", format!("theme=dark; vigia_session={session}"));
+                if let Some(origin) = origin {
+                    request = request.header("origin", origin);
+                }
+                request
+            };
+            // Reading needs no origin.
+            let me = TestApp::reply(with_cookie(reqwest::Method::GET, "/api/v1/me", None).send().await.expect("me")).await;
+            assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+            assert_eq!(me.body["email"], user.email.as_str());
+
+            // Acting without an origin, or from another one, is refused and changes nothing.
+            for origin in [None, Some("https://evil.example"), Some("null")] {
+                let reply = TestApp::reply(
+                    with_cookie(reqwest::Method::PATCH, "/api/v1/me", origin)
+                        .json(&json!({ "display_name": "Atacante" }))
+                        .send()
+                        .await
+                        .expect("patch"),
+                )
+                .await;
+                assert_eq!(reply.status, StatusCode::FORBIDDEN, "origin {origin:?}: {:?}", reply.body);
+                assert!(reply.is_problem());
+            }
+            let me = TestApp::reply(with_cookie(reqwest::Method::GET, "/api/v1/me", None).send().await.expect("me")).await;
+            assert_eq!(me.body["display_name"], "Test User");
+            // From this server's own origin it works.
+            let reply = TestApp::reply(
+                with_cookie(reqwest::Method::PATCH, "/api/v1/me", Some(&app.url))
+                    .json(&json!({ "display_name": "Rosa" }))
+                    .send()
+                    .await
+                    .expect("patch"),
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            assert_eq!(reply.body["display_name"], "Rosa");
+            // A bearer token still works with no origin at all (API clients).
+            let reply = app.patch("/api/v1/me", Some(&user.token), json!({ "locale": "en" })).await;
+            assert_eq!(reply.status, StatusCode::OK);
+
+            // Refreshing from the cookie: refused cross-site (and nothing rotates), renewed from here.
+            let refresh_with = |origin: &str, token: &str| {
+                app.client
+                    .post(format!("{}/api/v1/auth/refresh", app.url))
+                    .header("cookie", format!("vigia_refresh={token}"))
+                    .header("origin", origin.to_owned())
+                    .send()
+            };
+            let refused = TestApp::reply(refresh_with("https://evil.example", &refresh).await.expect("refresh")).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN);
+            let renewed = refresh_with(&app.url, &refresh).await.expect("refresh");
+            assert_eq!(renewed.status(), StatusCode::OK);
+            let cookies = set_cookies(renewed.headers());
+            let session = cookie_value(&cookies, "vigia_session");
+            assert_ne!(cookie_value(&cookies, "vigia_refresh"), refresh, "the refresh token rotates");
+
+            // Logout clears both cookies and ends the session.
+            let logout = app
+                .client
+                .post(format!("{}/api/v1/auth/logout", app.url))
+                .header("cookie", format!("vigia_session={session}"))
+                .header("origin", app.url.clone())
+                .send()
+                .await
+                .expect("logout");
+            assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+            let cleared = set_cookies(logout.headers());
+            assert_eq!(cleared.len(), 2);
+            assert!(cleared.iter().all(|(_, value, attrs)| value.is_empty() && attrs.contains("Max-Age=0")), "{cleared:?}");
+            let after = app
+                .client
+                .get(format!("{}/api/v1/me", app.url))
+                .header("cookie", format!("vigia_session={session}"))
+                .send()
+                .await
+                .expect("me");
+            assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+}

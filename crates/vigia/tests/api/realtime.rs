@@ -27,6 +27,8 @@ pub struct WsClient {
 pub enum Credential<'a> {
     Bearer(&'a str),
     Subprotocol(&'a str),
+    /// The browser session cookie, with the page's `Origin` if any.
+    Cookie(&'a str, Option<&'a str>),
 }
 
 pub async fn connect_ws(base_url: &str, credential: Credential<'_>) -> WsClient {
@@ -53,6 +55,17 @@ pub async fn try_connect_ws(
                 "sec-websocket-protocol",
                 HeaderValue::from_str(&format!("vigia, bearer.{token}")).expect("header"),
             );
+        }
+        Credential::Cookie(token, origin) => {
+            request.headers_mut().insert(
+                "cookie",
+                HeaderValue::from_str(&format!("vigia_session={token}")).expect("header"),
+            );
+            if let Some(origin) = origin {
+                request
+                    .headers_mut()
+                    .insert("origin", HeaderValue::from_str(origin).expect("header"));
+            }
         }
     }
     let (socket, response) = tokio_tungstenite::connect_async(request).await?;
@@ -174,6 +187,38 @@ async fn attach(app: &TestApp, who: &TestUser, id: i64) {
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// The next message that is not an incident event (those may still be in flight).
+async fn next_control(client: &mut WsClient, wait: Duration) -> Value {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = client
+            .next_within(left)
+            .await
+            .unwrap_or_else(|| panic!("no control message within {wait:?}"));
+        if !message["type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("incident.")
+        {
+            return message;
+        }
+    }
+}
+
+fn expect_handshake_status(
+    result: Result<WsClient, tokio_tungstenite::tungstenite::Error>,
+    status: u16,
+) {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), status);
+        }
+        Err(other) => panic!("expected {status}, got {other}"),
+        Ok(_) => panic!("expected {status}, got a connection"),
+    }
+}
+
 backend_tests! {
     async fn every_message_type_arrives_within_a_second_of_the_rest_call_that_causes_it(app: TestApp) {
         let c = campus(&app).await;
@@ -261,6 +306,94 @@ backend_tests! {
         let plain = app.get("/ws", Some(&c.reporter.token)).await;
         assert_eq!(plain.status, StatusCode::BAD_REQUEST);
         assert!(plain.is_problem());
+    }
+
+    async fn credentials_stay_checked_while_a_connection_is_open(app: TestApp) {
+        let c = campus(&app).await;
+        let mut staff = connect_ws(&app.url, Credential::Bearer(&c.staff_a.token)).await;
+        staff.subscribe(&["incidents"], None).await;
+        let mut reporter = connect_ws(&app.url, Credential::Bearer(&c.reporter.token)).await;
+        reporter.subscribe(&["incidents"], None).await;
+        let mut other = connect_ws(&app.url, Credential::Subprotocol(&c.other.token)).await;
+        other.subscribe(&["incidents"], None).await;
+
+        report(&app, &c.reporter, public_leak(&c, "private")).await;
+        staff.expect_event(SECOND, "incident.created").await;
+        reporter.expect_event(SECOND, "incident.created").await;
+
+        // The staff member moves to another department: from then on, department A's private
+        // incidents no longer reach their open connection.
+        let moved = app
+            .patch(&format!("/api/v1/users/{}", c.staff_a.id), Some(&c.admin.token), json!({ "departments": [c.dept_b] }))
+            .await;
+        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        report(&app, &c.reporter, public_leak(&c, "private")).await;
+        reporter.expect_event(SECOND, "incident.created").await;
+        staff.expect_silence(Duration::from_millis(500)).await;
+
+        // A fresh token of another user is refused; a garbage one too; the connection stays.
+        reporter.send(json!({ "type": "authenticate", "token": c.other.token })).await;
+        let refused = next_control(&mut reporter, SECOND).await;
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert!(refused["data"]["detail"].as_str().expect("detail").contains("another user"), "{refused}");
+        reporter.send(json!({ "type": "authenticate", "token": "not-a-token" })).await;
+        assert_eq!(next_control(&mut reporter, SECOND).await["type"], "error");
+        reporter.send(json!({ "type": "ping" })).await;
+        assert_eq!(next_control(&mut reporter, SECOND).await["type"], "pong");
+
+        // Signing out closes the reporter's connection with 4003.
+        let logout = app.post("/api/v1/auth/logout", Some(&c.reporter.token), json!({})).await;
+        assert_eq!(logout.status, StatusCode::NO_CONTENT);
+        let closed = next_control(&mut reporter, SECOND).await;
+        assert_eq!(closed, json!({ "type": "_closed", "code": 4003 }));
+
+        // Disabling an account closes its connections with 4003 too.
+        let disabled = app
+            .patch(&format!("/api/v1/users/{}", c.other.id), Some(&c.admin.token), json!({ "disabled": true }))
+            .await;
+        assert_eq!(disabled.status, StatusCode::OK, "{:?}", disabled.body);
+        let closed = next_control(&mut other, SECOND).await;
+        assert_eq!(closed, json!({ "type": "_closed", "code": 4003 }));
+
+        // A browser's session cookie opens a WebSocket only from this server's pages.
+        let login = app
+            .client
+            .post(format!("{}/api/v1/auth/login", app.url))
+            .json(&json!({ "email": c.admin.email, "password": c.admin.password, "cookie": true }))
+            .send()
+            .await
+            .expect("login");
+        let session = login
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("vigia_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("session cookie")
+            .to_owned();
+        expect_handshake_status(try_connect_ws(&app.url, Credential::Cookie(&session, None)).await, 403);
+        expect_handshake_status(
+            try_connect_ws(&app.url, Credential::Cookie(&session, Some("https://evil.example"))).await,
+            403,
+        );
+        let mut browser = connect_ws(&app.url, Credential::Cookie(&session, Some(&app.url))).await;
+        browser.subscribe(&["incidents"], None).await;
+        // EventSource on a same-origin page sends the cookie without an Origin: reading is allowed.
+        let sse = app
+            .client
+            .get(format!("{}/api/v1/stream", app.url))
+            .header("cookie", format!("vigia_session={session}"))
+            .send()
+            .await
+            .expect("sse");
+        assert_eq!(sse.status(), StatusCode::OK);
+        let mut sse = SseClient::new(sse);
+        assert_eq!(sse.next_within(SECOND).await.expect("subscribed")["type"], "subscribed");
+        report(&app, &c.staff_b, public_leak(&c, "private")).await;
+        browser.expect_event(SECOND, "incident.created").await;
+        assert_eq!(sse.next_within(SECOND).await.expect("event")["type"], "incident.created");
     }
 
     async fn reconnecting_with_the_last_event_id_gets_exactly_the_missed_events(app: TestApp) {
@@ -660,6 +793,88 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_receiving
     );
     comment(&app, &c.staff_a, id, "public").await;
     reader.expect_event(SECOND, "incident.comment_added").await;
+}
+
+/// A connection closes with 4001 when its access token expires, unless the client sends a
+/// fresh token first; an SSE stream ends with a `closed` message saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closes_when_its_token_expires_unless_renewed_in_band() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.http.access_token_ttl_secs = 3;
+    })
+    .await
+    .expect("app");
+    let admin = app.admin().await;
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            let reply = app
+                .post(
+                    "/api/v1/auth/refresh",
+                    None,
+                    json!({ "refresh_token": token }),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            (
+                reply.body["access_token"]
+                    .as_str()
+                    .expect("access")
+                    .to_owned(),
+                reply.body["refresh_token"]
+                    .as_str()
+                    .expect("refresh")
+                    .to_owned(),
+            )
+        }
+    };
+    let (first, next) = refresh(admin.refresh_token.clone()).await;
+    let issued = Instant::now();
+    let mut kept = connect_ws(&app.url, Credential::Bearer(&first)).await;
+    kept.subscribe(&["incidents"], None).await;
+    let mut lapsed = connect_ws(&app.url, Credential::Bearer(&first)).await;
+    lapsed.subscribe(&["incidents"], None).await;
+    let sse = app
+        .client
+        .get(format!("{}/api/v1/stream", app.url))
+        .bearer_auth(&first)
+        .send()
+        .await
+        .expect("sse");
+    let mut sse = SseClient::new(sse);
+    assert_eq!(
+        sse.next_within(SECOND).await.expect("subscribed")["type"],
+        "subscribed"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (second, _) = refresh(next).await;
+    kept.send(json!({ "type": "authenticate", "token": second }))
+        .await;
+    let renewed = kept.expect_event(SECOND, "authenticated").await;
+    assert!(renewed["data"]["expires_at"].is_string(), "{renewed}");
+
+    let closed = lapsed
+        .next_within(Duration::from_secs(4))
+        .await
+        .expect("close");
+    assert_eq!(closed, json!({ "type": "_closed", "code": 4001 }));
+    assert!(
+        issued.elapsed() >= Duration::from_secs(2),
+        "closed at expiry, not before"
+    );
+    let ended = sse.next_within(SECOND).await.expect("closed message");
+    assert_eq!(ended["type"], "closed", "{ended}");
+    assert_eq!(ended["data"]["code"], 4001);
+
+    // The renewed connection is still live, and lapses at its own token's expiry.
+    kept.send(json!({ "type": "ping" })).await;
+    assert_eq!(kept.expect_event(SECOND, "pong").await["type"], "pong");
+    let closed = kept
+        .next_within(Duration::from_secs(4))
+        .await
+        .expect("close");
+    assert_eq!(closed, json!({ "type": "_closed", "code": 4001 }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
