@@ -3,11 +3,13 @@
 //! heartbeats, answer pings, and close slow consumers.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use serde_json::json;
+use tokio::sync::futures::Notified;
 use tokio::sync::mpsc;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::EventId;
@@ -94,6 +96,7 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
         transport: &mut transport,
         next_check: tokio::time::Instant::now(),
         credential: &mut credential,
+        kill: Box::pin(conn.kill.notified()),
     };
     session.schedule_check();
     let mut stop = None;
@@ -106,19 +109,32 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::new();
+    // The timer and the wake-ups live as long as the connection: made afresh on every turn of
+    // the loop, each would register (and unregister) a waiter per message sent — on the
+    // shutdown token, one list shared by every connection.
+    let check = tokio::time::sleep_until(session.next_check);
+    tokio::pin!(check);
+    let stopping = hub.stopping.cancelled();
+    tokio::pin!(stopping);
+    let recheck = conn.recheck.notified();
+    tokio::pin!(recheck);
     let stop = match stop {
         Some(stop) => stop,
         None => loop {
+            if check.deadline() != session.next_check {
+                check.as_mut().reset(session.next_check);
+            }
             tokio::select! {
                 biased;
-                () = conn.kill.notified() => break Stop::Slow,
-                () = hub.stopping.cancelled() => break Stop::Shutdown,
-                () = conn.recheck.notified() => {
+                () = session.kill.as_mut() => break Stop::Slow,
+                () = &mut stopping => break Stop::Shutdown,
+                () = &mut recheck => {
+                    recheck.set(conn.recheck.notified());
                     if let Err(s) = session.recheck().await {
                         break s;
                     }
                 }
-                () = tokio::time::sleep_until(session.next_check) => {
+                () = &mut check => {
                     if let Err(s) = session.recheck().await {
                         break s;
                     }
@@ -151,6 +167,7 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
             }
         },
     };
+    drop(session);
     drop(registration);
     let (code, reason) = match stop {
         Stop::Gone => return,
@@ -171,11 +188,18 @@ struct Session<'a, T> {
     credential: &'a mut Credential,
     /// When the credential is checked again: the periodic check or its expiry, if sooner.
     next_check: tokio::time::Instant,
+    /// Completes when the hub marks the connection a slow consumer.
+    kill: Pin<Box<Notified<'a>>>,
 }
 
 impl<T: Transport> Session<'_, T> {
     fn schedule_check(&mut self) {
-        let mut wait = self.hub.config.auth_recheck;
+        // Up to a tenth earlier, so connections opened together do not all check at once.
+        let mut wait = self
+            .hub
+            .config
+            .auth_recheck
+            .mul_f64(1.0 - rand::random::<f64>() / 10.0);
         if let Some(expires) = self.credential.authenticated.expires_at {
             let left = expires.millis() - Timestamp::now().millis();
             wait = wait.min(Duration::from_millis(left.max(0) as u64));
@@ -221,7 +245,6 @@ impl<T: Transport> Session<'_, T> {
     /// Writes and flushes (draining) `frames`, giving up as soon as the hub marks the
     /// connection slow.
     async fn write_all(&mut self, frames: &mut Vec<Frame>) -> Result<(), Stop> {
-        let conn = self.conn;
         let transport = &mut *self.transport;
         let work = async move {
             for frame in frames.drain(..) {
@@ -231,7 +254,7 @@ impl<T: Transport> Session<'_, T> {
         };
         tokio::select! {
             biased;
-            () = conn.kill.notified() => Err(Stop::Slow),
+            () = self.kill.as_mut() => Err(Stop::Slow),
             result = work => result.map_err(|()| Stop::Gone),
         }
     }

@@ -23,14 +23,19 @@ pub const PROTOCOL: &str = "vigia";
 ///
 /// Authenticate with `Authorization: Bearer <access token or API key>`, `X-Api-Key`, or — for
 /// browsers, which cannot set headers on a WebSocket — by offering the subprotocols
-/// `vigia, bearer.<token>` (the server selects `vigia`). Then send
-/// `{"type":"subscribe","topics":["incidents"],"last_event_id":"123"}`.
+/// `vigia, bearer.<token>` (the server selects `vigia`), or with the session cookie from a page
+/// of this server's origin. Then send
+/// `{"type":"subscribe","topics":["incidents"],"last_event_id":"123"}`. The credential is
+/// checked again while the connection is open: send `{"type":"authenticate","token":"..."}`
+/// with a fresh access token before the current one expires, or the connection closes with
+/// 4001; signing out or a revoked key closes it with 4003.
 #[utoipa::path(get, path = "/ws", tag = "realtime",
     security(("bearer" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol; messages are JSON envelopes `{type, id, ts, data}`"),
         (status = 400, body = crate::error::Problem, description = "Not a WebSocket handshake"),
         (status = 401, body = crate::error::Problem),
+        (status = 403, body = crate::error::Problem, description = "Session cookie sent from another origin"),
         (status = 429, body = crate::error::Problem, description = "Too many connections for this user"),
     ))]
 pub async fn ws(
