@@ -134,7 +134,86 @@ fn per_day_sum(stats: &Value, field: &str) -> i64 {
         .sum()
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` of a time in milliseconds.
+fn rfc3339(ms: i64) -> String {
+    vigia_domain::Timestamp::from_millis(ms).to_string()
+}
+
+const DAY: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+
 backend_tests! {
+    async fn whole_days_come_from_the_summaries_kept_by_every_change(app: TestApp) {
+        let d = dataset(&app).await;
+        let [i1, i2, i3, i4] = d.incidents;
+        // Five days ago at midnight (UTC) is day 0 of this test.
+        let day0 = (now_ms() / DAY - 5) * DAY;
+        let place = "UPDATE incidents SET created_at = $2 WHERE id = $1";
+        app.exec(place, &[i1, day0 + 10 * HOUR]).await;
+        app.exec(place, &[i2, day0 + 12 * HOUR]).await;
+        app.exec(place, &[i3, day0 + DAY + 9 * HOUR]).await;
+        app.exec(place, &[i4, day0 + 2 * DAY + 23 * HOUR]).await;
+        app.exec("UPDATE incidents SET resolved_at = $2 WHERE id = $1", &[i1, day0 + DAY + 8 * HOUR]).await;
+        let stats = |from: i64, to: i64, who: &TestUser| {
+            let path = format!("/api/v1/stats?created_from={}&created_to={}", rfc3339(from), rfc3339(to));
+            let token = who.token.clone();
+            let app = &app;
+            async move {
+                let reply = app.get(&path, Some(&token)).await;
+                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+                reply.body
+            }
+        };
+        let per_day = |s: &Value| -> Vec<(i64, i64)> {
+            s["per_day"].as_array().expect("per_day").iter()
+                .map(|d| (d["created"].as_i64().expect("created"), d["resolved"].as_i64().expect("resolved")))
+                .collect()
+        };
+
+        // Three whole days: read from the summaries only.
+        let s = stats(day0, day0 + 3 * DAY, &d.admin).await;
+        assert_eq!(s["totals"], json!({ "created": 4, "open": 3, "resolved": 1 }));
+        assert_eq!(per_day(&s), [(2, 0), (1, 1), (1, 0)]);
+        assert_eq!(pairs(&s["by_status"], "status"), [
+            (json!("new"), 1), (json!("acknowledged"), 2), (json!("in_progress"), 0),
+            (json!("on_hold"), 0), (json!("resolved"), 1), (json!("closed"), 0),
+        ]);
+        assert_eq!(pairs(&s["by_urgency"], "urgency"), [
+            (json!("low"), 2), (json!("medium"), 0), (json!("high"), 1), (json!("emergency"), 1),
+        ]);
+        assert_eq!(pairs(&s["by_department"], "department_id"), [(json!(d.department_a), 2), (json!(d.department_b), 2)]);
+        let mut zones = pairs(&s["by_zone"], "zone_id");
+        zones.sort_by_key(|(k, _)| k.as_i64());
+        assert_eq!(zones, [(Value::Null, 2), (json!(d.zone), 2)]);
+
+        // Cut inside days: the ends are counted from the incidents, the middle from the summaries.
+        let s = stats(day0 + 11 * HOUR, day0 + 2 * DAY + 12 * HOUR, &d.admin).await;
+        assert_eq!(s["totals"], json!({ "created": 2, "open": 2, "resolved": 1 }), "i2 (head) and i3 (whole day)");
+        assert_eq!(per_day(&s), [(1, 0), (1, 1), (0, 0)]);
+
+        // Changes through the API move the counts: i3 rerouted to A, i2 resolved, i4 acknowledged.
+        let moved = app.put(&format!("/api/v1/incidents/{i3}/department"), Some(&d.admin.token), json!({ "department_id": d.department_a })).await;
+        assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+        app.move_through(&d.staff_a, i2, &["in_progress", "resolved"]).await;
+        app.move_through(&d.staff_b, i4, &["acknowledged"]).await;
+        let s = stats(day0, day0 + 3 * DAY, &d.admin).await;
+        assert_eq!(pairs(&s["by_department"], "department_id"), [(json!(d.department_a), 3), (json!(d.department_b), 1)]);
+        assert_eq!(pairs(&s["by_status"], "status"), [
+            (json!("new"), 0), (json!("acknowledged"), 2), (json!("in_progress"), 0),
+            (json!("on_hold"), 0), (json!("resolved"), 2), (json!("closed"), 0),
+        ]);
+        // i2 was resolved today, outside these three days.
+        assert_eq!(per_day(&s), [(2, 0), (1, 1), (1, 0)]);
+
+        // Staff count only their departments, from the summaries too.
+        let s = stats(day0, day0 + 3 * DAY, &d.staff_b).await;
+        assert_eq!(s["totals"], json!({ "created": 1, "open": 1, "resolved": 0 }));
+        assert_eq!(pairs(&s["by_department"], "department_id"), [(json!(d.department_b), 1)]);
+        assert_eq!(per_day(&s), [(0, 0), (0, 0), (1, 0)]);
+        let s = stats(day0, day0 + 3 * DAY, &d.staff_a).await;
+        assert_eq!(s["totals"], json!({ "created": 3, "open": 1, "resolved": 1 }));
+    }
+
     async fn admins_see_exact_counts_of_every_dimension(app: TestApp) {
         let d = dataset(&app).await;
         let reply = app.get("/api/v1/stats", Some(&d.admin.token)).await;
