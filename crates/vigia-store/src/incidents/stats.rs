@@ -749,3 +749,59 @@ fn push_grouped<K: PartialEq>(groups: &mut Vec<(K, Vec<Ranked>)>, key: K, item: 
         _ => groups.push((key, vec![item])),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(from: i64, to: i64) -> StatsFilter {
+        StatsFilter {
+            created_from: Timestamp::from_millis(from),
+            created_to: Timestamp::from_millis(to),
+            department: None,
+            category: None,
+        }
+    }
+
+    fn bounds(f: Option<StatsFilter>) -> Option<(i64, i64)> {
+        f.map(|f| (f.created_from.millis(), f.created_to.millis()))
+    }
+
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn a_range_is_cut_at_utc_midnights() {
+        let day = 20_000 * DAY_MS;
+        // Whole days only.
+        let parts = split_at_days(&filter(day, day + 3 * DAY_MS));
+        assert_eq!(
+            (bounds(parts.head), parts.whole_days, bounds(parts.tail)),
+            (None, Some((20_000, 20_002)), None)
+        );
+        // Both ends inside a day.
+        let parts = split_at_days(&filter(day + 5 * H, day + 2 * DAY_MS + 7 * H));
+        assert_eq!(bounds(parts.head), Some((day + 5 * H, day + DAY_MS)));
+        assert_eq!(parts.whole_days, Some((20_001, 20_001)));
+        assert_eq!(
+            bounds(parts.tail),
+            Some((day + 2 * DAY_MS, day + 2 * DAY_MS + 7 * H))
+        );
+        // Across one midnight with no whole day: scanned as it is.
+        let parts = split_at_days(&filter(day + 20 * H, day + DAY_MS + 3 * H));
+        assert_eq!(
+            (bounds(parts.head), parts.whole_days, bounds(parts.tail)),
+            (Some((day + 20 * H, day + DAY_MS + 3 * H)), None, None)
+        );
+        // Within one day, and empty.
+        let parts = split_at_days(&filter(day + H, day + 2 * H));
+        assert_eq!(
+            (bounds(parts.head), parts.whole_days),
+            (Some((day + H, day + 2 * H)), None)
+        );
+        let parts = split_at_days(&filter(day, day));
+        assert_eq!(
+            (bounds(parts.head), parts.whole_days, bounds(parts.tail)),
+            (None, None, None)
+        );
+    }
+}
