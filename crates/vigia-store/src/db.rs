@@ -117,21 +117,12 @@ impl Db {
             .pragma("cache_size", "-16000")
             .statement_cache_capacity(256);
         let events_committed = Arc::new(Notify::new());
-        let committed = Arc::new(AtomicBool::new(false));
-        let (signal, flag) = (events_committed.clone(), committed.clone());
+        let signal = events_committed.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| watch_event_commits(conn, flag.clone()))
-            // The commit hook runs just before a commit becomes visible; the connection comes
-            // back to the pool only after its COMMIT returned, so readers woken here see it.
-            .after_release(move |_, _| {
-                if committed.swap(false, Ordering::AcqRel) {
-                    signal.notify_one();
-                }
-                Box::pin(async { Ok(true) })
-            })
+            .after_connect(move |conn, _| watch_event_commits(conn, signal.clone()))
             .connect_with(connect.clone())
             .await
             .with_context(|| format!("cannot open SQLite database {url}"))?;
@@ -165,13 +156,22 @@ impl Db {
         })
     }
 
-    /// Notified after a transaction that wrote incident events commits: on SQLite when the
-    /// writer connection that committed it returns to its pool (its commit hook marked it), on
-    /// PostgreSQL by the `LISTEN vigia_events` task that
+    /// Notified after a transaction that wrote incident events commits: on SQLite by the writer
+    /// connection's commit hook, on PostgreSQL by the `LISTEN vigia_events` task that
     /// [`crate::incidents::feed::listen`] runs. A wake-up only says "read again": consumers read
     /// `id > last seen` from the table, and poll as well, so a missed wake-up costs latency only.
     pub fn events_committed(&self) -> &Arc<Notify> {
         &self.events_committed
+    }
+
+    /// Waits until no write transaction is in flight on this node. On SQLite the commit hook
+    /// fires just before the commit becomes visible; taking the single writer connection
+    /// afterwards guarantees the commit has finished. A no-op on PostgreSQL (NOTIFY is
+    /// delivered after commit).
+    pub async fn settle_writes(&self) {
+        if let Backend::Sqlite { writer, .. } = &self.backend {
+            drop(writer.acquire().await);
+        }
     }
 
     pub fn backend(&self) -> &Backend {
@@ -270,10 +270,9 @@ impl Db {
 
 /// Installs hooks on a SQLite writer connection that notify `signal` when a transaction that
 /// inserted into `incident_events` commits (the flag is cleared on rollback).
-/// Marks `committed` when a transaction that wrote incident events commits on `conn`.
 fn watch_event_commits(
     conn: &mut sqlx::SqliteConnection,
-    committed: Arc<AtomicBool>,
+    signal: Arc<Notify>,
 ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
     Box::pin(async move {
         let wrote_events = Arc::new(AtomicBool::new(false));
@@ -287,7 +286,7 @@ fn watch_event_commits(
         let flag = wrote_events.clone();
         handle.set_commit_hook(move || {
             if flag.swap(false, Ordering::Relaxed) {
-                committed.store(true, Ordering::Release);
+                signal.notify_one();
             }
             true
         });

@@ -376,6 +376,7 @@ impl Hub {
                 () = wake.notified() => {}
                 _ = poll.tick() => {}
             }
+            self.db.settle_writes().await;
             loop {
                 let batch = match feed::read_after(&self.db, cursor, BATCH).await {
                     Ok(batch) => batch,
