@@ -137,7 +137,7 @@ const CROSS_SITE: ApiError = ApiError::Forbidden {
 
 /// Whether a cookie-authenticated request must prove its origin: it changes something, or it
 /// opens a WebSocket (browsers do not apply CORS to WebSocket handshakes).
-pub fn needs_same_origin(parts: &Parts) -> bool {
+fn needs_same_origin(parts: &Parts) -> bool {
     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let upgrade = parts
         .headers
@@ -189,19 +189,30 @@ impl FromRequestParts<AppState> for MaybeAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if parts.headers.contains_key(header::AUTHORIZATION) && credential(parts).is_none() {
-            return Err(INVALID);
-        }
-        let Some((secret, source)) = credential(parts) else {
-            return Ok(MaybeAuth(None));
-        };
-        if source == Source::Cookie && needs_same_origin(parts) {
-            check_same_origin(parts, &state.config.public_url)?;
-        }
-        Ok(MaybeAuth(Some(
-            authenticate(state, secret).await?.principal,
-        )))
+        let caller = authenticate_request(parts, state).await?;
+        Ok(MaybeAuth(
+            caller.map(|(_, authenticated)| authenticated.principal),
+        ))
     }
+}
+
+/// The credential a request carries and who it belongs to; `None` when it carries none. A
+/// malformed `Authorization` header is refused rather than ignored, and so is a session cookie
+/// that acts from another origin.
+pub async fn authenticate_request<'p>(
+    parts: &'p Parts,
+    state: &AppState,
+) -> Result<Option<(&'p str, Authenticated)>, ApiError> {
+    if parts.headers.contains_key(header::AUTHORIZATION) && credential(parts).is_none() {
+        return Err(INVALID);
+    }
+    let Some((secret, source)) = credential(parts) else {
+        return Ok(None);
+    };
+    if source == Source::Cookie && needs_same_origin(parts) {
+        check_same_origin(parts, &state.config.public_url)?;
+    }
+    Ok(Some((secret, authenticate(state, secret).await?)))
 }
 
 impl FromRequestParts<AppState> for Auth {

@@ -27,7 +27,7 @@ use vigia_domain::auth::Principal;
 
 pub use hub::Hub;
 
-use crate::auth::{Authenticated, Source, Standing};
+use crate::auth::{Authenticated, Standing};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -102,14 +102,12 @@ impl FromRequestParts<AppState> for StreamAuth {
             value.set_sensitive(true);
             parts.headers.insert(header::AUTHORIZATION, value);
         }
-        let (secret, source) = crate::auth::credential(parts).ok_or(ApiError::Unauthorized {
-            detail: "sign in: send Authorization: Bearer <token>, offer the subprotocols \
+        let (secret, authenticated) = crate::auth::authenticate_request(parts, state)
+            .await?
+            .ok_or(ApiError::Unauthorized {
+                detail: "sign in: send Authorization: Bearer <token>, offer the subprotocols \
                          `vigia, bearer.<token>`, or sign in with a session cookie",
-        })?;
-        if source == Source::Cookie && crate::auth::needs_same_origin(parts) {
-            crate::auth::check_same_origin(parts, &state.config.public_url)?;
-        }
-        let authenticated = crate::auth::authenticate(state, secret).await?;
+            })?;
         Ok(StreamAuth(Credential {
             state: state.clone(),
             secret: secret.to_owned(),

@@ -207,13 +207,19 @@ impl<T: Transport> Session<'_, T> {
         self.next_check = tokio::time::Instant::now() + wait;
     }
 
+    /// Makes the checked credential's caller the one whose visibility applies from now on, and
+    /// schedules its next check.
+    fn apply_credential(&mut self) {
+        self.state().viewer = Viewer::of(self.credential.principal().clone());
+        self.schedule_check();
+    }
+
     /// Checks the credential again: closes on expiry or revocation, otherwise applies the
     /// caller's current role and departments to what they receive from now on.
     async fn recheck(&mut self) -> Result<(), Stop> {
         match self.credential.recheck().await {
-            Standing::Valid(authenticated) => {
-                self.state().viewer = Viewer::of(authenticated.principal);
-                self.schedule_check();
+            Standing::Valid(_) => {
+                self.apply_credential();
                 Ok(())
             }
             Standing::Expired => Err(Stop::Expired),
@@ -225,8 +231,7 @@ impl<T: Transport> Session<'_, T> {
     async fn authenticate(&mut self, token: &str) -> Result<(), Stop> {
         match self.credential.replace(token).await {
             Ok(()) => {
-                self.state().viewer = Viewer::of(self.credential.principal().clone());
-                self.schedule_check();
+                self.apply_credential();
                 let expires_at = self.credential.authenticated.expires_at;
                 self.write(vec![control(
                     "authenticated",

@@ -328,9 +328,7 @@ async fn refresh(
     let input: RefreshIn = if body.iter().all(u8::is_ascii_whitespace) {
         RefreshIn::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
-            detail: format!("cannot read the JSON body: {e}"),
-        })?
+        crate::extract::parse_json(&body)?
     };
     let (presented, from_cookie) = match input.refresh_token {
         Some(token) => (token, false),
