@@ -1,11 +1,14 @@
 //! Aggregates for dashboards and the public rankings, and a bulk loader of synthetic incidents
 //! for load tests.
 //!
-//! Every aggregate is one statement that reads covering indexes only (migration 0003). For each
-//! value of a dimension (a status, a category, a day) a correlated `COUNT` or `AVG` walks one
-//! index range — the value, then the creation time — so the cost grows with the incidents in
-//! the range, not with the table, and nothing is sorted. The values come from the catalogs
-//! (foreign keys guarantee none is missed) or, for assignees, from a loose index scan.
+//! Both dashboards cut their range at UTC midnights. Whole days are read from per-day summary
+//! tables that triggers keep in the same transaction as every change to `incidents`
+//! (migrations 0010 and 0011), so their cost grows with the days, not the incidents. The part
+//! of a day at either end is read from the incidents themselves: for `/stats`, one correlated
+//! `COUNT` per value of a dimension (a status, a category, a day) over a covering index
+//! (migration 0003); for `/stats/staff`, one pass over the creation-time range. The overdue
+//! count is the only figure that depends on the time of the request: the summary holds the
+//! open incidents that have a target, and those whose target is still ahead are subtracted.
 //!
 //! Aggregates count the incidents routed to the caller's departments (all of them for
 //! admins): unlike lists, a staff member's figures leave out other departments' public
@@ -557,90 +560,154 @@ pub struct StaffStats {
     pub assignees: Vec<Workload<Option<UserId>>>,
 }
 
-type WorkloadRow = (
-    Option<i64>,
-    Option<String>,
-    i64,
-    i64,
-    Option<f64>,
-    Option<f64>,
-);
-
-/// The open and overdue counts, as correlated subqueries on incidents where `on` holds.
-fn open_overdue(on: &str, range: &str, cond: &str, now: &str) -> String {
-    let count =
-        |more: &str| format!("(SELECT COUNT(*) FROM incidents i WHERE {on}{more}{range}{cond})");
-    format!(
-        "{}, {} + {}",
-        count(&format!(" AND i.status IN {OPEN}")),
-        count(&format!(
-            " AND i.status = 'new' AND i.acknowledge_due_at < {now}"
-        )),
-        count(&format!(
-            " AND i.status IN {STARTED} AND i.resolve_due_at < {now}"
-        )),
-    )
+/// What a [`Workload`] is computed from: sums over the incidents of one department and
+/// assignee, added up across the parts of a range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    open: i64,
+    overdue: i64,
+    acknowledged: i64,
+    acknowledge_ms: i64,
+    resolved: i64,
+    resolve_ms: i64,
 }
 
-/// The mean times in seconds, as aggregates over the joined incidents `i`.
-const MEAN_TIMES: &str = "CAST(AVG(i.acknowledged_at - i.created_at) / 1000.0 AS DOUBLE PRECISION), \
-    CAST(AVG(i.resolved_at - i.created_at) / 1000.0 AS DOUBLE PRECISION)";
-
-/// Every department in scope: mean times in one pass over (department, creation time), open
-/// and overdue over the open ones only.
-fn departments_sql(scope: &ReadScope, filter: &StatsFilter, now: Timestamp) -> Sql {
-    let mut sql = Sql::default();
-    let range = created_range(&mut sql, filter);
-    let now = sql.arg(Arg::I64(now.millis()));
-    let outer = scope_conditions(&mut sql, scope, filter.department, None, "d.id");
-    let counts = open_overdue("i.department_id = d.id", &range, "", &now);
-    sql.push(&format!(
-        "SELECT d.id, MAX(d.name), {counts}, {MEAN_TIMES} FROM departments d \
-         LEFT JOIN incidents i ON i.department_id = d.id{range} WHERE 1 = 1{outer} \
-         GROUP BY d.id ORDER BY d.id"
-    ));
-    sql
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.open += other.open;
+        self.overdue += other.overdue;
+        self.acknowledged += other.acknowledged;
+        self.acknowledge_ms += other.acknowledge_ms;
+        self.resolved += other.resolved;
+        self.resolve_ms += other.resolve_ms;
+    }
 }
 
-/// Every assignee with incidents in the range (found by a loose index scan), then the
-/// unassigned ones, if any.
-fn assignees_sql(scope: &ReadScope, filter: &StatsFilter, now: Timestamp) -> Sql {
+impl Tally {
+    fn counts_anything(&self) -> bool {
+        self.open > 0 || self.acknowledged > 0 || self.resolved > 0
+    }
+
+    fn workload<K>(self, key: K, name: Option<String>) -> Workload<K> {
+        let mean_secs = |ms: i64, n: i64| (n > 0).then(|| ms as f64 / n as f64 / 1000.0);
+        Workload {
+            key,
+            name,
+            open: self.open,
+            overdue: self.overdue,
+            mean_acknowledge_secs: mean_secs(self.acknowledge_ms, self.acknowledged),
+            mean_resolve_secs: mean_secs(self.resolve_ms, self.resolved),
+        }
+    }
+}
+
+/// `(department_key, assignee_key, open, overdue, acknowledged, acknowledge_ms, resolved,
+/// resolve_ms)`; a key is 0 for none.
+type TallyRow = (i64, i64, i64, i64, i64, i64, i64, i64);
+
+/// The tallies of the incidents created in the filter's range, per department and assignee,
+/// read from the incidents themselves (one pass over the creation-time range). Used for the
+/// parts of a day at the range's ends.
+fn tally_scan_sql(scope: &ReadScope, filter: &StatsFilter, now: Timestamp) -> Sql {
     let mut sql = Sql::default();
     let range = created_range(&mut sql, filter);
     let now = sql.arg(Arg::I64(now.millis()));
     let cond = scope_conditions(&mut sql, scope, filter.department, None, "+i.department_id");
-    let assigned = open_overdue("i.assignee_id = u.id", &range, &cond, &now);
-    let unassigned = open_overdue("i.assignee_id IS NULL", &range, &cond, &now);
     sql.push(&format!(
-        "WITH RECURSIVE a(id) AS (SELECT MIN(assignee_id) FROM incidents \
-           UNION ALL SELECT (SELECT MIN(j.assignee_id) FROM incidents j WHERE j.assignee_id > a.id) \
-           FROM a WHERE a.id IS NOT NULL), \
-         m(id, name, open, overdue, mtta, mttr) AS MATERIALIZED ( \
-           SELECT u.id, MAX(u.display_name), {assigned}, {MEAN_TIMES} FROM users u \
-           JOIN incidents i ON i.assignee_id = u.id{range}{cond} \
-           WHERE u.id IN (SELECT id FROM a) GROUP BY u.id \
-           UNION ALL SELECT NULL, NULL, {unassigned}, {MEAN_TIMES} FROM incidents i \
-           WHERE i.assignee_id IS NULL{range}{cond}) \
-         SELECT id, name, open, overdue, mtta, mttr FROM m WHERE open > 0 OR mtta IS NOT NULL \
-         ORDER BY id IS NULL, id"
+        "SELECT COALESCE(i.department_id, 0), COALESCE(i.assignee_id, 0), \
+           CAST(SUM(CASE WHEN i.status IN {OPEN} THEN 1 ELSE 0 END) AS BIGINT), \
+           CAST(SUM(CASE WHEN (i.status = 'new' AND i.acknowledge_due_at < {now}) \
+             OR (i.status IN {STARTED} AND i.resolve_due_at < {now}) THEN 1 ELSE 0 END) AS BIGINT), \
+           COUNT(i.acknowledged_at), CAST(COALESCE(SUM(i.acknowledged_at - i.created_at), 0) AS BIGINT), \
+           COUNT(i.resolved_at), CAST(COALESCE(SUM(i.resolved_at - i.created_at), 0) AS BIGINT) \
+         FROM incidents i WHERE 1 = 1{range}{cond} GROUP BY 1, 2"
     ));
     sql
 }
 
-fn workload<K>(row: WorkloadRow, key: impl Fn(Option<i64>) -> K) -> Workload<K> {
-    let (id, name, open, overdue, mtta, mttr) = row;
-    Workload {
-        key: key(id),
-        name,
-        open,
-        overdue,
-        mean_acknowledge_secs: mtta,
-        mean_resolve_secs: mttr,
+/// The tallies of whole days `first..=last`, from the per-day summary (migration 0011); the
+/// overdue column holds the open incidents with a target, still to be reduced by
+/// [`pending_sql`]'s.
+fn tally_summary_sql(scope: &ReadScope, filter: &StatsFilter, (first, last): (i64, i64)) -> Sql {
+    let mut sql = Sql::default();
+    let first = sql.arg(Arg::I64(first));
+    let last = sql.arg(Arg::I64(last));
+    let cond = scope_conditions(
+        &mut sql,
+        scope,
+        filter.department,
+        None,
+        "+i.department_key",
+    );
+    let sum = |column: &str| format!("CAST(SUM(i.{column}) AS BIGINT)");
+    sql.push(&format!(
+        "SELECT i.department_key, i.assignee_key, {}, {}, {}, {}, {}, {} FROM stats_staff_daily i \
+         WHERE i.day >= {first} AND i.day <= {last}{cond} GROUP BY 1, 2",
+        sum("open"),
+        sum("timed"),
+        sum("acknowledged"),
+        sum("acknowledge_ms"),
+        sum("resolved"),
+        sum("resolve_ms"),
+    ));
+    sql
+}
+
+/// Per department and assignee, the open incidents created in the filter's range whose target
+/// is still ahead at `now`: few (recent ones), found through the partial due-time indexes.
+///
+/// Status and creation time are wrapped in no-op expressions (`|| ''`, a unary `+`) so that
+/// SQLite's planner walks the due-time range, never all the new incidents or the whole
+/// creation range.
+fn pending_sql(scope: &ReadScope, filter: &StatsFilter, now: Timestamp) -> Sql {
+    let mut sql = Sql::default();
+    let range = created_range(&mut sql, filter).replace("i.created_at", "+i.created_at");
+    let now = sql.arg(Arg::I64(now.millis()));
+    let cond = scope_conditions(&mut sql, scope, filter.department, None, "+i.department_id");
+    sql.push(&format!(
+        "SELECT COALESCE(p.department_id, 0), COALESCE(p.assignee_id, 0), COUNT(*) FROM ( \
+           SELECT i.department_id, i.assignee_id FROM incidents i \
+           WHERE i.acknowledged_at IS NULL AND i.acknowledge_due_at >= {now} AND i.status || '' = 'new'{range}{cond} \
+           UNION ALL SELECT i.department_id, i.assignee_id FROM incidents i \
+           WHERE i.resolve_due_at IS NOT NULL AND i.resolve_due_at >= {now} AND i.status || '' IN {STARTED}{range}{cond} \
+         ) p GROUP BY 1, 2"
+    ));
+    sql
+}
+
+/// The tallies of whole days: the summary's, less the open incidents not yet overdue.
+async fn summary_tallies(
+    db: &Db,
+    scope: &ReadScope,
+    filter: &StatsFilter,
+    now: Timestamp,
+    (first, last): (i64, i64),
+) -> StoreResult<Vec<TallyRow>> {
+    let summary = tally_summary_sql(scope, filter, (first, last));
+    let days = StatsFilter {
+        created_from: Timestamp::from_millis(first * DAY_MS),
+        created_to: Timestamp::from_millis((last + 1) * DAY_MS),
+        ..*filter
+    };
+    let pending = pending_sql(scope, &days, now);
+    let (mut rows, pending) = on_reader!(db, |pool| tokio::try_join!(
+        fetch_rows!(pool, TallyRow, summary),
+        fetch_rows!(pool, (i64, i64, i64), pending),
+    )?);
+    for (department, assignee, n) in pending {
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.0 == department && r.1 == assignee)
+        {
+            row.3 -= n;
+        }
     }
+    Ok(rows)
 }
 
 /// Workload per department and per assignee as of `now`, over incidents created in the
-/// filter's range (its category is ignored).
+/// filter's range (its category is ignored). Whole UTC days come from the per-day summary
+/// (migration 0011); the parts of a day at either end are read from the incidents.
 #[tracing::instrument(skip_all)]
 pub async fn staff_stats(
     db: &Db,
@@ -648,22 +715,99 @@ pub async fn staff_stats(
     filter: &StatsFilter,
     now: Timestamp,
 ) -> StoreResult<StaffStats> {
-    let departments = departments_sql(scope, filter, now);
-    let assignees = assignees_sql(scope, filter, now);
-    let (departments, assignees) = on_reader!(db, |pool| tokio::try_join!(
-        fetch_rows!(pool, WorkloadRow, departments),
-        fetch_rows!(pool, WorkloadRow, assignees),
-    )?);
+    use std::collections::BTreeMap;
+    let parts = split_at_days(filter);
+    let scan = |part: Option<StatsFilter>| async move {
+        match part {
+            Some(part) => {
+                let sql = tally_scan_sql(scope, &part, now);
+                Ok(on_reader!(db, |pool| fetch_rows!(pool, TallyRow, sql).await?))
+            }
+            None => StoreResult::Ok(Vec::new()),
+        }
+    };
+    let whole = |days: Option<(i64, i64)>| async move {
+        match days {
+            Some(days) => summary_tallies(db, scope, filter, now, days).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let mut departments_sql = Sql::default();
+    let in_scope = scope_conditions(&mut departments_sql, scope, filter.department, None, "d.id");
+    departments_sql.push(&format!(
+        "SELECT d.id, d.name FROM departments d WHERE 1 = 1{in_scope} ORDER BY d.id"
+    ));
+    let departments = async {
+        Ok(on_reader!(db, |pool| fetch_rows!(
+            pool,
+            (i64, String),
+            departments_sql
+        )
+        .await?))
+    };
+    let (head, middle, tail, departments) = tokio::try_join!(
+        scan(parts.head),
+        whole(parts.whole_days),
+        scan(parts.tail),
+        departments
+    )?;
+
+    let mut by_department: BTreeMap<i64, Tally> = BTreeMap::new();
+    let mut by_assignee: BTreeMap<i64, Tally> = BTreeMap::new();
+    for (department, assignee, open, overdue, acknowledged, acknowledge_ms, resolved, resolve_ms) in
+        head.into_iter().chain(middle).chain(tail)
+    {
+        let tally = Tally {
+            open,
+            overdue,
+            acknowledged,
+            acknowledge_ms,
+            resolved,
+            resolve_ms,
+        };
+        *by_department.entry(department).or_default() += tally;
+        *by_assignee.entry(assignee).or_default() += tally;
+    }
+    by_assignee.retain(|_, tally| tally.counts_anything());
+    let names = assignee_names(db, by_assignee.keys().copied().filter(|&k| k != 0)).await?;
+
+    // Assignees by id, the unassigned ones (key 0) last.
+    let mut assignees: Vec<Workload<Option<UserId>>> = by_assignee
+        .iter()
+        .filter(|(k, _)| **k != 0)
+        .map(|(&k, tally)| tally.workload(Some(UserId(k)), names.get(&k).cloned()))
+        .collect();
+    if let Some(tally) = by_assignee.get(&0) {
+        assignees.push(tally.workload(None, None));
+    }
     Ok(StaffStats {
         departments: departments
             .into_iter()
-            .map(|row| workload(row, |id| DepartmentId(id.unwrap_or_default())))
+            .map(|(id, name)| {
+                let tally = by_department.get(&id).copied().unwrap_or_default();
+                tally.workload(DepartmentId(id), Some(name))
+            })
             .collect(),
-        assignees: assignees
-            .into_iter()
-            .map(|row| workload(row, |id| id.map(UserId)))
-            .collect(),
+        assignees,
     })
+}
+
+/// The display names of the users `ids`.
+async fn assignee_names(
+    db: &Db,
+    ids: impl Iterator<Item = i64>,
+) -> StoreResult<std::collections::HashMap<i64, String>> {
+    let mut sql = Sql::default();
+    let list: Vec<String> = ids.map(|id| sql.arg(Arg::I64(id))).collect();
+    if list.is_empty() {
+        return Ok(Default::default());
+    }
+    sql.push(&format!(
+        "SELECT id, display_name FROM users WHERE id IN ({})",
+        list.join(", ")
+    ));
+    let rows = on_reader!(db, |pool| fetch_rows!(pool, (i64, String), sql).await?);
+    Ok(rows.into_iter().collect())
 }
 
 /// A public incident in a ranking: nothing personal.

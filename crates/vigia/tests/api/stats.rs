@@ -186,6 +186,52 @@ backend_tests! {
         zones.sort_by_key(|(k, _)| k.as_i64());
         assert_eq!(zones, [(Value::Null, 2), (json!(d.zone), 2)]);
 
+        // Staff workload from the summary: pin the milestones to the new creation times; i3's
+        // resolve target is still ahead, i2's and i4's targets have passed.
+        let milestones = "UPDATE incidents SET acknowledged_at = $2, resolve_due_at = $3 WHERE id = $1";
+        app.exec(milestones, &[i1, day0 + 10 * HOUR + 60_000, now_ms() + DAY]).await;
+        app.exec(milestones, &[i2, day0 + 12 * HOUR + 180_000, now_ms() - 1_000]).await;
+        app.exec(milestones, &[i3, day0 + DAY + 9 * HOUR + 30_000, now_ms() + DAY]).await;
+        let staff = |from: i64, to: i64, who: &TestUser| {
+            let path = format!("/api/v1/stats/staff?created_from={}&created_to={}", rfc3339(from), rfc3339(to));
+            let token = who.token.clone();
+            let app = &app;
+            async move {
+                let reply = app.get(&path, Some(&token)).await;
+                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+                reply.body
+            }
+        };
+        let w = staff(day0, day0 + 3 * DAY, &d.admin).await;
+        assert_eq!(w["departments"], json!([
+            { "department_id": d.department_a, "name": "Mantenimiento", "open": 1, "overdue": 1,
+              "mean_time_to_acknowledge_secs": 120.0, "mean_time_to_resolve_secs": 79200.0 },
+            { "department_id": d.department_b, "name": "Seguridad", "open": 2, "overdue": 1,
+              "mean_time_to_acknowledge_secs": 30.0, "mean_time_to_resolve_secs": null },
+        ]));
+        assert_eq!(w["assignees"], json!([
+            { "assignee_id": d.staff_a.id, "display_name": "Test User", "open": 0, "overdue": 0,
+              "mean_time_to_acknowledge_secs": 60.0, "mean_time_to_resolve_secs": 79200.0 },
+            { "assignee_id": null, "display_name": null, "open": 3, "overdue": 2,
+              "mean_time_to_acknowledge_secs": 105.0, "mean_time_to_resolve_secs": null },
+        ]));
+        // Cut inside days: i2 from the head's incidents, i3 from the summary of day 1.
+        let w = staff(day0 + 11 * HOUR, day0 + 2 * DAY + 12 * HOUR, &d.admin).await;
+        assert_eq!(w["departments"], json!([
+            { "department_id": d.department_a, "name": "Mantenimiento", "open": 1, "overdue": 1,
+              "mean_time_to_acknowledge_secs": 180.0, "mean_time_to_resolve_secs": null },
+            { "department_id": d.department_b, "name": "Seguridad", "open": 1, "overdue": 0,
+              "mean_time_to_acknowledge_secs": 30.0, "mean_time_to_resolve_secs": null },
+        ]));
+        // Once the target of i3 passes, it is overdue.
+        app.exec(milestones, &[i3, day0 + DAY + 9 * HOUR + 30_000, now_ms() - 1_000]).await;
+        let w = staff(day0, day0 + 3 * DAY, &d.staff_b).await;
+        assert_eq!(w["departments"], json!([
+            { "department_id": d.department_b, "name": "Seguridad", "open": 2, "overdue": 2,
+              "mean_time_to_acknowledge_secs": 30.0, "mean_time_to_resolve_secs": null },
+        ]));
+        app.exec(milestones, &[i3, day0 + DAY + 9 * HOUR + 30_000, now_ms() + DAY]).await;
+
         // Cut inside days: the ends are counted from the incidents, the middle from the summaries.
         let s = stats(day0 + 11 * HOUR, day0 + 2 * DAY + 12 * HOUR, &d.admin).await;
         assert_eq!(s["totals"], json!({ "created": 2, "open": 2, "resolved": 1 }), "i2 (head) and i3 (whole day)");
@@ -204,6 +250,15 @@ backend_tests! {
         ]);
         // i2 was resolved today, outside these three days.
         assert_eq!(per_day(&s), [(2, 0), (1, 1), (1, 0)]);
+        let w = staff(day0, day0 + 3 * DAY, &d.admin).await;
+        let counts = |list: &Value| -> Vec<(i64, i64)> {
+            list.as_array().expect("workloads").iter()
+                .map(|w| (w["open"].as_i64().expect("open"), w["overdue"].as_i64().expect("overdue")))
+                .collect()
+        };
+        assert_eq!(counts(&w["departments"]), [(1, 0), (1, 0)], "A: i3 open, its target ahead; B: i4 acknowledged, no resolve target");
+        assert_eq!(w["assignees"][0]["assignee_id"], json!(d.staff_a.id));
+        assert_eq!(w["departments"][1]["mean_time_to_acknowledge_secs"].as_f64().map(|s| s > 0.0), Some(true), "i4 acknowledged");
 
         // Staff count only their departments, from the summaries too.
         let s = stats(day0, day0 + 3 * DAY, &d.staff_b).await;
