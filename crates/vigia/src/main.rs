@@ -170,13 +170,6 @@ enum ConfigCommand {
     Defaults,
 }
 
-/// mimalloc instead of glibc's malloc: per-thread free lists make the many small, short-lived
-/// allocations of request handling (decoded rows, JSON) cheap, and memory freed on another
-/// thread than the one that allocated it (rows decoded on a database worker, dropped on the
-/// async runtime) does not contend on an arena lock. Measured with `bench/incidents.sh`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
