@@ -86,6 +86,37 @@ macro_rules! on_writer {
     };
 }
 
+/// Runs `$body` as one durable write through `$conn` (a `&mut` connection inside a
+/// transaction) and evaluates to its `StoreResult` once committed. On SQLite it goes through
+/// the group commit, sharing a transaction and an `fsync` with the writes submitted alongside
+/// it, in a savepoint of its own; on PostgreSQL it is a transaction of its own. `$body` runs as
+/// an `async move` block, so it must own what it uses: on SQLite it waits its turn on the
+/// writer's task.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! grouped_write {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match &$db.backend {
+            $crate::Backend::Sqlite { group, .. } => {
+                group
+                    .submit(move |$conn| ::futures::FutureExt::boxed(async move { $body }))
+                    .await
+            }
+            $crate::Backend::Postgres { pool } => {
+                let mut tx = pool.begin().await?;
+                let result = {
+                    let $conn = &mut *tx;
+                    async move { $body }.await
+                };
+                if result.is_ok() {
+                    tx.commit().await?;
+                }
+                result
+            }
+        }
+    };
+}
+
 impl Db {
     /// Connects to `url`: `sqlite://path/to/file.db` (created if missing) or `postgres://...`.
     pub async fn connect(url: &str, options: &DbOptions) -> anyhow::Result<Self> {

@@ -14,7 +14,7 @@ use vigia_domain::incidents::{IncidentCode, ReadScope};
 use crate::incidents::{IncidentFilter, filter_conditions, restrict};
 use crate::page::{Cursor, Page};
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, composed, on_reader};
 
 // --- the reports table -------------------------------------------------------------------------
 
@@ -172,18 +172,32 @@ pub async fn save(db: &Db, report: &NewReport) -> StoreResult<ReportRecord> {
          {update}RETURNING {REPORT_COLUMNS}"
     );
     let now = Timestamp::now().millis();
-    let row: ReportRow = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(report.kind.as_str())
-        .bind(report.period_start.map(Timestamp::millis))
-        .bind(report.period_end.map(Timestamp::millis))
-        .bind(report.incident_id.map(|i| i.0))
-        .bind(report.department_id.map(|d| d.0))
-        .bind(&objects)
-        .bind(&summary)
-        .bind(&report.created_by)
-        .bind(now)
-        .fetch_one(pool)
-        .await?);
+    let (kind, period_start, period_end) = (
+        report.kind.as_str(),
+        report.period_start.map(Timestamp::millis),
+        report.period_end.map(Timestamp::millis),
+    );
+    let (incident_id, department_id) = (
+        report.incident_id.map(|i| i.0),
+        report.department_id.map(|d| d.0),
+    );
+    let created_by = report.created_by.clone();
+    // Incident reports are saved one per routed incident: in the group commit on SQLite.
+    let row: ReportRow = crate::grouped_write!(db, |conn| {
+        let row: ReportRow = sqlx::query_as(composed(&sql))
+            .bind(kind)
+            .bind(period_start)
+            .bind(period_end)
+            .bind(incident_id)
+            .bind(department_id)
+            .bind(&objects)
+            .bind(&summary)
+            .bind(&created_by)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(row)
+    })?;
     Ok(record(row))
 }
 

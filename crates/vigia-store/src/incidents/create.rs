@@ -4,7 +4,6 @@
 
 use std::sync::LazyLock;
 
-use futures::FutureExt;
 use vigia_domain::Timestamp;
 use vigia_domain::catalog::Urgency;
 use vigia_domain::ids::{DepartmentId, UserId};
@@ -14,7 +13,7 @@ use super::assign::{auto_assign, department_lock_sql};
 use super::events::insert_event;
 use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
 use crate::idempotency::{Claim, claim_key};
-use crate::{Backend, Db, StoreError, StoreResult, catalog, composed, on_reader};
+use crate::{Db, StoreError, StoreResult, catalog, composed, on_reader};
 
 /// Who reported an incident.
 #[derive(Debug, Clone)]
@@ -98,20 +97,7 @@ pub async fn create(
     let routing = route(db, new).await?;
     let row = NewRow::new(new, reporter, &routing, claim.cloned(), now);
     let lock_sql = department_lock_sql(db);
-    match db.backend() {
-        Backend::Sqlite { group, .. } => {
-            group
-                .submit(move |conn| write_incident!(conn, row, lock_sql).boxed())
-                .await
-        }
-        Backend::Postgres { pool } => {
-            let mut tx = pool.begin().await?;
-            let conn = &mut *tx;
-            let incident = write_incident!(conn, row, lock_sql).await?;
-            tx.commit().await?;
-            Ok(incident)
-        }
-    }
+    crate::grouped_write!(db, |conn| write_incident!(conn, row, lock_sql).await)
 }
 
 /// Everything creation writes, resolved beforehand and owned, so the write can wait its turn

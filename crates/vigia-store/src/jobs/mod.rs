@@ -176,10 +176,13 @@ where
     Ok(id.map(JobId))
 }
 
-/// Enqueues one job in a transaction of its own. `None` when its `dedup_key` already exists.
+/// Enqueues one job as a write of its own (on SQLite, in the group commit: handlers enqueue
+/// follow-up jobs one at a time, and each would otherwise pay a commit). `None` when its
+/// `dedup_key` already exists.
 #[tracing::instrument(skip_all, fields(kind = %job.kind))]
 pub async fn enqueue(db: &Db, job: &NewJob, now: Timestamp) -> StoreResult<Option<JobId>> {
-    on_writer!(db, |pool| enqueue_in(pool, job, now).await)
+    let job = job.clone();
+    crate::grouped_write!(db, |conn| enqueue_in(&mut *conn, &job, now).await)
 }
 
 /// Enqueues many jobs in one transaction; returns how many were added (duplicates are not).
