@@ -63,14 +63,15 @@ pub async fn claim(
 ) -> StoreResult<Vec<ClaimedJob>> {
     type Row = (i64, String, String, i64, Option<i64>);
     let sql = claim_sql(db);
-    let rows: Vec<Row> = on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
+    // In the group commit on SQLite, beside the requests' writes.
+    let owner = owner.to_owned();
+    let rows: Vec<Row> = crate::grouped_write!(db, |conn| {
         let rows: Vec<Row> = sqlx::query_as(sql)
-            .bind(owner)
+            .bind(&owner)
             .bind(lease_until.millis())
             .bind(now.millis())
             .bind(limit as i64)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
         if !rows.is_empty() {
             let mut update = Sql::new(
@@ -82,12 +83,11 @@ pub async fn claim(
             push_ids(&mut update, rows.iter().map(|r| r.0));
             update.push(")");
             bind_args!(sqlx::query(composed(&update.text)), &update.args)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
         }
-        tx.commit().await?;
-        rows
-    });
+        Ok(rows)
+    })?;
     Ok(rows
         .into_iter()
         .map(|(id, kind, payload, attempts, max_attempts)| ClaimedJob {
@@ -181,19 +181,22 @@ pub async fn finish(
          WHERE id = $1 AND state = 'running' AND lease_owner = $2";
     const DEAD_RUN: &str = "UPDATE schedule_runs SET status = 'failed', error = $2, finished_at = $3, \
          duration_ms = $3 - COALESCE(started_at, $3) WHERE job_id = $1 AND status IN ('queued', 'running', 'retrying')";
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
+    // In the group commit on SQLite: outcomes arrive batch by batch while requests write.
+    let owner = owner.to_owned();
+    let outcomes = outcomes.to_vec();
+    crate::grouped_write!(db, |conn| {
+        let owner = owner.as_str();
         let mut updated = 0;
         if let Some((jobs, runs)) = &done {
             updated += bind_args!(sqlx::query(composed(&jobs.text)), &jobs.args)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
             bind_args!(sqlx::query(composed(&runs.text)), &runs.args)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
         }
-        for (id, outcome) in outcomes {
+        for (id, outcome) in &outcomes {
             match outcome {
                 Outcome::Succeeded => {}
                 Outcome::Retry { at, error } => {
@@ -203,14 +206,14 @@ pub async fn finish(
                         .bind(at.millis())
                         .bind(error)
                         .bind(now.millis())
-                        .execute(&mut *tx)
+                        .execute(&mut *conn)
                         .await?
                         .rows_affected();
                     if n > 0 {
                         sqlx::query(RETRY_RUN)
                             .bind(id.0)
                             .bind(error)
-                            .execute(&mut *tx)
+                            .execute(&mut *conn)
                             .await?;
                     }
                     updated += n;
@@ -221,7 +224,7 @@ pub async fn finish(
                         .bind(owner)
                         .bind(error)
                         .bind(now.millis())
-                        .execute(&mut *tx)
+                        .execute(&mut *conn)
                         .await?
                         .rows_affected();
                     if n > 0 {
@@ -229,14 +232,13 @@ pub async fn finish(
                             .bind(id.0)
                             .bind(error)
                             .bind(now.millis())
-                            .execute(&mut *tx)
+                            .execute(&mut *conn)
                             .await?;
                     }
                     updated += n;
                 }
             }
         }
-        tx.commit().await?;
         Ok(updated)
     })
 }

@@ -30,17 +30,18 @@ pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<
     };
     let read =
         "SELECT id, incident_id, kind FROM incident_events WHERE id > $1 ORDER BY id LIMIT $2";
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
+    // In the group commit on SQLite: the events it relays were committed by earlier batches,
+    // or are in this one and commit (or roll back) with it.
+    crate::grouped_write!(db, |conn| {
         let position: Option<i64> = sqlx::query_scalar(lock)
             .bind(CURSOR)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
         let position = position.unwrap_or(0);
         let events: Vec<(i64, i64, String)> = sqlx::query_as(read)
             .bind(position)
             .bind(limit as i64)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
         let Some(&(last, _, _)) = events.last() else {
             return Ok(0);
@@ -54,7 +55,7 @@ pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<
                 json!({ "event_id": id, "incident_id": incident_id, "type": message_type }),
             )
             .dedup(format!("event:{id}"));
-            enqueue_in(&mut *tx, &job, now).await?;
+            enqueue_in(&mut *conn, &job, now).await?;
         }
         sqlx::query(
             "INSERT INTO job_cursors (name, position, updated_at) VALUES ($1, $2, $3) \
@@ -63,9 +64,8 @@ pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<
         .bind(CURSOR)
         .bind(last)
         .bind(now.millis())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        tx.commit().await?;
         Ok(events.len())
     })
 }
