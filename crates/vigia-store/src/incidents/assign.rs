@@ -25,7 +25,7 @@ macro_rules! auto_assign {
             Some((strategy, last)) if strategy != AssignmentStrategy::Manual => {
                 let sql = if strategy == AssignmentStrategy::LeastOpen {
                     "SELECT u.id, u.away, (SELECT COUNT(*) FROM incidents i WHERE i.assignee_id = u.id \
-                       AND i.status NOT IN ('resolved', 'closed')) \
+                       AND i.status IN ('new', 'acknowledged', 'in_progress', 'on_hold')) \
                      FROM users u JOIN department_members m ON m.user_id = u.id \
                      WHERE m.department_id = $1 AND u.role IN ('staff', 'admin') AND NOT u.disabled ORDER BY u.id"
                 } else {
@@ -70,5 +70,52 @@ pub(crate) fn department_lock_sql(db: &Db) -> &'static str {
         "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1"
     } else {
         "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1 FOR UPDATE"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Backend, Db, DbOptions};
+
+    /// SQLite's plan for `sql`, one line per step.
+    async fn plan(db: &Db, sql: &str) -> String {
+        let Backend::Sqlite { reader, .. } = &db.backend else {
+            unreachable!("a SQLite database")
+        };
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(crate::composed(&format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(reader)
+                .await
+                .expect("plan");
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Counting a member's open incidents (least-open assignment, on every report) and listing
+    /// an assignee's incidents must read an index of the assignee, never the whole table.
+    #[tokio::test]
+    async fn work_by_assignee_is_read_through_an_assignee_index() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let db = Db::connect(&url, &DbOptions::default())
+            .await
+            .expect("open");
+        db.migrate().await.expect("migrate");
+        let open = plan(
+            &db,
+            "SELECT COUNT(*) FROM incidents i WHERE i.assignee_id = 7 \
+             AND i.status IN ('new', 'acknowledged', 'in_progress', 'on_hold')",
+        )
+        .await;
+        assert!(
+            open.contains("USING COVERING INDEX incidents_assignee_idx"),
+            "{open}"
+        );
+        let list = plan(
+            &db,
+            "SELECT id FROM incidents WHERE 1 = 1 AND assignee_id = 7 ORDER BY id DESC LIMIT 51",
+        )
+        .await;
+        assert!(list.contains("incidents_assignee_list_idx"), "{list}");
+        assert!(!list.contains("TEMP B-TREE"), "{list}");
     }
 }

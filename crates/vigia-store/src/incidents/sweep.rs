@@ -24,7 +24,7 @@ const CANDIDATES: &str = "SELECT i.id, i.department_id FROM incidents i JOIN dep
      ORDER BY i.id LIMIT $1";
 
 const STAFF: &str = "SELECT u.id, u.away, (SELECT COUNT(*) FROM incidents i WHERE i.assignee_id = u.id \
-       AND i.status NOT IN ('resolved', 'closed')) \
+       AND i.status IN ('new', 'acknowledged', 'in_progress', 'on_hold')) \
      FROM users u JOIN department_members m ON m.user_id = u.id \
      WHERE m.department_id = $1 AND u.role IN ('staff', 'admin') AND NOT u.disabled ORDER BY u.id";
 
