@@ -139,6 +139,18 @@ fn rfc3339(ms: i64) -> String {
     vigia_domain::Timestamp::from_millis(ms).to_string()
 }
 
+/// `GET endpoint` over incidents created in `[from, to)` with `token`, which must succeed.
+async fn over_range(app: &TestApp, endpoint: &str, from: i64, to: i64, token: String) -> Value {
+    let path = format!(
+        "{endpoint}?created_from={}&created_to={}",
+        rfc3339(from),
+        rfc3339(to)
+    );
+    let reply = app.get(&path, Some(&token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body
+}
+
 const DAY: i64 = 86_400_000;
 const HOUR: i64 = 3_600_000;
 
@@ -154,16 +166,7 @@ backend_tests! {
         app.exec(place, &[i3, day0 + DAY + 9 * HOUR]).await;
         app.exec(place, &[i4, day0 + 2 * DAY + 23 * HOUR]).await;
         app.exec("UPDATE incidents SET resolved_at = $2 WHERE id = $1", &[i1, day0 + DAY + 8 * HOUR]).await;
-        let stats = |from: i64, to: i64, who: &TestUser| {
-            let path = format!("/api/v1/stats?created_from={}&created_to={}", rfc3339(from), rfc3339(to));
-            let token = who.token.clone();
-            let app = &app;
-            async move {
-                let reply = app.get(&path, Some(&token)).await;
-                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-                reply.body
-            }
-        };
+        let stats = |from: i64, to: i64, who: &TestUser| over_range(&app, "/api/v1/stats", from, to, who.token.clone());
         let per_day = |s: &Value| -> Vec<(i64, i64)> {
             s["per_day"].as_array().expect("per_day").iter()
                 .map(|d| (d["created"].as_i64().expect("created"), d["resolved"].as_i64().expect("resolved")))
@@ -192,16 +195,7 @@ backend_tests! {
         app.exec(milestones, &[i1, day0 + 10 * HOUR + 60_000, now_ms() + DAY]).await;
         app.exec(milestones, &[i2, day0 + 12 * HOUR + 180_000, now_ms() - 1_000]).await;
         app.exec(milestones, &[i3, day0 + DAY + 9 * HOUR + 30_000, now_ms() + DAY]).await;
-        let staff = |from: i64, to: i64, who: &TestUser| {
-            let path = format!("/api/v1/stats/staff?created_from={}&created_to={}", rfc3339(from), rfc3339(to));
-            let token = who.token.clone();
-            let app = &app;
-            async move {
-                let reply = app.get(&path, Some(&token)).await;
-                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-                reply.body
-            }
-        };
+        let staff = |from: i64, to: i64, who: &TestUser| over_range(&app, "/api/v1/stats/staff", from, to, who.token.clone());
         let w = staff(day0, day0 + 3 * DAY, &d.admin).await;
         assert_eq!(w["departments"], json!([
             { "department_id": d.department_a, "name": "Mantenimiento", "open": 1, "overdue": 1,
