@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use vigia_domain::Timestamp;
 use vigia_domain::catalog::Urgency;
 use vigia_domain::ids::{DepartmentId, UserId};
-use vigia_domain::incidents::{EventData, NewIncident, SlaClock, SlaPolicy};
+use vigia_domain::incidents::{AssignmentStrategy, EventData, NewIncident, SlaClock, SlaPolicy};
 
 use super::assign::{auto_assign, department_lock_sql};
 use super::events::insert_event;
@@ -47,6 +47,10 @@ pub async fn sla_policy(
 #[derive(Debug, Clone)]
 pub struct Routing {
     pub department: Option<DepartmentId>,
+    /// The department's strategy when the incident was routed. Creation only reads (and on
+    /// PostgreSQL locks) the department again for an automatic one: a manual department costs
+    /// its write nothing.
+    pub strategy: Option<AssignmentStrategy>,
     pub urgency: Urgency,
     pub policy: SlaPolicy,
 }
@@ -57,14 +61,6 @@ pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
     let category = catalog::find_category(db, new.category_id)
         .await
         .map_err(StoreError::missing_reference("category_id", "category"))?;
-    if let Some(department) = new.department_id
-        && !catalog::department_exists(db, department).await?
-    {
-        return Err(StoreError::UnknownReference {
-            field: "department_id".into(),
-            entity: "department",
-        });
-    }
     if let Some(zone) = new.location.as_ref().and_then(|l| l.zone()) {
         catalog::find_zone(db, zone)
             .await
@@ -73,10 +69,25 @@ pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
     let department = new
         .department_id
         .or(category.default_department_id.map(DepartmentId));
+    let strategy = match department {
+        Some(id) => match catalog::department_strategy(db, id).await? {
+            Some(strategy) => Some(strategy),
+            None if new.department_id.is_some() => {
+                return Err(StoreError::UnknownReference {
+                    field: "department_id".into(),
+                    entity: "department",
+                });
+            }
+            // The category's department was deleted since: the write's foreign key decides.
+            None => None,
+        },
+        None => None,
+    };
     let urgency = new.urgency.unwrap_or(category.default_urgency);
     let policy = sla_policy(db, new.category_id, urgency).await?;
     Ok(Routing {
         department,
+        strategy,
         urgency,
         policy,
     })
@@ -97,7 +108,9 @@ pub async fn create(
     let routing = route(db, new).await?;
     let row = NewRow::new(new, reporter, &routing, claim.cloned(), now);
     let lock_sql = department_lock_sql(db);
-    crate::grouped_write!(db, |conn| write_incident!(conn, row, lock_sql).await)
+    let insert = insert_incident(db);
+    crate::grouped_write!(db, |conn| write_incident!(conn, row, lock_sql, insert)
+        .await)
 }
 
 /// Everything creation writes, resolved beforehand and owned, so the write can wait its turn
@@ -105,6 +118,7 @@ pub async fn create(
 struct NewRow {
     category_id: i64,
     department: Option<DepartmentId>,
+    auto_assigns: bool,
     reporter_id: Option<i64>,
     reporter_label: String,
     title: String,
@@ -135,6 +149,9 @@ impl NewRow {
         Self {
             category_id: new.category_id.0,
             department: routing.department,
+            auto_assigns: routing
+                .strategy
+                .is_some_and(|s| s != AssignmentStrategy::Manual),
             reporter_id: reporter.user.map(|u| u.0),
             reporter_label: reporter.label.clone(),
             title: new.title.as_str().to_owned(),
@@ -160,32 +177,73 @@ impl NewRow {
     }
 }
 
-static INSERT_INCIDENT: LazyLock<String> = LazyLock::new(|| {
+/// The incident's columns and values: `$1`..`$20`, with `$15` the creation time.
+const INCIDENT_VALUES: &str = "(category_id, department_id, assignee_id, reporter_id, reporter_label, title, \
+    description, zone_id, location_text, lat, lon, urgency, status, source, visibility, sla_started_at, \
+    sla_acknowledge_secs, sla_resolve_secs, sla_raise_urgency, acknowledge_due_at, resolve_due_at, \
+    created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'new', $13, $14, $15, $16, $17, $18, $19, \
+    $20, $15, $15)";
+
+/// How creation inserts the incident row: with its `created` event in the same query, or alone.
+#[derive(Clone, Copy)]
+struct InsertIncident {
+    sql: &'static str,
+    /// The query also writes the `created` event (`$21` kind, `$22` internal, `$23` data, by
+    /// the reporter `$5` at `$15`).
+    with_event: bool,
+}
+
+/// On SQLite the incident and its `created` event are two statements sent as one query: one
+/// round trip to the writer connection's thread instead of two, and the writer is the one
+/// resource every report waits for. On PostgreSQL the event is inserted after the idempotency
+/// claim, because it takes the commit-order lock and a transaction's events come after its
+/// other writes (migration 0004).
+static INSERT_SQLITE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO incidents (category_id, department_id, assignee_id, reporter_id, reporter_label, title, \
-         description, zone_id, location_text, lat, lon, urgency, status, source, visibility, sla_started_at, \
-         sla_acknowledge_secs, sla_resolve_secs, sla_raise_urgency, acknowledge_due_at, resolve_due_at, \
-         created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'new', $13, $14, $15, $16, $17, $18, $19, \
-         $20, $15, $15) RETURNING {INCIDENT_COLUMNS}"
+        "INSERT INTO incidents {INCIDENT_VALUES} RETURNING {INCIDENT_COLUMNS}; \
+         INSERT INTO incident_events (incident_id, kind, actor, at, internal, data) \
+         VALUES (last_insert_rowid(), $21, $5, $15, $22, $23)"
     )
 });
+static INSERT_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+    format!("INSERT INTO incidents {INCIDENT_VALUES} RETURNING {INCIDENT_COLUMNS}")
+});
+
+fn insert_incident(db: &Db) -> InsertIncident {
+    if db.is_sqlite() {
+        InsertIncident {
+            sql: &INSERT_SQLITE,
+            with_event: true,
+        }
+    } else {
+        InsertIncident {
+            sql: &INSERT_POSTGRES,
+            with_event: false,
+        }
+    }
+}
 
 /// Writes a [`NewRow`] through `$conn` (a connection inside a transaction of either backend):
-/// the assignee is picked first, then the incident row, the idempotency claim, and the events
-/// last. Evaluates to a future of `StoreResult<Incident>`.
+/// the assignee is picked first (when the department assigns automatically), then the incident
+/// row, the idempotency claim, and the events last (on SQLite the `created` event goes with the
+/// row: see [`InsertIncident`]). Evaluates to a future of
+/// `StoreResult<Incident>`.
 macro_rules! write_incident {
-    ($conn:expr, $row:expr, $lock_sql:expr) => {
+    ($conn:expr, $row:expr, $lock_sql:expr, $insert:expr) => {
         async move {
             let conn = $conn;
             let row: NewRow = $row;
             let now = row.now;
             let assigned = match row.department {
-                Some(department) => auto_assign!(&mut *conn, department.0, $lock_sql),
-                None => None,
+                Some(department) if row.auto_assigns => {
+                    auto_assign!(&mut *conn, department.0, $lock_sql)
+                }
+                _ => None,
             };
+            let insert: InsertIncident = $insert;
             let record = row.clock.record();
-            let stored: IncidentRow = sqlx::query_as(composed(&INSERT_INCIDENT))
+            let query = sqlx::query_as(composed(insert.sql))
                 .bind(row.category_id)
                 .bind(row.department.map(|d| d.0))
                 .bind(assigned.map(|(user, _): (UserId, _)| user.0))
@@ -205,9 +263,23 @@ macro_rules! write_incident {
                 .bind(record.resolve_within_secs)
                 .bind(record.raise_urgency_on_breach)
                 .bind(row.clock.acknowledge_due().millis())
-                .bind(row.clock.resolve_due(now).millis())
-                .fetch_one(&mut *conn)
-                .await?;
+                .bind(row.clock.resolve_due(now).millis());
+            let query = if insert.with_event {
+                let created =
+                    serde_json::to_string(&row.created).map_err(|e| StoreError::Other(e.into()))?;
+                query
+                    .bind(row.created.kind().as_str())
+                    .bind(row.created.is_internal())
+                    .bind(created)
+            } else {
+                query
+            };
+            // `fetch_all`: when the event is the query's second statement, fetching one row
+            // would stop before it.
+            let stored: Vec<IncidentRow> = query.fetch_all(&mut *conn).await?;
+            let stored = stored.into_iter().next().ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("inserting an incident returned no row"))
+            })?;
             let id = stored.id;
             if let Some(claim) = &row.claim {
                 claim_key!(
@@ -219,13 +291,15 @@ macro_rules! write_incident {
                 );
             }
             // Events last: on PostgreSQL the first event takes the commit-order lock.
-            insert_event!(
-                &mut *conn,
-                id,
-                &row.reporter_label,
-                now.millis(),
-                &row.created
-            );
+            if !insert.with_event {
+                insert_event!(
+                    &mut *conn,
+                    id,
+                    &row.reporter_label,
+                    now.millis(),
+                    &row.created
+                );
+            }
             if let Some((user, strategy)) = assigned {
                 let event = EventData::AssigneeChanged {
                     from: None,
