@@ -227,6 +227,9 @@ impl From<StoreError> for ApiError {
             StoreError::Database(e) => {
                 ApiError::Internal(anyhow::Error::new(e).context("database error"))
             }
+            StoreError::Sqlite(e) => {
+                ApiError::Internal(anyhow::Error::new(e).context("database error"))
+            }
             StoreError::Other(e) => ApiError::Internal(e),
         }
     }

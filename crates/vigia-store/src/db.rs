@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::Notify;
 
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{self, GroupCommit};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -86,27 +86,27 @@ macro_rules! on_writer {
     };
 }
 
-/// Runs `$body` as one durable write through `$conn` (a `&mut` connection inside a
-/// transaction) and evaluates to its `StoreResult` once committed. On SQLite it goes through
-/// the group commit, sharing a transaction and an `fsync` with the writes submitted alongside
-/// it, in a savepoint of its own; on PostgreSQL it is a transaction of its own. `$body` runs as
-/// an `async move` block, so it must own what it uses: on SQLite it waits its turn on the
-/// writer's task.
+/// Runs one durable write and evaluates to its `StoreResult` once committed. On SQLite,
+/// `$sqlite` runs synchronously on the group commit's connection (`$sq: &rusqlite::Connection`,
+/// see [`crate::direct`]), sharing a transaction and an `fsync` with the writes submitted
+/// alongside it, in a savepoint of its own; it must own what it uses, as it runs on the group
+/// commit's thread. On PostgreSQL, `$postgres` runs as an `async move` block with `$pg` a
+/// `&mut` connection inside a transaction of its own.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! grouped_write {
-    ($db:expr, |$conn:ident| $body:expr) => {
+    ($db:expr, sqlite: |$sq:ident| $sqlite:expr, postgres: |$pg:ident| $postgres:expr $(,)?) => {
         match &$db.backend {
             $crate::Backend::Sqlite { group, .. } => {
                 group
-                    .submit(move |$conn| ::futures::FutureExt::boxed(async move { $body }))
+                    .submit(move |$sq: &::rusqlite::Connection| $sqlite)
                     .await
             }
             $crate::Backend::Postgres { pool } => {
                 let mut tx = pool.begin().await?;
                 let result = {
-                    let $conn = &mut *tx;
-                    async move { $body }.await
+                    let $pg = &mut *tx;
+                    async move { $postgres }.await
                 };
                 if result.is_ok() {
                     tx.commit().await?;
@@ -147,6 +147,7 @@ impl Db {
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000")
             .statement_cache_capacity(256);
+        let path = connect.get_filename().to_owned();
         let events_committed = Arc::new(Notify::new());
         let signal = events_committed.clone();
         let writer = SqlitePoolOptions::new()
@@ -163,9 +164,19 @@ impl Db {
             .connect_with(connect.read_only(true))
             .await
             .with_context(|| format!("cannot open SQLite database {url} for reading"))?;
+        let settings = group_commit::Settings {
+            path,
+            synchronous: if options.sqlite_synchronous == "normal" {
+                "NORMAL"
+            } else {
+                "FULL"
+            },
+            busy_timeout: options.busy_timeout,
+            events_committed: events_committed.clone(),
+        };
         Ok(Self {
             backend: Backend::Sqlite {
-                group: GroupCommit::start(writer.clone()),
+                group: GroupCommit::start(settings, writer.clone())?,
                 writer,
                 reader,
             },

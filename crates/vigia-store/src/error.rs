@@ -23,6 +23,9 @@ pub enum StoreError {
     /// Anything else: a bug or an unreachable database. Shown to clients as an opaque 500.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The same, from the SQLite group commit's own connection.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

@@ -2,17 +2,29 @@
 //!
 //! SQLite has one writer, and with `synchronous = full` every commit waits for the disk. A write
 //! that is only a few statements long would otherwise spend most of its time in its own commit.
-//! Here writers hand their statements to one task that runs whatever is waiting as a batch: one
-//! `BEGIN`, each write inside its own savepoint (a failing write is rolled back alone and gets its
-//! own error), one `COMMIT`. Nobody hears "done" before the batch's commit succeeded, so an
-//! acknowledged write is durable exactly as if it had committed by itself.
+//! Here writers hand their work to one thread that runs whatever is waiting as a batch: one
+//! `BEGIN IMMEDIATE`, each write inside its own savepoint (a failing write is rolled back alone
+//! and gets its own error), one `COMMIT`. Nobody hears "done" before the batch's commit
+//! succeeded, so an acknowledged write is durable exactly as if it had committed by itself.
+//!
+//! The thread owns a SQLite connection of its own (rusqlite) and runs each batch as plain
+//! synchronous calls. Through sqlx every statement would be a round trip between an async task
+//! and the connection's thread, and on a busy two-core machine each one waits for the scheduler:
+//! the writer, which every report waits for, spent most of its time idle between statements.
+//!
+//! The two writer connections never write at the same time: a batch runs while holding the sqlx
+//! writer pool's only connection, so the other writes (`on_writer!`) simply take turns with
+//! batches instead of meeting SQLite's lock (and its sleeping busy handler).
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use futures::future::BoxFuture;
-use sqlx::Connection;
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags};
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::{StoreError, StoreResult};
 
@@ -24,10 +36,20 @@ const QUEUE_DEPTH: usize = 4096;
 /// Delivers one write's result once the batch's commit is known: `Err` carries why it failed.
 type Deliver = Box<dyn FnOnce(Result<(), Arc<str>>) + Send>;
 /// One write: runs on the batch's connection and says whether it succeeded.
-type Write =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
+type Write = Box<dyn FnOnce(&Connection) -> (bool, Deliver) + Send>;
 
-/// The handle writers submit to. Cheap to clone; the task stops when every handle is gone.
+/// How the group commit opens its connection.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub path: PathBuf,
+    /// `synchronous`: `FULL` or `NORMAL`.
+    pub synchronous: &'static str,
+    pub busy_timeout: Duration,
+    /// Notified after a commit that wrote incident events (see [`crate::Db::events_committed`]).
+    pub events_committed: Arc<Notify>,
+}
+
+/// The handle writers submit to. Cheap to clone; the thread stops when every handle is gone.
 #[derive(Clone)]
 pub struct GroupCommit {
     sender: mpsc::Sender<Write>,
@@ -42,11 +64,21 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the batching task on the current runtime, writing through `writer`.
-    pub fn start(writer: SqlitePool) -> Self {
+    /// Opens the connection and starts the batching thread. `turn` is the sqlx writer pool (one
+    /// connection): each batch holds it, so the two writers take turns.
+    pub fn start(settings: Settings, turn: SqlitePool) -> anyhow::Result<Self> {
+        let conn = open(&settings)?;
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(writer, receiver));
-        Self { sender }
+        // A runtime of its own for the few async steps (taking the turn, returning it).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the group commit's runtime")?;
+        std::thread::Builder::new()
+            .name("vigia-group-commit".into())
+            .spawn(move || runtime.block_on(run(conn, turn, receiver)))
+            .context("cannot start the group commit thread")?;
+        Ok(Self { sender })
     }
 
     /// Runs `write` in the next batch and returns its result after the batch committed. `write`
@@ -54,27 +86,23 @@ impl GroupCommit {
     pub async fn submit<T, F>(&self, write: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
-            + Send
-            + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<StoreResult<T>>();
         let job: Write = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = write(conn).await;
-                let ok = result.is_ok();
-                let deliver: Deliver = Box::new(move |commit| {
-                    let outcome = match (result, commit) {
-                        (Ok(value), Ok(())) => Ok(value),
-                        (Err(error), _) => Err(error),
-                        (Ok(_), Err(why)) => Err(StoreError::Other(anyhow::anyhow!(
-                            "the write was rolled back because its batch did not commit: {why}"
-                        ))),
-                    };
-                    let _ = reply.send(outcome);
-                });
-                (ok, deliver)
-            })
+            let result = write(conn);
+            let ok = result.is_ok();
+            let deliver: Deliver = Box::new(move |commit| {
+                let outcome = match (result, commit) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Err(error), _) => Err(error),
+                    (Ok(_), Err(why)) => Err(StoreError::Other(anyhow::anyhow!(
+                        "the write was rolled back because its batch did not commit: {why}"
+                    ))),
+                };
+                let _ = reply.send(outcome);
+            });
+            (ok, deliver)
         });
         self.sender
             .send(job)
@@ -88,11 +116,58 @@ impl GroupCommit {
     }
 }
 
-async fn run(writer: SqlitePool, mut receiver: mpsc::Receiver<Write>) {
+/// Opens the group commit's connection with the pool's settings, and the hooks that tell when
+/// a commit wrote incident events.
+fn open(settings: &Settings) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        &settings.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {} for writing", settings.path.display()))?;
+    conn.busy_timeout(settings.busy_timeout)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
+        settings.synchronous
+    ))
+    .context("cannot configure the group commit's connection")?;
+    conn.set_prepared_statement_cache_capacity(128);
+    let wrote_events = Arc::new(AtomicBool::new(false));
+    let flag = wrote_events.clone();
+    conn.update_hook(Some(
+        move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+            if table == "incident_events" {
+                flag.store(true, Ordering::Relaxed);
+            }
+        },
+    ))?;
+    let flag = wrote_events.clone();
+    let signal = settings.events_committed.clone();
+    conn.commit_hook(Some(move || {
+        if flag.swap(false, Ordering::Relaxed) {
+            signal.notify_one();
+        }
+        false // false: let the commit happen
+    }))?;
+    conn.rollback_hook(Some(move || wrote_events.store(false, Ordering::Relaxed)))?;
+    Ok(conn)
+}
+
+async fn run(conn: Connection, turn: SqlitePool, mut receiver: mpsc::Receiver<Write>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let writes = std::mem::take(&mut batch);
-        if let Err(error) = run_batch(&writer, writes).await {
+        // Wait for the sqlx writer to be free and keep it for the batch.
+        let outcome = match turn.acquire().await {
+            Ok(held) => {
+                let outcome = run_batch(&conn, writes);
+                drop(held);
+                outcome
+            }
+            // Dropped unrun: each submitter hears that its write did not run.
+            Err(error) => Err(StoreError::Database(error)),
+        };
+        if let Err(error) = outcome {
             tracing::error!(%error, "a group commit failed; its writes were answered with an error");
         }
     }
@@ -100,33 +175,43 @@ async fn run(writer: SqlitePool, mut receiver: mpsc::Receiver<Write>) {
 
 /// Runs one batch and delivers every result. A write that could not even start is dropped,
 /// which its submitter sees as an error (nothing of it was written).
-///
-/// Each write runs after a `SAVEPOINT` of its own that is never released: `COMMIT` releases
-/// them all, and a failed write rolls back to its savepoint, the newest on the stack, undoing
-/// its own statements only. That is one statement per write instead of two, and every
-/// statement is a round trip to the connection's thread.
-async fn run_batch(writer: &SqlitePool, writes: Vec<Write>) -> Result<(), sqlx::Error> {
-    let mut conn = writer.acquire().await?;
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+fn run_batch(conn: &Connection, writes: Vec<Write>) -> StoreResult<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
     let mut delivers: Vec<Deliver> = Vec::with_capacity(writes.len());
     for write in writes {
-        if let Err(error) = sqlx::raw_sql("SAVEPOINT grouped_write")
-            .execute(&mut *tx)
-            .await
-        {
-            return Err(fail_all(error, delivers, None));
+        let closed = conn
+            .prepare_cached("SAVEPOINT grouped_write")
+            .and_then(|mut s| s.execute([]))
+            .map(|_| {
+                let (ok, deliver) = write(conn);
+                let close = if ok {
+                    "RELEASE grouped_write"
+                } else {
+                    "ROLLBACK TO grouped_write; RELEASE grouped_write"
+                };
+                (conn.execute_batch(close), deliver)
+            });
+        match closed {
+            Ok((Ok(()), deliver)) => delivers.push(deliver),
+            Ok((Err(error), deliver)) => {
+                // The transaction is in doubt: nobody in it may hear "done".
+                let why: Arc<str> = format!("cannot close a savepoint: {error}").into();
+                fail_all(&why, delivers.into_iter().chain([deliver]));
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(error.into());
+            }
+            Err(error) => {
+                let why: Arc<str> = format!("cannot open a savepoint: {error}").into();
+                fail_all(&why, delivers);
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(error.into());
+            }
         }
-        let (ok, deliver) = write(&mut tx).await;
-        if !ok
-            && let Err(error) = sqlx::raw_sql("ROLLBACK TO grouped_write")
-                .execute(&mut *tx)
-                .await
-        {
-            return Err(fail_all(error, delivers, Some(deliver)));
-        }
-        delivers.push(deliver);
     }
-    let commit = tx.commit().await;
+    let commit = conn.execute_batch("COMMIT");
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     let outcome = commit
         .as_ref()
         .map(|_| ())
@@ -134,71 +219,72 @@ async fn run_batch(writer: &SqlitePool, writes: Vec<Write>) -> Result<(), sqlx::
     for deliver in delivers {
         deliver(outcome.clone());
     }
-    commit
+    Ok(commit?)
 }
 
-/// The batch's transaction is in doubt after `error`: nobody in it may hear "done" (dropping
-/// the transaction rolls it back).
-fn fail_all(error: sqlx::Error, delivers: Vec<Deliver>, current: Option<Deliver>) -> sqlx::Error {
-    let why: Arc<str> = format!("the batch's transaction failed: {error}").into();
-    for deliver in delivers.into_iter().chain(current) {
+fn fail_all(why: &Arc<str>, delivers: impl IntoIterator<Item = Deliver>) {
+    for deliver in delivers {
         deliver(Err(why.clone()));
     }
-    error
 }
 
 #[cfg(test)]
 mod tests {
-    use futures::FutureExt;
-    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
     use super::*;
+    use crate::direct::{self, Conn};
 
-    async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
+    /// A database with `t (v UNIQUE)`, its sqlx writer pool and a group commit on it.
+    async fn setup(dir: &tempfile::TempDir) -> (SqlitePool, GroupCommit) {
+        let path = dir.path().join("t.db");
         let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("t.db"))
-            .create_if_missing(true);
-        let pool = SqlitePool::connect_with(options).await.expect("open");
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("open");
         sqlx::query("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
             .execute(&pool)
             .await
             .expect("create");
-        pool
+        let settings = Settings {
+            path,
+            synchronous: "FULL",
+            busy_timeout: Duration::from_secs(5),
+            events_committed: Arc::new(Notify::new()),
+        };
+        let group = GroupCommit::start(settings, pool.clone()).expect("start");
+        (pool, group)
     }
 
-    fn insert(
-        value: i64,
-    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<i64>> {
+    fn insert(value: i64) -> impl FnOnce(&Conn) -> StoreResult<i64> {
         move |conn| {
-            async move {
-                sqlx::query("INSERT INTO t (v) VALUES ($1)")
-                    .bind(value)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(value)
-            }
-            .boxed()
+            direct::execute(conn, "INSERT INTO t (v) VALUES ($1)", &[&value])?;
+            Ok(value)
         }
+    }
+
+    async fn stored(pool: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+            .fetch_all(pool)
+            .await
+            .expect("read")
     }
 
     #[tokio::test]
     async fn a_failing_write_is_rolled_back_alone_and_the_others_commit() {
         let dir = tempfile::tempdir().expect("dir");
-        let pool = pool(&dir).await;
-        let group = GroupCommit::start(pool.clone());
+        let (pool, group) = setup(&dir).await;
         // The middle write inserts a row, then fails: only its own row must go.
-        fn failing(conn: &mut SqliteConnection) -> BoxFuture<'_, StoreResult<i64>> {
-            async move {
-                sqlx::query("INSERT INTO t (v) VALUES (2)")
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query("INSERT INTO t (v) VALUES (1)")
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(2)
-            }
-            .boxed()
-        }
+        let failing = |conn: &Conn| -> StoreResult<i64> {
+            direct::execute(conn, "INSERT INTO t (v) VALUES (2)", &[])?;
+            direct::execute(conn, "INSERT INTO t (v) VALUES (1)", &[])?;
+            Ok(2)
+        };
         let (a, b, c) = tokio::join!(
             group.submit(insert(1)),
             group.submit(failing),
@@ -207,33 +293,57 @@ mod tests {
         assert_eq!(a.expect("first"), 1);
         assert!(b.is_err(), "a duplicate value fails its own write");
         assert_eq!(c.expect("third"), 3);
-        let stored: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY v")
-            .fetch_all(&pool)
-            .await
-            .expect("read");
-        assert_eq!(stored, vec![1, 3], "the failed write left nothing behind");
+        assert_eq!(
+            stored(&pool).await,
+            vec![1, 3],
+            "the failed write left nothing behind"
+        );
     }
 
     #[tokio::test]
     async fn many_concurrent_writes_share_commits_and_every_one_is_answered() {
         let dir = tempfile::tempdir().expect("dir");
-        let pool = pool(&dir).await;
-        let group = GroupCommit::start(pool.clone());
+        let (pool, group) = setup(&dir).await;
         let writes = (0..500).map(|v| group.submit(insert(v)));
         let answers = futures::future::join_all(writes).await;
         assert!(answers.iter().all(Result::is_ok));
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-            .fetch_one(&pool)
+        assert_eq!(stored(&pool).await.len(), 500);
+    }
+
+    #[tokio::test]
+    async fn batches_take_turns_with_the_other_writer_connection() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (pool, group) = setup(&dir).await;
+        // A transaction on the sqlx writer that reads, waits, then writes: a batch committed in
+        // between would make its write fail (its snapshot is stale). Batches wait for it instead.
+        let mut tx = pool.begin().await.expect("begin");
+        let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *tx)
             .await
             .expect("count");
-        assert_eq!(count, 500);
+        let batch = tokio::spawn({
+            let group = group.clone();
+            async move { group.submit(insert(7)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !batch.is_finished(),
+            "the batch waits for the writer's turn"
+        );
+        sqlx::query("INSERT INTO t (v) VALUES ($1)")
+            .bind(100 + before)
+            .execute(&mut *tx)
+            .await
+            .expect("the sqlx writer's snapshot is still current");
+        tx.commit().await.expect("commit");
+        assert_eq!(batch.await.expect("join").expect("write"), 7);
+        assert_eq!(stored(&pool).await, vec![7, 100]);
     }
 
     #[tokio::test]
     async fn writes_after_the_database_closed_get_an_error_not_a_hang() {
         let dir = tempfile::tempdir().expect("dir");
-        let pool = pool(&dir).await;
-        let group = GroupCommit::start(pool.clone());
+        let (pool, group) = setup(&dir).await;
         pool.close().await;
         let answer =
             tokio::time::timeout(std::time::Duration::from_secs(5), group.submit(insert(1)))

@@ -55,19 +55,45 @@ pub struct Claim {
 macro_rules! claim_key {
     ($executor:expr, $claim:expr, $status:expr, $resource:expr, $now:expr) => {{
         let claim: &$crate::idempotency::Claim = $claim;
-        sqlx::query(
-            "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&claim.principal)
-        .bind(&claim.key)
-        .bind(&claim.request_hash)
-        .bind(i32::from($status))
-        .bind($resource)
-        .bind($now)
-        .execute($executor)
-        .await
-        .map_err(|e| $crate::StoreError::unique(e, "idempotency_keys_pkey", "idempotency_key"))?;
+        sqlx::query($crate::idempotency::INSERT_CLAIM)
+            .bind(&claim.principal)
+            .bind(&claim.key)
+            .bind(&claim.request_hash)
+            .bind(i32::from($status))
+            .bind($resource)
+            .bind($now)
+            .execute($executor)
+            .await
+            .map_err(|e| {
+                $crate::StoreError::unique(e, "idempotency_keys_pkey", "idempotency_key")
+            })?;
     }};
 }
 pub(crate) use claim_key;
+
+pub(crate) const INSERT_CLAIM: &str = "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// [`claim_key!`] on the SQLite group commit's connection.
+pub(crate) fn claim_key_direct(
+    conn: &crate::direct::Conn,
+    claim: &Claim,
+    status: u16,
+    resource: &str,
+    now: i64,
+) -> crate::StoreResult<()> {
+    crate::direct::execute(
+        conn,
+        INSERT_CLAIM,
+        &[
+            &claim.principal,
+            &claim.key,
+            &claim.request_hash,
+            &i32::from(status),
+            &resource,
+            &now,
+        ],
+    )
+    .map_err(|e| crate::StoreError::unique_direct(e, "idempotency_key"))?;
+    Ok(())
+}

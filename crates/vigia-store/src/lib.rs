@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod catalog;
 mod db;
+mod direct;
 mod error;
 pub mod group_commit;
 pub mod idempotency;

@@ -183,21 +183,56 @@ pub async fn save(db: &Db, report: &NewReport) -> StoreResult<ReportRecord> {
     );
     let created_by = report.created_by.clone();
     // Incident reports are saved one per routed incident: in the group commit on SQLite.
-    let row: ReportRow = crate::grouped_write!(db, |conn| {
-        let row: ReportRow = sqlx::query_as(composed(&sql))
-            .bind(kind)
-            .bind(period_start)
-            .bind(period_end)
-            .bind(incident_id)
-            .bind(department_id)
-            .bind(&objects)
-            .bind(&summary)
-            .bind(&created_by)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(row)
-    })?;
+    let row: ReportRow = crate::grouped_write!(db,
+        sqlite: |conn| {
+            let row = crate::direct::query_optional(
+                conn,
+                &sql,
+                &[
+                    &kind,
+                    &period_start,
+                    &period_end,
+                    &incident_id,
+                    &department_id,
+                    &objects,
+                    &summary,
+                    &created_by,
+                    &now,
+                ],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                    ))
+                },
+            )?;
+            row.ok_or_else(|| StoreError::Other(anyhow::anyhow!("saving a report returned no row")))
+        },
+        postgres: |conn| {
+            let row: ReportRow = sqlx::query_as(composed(&sql))
+                .bind(kind)
+                .bind(period_start)
+                .bind(period_end)
+                .bind(incident_id)
+                .bind(department_id)
+                .bind(&objects)
+                .bind(&summary)
+                .bind(&created_by)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok(row)
+        },
+    )?;
     Ok(record(row))
 }
 

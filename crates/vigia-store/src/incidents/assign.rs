@@ -1,6 +1,9 @@
 //! Automatic assignment inside a department, shared by creation and rerouting.
 
-use crate::Db;
+use vigia_domain::ids::UserId;
+use vigia_domain::incidents::{AssignmentStrategy, Candidate, pick_assignee};
+
+use crate::{Db, StoreResult, direct};
 
 /// Picks an assignee in `$department` by its strategy through the connection `$conn` (inside
 /// the caller's transaction), and records the pick for round robin. Evaluates to
@@ -8,8 +11,7 @@ use crate::Db;
 /// not grow with the table; least-open counts each candidate's open incidents by index.
 macro_rules! auto_assign {
     ($conn:expr, $department:expr, $lock_sql:expr) => {{
-        use vigia_domain::ids::UserId;
-        use vigia_domain::incidents::{AssignmentStrategy, Candidate, pick_assignee};
+        use vigia_domain::incidents::AssignmentStrategy;
         let conn = $conn;
         let department: i64 = $department;
         let settings: Option<(String, Option<i64>)> = sqlx::query_as($crate::composed($lock_sql))
@@ -23,31 +25,14 @@ macro_rules! auto_assign {
         });
         match strategy {
             Some((strategy, last)) if strategy != AssignmentStrategy::Manual => {
-                let sql = if strategy == AssignmentStrategy::LeastOpen {
-                    "SELECT u.id, u.away, (SELECT COUNT(*) FROM incidents i WHERE i.assignee_id = u.id \
-                       AND i.status IN ('new', 'acknowledged', 'in_progress', 'on_hold')) \
-                     FROM users u JOIN department_members m ON m.user_id = u.id \
-                     WHERE m.department_id = $1 AND u.role IN ('staff', 'admin') AND NOT u.disabled ORDER BY u.id"
-                } else {
-                    "SELECT u.id, u.away, CAST(0 AS BIGINT) \
-                     FROM users u JOIN department_members m ON m.user_id = u.id \
-                     WHERE m.department_id = $1 AND u.role IN ('staff', 'admin') AND NOT u.disabled ORDER BY u.id"
-                };
-                let rows: Vec<(i64, bool, i64)> = sqlx::query_as(sql)
-                    .bind(department)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let candidates: Vec<Candidate> = rows
-                    .into_iter()
-                    .map(|(id, away, open)| Candidate {
-                        user_id: UserId(id),
-                        away,
-                        open_incidents: open.max(0) as u32,
-                    })
-                    .collect();
-                match pick_assignee(strategy, &candidates, last.map(UserId)) {
+                let rows: Vec<(i64, bool, i64)> =
+                    sqlx::query_as($crate::incidents::assign::candidates_sql(strategy))
+                        .bind(department)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                match $crate::incidents::assign::pick(strategy, rows, last) {
                     Some(user) => {
-                        sqlx::query("UPDATE departments SET last_assigned_user_id = $2 WHERE id = $1")
+                        sqlx::query($crate::incidents::assign::RECORD_PICK)
                             .bind(department)
                             .bind(user.0)
                             .execute(&mut *conn)
@@ -63,13 +48,82 @@ macro_rules! auto_assign {
 }
 pub(crate) use auto_assign;
 
-/// Reads a department's assignment settings, locking its row on PostgreSQL so concurrent
-/// round-robin picks take turns (SQLite has one writer already).
+/// A department's members who may be assigned, with whether they are away and (for least-open)
+/// how many open incidents they hold.
+pub(crate) fn candidates_sql(strategy: AssignmentStrategy) -> &'static str {
+    if strategy == AssignmentStrategy::LeastOpen {
+        "SELECT u.id, u.away, (SELECT COUNT(*) FROM incidents i WHERE i.assignee_id = u.id \
+           AND i.status IN ('new', 'acknowledged', 'in_progress', 'on_hold')) \
+         FROM users u JOIN department_members m ON m.user_id = u.id \
+         WHERE m.department_id = $1 AND u.role IN ('staff', 'admin') AND NOT u.disabled ORDER BY u.id"
+    } else {
+        "SELECT u.id, u.away, CAST(0 AS BIGINT) \
+         FROM users u JOIN department_members m ON m.user_id = u.id \
+         WHERE m.department_id = $1 AND u.role IN ('staff', 'admin') AND NOT u.disabled ORDER BY u.id"
+    }
+}
+
+/// Remembers a department's last pick, for round robin.
+pub(crate) const RECORD_PICK: &str =
+    "UPDATE departments SET last_assigned_user_id = $2 WHERE id = $1";
+
+/// The member `strategy` picks among `rows` of [`candidates_sql`].
+pub(crate) fn pick(
+    strategy: AssignmentStrategy,
+    rows: Vec<(i64, bool, i64)>,
+    last: Option<i64>,
+) -> Option<UserId> {
+    let candidates: Vec<Candidate> = rows
+        .into_iter()
+        .map(|(id, away, open)| Candidate {
+            user_id: UserId(id),
+            away,
+            open_incidents: open.max(0) as u32,
+        })
+        .collect();
+    pick_assignee(strategy, &candidates, last.map(UserId))
+}
+
+/// [`auto_assign!`] on the SQLite group commit's connection (one writer: no lock needed).
+pub(crate) fn auto_assign_direct(
+    conn: &direct::Conn,
+    department: i64,
+) -> StoreResult<Option<(UserId, AssignmentStrategy)>> {
+    let settings: Option<(String, Option<i64>)> =
+        direct::query_optional(conn, DEPARTMENT_SETTINGS, &[&department], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let Some((strategy, last)) = settings else {
+        return Ok(None);
+    };
+    let strategy = AssignmentStrategy::parse("strategy", &strategy).unwrap_or_default();
+    if strategy == AssignmentStrategy::Manual {
+        return Ok(None);
+    }
+    let rows = direct::query(conn, candidates_sql(strategy), &[&department], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    let Some(user) = pick(strategy, rows, last) else {
+        return Ok(None);
+    };
+    direct::execute(conn, RECORD_PICK, &[&department, &user.0])?;
+    Ok(Some((user, strategy)))
+}
+
+/// A department's assignment settings.
+const DEPARTMENT_SETTINGS: &str =
+    "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1";
+/// The same, locking the department's row so concurrent round-robin picks take turns.
+pub(crate) const POSTGRES_DEPARTMENT_LOCK: &str =
+    "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1 FOR UPDATE";
+
+/// Reads a department's assignment settings, locking its row on PostgreSQL (SQLite has one
+/// writer already).
 pub(crate) fn department_lock_sql(db: &Db) -> &'static str {
     if db.is_sqlite() {
-        "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1"
+        DEPARTMENT_SETTINGS
     } else {
-        "SELECT assignment_strategy, last_assigned_user_id FROM departments WHERE id = $1 FOR UPDATE"
+        POSTGRES_DEPARTMENT_LOCK
     }
 }
 

@@ -1,19 +1,20 @@
 //! Creating incidents: routing by category, the SLA clock, auto-assignment and the first
 //! events, in one transaction — on SQLite through the group commit, so a burst of reports
-//! shares commits instead of waiting for the disk one by one.
-
-use std::sync::LazyLock;
+//! shares commits instead of waiting for the disk one by one, and runs as direct calls on its
+//! connection (see [`crate::group_commit`]).
 
 use vigia_domain::Timestamp;
 use vigia_domain::catalog::Urgency;
-use vigia_domain::ids::{DepartmentId, UserId};
-use vigia_domain::incidents::{AssignmentStrategy, EventData, NewIncident, SlaClock, SlaPolicy};
+use vigia_domain::ids::{DepartmentId, IncidentId, UserId};
+use vigia_domain::incidents::{
+    AssignmentStrategy, EventData, NewIncident, ReadScope, SlaClock, SlaPolicy,
+};
 
-use super::assign::{auto_assign, department_lock_sql};
-use super::events::insert_event;
-use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
-use crate::idempotency::{Claim, claim_key};
-use crate::{Db, StoreError, StoreResult, catalog, composed, on_reader};
+use super::Incident;
+use super::assign::{POSTGRES_DEPARTMENT_LOCK, auto_assign, auto_assign_direct};
+use super::events::{insert_event, insert_event_direct};
+use crate::idempotency::{Claim, claim_key, claim_key_direct};
+use crate::{Db, StoreError, StoreResult, catalog, direct, on_reader};
 
 /// Who reported an incident.
 #[derive(Debug, Clone)]
@@ -107,10 +108,13 @@ pub async fn create(
 ) -> StoreResult<Incident> {
     let routing = route(db, new).await?;
     let row = NewRow::new(new, reporter, &routing, claim.cloned(), now);
-    let lock_sql = department_lock_sql(db);
-    let insert = insert_incident(db);
-    crate::grouped_write!(db, |conn| write_incident!(conn, row, lock_sql, insert)
-        .await)
+    // The stored row is read back after the commit, on either backend, so the answer is what
+    // the database holds (defaults and triggers included).
+    let id = crate::grouped_write!(db,
+        sqlite: |conn| write_direct(conn, &row),
+        postgres: |conn| write_incident!(conn, row).await,
+    )?;
+    super::find(db, &ReadScope::All, IncidentId(id)).await
 }
 
 /// Everything creation writes, resolved beforehand and owned, so the write can wait its turn
@@ -178,72 +182,92 @@ impl NewRow {
 }
 
 /// The incident's columns and values: `$1`..`$20`, with `$15` the creation time.
-const INCIDENT_VALUES: &str = "(category_id, department_id, assignee_id, reporter_id, reporter_label, title, \
-    description, zone_id, location_text, lat, lon, urgency, status, source, visibility, sla_started_at, \
-    sla_acknowledge_secs, sla_resolve_secs, sla_raise_urgency, acknowledge_due_at, resolve_due_at, \
-    created_at, updated_at) \
+const INSERT_INCIDENT: &str = "INSERT INTO incidents (category_id, department_id, assignee_id, reporter_id, \
+    reporter_label, title, description, zone_id, location_text, lat, lon, urgency, status, source, visibility, \
+    sla_started_at, sla_acknowledge_secs, sla_resolve_secs, sla_raise_urgency, acknowledge_due_at, \
+    resolve_due_at, created_at, updated_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'new', $13, $14, $15, $16, $17, $18, $19, \
-    $20, $15, $15)";
+    $20, $15, $15) RETURNING id";
 
-/// How creation inserts the incident row: with its `created` event in the same query, or alone.
-#[derive(Clone, Copy)]
-struct InsertIncident {
-    sql: &'static str,
-    /// The query also writes the `created` event (`$21` kind, `$22` internal, `$23` data, by
-    /// the reporter `$5` at `$15`).
-    with_event: bool,
-}
-
-/// On SQLite the incident and its `created` event are two statements sent as one query: one
-/// round trip to the writer connection's thread instead of two, and the writer is the one
-/// resource every report waits for. On PostgreSQL the event is inserted after the idempotency
-/// claim, because it takes the commit-order lock and a transaction's events come after its
-/// other writes (migration 0004).
-static INSERT_SQLITE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO incidents {INCIDENT_VALUES} RETURNING {INCIDENT_COLUMNS}; \
-         INSERT INTO incident_events (incident_id, kind, actor, at, internal, data) \
-         VALUES (last_insert_rowid(), $21, $5, $15, $22, $23)"
-    )
-});
-static INSERT_POSTGRES: LazyLock<String> = LazyLock::new(|| {
-    format!("INSERT INTO incidents {INCIDENT_VALUES} RETURNING {INCIDENT_COLUMNS}")
-});
-
-fn insert_incident(db: &Db) -> InsertIncident {
-    if db.is_sqlite() {
-        InsertIncident {
-            sql: &INSERT_SQLITE,
-            with_event: true,
-        }
-    } else {
-        InsertIncident {
-            sql: &INSERT_POSTGRES,
-            with_event: false,
-        }
+impl NewRow {
+    /// The event of an automatic pick.
+    fn assignment_event(assigned: Option<(UserId, AssignmentStrategy)>) -> Option<EventData> {
+        assigned.map(|(user, strategy)| EventData::AssigneeChanged {
+            from: None,
+            to: Some(user),
+            strategy,
+        })
     }
 }
 
-/// Writes a [`NewRow`] through `$conn` (a connection inside a transaction of either backend):
-/// the assignee is picked first (when the department assigns automatically), then the incident
-/// row, the idempotency claim, and the events last (on SQLite the `created` event goes with the
-/// row: see [`InsertIncident`]). Evaluates to a future of
-/// `StoreResult<Incident>`.
+/// Writes a [`NewRow`] on the SQLite group commit's connection: the assignee is picked first
+/// (when the department assigns automatically), then the incident row, the idempotency claim
+/// and the events. Returns the incident's id.
+fn write_direct(conn: &direct::Conn, row: &NewRow) -> StoreResult<i64> {
+    let now = row.now;
+    let assigned = match row.department {
+        Some(department) if row.auto_assigns => auto_assign_direct(conn, department.0)?,
+        _ => None,
+    };
+    let record = row.clock.record();
+    let id: Option<i64> = direct::query_optional(
+        conn,
+        INSERT_INCIDENT,
+        &[
+            &row.category_id,
+            &row.department.map(|d| d.0),
+            &assigned.map(|(user, _)| user.0),
+            &row.reporter_id,
+            &row.reporter_label,
+            &row.title,
+            &row.description,
+            &row.zone_id,
+            &row.location_text,
+            &row.lat,
+            &row.lon,
+            &row.urgency,
+            &row.source,
+            &row.visibility,
+            &now.millis(),
+            &record.acknowledge_within_secs,
+            &record.resolve_within_secs,
+            &record.raise_urgency_on_breach,
+            &row.clock.acknowledge_due().millis(),
+            &row.clock.resolve_due(now).millis(),
+        ],
+        |r| r.get(0),
+    )?;
+    let id = id.ok_or_else(|| {
+        StoreError::Other(anyhow::anyhow!("inserting an incident returned no id"))
+    })?;
+    if let Some(claim) = &row.claim {
+        claim_key_direct(conn, claim, 201, &format!("incident:{id}"), now.millis())?;
+    }
+    insert_event_direct(conn, id, &row.reporter_label, now.millis(), &row.created)?;
+    if let Some(event) = NewRow::assignment_event(assigned) {
+        insert_event_direct(conn, id, "system", now.millis(), &event)?;
+    }
+    Ok(id)
+}
+
+/// Writes a [`NewRow`] through `$conn`, a PostgreSQL transaction: the same steps as
+/// [`write_direct`], the department's row locked while picking so concurrent round-robin picks
+/// take turns, and the events last (the first takes the commit-order lock, migration 0004).
+/// Evaluates to a future of `StoreResult<i64>`, the incident's id.
 macro_rules! write_incident {
-    ($conn:expr, $row:expr, $lock_sql:expr, $insert:expr) => {
+    ($conn:expr, $row:expr) => {
         async move {
             let conn = $conn;
             let row: NewRow = $row;
             let now = row.now;
             let assigned = match row.department {
                 Some(department) if row.auto_assigns => {
-                    auto_assign!(&mut *conn, department.0, $lock_sql)
+                    auto_assign!(&mut *conn, department.0, POSTGRES_DEPARTMENT_LOCK)
                 }
                 _ => None,
             };
-            let insert: InsertIncident = $insert;
             let record = row.clock.record();
-            let query = sqlx::query_as(composed(insert.sql))
+            let id: i64 = sqlx::query_scalar(INSERT_INCIDENT)
                 .bind(row.category_id)
                 .bind(row.department.map(|d| d.0))
                 .bind(assigned.map(|(user, _): (UserId, _)| user.0))
@@ -263,24 +287,9 @@ macro_rules! write_incident {
                 .bind(record.resolve_within_secs)
                 .bind(record.raise_urgency_on_breach)
                 .bind(row.clock.acknowledge_due().millis())
-                .bind(row.clock.resolve_due(now).millis());
-            let query = if insert.with_event {
-                let created =
-                    serde_json::to_string(&row.created).map_err(|e| StoreError::Other(e.into()))?;
-                query
-                    .bind(row.created.kind().as_str())
-                    .bind(row.created.is_internal())
-                    .bind(created)
-            } else {
-                query
-            };
-            // `fetch_all`: when the event is the query's second statement, fetching one row
-            // would stop before it.
-            let stored: Vec<IncidentRow> = query.fetch_all(&mut *conn).await?;
-            let stored = stored.into_iter().next().ok_or_else(|| {
-                StoreError::Other(anyhow::anyhow!("inserting an incident returned no row"))
-            })?;
-            let id = stored.id;
+                .bind(row.clock.resolve_due(now).millis())
+                .fetch_one(&mut *conn)
+                .await?;
             if let Some(claim) = &row.claim {
                 claim_key!(
                     &mut *conn,
@@ -290,25 +299,17 @@ macro_rules! write_incident {
                     now.millis()
                 );
             }
-            // Events last: on PostgreSQL the first event takes the commit-order lock.
-            if !insert.with_event {
-                insert_event!(
-                    &mut *conn,
-                    id,
-                    &row.reporter_label,
-                    now.millis(),
-                    &row.created
-                );
-            }
-            if let Some((user, strategy)) = assigned {
-                let event = EventData::AssigneeChanged {
-                    from: None,
-                    to: Some(user),
-                    strategy,
-                };
+            insert_event!(
+                &mut *conn,
+                id,
+                &row.reporter_label,
+                now.millis(),
+                &row.created
+            );
+            if let Some(event) = NewRow::assignment_event(assigned) {
                 insert_event!(&mut *conn, id, "system", now.millis(), &event);
             }
-            Ok::<Incident, StoreError>(stored.into_incident(now))
+            Ok::<i64, StoreError>(id)
         }
     };
 }

@@ -16,22 +16,47 @@ macro_rules! insert_event {
     ($executor:expr, $incident:expr, $actor:expr, $at:expr, $data:expr) => {{
         let data: &vigia_domain::incidents::EventData = $data;
         let json = serde_json::to_string(data).map_err(|e| $crate::StoreError::Other(e.into()))?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO incident_events (incident_id, kind, actor, at, internal, data) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind($incident)
-        .bind(data.kind().as_str())
-        .bind($actor)
-        .bind($at)
-        .bind(data.is_internal())
-        .bind(json)
-        .fetch_one($executor)
-        .await?;
+        let id: i64 = sqlx::query_scalar($crate::incidents::events::INSERT_EVENT)
+            .bind($incident)
+            .bind(data.kind().as_str())
+            .bind($actor)
+            .bind($at)
+            .bind(data.is_internal())
+            .bind(json)
+            .fetch_one($executor)
+            .await?;
         id
     }};
 }
 pub(crate) use insert_event;
+
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO incident_events (incident_id, kind, actor, at, internal, data) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
+/// [`insert_event!`] on the SQLite group commit's connection.
+pub(crate) fn insert_event_direct(
+    conn: &crate::direct::Conn,
+    incident: i64,
+    actor: &str,
+    at: i64,
+    data: &vigia_domain::incidents::EventData,
+) -> crate::StoreResult<i64> {
+    let json = serde_json::to_string(data).map_err(|e| crate::StoreError::Other(e.into()))?;
+    let id = crate::direct::query_optional(
+        conn,
+        INSERT_EVENT,
+        &[
+            &incident,
+            &data.kind().as_str(),
+            &actor,
+            &at,
+            &data.is_internal(),
+            &json,
+        ],
+        |r| r.get(0),
+    )?;
+    id.ok_or_else(|| crate::StoreError::Other(anyhow::anyhow!("inserting an event returned no id")))
+}
 
 /// One stored event.
 #[derive(Debug, Clone, Serialize)]

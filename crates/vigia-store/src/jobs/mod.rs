@@ -176,13 +176,40 @@ where
     Ok(id.map(JobId))
 }
 
+/// [`enqueue_in`] on the SQLite group commit's connection.
+pub(crate) fn enqueue_direct(
+    conn: &crate::direct::Conn,
+    job: &NewJob,
+    now: Timestamp,
+) -> StoreResult<Option<JobId>> {
+    let payload =
+        serde_json::to_string(&job.payload).map_err(|e| crate::StoreError::Other(e.into()))?;
+    let id = crate::direct::query_optional(
+        conn,
+        INSERT_JOB,
+        &[
+            &job.kind,
+            &payload,
+            &job.dedup_key,
+            &job.max_attempts.map(i64::from),
+            &job.run_at.unwrap_or(now).millis(),
+            &now.millis(),
+        ],
+        |row| row.get::<_, i64>(0),
+    )?;
+    Ok(id.map(JobId))
+}
+
 /// Enqueues one job as a write of its own (on SQLite, in the group commit: handlers enqueue
 /// follow-up jobs one at a time, and each would otherwise pay a commit). `None` when its
 /// `dedup_key` already exists.
 #[tracing::instrument(skip_all, fields(kind = %job.kind))]
 pub async fn enqueue(db: &Db, job: &NewJob, now: Timestamp) -> StoreResult<Option<JobId>> {
     let job = job.clone();
-    crate::grouped_write!(db, |conn| enqueue_in(&mut *conn, &job, now).await)
+    crate::grouped_write!(db,
+        sqlite: |conn| enqueue_direct(conn, &job, now),
+        postgres: |conn| enqueue_in(&mut *conn, &job, now).await,
+    )
 }
 
 /// Enqueues many jobs in one transaction; returns how many were added (duplicates are not).

@@ -5,7 +5,7 @@ use vigia_domain::Timestamp;
 
 use super::JobId;
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreResult, composed, on_writer};
+use crate::{Db, StoreResult, composed, direct, on_writer};
 
 /// A job a worker holds.
 #[derive(Debug, Clone)]
@@ -63,31 +63,52 @@ pub async fn claim(
 ) -> StoreResult<Vec<ClaimedJob>> {
     type Row = (i64, String, String, i64, Option<i64>);
     let sql = claim_sql(db);
-    // In the group commit on SQLite, beside the requests' writes.
     let owner = owner.to_owned();
-    let rows: Vec<Row> = crate::grouped_write!(db, |conn| {
-        let rows: Vec<Row> = sqlx::query_as(sql)
-            .bind(&owner)
-            .bind(lease_until.millis())
-            .bind(now.millis())
-            .bind(limit as i64)
-            .fetch_all(&mut *conn)
-            .await?;
-        if !rows.is_empty() {
-            let mut update = Sql::new(
-                "UPDATE schedule_runs SET status = 'running', started_at = COALESCE(started_at, ",
-            );
-            let at = update.arg(Arg::I64(now.millis()));
-            update.push(&at);
-            update.push(") WHERE status IN ('queued', 'retrying', 'running') AND job_id IN (");
-            push_ids(&mut update, rows.iter().map(|r| r.0));
-            update.push(")");
-            bind_args!(sqlx::query(composed(&update.text)), &update.args)
-                .execute(&mut *conn)
+    let limit = limit as i64;
+    // The schedule runs of the claimed jobs are running now.
+    let runs_of = move |rows: &[Row]| {
+        let mut update = Sql::new(
+            "UPDATE schedule_runs SET status = 'running', started_at = COALESCE(started_at, ",
+        );
+        let at = update.arg(Arg::I64(now.millis()));
+        update.push(&at);
+        update.push(") WHERE status IN ('queued', 'retrying', 'running') AND job_id IN (");
+        push_ids(&mut update, rows.iter().map(|r| r.0));
+        update.push(")");
+        update
+    };
+    // In the group commit on SQLite, beside the requests' writes.
+    let rows: Vec<Row> = crate::grouped_write!(db,
+        sqlite: |conn| {
+            let rows: Vec<Row> = direct::query(
+                conn,
+                sql,
+                &[&owner, &lease_until.millis(), &now.millis(), &limit],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+            if !rows.is_empty() {
+                let update = runs_of(&rows);
+                direct::execute(conn, &update.text, &direct::args(&update.args))?;
+            }
+            Ok(rows)
+        },
+        postgres: |conn| {
+            let rows: Vec<Row> = sqlx::query_as(sql)
+                .bind(&owner)
+                .bind(lease_until.millis())
+                .bind(now.millis())
+                .bind(limit)
+                .fetch_all(&mut *conn)
                 .await?;
-        }
-        Ok(rows)
-    })?;
+            if !rows.is_empty() {
+                let update = runs_of(&rows);
+                bind_args!(sqlx::query(composed(&update.text)), &update.args)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(rows)
+        },
+    )?;
     Ok(rows
         .into_iter()
         .map(|(id, kind, payload, attempts, max_attempts)| ClaimedJob {
@@ -149,30 +170,77 @@ pub async fn finish(
     if outcomes.is_empty() {
         return Ok(0);
     }
+    let steps = outcome_steps(owner, outcomes, now);
+    // In the group commit on SQLite: outcomes arrive batch by batch while requests write.
+    crate::grouped_write!(db,
+        sqlite: |conn| {
+            let mut updated = 0;
+            for step in &steps {
+                let n = direct::execute(conn, &step.job.text, &direct::args(&step.job.args))?;
+                if n > 0 || !step.run_if_job_changed {
+                    direct::execute(conn, &step.run.text, &direct::args(&step.run.args))?;
+                }
+                updated += n as u64;
+            }
+            Ok(updated)
+        },
+        postgres: |conn| {
+            let mut updated = 0;
+            for step in &steps {
+                let n = bind_args!(sqlx::query(composed(&step.job.text)), &step.job.args)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                if n > 0 || !step.run_if_job_changed {
+                    bind_args!(sqlx::query(composed(&step.run.text)), &step.run.args)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                updated += n;
+            }
+            Ok(updated)
+        },
+    )
+}
+
+/// One update of jobs and the matching update of their schedule runs.
+struct OutcomeStep {
+    job: Sql,
+    run: Sql,
+    /// Update the run only when the job was still `owner`'s (it changed).
+    run_if_job_changed: bool,
+}
+
+/// What [`finish`] writes: every success in one step, each retry or dead letter in its own.
+fn outcome_steps(owner: &str, outcomes: &[(JobId, Outcome)], now: Timestamp) -> Vec<OutcomeStep> {
+    let mut steps = Vec::new();
     let succeeded: Vec<i64> = outcomes
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Succeeded))
         .map(|(id, _)| id.0)
         .collect();
-    let mut done = None;
     if !succeeded.is_empty() {
-        let mut jobs = Sql::new(
+        let mut job = Sql::new(
             "UPDATE jobs SET state = 'succeeded', lease_owner = NULL, finished_at = $1, updated_at = $1 \
              WHERE state = 'running' AND lease_owner = $2 AND id IN (",
         );
-        jobs.args.push(Arg::I64(now.millis()));
-        jobs.args.push(Arg::Text(owner.to_owned()));
-        push_ids(&mut jobs, succeeded.iter().copied());
-        jobs.push(")");
-        let mut runs = Sql::new(
+        job.args.push(Arg::I64(now.millis()));
+        job.args.push(Arg::Text(owner.to_owned()));
+        push_ids(&mut job, succeeded.iter().copied());
+        job.push(")");
+        let mut run = Sql::new(
             "UPDATE schedule_runs SET status = 'succeeded', finished_at = $1, \
              duration_ms = $1 - COALESCE(started_at, $1), error = NULL \
              WHERE status IN ('queued', 'running', 'retrying') AND job_id IN (",
         );
-        runs.args.push(Arg::I64(now.millis()));
-        push_ids(&mut runs, succeeded.iter().copied());
-        runs.push(")");
-        done = Some((jobs, runs));
+        run.args.push(Arg::I64(now.millis()));
+        push_ids(&mut run, succeeded.iter().copied());
+        run.push(")");
+        steps.push(OutcomeStep {
+            job,
+            run,
+            run_if_job_changed: false,
+        });
     }
     const RETRY: &str = "UPDATE jobs SET state = 'failed', lease_owner = NULL, run_at = $3, last_error = $4, updated_at = $5 \
          WHERE id = $1 AND state = 'running' AND lease_owner = $2";
@@ -181,64 +249,51 @@ pub async fn finish(
          WHERE id = $1 AND state = 'running' AND lease_owner = $2";
     const DEAD_RUN: &str = "UPDATE schedule_runs SET status = 'failed', error = $2, finished_at = $3, \
          duration_ms = $3 - COALESCE(started_at, $3) WHERE job_id = $1 AND status IN ('queued', 'running', 'retrying')";
-    // In the group commit on SQLite: outcomes arrive batch by batch while requests write.
-    let owner = owner.to_owned();
-    let outcomes = outcomes.to_vec();
-    crate::grouped_write!(db, |conn| {
-        let owner = owner.as_str();
-        let mut updated = 0;
-        if let Some((jobs, runs)) = &done {
-            updated += bind_args!(sqlx::query(composed(&jobs.text)), &jobs.args)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            bind_args!(sqlx::query(composed(&runs.text)), &runs.args)
-                .execute(&mut *conn)
-                .await?;
-        }
-        for (id, outcome) in &outcomes {
-            match outcome {
-                Outcome::Succeeded => {}
-                Outcome::Retry { at, error } => {
-                    let n = sqlx::query(RETRY)
-                        .bind(id.0)
-                        .bind(owner)
-                        .bind(at.millis())
-                        .bind(error)
-                        .bind(now.millis())
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected();
-                    if n > 0 {
-                        sqlx::query(RETRY_RUN)
-                            .bind(id.0)
-                            .bind(error)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    updated += n;
-                }
-                Outcome::Dead { error } => {
-                    let n = sqlx::query(DEAD)
-                        .bind(id.0)
-                        .bind(owner)
-                        .bind(error)
-                        .bind(now.millis())
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected();
-                    if n > 0 {
-                        sqlx::query(DEAD_RUN)
-                            .bind(id.0)
-                            .bind(error)
-                            .bind(now.millis())
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    updated += n;
-                }
-            }
-        }
-        Ok(updated)
-    })
+    let sql = |text: &str, args: Vec<Arg>| Sql {
+        text: text.to_owned(),
+        args,
+    };
+    for (id, outcome) in outcomes {
+        let (job, run) = match outcome {
+            Outcome::Succeeded => continue,
+            Outcome::Retry { at, error } => (
+                sql(
+                    RETRY,
+                    vec![
+                        Arg::I64(id.0),
+                        Arg::Text(owner.to_owned()),
+                        Arg::I64(at.millis()),
+                        Arg::Text(error.clone()),
+                        Arg::I64(now.millis()),
+                    ],
+                ),
+                sql(RETRY_RUN, vec![Arg::I64(id.0), Arg::Text(error.clone())]),
+            ),
+            Outcome::Dead { error } => (
+                sql(
+                    DEAD,
+                    vec![
+                        Arg::I64(id.0),
+                        Arg::Text(owner.to_owned()),
+                        Arg::Text(error.clone()),
+                        Arg::I64(now.millis()),
+                    ],
+                ),
+                sql(
+                    DEAD_RUN,
+                    vec![
+                        Arg::I64(id.0),
+                        Arg::Text(error.clone()),
+                        Arg::I64(now.millis()),
+                    ],
+                ),
+            ),
+        };
+        steps.push(OutcomeStep {
+            job,
+            run,
+            run_if_job_changed: true,
+        });
+    }
+    steps
 }

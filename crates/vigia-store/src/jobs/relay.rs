@@ -12,62 +12,82 @@ use serde_json::json;
 use vigia_domain::Timestamp;
 use vigia_domain::incidents::IncidentEventKind;
 
-use super::{NewJob, enqueue_in};
-use crate::{Db, StoreResult, on_writer};
+use super::{NewJob, enqueue_direct, enqueue_in};
+use crate::{Db, StoreResult, direct, on_writer};
 
 /// The job kind the relay enqueues, one per incident event.
 pub const EVENT_DISPATCH: &str = "event.dispatch";
 
 const CURSOR: &str = "event_relay";
 
+const READ_EVENTS: &str =
+    "SELECT id, incident_id, kind FROM incident_events WHERE id > $1 ORDER BY id LIMIT $2";
+const SAVE_CURSOR: &str = "INSERT INTO job_cursors (name, position, updated_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at";
+
+/// The job one event becomes.
+fn dispatch_job(id: i64, incident_id: i64, kind: &str) -> NewJob {
+    let message_type = IncidentEventKind::parse("kind", kind)
+        .map(|k| k.message_type().to_owned())
+        .unwrap_or_else(|_| format!("incident.{kind}"));
+    NewJob::new(
+        EVENT_DISPATCH,
+        json!({ "event_id": id, "incident_id": incident_id, "type": message_type }),
+    )
+    .dedup(format!("event:{id}"))
+}
+
 /// Relays up to `limit` new events; returns how many.
 #[tracing::instrument(skip_all)]
 pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<usize> {
-    let lock = if db.is_sqlite() {
-        "SELECT position FROM job_cursors WHERE name = $1"
-    } else {
-        "SELECT position FROM job_cursors WHERE name = $1 FOR UPDATE"
-    };
-    let read =
-        "SELECT id, incident_id, kind FROM incident_events WHERE id > $1 ORDER BY id LIMIT $2";
+    let limit = limit as i64;
     // In the group commit on SQLite: the events it relays were committed by earlier batches,
     // or are in this one and commit (or roll back) with it.
-    crate::grouped_write!(db, |conn| {
-        let position: Option<i64> = sqlx::query_scalar(lock)
-            .bind(CURSOR)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let position = position.unwrap_or(0);
-        let events: Vec<(i64, i64, String)> = sqlx::query_as(read)
-            .bind(position)
-            .bind(limit as i64)
-            .fetch_all(&mut *conn)
-            .await?;
-        let Some(&(last, _, _)) = events.last() else {
-            return Ok(0);
-        };
-        for (id, incident_id, kind) in &events {
-            let message_type = IncidentEventKind::parse("kind", kind)
-                .map(|k| k.message_type().to_owned())
-                .unwrap_or_else(|_| format!("incident.{kind}"));
-            let job = NewJob::new(
-                EVENT_DISPATCH,
-                json!({ "event_id": id, "incident_id": incident_id, "type": message_type }),
-            )
-            .dedup(format!("event:{id}"));
-            enqueue_in(&mut *conn, &job, now).await?;
-        }
-        sqlx::query(
-            "INSERT INTO job_cursors (name, position, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
-        )
-        .bind(CURSOR)
-        .bind(last)
-        .bind(now.millis())
-        .execute(&mut *conn)
-        .await?;
-        Ok(events.len())
-    })
+    crate::grouped_write!(db,
+        sqlite: |conn| {
+            let read_cursor = "SELECT position FROM job_cursors WHERE name = $1";
+            let position = direct::query_optional(conn, read_cursor, &[&CURSOR], |r| r.get(0))?;
+            let events: Vec<(i64, i64, String)> = direct::query(
+                conn,
+                READ_EVENTS,
+                &[&position.unwrap_or(0i64), &limit],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let Some(&(last, _, _)) = events.last() else {
+                return Ok(0);
+            };
+            for (id, incident_id, kind) in &events {
+                enqueue_direct(conn, &dispatch_job(*id, *incident_id, kind), now)?;
+            }
+            direct::execute(conn, SAVE_CURSOR, &[&CURSOR, &last, &now.millis()])?;
+            Ok(events.len())
+        },
+        postgres: |conn| {
+            let position: Option<i64> =
+                sqlx::query_scalar("SELECT position FROM job_cursors WHERE name = $1 FOR UPDATE")
+                    .bind(CURSOR)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let events: Vec<(i64, i64, String)> = sqlx::query_as(READ_EVENTS)
+                .bind(position.unwrap_or(0))
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+            let Some(&(last, _, _)) = events.last() else {
+                return Ok(0);
+            };
+            for (id, incident_id, kind) in &events {
+                enqueue_in(&mut *conn, &dispatch_job(*id, *incident_id, kind), now).await?;
+            }
+            sqlx::query(SAVE_CURSOR)
+                .bind(CURSOR)
+                .bind(last)
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await?;
+            Ok(events.len())
+        },
+    )
 }
 
 /// The id of the last relayed event.

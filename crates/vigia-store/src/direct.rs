@@ -1,0 +1,99 @@
+//! Statements on the SQLite group commit's own connection ([`crate::group_commit`]): plain
+//! synchronous calls on the thread that owns it, so a write costs what SQLite does and nothing
+//! more. The SQL is the same text the sqlx paths run, `$1`, `$2`, ... included: arguments are
+//! bound by those names, so a placeholder may appear in any order and more than once.
+
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{CachedStatement, Connection, Row, ToSql};
+
+use crate::sql::Arg;
+use crate::{StoreError, StoreResult};
+
+/// The connection writes get inside their batch's transaction.
+pub type Conn = Connection;
+
+impl ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Arg::I64(v) => ToSqlOutput::Owned(Value::Integer(*v)),
+            Arg::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+        })
+    }
+}
+
+/// Prepares `sql` (from the connection's statement cache) and binds `args[n - 1]` to every
+/// `$n` in it.
+fn prepare<'c>(
+    conn: &'c Conn,
+    sql: &str,
+    args: &[&dyn ToSql],
+) -> rusqlite::Result<CachedStatement<'c>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    for index in 1..=statement.parameter_count() {
+        let n = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| (1..=args.len()).contains(n))
+            .ok_or_else(|| {
+                rusqlite::Error::InvalidParameterName(format!(
+                    "parameter {index} of {sql:?} is not one of $1..${}",
+                    args.len()
+                ))
+            })?;
+        statement.raw_bind_parameter(index, args[n - 1])?;
+    }
+    Ok(statement)
+}
+
+/// Runs a statement that returns no rows; returns how many rows it changed.
+pub fn execute(conn: &Conn, sql: &str, args: &[&dyn ToSql]) -> StoreResult<usize> {
+    Ok(prepare(conn, sql, args)?.raw_execute()?)
+}
+
+/// Runs `sql` and maps each row it returns.
+pub fn query<T>(
+    conn: &Conn,
+    sql: &str,
+    args: &[&dyn ToSql],
+    mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>> {
+    let mut statement = prepare(conn, sql, args)?;
+    let mut rows = statement.raw_query();
+    let mut mapped = Vec::new();
+    while let Some(row) = rows.next()? {
+        mapped.push(map(row)?);
+    }
+    Ok(mapped)
+}
+
+/// Runs `sql` and maps its first row, if any; the statement still runs to its end (an
+/// `INSERT ... RETURNING` is complete only then).
+pub fn query_optional<T>(
+    conn: &Conn,
+    sql: &str,
+    args: &[&dyn ToSql],
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Option<T>> {
+    Ok(query(conn, sql, args, map)?.into_iter().next())
+}
+
+/// `args` as bind values, for SQL composed with [`crate::sql::Sql`].
+pub fn args(args: &[Arg]) -> Vec<&dyn ToSql> {
+    args.iter().map(|a| a as &dyn ToSql).collect()
+}
+
+impl StoreError {
+    /// Maps a SQLite unique violation to [`StoreError::Duplicate`] for `field`.
+    pub(crate) fn unique_direct(error: StoreError, field: &'static str) -> Self {
+        match error {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                StoreError::Duplicate { field }
+            }
+            other => other,
+        }
+    }
+}
