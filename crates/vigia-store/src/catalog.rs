@@ -64,22 +64,12 @@ const DEPARTMENT_COLUMNS: &str =
     "id, name, contact_emails, escalation_emails, assignment_strategy, created_at, updated_at";
 
 pub async fn department_exists(db: &Db, id: DepartmentId) -> StoreResult<bool> {
-    Ok(department_strategy(db, id).await?.is_some())
-}
-
-/// How a department assigns its incidents, or `None` when there is no such department.
-pub async fn department_strategy(
-    db: &Db,
-    id: DepartmentId,
-) -> StoreResult<Option<AssignmentStrategy>> {
-    let sql = "SELECT assignment_strategy FROM departments WHERE id = $1";
-    let strategy: Option<String> = on_reader!(db, |pool| sqlx::query_scalar(sql)
+    let sql = "SELECT COUNT(*) FROM departments WHERE id = $1";
+    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql)
         .bind(id.0)
-        .fetch_optional(pool)
+        .fetch_one(pool)
         .await?);
-    Ok(strategy.map(|s| {
-        AssignmentStrategy::parse("assignment_strategy", &s).unwrap_or(AssignmentStrategy::Manual)
-    }))
+    Ok(n > 0)
 }
 
 async fn members_of(db: &Db, id: i64) -> StoreResult<Vec<UserId>> {

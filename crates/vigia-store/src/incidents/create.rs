@@ -3,18 +3,18 @@
 //! shares commits instead of waiting for the disk one by one, and runs as direct calls on its
 //! connection (see [`crate::group_commit`]).
 
+use std::sync::LazyLock;
+
 use vigia_domain::Timestamp;
 use vigia_domain::catalog::Urgency;
-use vigia_domain::ids::{DepartmentId, IncidentId, UserId};
-use vigia_domain::incidents::{
-    AssignmentStrategy, EventData, NewIncident, ReadScope, SlaClock, SlaPolicy,
-};
+use vigia_domain::ids::{DepartmentId, UserId};
+use vigia_domain::incidents::{AssignmentStrategy, EventData, NewIncident, SlaClock, SlaPolicy};
 
-use super::Incident;
 use super::assign::{POSTGRES_DEPARTMENT_LOCK, auto_assign, auto_assign_direct};
 use super::events::{insert_event, insert_event_direct};
+use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
 use crate::idempotency::{Claim, claim_key, claim_key_direct};
-use crate::{Db, StoreError, StoreResult, catalog, direct, on_reader};
+use crate::{Db, StoreError, StoreResult, composed, direct, on_reader};
 
 /// Who reported an incident.
 #[derive(Debug, Clone)]
@@ -56,39 +56,65 @@ pub struct Routing {
     pub policy: SlaPolicy,
 }
 
+/// What routing reads, in one query: the category's defaults, the department the incident
+/// goes to (given, or the category's) with its strategy, whether the zone exists, and the SLA
+/// policy of the category at the incident's urgency (given, or the category's).
+const ROUTE: &str = "SELECT c.default_urgency, d.id, d.assignment_strategy, \
+     (SELECT COUNT(*) FROM zones z WHERE z.id = $4), \
+     p.acknowledge_within_secs, p.resolve_within_secs, p.raise_urgency_on_breach \
+     FROM categories c \
+     LEFT JOIN departments d ON d.id = COALESCE($2, c.default_department_id) \
+     LEFT JOIN sla_policies p ON p.category_id = c.id AND p.urgency = COALESCE($3, c.default_urgency) \
+     WHERE c.id = $1";
+
+type RouteRow = (
+    String,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<bool>,
+);
+
 /// Resolves the department, urgency and SLA policy of `new` from its category's defaults,
 /// checking every reference. Used by create and by preview.
 pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
-    let category = catalog::find_category(db, new.category_id)
-        .await
-        .map_err(StoreError::missing_reference("category_id", "category"))?;
-    if let Some(zone) = new.location.as_ref().and_then(|l| l.zone()) {
-        catalog::find_zone(db, zone)
-            .await
-            .map_err(StoreError::missing_reference("zone_id", "zone"))?;
-    }
-    let department = new
-        .department_id
-        .or(category.default_department_id.map(DepartmentId));
-    let strategy = match department {
-        Some(id) => match catalog::department_strategy(db, id).await? {
-            Some(strategy) => Some(strategy),
-            None if new.department_id.is_some() => {
-                return Err(StoreError::UnknownReference {
-                    field: "department_id".into(),
-                    entity: "department",
-                });
-            }
-            // The category's department was deleted since: the write's foreign key decides.
-            None => None,
-        },
-        None => None,
+    let zone = new.location.as_ref().and_then(|l| l.zone());
+    let row: Option<RouteRow> = on_reader!(db, |pool| sqlx::query_as(ROUTE)
+        .bind(new.category_id.0)
+        .bind(new.department_id.map(|d| d.0))
+        .bind(new.urgency.map(|u| u.as_str()))
+        .bind(zone.map(|z| z.0))
+        .fetch_optional(pool)
+        .await?);
+    let missing = |field: &str, entity| StoreError::UnknownReference {
+        field: field.into(),
+        entity,
     };
-    let urgency = new.urgency.unwrap_or(category.default_urgency);
-    let policy = sla_policy(db, new.category_id, urgency).await?;
+    let Some((default_urgency, department, strategy, zones, ack, resolve, raise)) = row else {
+        return Err(missing("category_id", "category"));
+    };
+    if zone.is_some() && zones == 0 {
+        return Err(missing("zone_id", "zone"));
+    }
+    if new.department_id.is_some() && department.is_none() {
+        return Err(missing("department_id", "department"));
+    }
+    let urgency = match new.urgency {
+        Some(urgency) => urgency,
+        None => Urgency::parse("default_urgency", &default_urgency)
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("a category's urgency: {e:?}")))?,
+    };
+    let policy = match (ack, resolve, raise) {
+        (Some(ack), Some(resolve), Some(raise)) => SlaPolicy::parse(ack, resolve, raise)
+            .unwrap_or_else(|_| SlaPolicy::suggested_for(urgency)),
+        _ => SlaPolicy::suggested_for(urgency),
+    };
     Ok(Routing {
-        department,
-        strategy,
+        department: department.map(DepartmentId),
+        strategy: strategy
+            .map(|s| AssignmentStrategy::parse("assignment_strategy", &s).unwrap_or_default()),
         urgency,
         policy,
     })
@@ -108,13 +134,11 @@ pub async fn create(
 ) -> StoreResult<Incident> {
     let routing = route(db, new).await?;
     let row = NewRow::new(new, reporter, &routing, claim.cloned(), now);
-    // The stored row is read back after the commit, on either backend, so the answer is what
-    // the database holds (defaults and triggers included).
-    let id = crate::grouped_write!(db,
+    let stored = crate::grouped_write!(db,
         sqlite: |conn| write_direct(conn, &row),
         postgres: |conn| write_incident!(conn, row).await,
     )?;
-    super::find(db, &ReadScope::All, IncidentId(id)).await
+    Ok(stored.into_incident(now))
 }
 
 /// Everything creation writes, resolved beforehand and owned, so the write can wait its turn
@@ -181,13 +205,18 @@ impl NewRow {
     }
 }
 
-/// The incident's columns and values: `$1`..`$20`, with `$15` the creation time.
-const INSERT_INCIDENT: &str = "INSERT INTO incidents (category_id, department_id, assignee_id, reporter_id, \
-    reporter_label, title, description, zone_id, location_text, lat, lon, urgency, status, source, visibility, \
-    sla_started_at, sla_acknowledge_secs, sla_resolve_secs, sla_raise_urgency, acknowledge_due_at, \
-    resolve_due_at, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'new', $13, $14, $15, $16, $17, $18, $19, \
-    $20, $15, $15) RETURNING id";
+/// The incident's columns and values: `$1`..`$20`, with `$15` the creation time. Returns the
+/// stored row.
+static INSERT_INCIDENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO incidents (category_id, department_id, assignee_id, reporter_id, reporter_label, title, \
+         description, zone_id, location_text, lat, lon, urgency, status, source, visibility, sla_started_at, \
+         sla_acknowledge_secs, sla_resolve_secs, sla_raise_urgency, acknowledge_due_at, resolve_due_at, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'new', $13, $14, $15, $16, $17, $18, $19, \
+         $20, $15, $15) RETURNING {INCIDENT_COLUMNS}"
+    )
+});
 
 impl NewRow {
     /// The event of an automatic pick.
@@ -202,17 +231,17 @@ impl NewRow {
 
 /// Writes a [`NewRow`] on the SQLite group commit's connection: the assignee is picked first
 /// (when the department assigns automatically), then the incident row, the idempotency claim
-/// and the events. Returns the incident's id.
-fn write_direct(conn: &direct::Conn, row: &NewRow) -> StoreResult<i64> {
+/// and the events. Returns the stored row.
+fn write_direct(conn: &direct::Conn, row: &NewRow) -> StoreResult<IncidentRow> {
     let now = row.now;
     let assigned = match row.department {
         Some(department) if row.auto_assigns => auto_assign_direct(conn, department.0)?,
         _ => None,
     };
     let record = row.clock.record();
-    let id: Option<i64> = direct::query_optional(
+    let stored = direct::query_optional(
         conn,
-        INSERT_INCIDENT,
+        &INSERT_INCIDENT,
         &[
             &row.category_id,
             &row.department.map(|d| d.0),
@@ -235,11 +264,12 @@ fn write_direct(conn: &direct::Conn, row: &NewRow) -> StoreResult<i64> {
             &row.clock.acknowledge_due().millis(),
             &row.clock.resolve_due(now).millis(),
         ],
-        |r| r.get(0),
+        IncidentRow::from_direct,
     )?;
-    let id = id.ok_or_else(|| {
-        StoreError::Other(anyhow::anyhow!("inserting an incident returned no id"))
+    let stored = stored.ok_or_else(|| {
+        StoreError::Other(anyhow::anyhow!("inserting an incident returned no row"))
     })?;
+    let id = stored.id;
     if let Some(claim) = &row.claim {
         claim_key_direct(conn, claim, 201, &format!("incident:{id}"), now.millis())?;
     }
@@ -247,13 +277,13 @@ fn write_direct(conn: &direct::Conn, row: &NewRow) -> StoreResult<i64> {
     if let Some(event) = NewRow::assignment_event(assigned) {
         insert_event_direct(conn, id, "system", now.millis(), &event)?;
     }
-    Ok(id)
+    Ok(stored)
 }
 
 /// Writes a [`NewRow`] through `$conn`, a PostgreSQL transaction: the same steps as
 /// [`write_direct`], the department's row locked while picking so concurrent round-robin picks
 /// take turns, and the events last (the first takes the commit-order lock, migration 0004).
-/// Evaluates to a future of `StoreResult<i64>`, the incident's id.
+/// Evaluates to a future of `StoreResult<IncidentRow>`.
 macro_rules! write_incident {
     ($conn:expr, $row:expr) => {
         async move {
@@ -267,7 +297,7 @@ macro_rules! write_incident {
                 _ => None,
             };
             let record = row.clock.record();
-            let id: i64 = sqlx::query_scalar(INSERT_INCIDENT)
+            let stored: IncidentRow = sqlx::query_as(composed(&INSERT_INCIDENT))
                 .bind(row.category_id)
                 .bind(row.department.map(|d| d.0))
                 .bind(assigned.map(|(user, _): (UserId, _)| user.0))
@@ -290,6 +320,7 @@ macro_rules! write_incident {
                 .bind(row.clock.resolve_due(now).millis())
                 .fetch_one(&mut *conn)
                 .await?;
+            let id = stored.id;
             if let Some(claim) = &row.claim {
                 claim_key!(
                     &mut *conn,
@@ -309,7 +340,7 @@ macro_rules! write_incident {
             if let Some(event) = NewRow::assignment_event(assigned) {
                 insert_event!(&mut *conn, id, "system", now.millis(), &event);
             }
-            Ok::<i64, StoreError>(id)
+            Ok::<IncidentRow, StoreError>(stored)
         }
     };
 }

@@ -105,6 +105,41 @@ pub(crate) struct IncidentRow {
 }
 
 impl IncidentRow {
+    /// A row of [`INCIDENT_COLUMNS`] read on the SQLite group commit's connection.
+    pub(crate) fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            category_id: row.get(1)?,
+            department_id: row.get(2)?,
+            assignee_id: row.get(3)?,
+            reporter_id: row.get(4)?,
+            reporter_label: row.get(5)?,
+            title: row.get(6)?,
+            description: row.get(7)?,
+            zone_id: row.get(8)?,
+            location_text: row.get(9)?,
+            lat: row.get(10)?,
+            lon: row.get(11)?,
+            urgency: row.get(12)?,
+            status: row.get(13)?,
+            source: row.get(14)?,
+            visibility: row.get(15)?,
+            votes: row.get(16)?,
+            version: row.get(17)?,
+            sla_started_at: row.get(18)?,
+            sla_acknowledge_secs: row.get(19)?,
+            sla_resolve_secs: row.get(20)?,
+            sla_raise_urgency: row.get(21)?,
+            sla_paused_since: row.get(22)?,
+            sla_paused_total_ms: row.get(23)?,
+            acknowledged_at: row.get(24)?,
+            resolved_at: row.get(25)?,
+            closed_at: row.get(26)?,
+            created_at: row.get(27)?,
+            updated_at: row.get(28)?,
+        })
+    }
+
     pub(crate) fn into_incident(self, now: Timestamp) -> Incident {
         let ts = Timestamp::from_millis;
         let record = SlaClockRecord {

@@ -122,6 +122,13 @@ backend_tests! {
         let by_code = app.get(&format!("/api/v1/incidents/INC-{id:06}"), Some(&c.staff_a.token)).await;
         assert_eq!(by_code.status, StatusCode::OK);
         assert_eq!(by_code.headers["etag"], "\"1\"");
+        // Creation answers with the row it stored, column for column.
+        let fetched = app.get(&format!("/api/v1/incidents/{id}"), Some(&c.reporter.token)).await;
+        let mut answered = created.clone();
+        answered.as_object_mut().expect("object").remove("timeline");
+        let mut stored = fetched.body.clone();
+        stored.as_object_mut().expect("object").remove("timeline");
+        assert_eq!(answered, stored);
 
         assert_eq!(move_to(&app, &c.staff_a, id, "acknowledged").await.status, StatusCode::OK);
         let note = app
