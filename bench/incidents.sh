@@ -60,6 +60,21 @@ run() { # name, wrk args...
 run create -s "$WORK/create.lua" -H "Authorization: Bearer $REPORTER" "$BASE/api/v1/incidents"
 CREATED="$(curl -sf "$BASE/api/v1/incidents?limit=1" -H "Authorization: Bearer $ADMIN" | python3 -c 'import sys, json; print(json.load(sys.stdin)["items"][0]["id"])')"
 echo "incidents in the database: $CREATED"
+# Every report causes background work (the relay, `event.dispatch`, the incident's report
+# file). It queues up during the create burst; measure how long it takes to drain, and list
+# only once it has, so the list figures are not taken while the workers catch up.
+pending() {
+    python3 - "$WORK/data/vigia.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+print(db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running', 'failed')").fetchone()[0])
+PY
+}
+BACKLOG="$(pending)"
+DRAIN_START=$SECONDS
+while [ "$(pending)" -gt 0 ] && [ $((SECONDS - DRAIN_START)) -lt 600 ]; do sleep 1; done
+DRAINED=$((SECONDS - DRAIN_START))
+echo "--- background work: $BACKLOG jobs pending after the burst, drained in ${DRAINED} s (left: $(pending))"
 run list -H "Authorization: Bearer $ADMIN" "$BASE/api/v1/incidents?limit=50"
 run list-filtered -H "Authorization: Bearer $ADMIN" "$BASE/api/v1/incidents?limit=50&status=new&urgency=high"
 
@@ -68,3 +83,4 @@ printf '\n%-28s %12s %10s %10s\n' "scenario" "req/s" "p50" "p99"
 for name in create list list-filtered; do
     printf '%-28s %12s %10s %10s\n' "$name" "$(summary "$name" 'Requests/sec')" "$(summary "$name" ' 50%')" "$(summary "$name" ' 99%')"
 done
+printf '%-28s %12s jobs in %s s\n' "background drain" "$BACKLOG" "$DRAINED"
