@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 use tokio::sync::Notify;
 
 use crate::group_commit::{self, GroupCommit};
+use crate::readers::Readers;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -46,6 +47,8 @@ pub enum Backend {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// Connections of their own for the hottest reads (see [`crate::readers`]).
+        readers: Readers,
         /// Batches small hot-path writes into shared commits (see [`crate::group_commit`]).
         group: GroupCommit,
     },
@@ -82,6 +85,25 @@ macro_rules! on_writer {
         match &$db.backend {
             $crate::Backend::Sqlite { writer: $pool, .. } => $body,
             $crate::Backend::Postgres { pool: $pool } => $body,
+        }
+    };
+}
+
+/// Runs one hot read and evaluates to its `StoreResult`. On SQLite, `$sqlite` runs
+/// synchronously on one of the direct reader connections (`$sq: &rusqlite::Connection`, see
+/// [`crate::readers`]); it must own what it uses. On PostgreSQL, `$postgres` runs with `$pg`
+/// the pool.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! direct_read {
+    ($db:expr, sqlite: |$sq:ident| $sqlite:expr, postgres: |$pg:ident| $postgres:expr $(,)?) => {
+        match &$db.backend {
+            $crate::Backend::Sqlite { readers, .. } => {
+                readers
+                    .run(move |$sq: &::rusqlite::Connection| $sqlite)
+                    .await
+            }
+            $crate::Backend::Postgres { pool: $pg } => $postgres,
         }
     };
 }
@@ -174,8 +196,13 @@ impl Db {
             busy_timeout: options.busy_timeout,
             events_committed: events_committed.clone(),
         };
+        // Reads are CPU work: one connection per core keeps every core busy without more
+        // threads taking turns on them.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let readers = Readers::start(&settings.path, cores, options.busy_timeout)?;
         Ok(Self {
             backend: Backend::Sqlite {
+                readers,
                 group: GroupCommit::start(settings, writer.clone())?,
                 writer,
                 reader,
