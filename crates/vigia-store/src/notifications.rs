@@ -9,7 +9,7 @@ use vigia_domain::Timestamp;
 
 use crate::page::{Cursor, Page};
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, composed, direct, on_reader, on_writer};
 
 /// How a message leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -164,50 +164,85 @@ const COLUMNS: &str = "id, channel, target, endpoint_id, event_id, incident_id, 
 /// Creates the deliveries that do not exist yet and returns the ids of all of them, in order.
 /// Idempotent per (event, channel, target): planning the same event twice creates nothing new.
 pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec<i64>> {
-    let now = Timestamp::now().millis();
-    let mut ids = Vec::with_capacity(planned.len());
-    for d in planned {
-        let inserted: Option<i64> = on_writer!(db, |pool| sqlx::query_scalar(
-            "INSERT INTO notification_deliveries (channel, target, endpoint_id, event_id, \
-             incident_id, message_type, message_id, payload, status, attempts, next_attempt_at, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9) \
-             ON CONFLICT DO NOTHING RETURNING id"
-        )
-        .bind(d.channel.as_str())
-        .bind(&d.target)
-        .bind(d.endpoint_id)
-        .bind(d.event_id)
-        .bind(d.incident_id)
-        .bind(&d.message_type)
-        .bind(&d.message_id)
-        .bind(&d.payload)
-        .bind(now)
-        .fetch_optional(pool)
-        .await?);
-        let id = match inserted {
-            Some(id) => id,
-            None => {
-                let existing: Option<i64> = on_writer!(db, |pool| sqlx::query_scalar(
-                    "SELECT id FROM notification_deliveries \
-                     WHERE event_id = $1 AND channel = $2 AND target = $3"
-                )
-                .bind(d.event_id)
-                .bind(d.channel.as_str())
-                .bind(&d.target)
-                .fetch_optional(pool)
-                .await?);
-                existing.ok_or_else(|| {
-                    StoreError::Other(anyhow::anyhow!(
-                        "delivery {} collided with another message id",
-                        d.message_id
-                    ))
-                })?
-            }
-        };
-        ids.push(id);
+    if planned.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(ids)
+    let now = Timestamp::now().millis();
+    let planned = planned.to_vec();
+    // One write for all of an event's deliveries; on SQLite in the group commit, where the
+    // deliveries planned by concurrent jobs share a commit.
+    crate::grouped_write!(db,
+        sqlite: |conn| {
+            let mut ids = Vec::with_capacity(planned.len());
+            for d in &planned {
+                let args: [&dyn rusqlite::ToSql; 9] = [
+                    &d.channel.as_str(),
+                    &d.target,
+                    &d.endpoint_id,
+                    &d.event_id,
+                    &d.incident_id,
+                    &d.message_type,
+                    &d.message_id,
+                    &d.payload,
+                    &now,
+                ];
+                let inserted = direct::query_optional(conn, INSERT_DELIVERY, &args, |r| r.get(0))?;
+                let id = match inserted {
+                    Some(id) => Some(id),
+                    None => direct::query_optional(
+                        conn,
+                        EXISTING_DELIVERY,
+                        &[&d.event_id, &d.channel.as_str(), &d.target],
+                        |r| r.get(0),
+                    )?,
+                };
+                ids.push(id.ok_or_else(|| collided(d))?);
+            }
+            Ok(ids)
+        },
+        postgres: |conn| {
+            let mut ids = Vec::with_capacity(planned.len());
+            for d in &planned {
+                let inserted: Option<i64> = sqlx::query_scalar(INSERT_DELIVERY)
+                    .bind(d.channel.as_str())
+                    .bind(&d.target)
+                    .bind(d.endpoint_id)
+                    .bind(d.event_id)
+                    .bind(d.incident_id)
+                    .bind(&d.message_type)
+                    .bind(&d.message_id)
+                    .bind(&d.payload)
+                    .bind(now)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let id = match inserted {
+                    Some(id) => Some(id),
+                    None => sqlx::query_scalar(EXISTING_DELIVERY)
+                        .bind(d.event_id)
+                        .bind(d.channel.as_str())
+                        .bind(&d.target)
+                        .fetch_optional(&mut *conn)
+                        .await?,
+                };
+                ids.push(id.ok_or_else(|| collided(d))?);
+            }
+            Ok(ids)
+        },
+    )
+}
+
+const INSERT_DELIVERY: &str = "INSERT INTO notification_deliveries (channel, target, endpoint_id, event_id, \
+     incident_id, message_type, message_id, payload, status, attempts, next_attempt_at, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9) \
+     ON CONFLICT DO NOTHING RETURNING id";
+const EXISTING_DELIVERY: &str =
+    "SELECT id FROM notification_deliveries WHERE event_id = $1 AND channel = $2 AND target = $3";
+
+fn collided(d: &NewDelivery) -> StoreError {
+    StoreError::Other(anyhow::anyhow!(
+        "delivery {} collided with another message id",
+        d.message_id
+    ))
 }
 
 /// True when the event already has a planned delivery on `channel` to `target`.
