@@ -37,11 +37,15 @@ pub async fn sla_policy(
         .bind(urgency.as_str())
         .fetch_optional(pool)
         .await?);
-    Ok(match row {
-        Some((ack, resolve, raise)) => SlaPolicy::parse(ack, resolve, raise)
-            .unwrap_or_else(|_| SlaPolicy::suggested_for(urgency)),
-        None => SlaPolicy::suggested_for(urgency),
-    })
+    Ok(policy_or_suggested(row, urgency))
+}
+
+/// A stored policy (acknowledge and resolve within, raise on breach), or the suggested one for
+/// `urgency` when there is none or it no longer parses.
+fn policy_or_suggested(stored: Option<(i64, i64, bool)>, urgency: Urgency) -> SlaPolicy {
+    stored
+        .and_then(|(ack, resolve, raise)| SlaPolicy::parse(ack, resolve, raise).ok())
+        .unwrap_or_else(|| SlaPolicy::suggested_for(urgency))
 }
 
 /// What creating an incident resolves from the catalog before writing: routing and SLA.
@@ -106,11 +110,11 @@ pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
         None => Urgency::parse("default_urgency", &default_urgency)
             .map_err(|e| StoreError::Other(anyhow::anyhow!("a category's urgency: {e:?}")))?,
     };
-    let policy = match (ack, resolve, raise) {
-        (Some(ack), Some(resolve), Some(raise)) => SlaPolicy::parse(ack, resolve, raise)
-            .unwrap_or_else(|_| SlaPolicy::suggested_for(urgency)),
-        _ => SlaPolicy::suggested_for(urgency),
+    let stored = match (ack, resolve, raise) {
+        (Some(ack), Some(resolve), Some(raise)) => Some((ack, resolve, raise)),
+        _ => None,
     };
+    let policy = policy_or_suggested(stored, urgency);
     Ok(Routing {
         department: department.map(DepartmentId),
         strategy: strategy
