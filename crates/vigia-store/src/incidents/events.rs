@@ -86,6 +86,21 @@ pub(crate) struct EventRow {
     data: String,
 }
 
+impl EventRow {
+    /// A row of `id, incident_id, kind, actor, at, internal, data` read on a direct connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            incident_id: row.get(1)?,
+            kind: row.get(2)?,
+            actor: row.get(3)?,
+            at: row.get(4)?,
+            internal: row.get(5)?,
+            data: row.get(6)?,
+        })
+    }
+}
+
 impl From<EventRow> for StoredEvent {
     fn from(row: EventRow) -> Self {
         let data: serde_json::Value =
@@ -135,10 +150,11 @@ pub async fn list_for_incident(
 pub async fn list_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
     let sql = "SELECT id, incident_id, kind, actor, at, internal, data FROM incident_events \
                WHERE id > $1 ORDER BY id LIMIT $2";
-    let rows: Vec<EventRow> = on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(after.0)
-        .bind(limit as i64)
-        .fetch_all(pool)
-        .await?);
+    let (after, limit) = (after.0, limit as i64);
+    // Hot: every `event.dispatch` job reads its event here.
+    let rows: Vec<EventRow> = crate::direct_read!(db,
+        sqlite: |conn| crate::direct::query(conn, sql, &[&after, &limit], EventRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(sql).bind(after).bind(limit).fetch_all(pool).await?),
+    )?;
     Ok(rows.into_iter().map(StoredEvent::from).collect())
 }

@@ -8,7 +8,7 @@ use vigia_domain::incidents::{ReadScope, Status};
 use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
 use crate::page::{Cursor, Page};
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreError, StoreResult, composed, direct, on_reader};
+use crate::{Db, StoreError, StoreResult, composed, direct};
 
 /// Appends the scope restriction to `sql` (which already has a WHERE clause).
 pub(crate) fn restrict(sql: &mut Sql, scope: &ReadScope) {
@@ -42,13 +42,16 @@ pub async fn find(db: &Db, scope: &ReadScope, id: IncidentId) -> StoreResult<Inc
     let p = sql.arg(Arg::I64(id.0));
     sql.push(&p);
     restrict(&mut sql, scope);
-    let row: Option<IncidentRow> = on_reader!(db, |pool| bind_args!(
-        sqlx::query_as(composed(&sql.text)),
-        &sql.args
-    )
-    .fetch_optional(pool)
-    .await?);
-    row.map(|r| r.into_incident(Timestamp::now()))
+    // Hot: every request about one incident starts here.
+    let rows: Vec<IncidentRow> = crate::direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql.text, &direct::args(&sql.args), IncidentRow::from_direct),
+        postgres: |pool| Ok(bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args)
+            .fetch_all(pool)
+            .await?),
+    )?;
+    rows.into_iter()
+        .next()
+        .map(|r| r.into_incident(Timestamp::now()))
         .ok_or(StoreError::NotFound)
 }
 
