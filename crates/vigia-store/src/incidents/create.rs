@@ -85,13 +85,28 @@ type RouteRow = (
 /// checking every reference. Used by create and by preview.
 pub async fn route(db: &Db, new: &NewIncident) -> StoreResult<Routing> {
     let zone = new.location.as_ref().and_then(|l| l.zone());
-    let row: Option<RouteRow> = on_reader!(db, |pool| sqlx::query_as(ROUTE)
-        .bind(new.category_id.0)
-        .bind(new.department_id.map(|d| d.0))
-        .bind(new.urgency.map(|u| u.as_str()))
-        .bind(zone.map(|z| z.0))
-        .fetch_optional(pool)
-        .await?);
+    let (category, department, urgency) = (
+        new.category_id.0,
+        new.department_id.map(|d| d.0),
+        new.urgency.map(|u| u.as_str()),
+    );
+    let zone_id = zone.map(|z| z.0);
+    // Hot: every report is routed here first.
+    let row: Option<RouteRow> = crate::direct_read!(db,
+        sqlite: |conn| direct::query_optional(
+            conn,
+            ROUTE,
+            &[&category, &department, &urgency, &zone_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        ),
+        postgres: |pool| Ok(sqlx::query_as(ROUTE)
+            .bind(category)
+            .bind(department)
+            .bind(urgency)
+            .bind(zone_id)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     let missing = |field: &str, entity| StoreError::UnknownReference {
         field: field.into(),
         entity,
