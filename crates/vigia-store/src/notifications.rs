@@ -583,17 +583,42 @@ pub struct IncidentBrief {
     pub created_at: i64,
 }
 
+const INCIDENT_BRIEF: &str = "SELECT i.id, i.title, i.description, i.status, i.urgency, i.department_id, \
+     d.name AS department_name, c.name_es AS category_es, c.name_en AS category_en, \
+     i.location_text, i.reporter_id, i.visibility, i.created_at \
+     FROM incidents i JOIN categories c ON c.id = i.category_id \
+     LEFT JOIN departments d ON d.id = i.department_id WHERE i.id = $1";
+
+impl IncidentBrief {
+    /// A row of [`INCIDENT_BRIEF`] read on a direct connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            title: row.get(1)?,
+            description: row.get(2)?,
+            status: row.get(3)?,
+            urgency: row.get(4)?,
+            department_id: row.get(5)?,
+            department_name: row.get(6)?,
+            category_es: row.get(7)?,
+            category_en: row.get(8)?,
+            location_text: row.get(9)?,
+            reporter_id: row.get(10)?,
+            visibility: row.get(11)?,
+            created_at: row.get(12)?,
+        })
+    }
+}
+
+/// Hot: every `event.dispatch` job reads its incident here.
 pub async fn incident_brief(db: &Db, incident_id: i64) -> StoreResult<IncidentBrief> {
-    let row: Option<IncidentBrief> = on_reader!(db, |pool| sqlx::query_as(
-        "SELECT i.id, i.title, i.description, i.status, i.urgency, i.department_id, \
-         d.name AS department_name, c.name_es AS category_es, c.name_en AS category_en, \
-         i.location_text, i.reporter_id, i.visibility, i.created_at \
-         FROM incidents i JOIN categories c ON c.id = i.category_id \
-         LEFT JOIN departments d ON d.id = i.department_id WHERE i.id = $1"
-    )
-    .bind(incident_id)
-    .fetch_optional(pool)
-    .await?);
+    let row: Option<IncidentBrief> = crate::direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, INCIDENT_BRIEF, &[&incident_id], IncidentBrief::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(INCIDENT_BRIEF)
+            .bind(incident_id)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     row.ok_or(StoreError::NotFound)
 }
 
@@ -606,12 +631,16 @@ pub struct DepartmentContacts {
 }
 
 pub async fn department_contacts(db: &Db, department_id: i64) -> StoreResult<DepartmentContacts> {
-    let row: Option<(String, String, String)> = on_reader!(db, |pool| sqlx::query_as(
-        "SELECT name, contact_emails, escalation_emails FROM departments WHERE id = $1"
-    )
-    .bind(department_id)
-    .fetch_optional(pool)
-    .await?);
+    let sql = "SELECT name, contact_emails, escalation_emails FROM departments WHERE id = $1";
+    let row: Option<(String, String, String)> = crate::direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, sql, &[&department_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        }),
+        postgres: |pool| Ok(sqlx::query_as(sql)
+            .bind(department_id)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     let (name, contacts, escalation) = row.ok_or(StoreError::NotFound)?;
     Ok(DepartmentContacts {
         name,
