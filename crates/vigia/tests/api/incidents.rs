@@ -336,6 +336,26 @@ backend_tests! {
         assert_eq!(assignees, [c.staff_a.id, third.id, c.staff_a.id, third.id]);
     }
 
+    async fn least_open_assignment_evens_out_open_work_at_creation(app: TestApp) {
+        let c = campus(&app).await;
+        let second = app.staff_in(&c.admin, c.dept_a).await;
+        let strategy = app
+            .put(&format!("/api/v1/departments/{}", c.dept_a), Some(&c.admin.token), json!({ "name": "Mantenimiento", "contact_emails": [], "assignment_strategy": "least_open" }))
+            .await;
+        assert_eq!(strategy.body["assignment_strategy"], "least_open");
+        let mut assignees = Vec::new();
+        for _ in 0..4 {
+            let incident = report(&app, &c.reporter, leak_report(&c, "private")).await;
+            assignees.push(incident["assignee_id"].as_i64().expect("auto-assigned"));
+        }
+        let count = |who: i64| assignees.iter().filter(|&&a| a == who).count();
+        assert_eq!((count(c.staff_a.id), count(second.id)), (2, 2), "{assignees:?}");
+        // One more each way: whoever holds fewer open incidents gets the next one.
+        let first = report(&app, &c.reporter, leak_report(&c, "private")).await["assignee_id"].as_i64().expect("assigned");
+        let next = report(&app, &c.reporter, leak_report(&c, "private")).await["assignee_id"].as_i64().expect("assigned");
+        assert_ne!(first, next, "the one with fewer open incidents is picked");
+    }
+
     async fn public_incidents_take_one_vote_per_person_and_the_board_hides_who_reported(app: TestApp) {
         let c = campus(&app).await;
         let public = report(&app, &c.reporter, leak_report(&c, "public")).await["id"].as_i64().expect("id");
