@@ -225,8 +225,8 @@ impl Db {
         })
     }
 
-    /// Notified after a transaction that wrote incident events commits: on SQLite by the writer
-    /// connection's commit hook, on PostgreSQL by the `LISTEN vigia_events` task that
+    /// Notified after a transaction that wrote incident events commits: on SQLite by the commit
+    /// hooks of both writer connections (the sqlx writer's and the group commit's), on PostgreSQL by the `LISTEN vigia_events` task that
     /// [`crate::incidents::feed::listen`] runs. A wake-up only says "read again": consumers read
     /// `id > last seen` from the table, and poll as well, so a missed wake-up costs latency only.
     pub fn events_committed(&self) -> &Arc<Notify> {
@@ -234,8 +234,9 @@ impl Db {
     }
 
     /// Waits until no write transaction is in flight on this node. On SQLite the commit hook
-    /// fires just before the commit becomes visible; taking the single writer connection
-    /// afterwards guarantees the commit has finished. A no-op on PostgreSQL (NOTIFY is
+    /// fires just before the commit becomes visible; taking the sqlx writer's single connection
+    /// afterwards guarantees the commit has finished (a group commit batch holds it until its
+    /// `COMMIT` returned). A no-op on PostgreSQL (NOTIFY is
     /// delivered after commit).
     pub async fn settle_writes(&self) {
         if let Backend::Sqlite { writer, .. } = &self.backend {

@@ -237,15 +237,13 @@ static INSERT_INCIDENT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-impl NewRow {
-    /// The event of an automatic pick.
-    fn assignment_event(assigned: Option<(UserId, AssignmentStrategy)>) -> Option<EventData> {
-        assigned.map(|(user, strategy)| EventData::AssigneeChanged {
-            from: None,
-            to: Some(user),
-            strategy,
-        })
-    }
+/// The event of an automatic pick.
+fn assignment_event(assigned: Option<(UserId, AssignmentStrategy)>) -> Option<EventData> {
+    assigned.map(|(user, strategy)| EventData::AssigneeChanged {
+        from: None,
+        to: Some(user),
+        strategy,
+    })
 }
 
 /// Writes a [`NewRow`] on the SQLite group commit's connection: the assignee is picked first
@@ -293,7 +291,7 @@ fn write_direct(conn: &direct::Conn, row: &NewRow) -> StoreResult<IncidentRow> {
         claim_key_direct(conn, claim, 201, &format!("incident:{id}"), now.millis())?;
     }
     insert_event_direct(conn, id, &row.reporter_label, now.millis(), &row.created)?;
-    if let Some(event) = NewRow::assignment_event(assigned) {
+    if let Some(event) = assignment_event(assigned) {
         insert_event_direct(conn, id, "system", now.millis(), &event)?;
     }
     Ok(stored)
@@ -356,7 +354,7 @@ macro_rules! write_incident {
                 now.millis(),
                 &row.created
             );
-            if let Some(event) = NewRow::assignment_event(assigned) {
+            if let Some(event) = assignment_event(assigned) {
                 insert_event!(&mut *conn, id, "system", now.millis(), &event);
             }
             Ok::<IncidentRow, StoreError>(stored)

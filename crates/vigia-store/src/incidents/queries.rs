@@ -43,16 +43,23 @@ pub async fn find(db: &Db, scope: &ReadScope, id: IncidentId) -> StoreResult<Inc
     sql.push(&p);
     restrict(&mut sql, scope);
     // Hot: every request about one incident starts here.
-    let rows: Vec<IncidentRow> = crate::direct_read!(db,
+    incident_rows(db, sql)
+        .await?
+        .into_iter()
+        .next()
+        .map(|r| r.into_incident(Timestamp::now()))
+        .ok_or(StoreError::NotFound)
+}
+
+/// The incident rows `sql` selects ([`INCIDENT_COLUMNS`]). On SQLite through the direct
+/// readers: rows are mapped where SQLite produces them.
+async fn incident_rows(db: &Db, sql: Sql) -> StoreResult<Vec<IncidentRow>> {
+    crate::direct_read!(db,
         sqlite: |conn| direct::query(conn, &sql.text, &direct::args(&sql.args), IncidentRow::from_direct),
         postgres: |pool| Ok(bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args)
             .fetch_all(pool)
             .await?),
-    )?;
-    rows.into_iter()
-        .next()
-        .map(|r| r.into_incident(Timestamp::now()))
-        .ok_or(StoreError::NotFound)
+    )
 }
 
 /// How a list is ordered.
@@ -164,13 +171,7 @@ pub async fn list(
     };
     let p = sql.arg(Arg::I64(limit as i64 + 1));
     sql.push(&format!(" ORDER BY id {order} LIMIT {p}"));
-    // The hottest read there is: on SQLite, rows are mapped where SQLite produces them.
-    let rows: Vec<IncidentRow> = crate::direct_read!(db,
-        sqlite: |conn| direct::query(conn, &sql.text, &direct::args(&sql.args), IncidentRow::from_direct),
-        postgres: |pool| Ok(bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args)
-            .fetch_all(pool)
-            .await?),
-    )?;
+    let rows = incident_rows(db, sql).await?;
     let now = Timestamp::now();
     Ok(Page::from_rows(
         rows.into_iter().map(|r| r.into_incident(now)).collect(),
