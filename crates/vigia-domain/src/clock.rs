@@ -38,10 +38,77 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        self.to_offset_date_time()
-            .format(&Rfc3339)
-            .unwrap_or_default()
+        self.with_rfc3339(str::to_owned)
     }
+
+    /// Calls `f` with the RFC 3339 form, written on the stack: `YYYY-MM-DDTHH:MM:SS[.fff]Z`,
+    /// the fraction without trailing zeros and left out when zero, exactly as `time`'s
+    /// `Rfc3339` writes it. Lists write several of these per item, so this allocates nothing
+    /// and skips `time`'s general formatter. Years outside 0–9999 come out empty: RFC 3339 has
+    /// no form for them.
+    pub fn with_rfc3339<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        let mut buf = [0u8; 24];
+        let len = self.write_rfc3339(&mut buf);
+        f(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+    }
+
+    fn write_rfc3339(self, buf: &mut [u8; 24]) -> usize {
+        let seconds = self.0.div_euclid(1000);
+        let millis = self.0.rem_euclid(1000);
+        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+        if !(0..=9999).contains(&year) {
+            return 0;
+        }
+        let of_day = seconds.rem_euclid(86_400);
+        let digits = |buf: &mut [u8; 24], at: usize, width: usize, mut value: i64| {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        digits(buf, 0, 4, year);
+        buf[4] = b'-';
+        digits(buf, 5, 2, month);
+        buf[7] = b'-';
+        digits(buf, 8, 2, day);
+        buf[10] = b'T';
+        digits(buf, 11, 2, of_day / 3600);
+        buf[13] = b':';
+        digits(buf, 14, 2, of_day / 60 % 60);
+        buf[16] = b':';
+        digits(buf, 17, 2, of_day % 60);
+        let mut len = 19;
+        if millis != 0 {
+            buf[19] = b'.';
+            digits(buf, 20, 3, millis);
+            len = 23;
+            while buf[len - 1] == b'0' {
+                len -= 1;
+            }
+        }
+        buf[len] = b'Z';
+        len + 1
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl From<i64> for Timestamp {
@@ -52,13 +119,13 @@ impl From<i64> for Timestamp {
 
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        self.with_rfc3339(|text| f.write_str(text))
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_rfc3339())
+        self.with_rfc3339(|text| serializer.serialize_str(text))
     }
 }
 
@@ -84,5 +151,45 @@ mod tests {
             Some(t)
         );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    /// The stack formatter writes what `time`'s `Rfc3339` writes, over the whole range RFC 3339
+    /// can express, at every fraction length and on every calendar edge.
+    #[test]
+    fn rfc3339_is_written_exactly_as_the_time_crate_writes_it() {
+        let reference = |t: Timestamp| t.to_offset_date_time().format(&Rfc3339).unwrap_or_default();
+        let edges = [
+            0,
+            -1,
+            1,
+            10,
+            100,
+            999,
+            1_000,
+            86_399_999,
+            951_782_400_000,     // 2000-02-29
+            4_107_542_399_999,   // 2100-02-28T23:59:59.999
+            -62_167_219_200_000, // 0000-01-01
+            253_402_300_799_999, // 9999-12-31T23:59:59.999
+            -2_208_988_800_000,  // 1900-01-01
+        ];
+        for millis in edges {
+            let t = Timestamp::from_millis(millis);
+            assert_eq!(t.to_rfc3339(), reference(t), "{millis}");
+        }
+        for beyond in [-62_167_219_200_001, 253_402_300_800_000] {
+            assert_eq!(Timestamp::from_millis(beyond).to_rfc3339(), "", "{beyond}");
+        }
+        for _ in 0..200_000 {
+            let millis = rand::random_range(-62_167_219_200_000..253_402_300_800_000_i64);
+            let t = Timestamp::from_millis(millis);
+            assert_eq!(t.to_rfc3339(), reference(t), "{millis}");
+            let whole = Timestamp::from_millis(millis - millis.rem_euclid(1000));
+            assert_eq!(whole.to_rfc3339(), reference(whole));
+        }
+        assert_eq!(
+            serde_json::to_string(&Timestamp::from_millis(1_795_000_000_120)).expect("json"),
+            "\"2026-11-18T11:06:40.12Z\""
+        );
     }
 }

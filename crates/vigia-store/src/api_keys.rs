@@ -187,10 +187,12 @@ pub async fn touch(db: &Db, id: ApiKeyId, at: Timestamp) -> StoreResult<()> {
 
 /// All keys, newest first.
 pub async fn list(db: &Db, before: Option<Cursor>, limit: usize) -> StoreResult<Page<ApiKey>> {
-    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id < $1 ORDER BY id DESC LIMIT $2");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE id < $1 ORDER BY id DESC{}",
+        crate::sql::limit(limit + 1)
+    );
     let rows: Vec<ApiKeyRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
         .bind(before.map_or(i64::MAX, |c| c.0))
-        .bind(limit as i64 + 1)
         .fetch_all(pool)
         .await?);
     let mut keys = Vec::with_capacity(rows.len());

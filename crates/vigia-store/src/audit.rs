@@ -160,7 +160,8 @@ pub async fn list(
     if filter.until.is_some() {
         clause(&mut sql, " AND at < ?");
     }
-    clause(&mut sql, " ORDER BY id DESC LIMIT ?");
+    sql.push_str(" ORDER BY id DESC");
+    sql.push_str(&crate::sql::limit(limit + 1));
     let rows: Vec<AuditRow> = on_reader!(db, |pool| {
         let mut query = sqlx::query_as(composed(&sql)).bind(before.map_or(i64::MAX, |c| c.0));
         for text in [&filter.actor, &filter.action, &filter.entity]
@@ -179,7 +180,7 @@ pub async fn list(
         {
             query = query.bind(number);
         }
-        query.bind(limit as i64 + 1).fetch_all(pool).await?
+        query.fetch_all(pool).await?
     });
     Ok(Page::from_rows(
         rows.into_iter().map(AuditEntry::from).collect(),

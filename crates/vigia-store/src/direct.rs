@@ -46,6 +46,24 @@ fn prepare<'c>(
     Ok(statement)
 }
 
+/// Column `index` of `row`, a stored name (a status, an urgency, ...) parsed by `parse` from the
+/// text SQLite holds, without copying it first. A name the domain does not know is a decoding
+/// error, not a silent default.
+pub fn parsed<T>(
+    row: &Row<'_>,
+    index: usize,
+    parse: impl FnOnce(&str, &str) -> Result<T, vigia_domain::FieldError>,
+) -> rusqlite::Result<T> {
+    let text = row.get_ref(index)?.as_str()?;
+    parse("stored value", text).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
+    })
+}
+
 /// Runs a statement that returns no rows; returns how many rows it changed.
 pub fn execute(conn: &Conn, sql: &str, args: &[&dyn ToSql]) -> StoreResult<usize> {
     Ok(prepare(conn, sql, args)?.raw_execute()?)

@@ -50,8 +50,9 @@ impl Actor {
     }
 }
 
-/// Marks SQL text composed at run time from constant fragments and `$N` placeholders only
-/// (never from input) as safe to prepare. Every value travels as a bind parameter.
+/// Marks SQL text composed at run time from constant fragments, `$N` placeholders and
+/// [`sql::limit`]s only (never from input) as safe to prepare. Every value travels as a bind
+/// parameter, except a LIMIT, which is a number the code clamps or fixes.
 pub(crate) fn composed(sql: &str) -> sqlx::AssertSqlSafe<&str> {
     sqlx::AssertSqlSafe(sql)
 }

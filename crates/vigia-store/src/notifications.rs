@@ -425,16 +425,17 @@ pub async fn replay(db: &Db, id: i64) -> StoreResult<Delivery> {
 
 /// E-mail and webhook deliveries waiting for an attempt whose time has come, oldest first.
 pub async fn due(db: &Db, now: Timestamp, limit: usize) -> StoreResult<Vec<i64>> {
-    let ids: Vec<i64> = on_reader!(db, |pool| {
-        sqlx::query_scalar(
+    let sql = format!(
         "SELECT id FROM notification_deliveries WHERE status IN ('pending', 'failed') \
          AND channel IN ('email', 'webhook') AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1) \
-         ORDER BY next_attempt_at, id LIMIT $2"
-    )
-    .bind(now.millis())
-    .bind(limit as i64)
-    .fetch_all(pool)
-    .await?
+         ORDER BY next_attempt_at, id{}",
+        crate::sql::limit(limit)
+    );
+    let ids: Vec<i64> = on_reader!(db, |pool| {
+        sqlx::query_scalar(crate::composed(&sql))
+            .bind(now.millis())
+            .fetch_all(pool)
+            .await?
     });
     Ok(ids)
 }
@@ -482,8 +483,8 @@ pub async fn list(
         let p = sql.arg(Arg::I64(c.0));
         sql.push(&format!(" AND id < {p}"));
     }
-    let p = sql.arg(Arg::I64(limit as i64 + 1));
-    sql.push(&format!(" ORDER BY id DESC LIMIT {p}"));
+    sql.push(" ORDER BY id DESC");
+    sql.limit(limit + 1);
     let rows: Vec<DeliveryRow> = on_reader!(db, |pool| bind_args!(
         sqlx::query_as(composed(&sql.text)),
         &sql.args

@@ -318,8 +318,8 @@ pub async fn list(
         let p = sql.arg(Arg::I64(cursor.0));
         sql.push(&format!(" AND id < {p}"));
     }
-    let p = sql.arg(Arg::I64(limit as i64 + 1));
-    sql.push(&format!(" ORDER BY id DESC LIMIT {p}"));
+    sql.push(" ORDER BY id DESC");
+    sql.limit(limit + 1);
     let rows: Vec<ReportRow> = on_reader!(db, |pool| bind_args!(
         sqlx::query_as(composed(&sql.text)),
         &sql.args
@@ -539,8 +539,7 @@ pub async fn grouped(
             list = positions.join(", ")
         ));
     }
-    let p = sql.arg(Arg::I64(MAX_GROUPS as i64));
-    sql.push(&format!(" LIMIT {p}"));
+    sql.limit(MAX_GROUPS);
     let text = composed(&sql.text);
     let groups = on_reader!(db, |pool| {
         use sqlx::Row;
@@ -633,8 +632,8 @@ pub async fn events_page(
     sql.push(&p);
     restrict(&mut sql, scope);
     filter_conditions(&mut sql, filter);
-    let p = sql.arg(Arg::I64(limit as i64));
-    sql.push(&format!(" ORDER BY e.id LIMIT {p}"));
+    sql.push(" ORDER BY e.id");
+    sql.limit(limit);
     let rows: Vec<EventRow> = on_reader!(db, |pool| bind_args!(
         sqlx::query_as(composed(&sql.text)),
         &sql.args

@@ -269,12 +269,12 @@ pub async fn runs(
     limit: usize,
 ) -> StoreResult<Page<ScheduleRun>> {
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM schedule_runs WHERE schedule = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        "SELECT {RUN_COLUMNS} FROM schedule_runs WHERE schedule = $1 AND id < $2 ORDER BY id DESC{}",
+        crate::sql::limit(limit + 1)
     );
     let rows: Vec<ScheduleRun> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
         .bind(name)
         .bind(after.map_or(i64::MAX, |c| c.0))
-        .bind(limit as i64 + 1)
         .fetch_all(pool)
         .await?);
     Ok(Page::from_rows(rows, limit, |r| r.id))

@@ -1,5 +1,6 @@
 //! A tiny builder for SQL composed at run time from constant fragments, with every value
-//! travelling as a bind parameter (`$1`, `$2`, ... — both drivers accept them).
+//! travelling as a bind parameter (`$1`, `$2`, ... — both drivers accept them), except a
+//! LIMIT (see [`limit`]).
 
 /// A value to bind.
 #[derive(Debug, Clone)]
@@ -32,6 +33,19 @@ impl Sql {
     pub fn push(&mut self, fragment: &str) {
         self.text.push_str(fragment);
     }
+
+    /// Ends the statement with ` LIMIT n`, see [`limit`].
+    pub fn limit(&mut self, n: usize) {
+        self.text.push_str(&limit(n));
+    }
+}
+
+/// ` LIMIT n`, written into the SQL text: a LIMIT is never a bind parameter. SQLite plans with
+/// the value of a bound LIMIT, so binding one marks the statement expired and every run
+/// prepares it again (`sqlite3Reprepare`: parsing and planning on each request). A limit
+/// comes from a clamped page size or a batch constant, so the texts stay few and cached.
+pub(crate) fn limit(n: usize) -> String {
+    format!(" LIMIT {n}")
 }
 
 /// Binds every [`Arg`] of `$args` to `$query` (for either backend).

@@ -277,7 +277,8 @@ pub async fn list(
         let i = next();
         sql += &format!(" AND (email LIKE ${i} OR LOWER(display_name) LIKE ${i})");
     }
-    sql += &format!(" ORDER BY id LIMIT ${}", next());
+    sql += " ORDER BY id";
+    sql += &crate::sql::limit(limit + 1);
     let mut users: Vec<User> = on_reader!(db, |pool| {
         let mut query = sqlx::query_as(composed(&sql)).bind(after.map_or(0, |c| c.0));
         if let Some(role) = filter.role {
@@ -292,7 +293,7 @@ pub async fn list(
         if let Some(q) = &q {
             query = query.bind(q.clone());
         }
-        query.bind(limit as i64 + 1).fetch_all(pool).await?
+        query.fetch_all(pool).await?
     });
     for user in &mut users {
         user.departments = departments_of(db, user.id).await?;

@@ -82,7 +82,8 @@ pub struct LocationOut {
 pub struct IncidentOut {
     pub id: i64,
     /// Human code, e.g. `INC-000123`.
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: IncidentCode,
     pub category_id: i64,
     pub department_id: Option<i64>,
     pub assignee_id: Option<i64>,
@@ -91,13 +92,13 @@ pub struct IncidentOut {
     pub description: String,
     pub location: LocationOut,
     /// `low`, `medium`, `high` or `emergency`.
-    pub urgency: String,
+    pub urgency: &'static str,
     /// `new`, `acknowledged`, `in_progress`, `on_hold`, `resolved` or `closed`.
-    pub status: String,
+    pub status: &'static str,
     /// `web`, `api`, `assistant`, `rule` or `media`.
-    pub source: String,
+    pub source: &'static str,
     /// `public` or `private`.
-    pub visibility: String,
+    pub visibility: &'static str,
     pub votes: i64,
     /// Send back as `If-Match` to change the incident safely.
     pub version: i64,
@@ -125,7 +126,7 @@ impl IncidentOut {
     fn full(i: Incident) -> Self {
         Self {
             id: i.id.0,
-            code: i.code.to_string(),
+            code: i.code,
             category_id: i.category_id.0,
             department_id: i.department_id.map(|d| d.0),
             assignee_id: i.assignee_id.map(|u| u.0),
@@ -137,10 +138,10 @@ impl IncidentOut {
                 text: i.location_text,
                 point: i.point.map(point),
             },
-            urgency: i.urgency.as_str().into(),
-            status: i.status.as_str().into(),
-            source: i.source.as_str().into(),
-            visibility: i.visibility.as_str().into(),
+            urgency: i.urgency.as_str(),
+            status: i.status.as_str(),
+            source: i.source.as_str(),
+            visibility: i.visibility.as_str(),
             votes: i.votes,
             version: i.version,
             sla: SlaOut {

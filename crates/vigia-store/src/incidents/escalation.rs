@@ -33,10 +33,10 @@ pub struct Escalation {
 
 const ACK_CANDIDATES: &str = "SELECT id FROM incidents WHERE acknowledged_at IS NULL AND acknowledge_due_at < $1 \
      AND sla_acknowledge_escalated_at IS NULL AND status NOT IN ('resolved', 'closed') \
-     ORDER BY acknowledge_due_at, id LIMIT $2";
+     ORDER BY acknowledge_due_at, id";
 const RESOLVE_CANDIDATES: &str = "SELECT id FROM incidents WHERE resolve_due_at IS NOT NULL AND resolve_due_at < $1 \
      AND sla_resolve_escalated_at IS NULL AND resolved_at IS NULL AND status NOT IN ('resolved', 'closed') \
-     ORDER BY resolve_due_at, id LIMIT $2";
+     ORDER BY resolve_due_at, id";
 
 /// Escalates up to `limit` breaches of each kind as of `now`; returns what it wrote.
 #[tracing::instrument(skip_all)]
@@ -50,9 +50,9 @@ pub async fn escalate_breaches(
         (SlaBreach::Acknowledge, ACK_CANDIDATES),
         (SlaBreach::Resolve, RESOLVE_CANDIDATES),
     ] {
-        let ids: Vec<i64> = on_writer!(db, |pool| sqlx::query_scalar(sql)
+        let sql = format!("{sql}{}", crate::sql::limit(limit));
+        let ids: Vec<i64> = on_writer!(db, |pool| sqlx::query_scalar(crate::composed(&sql))
             .bind(now.millis())
-            .bind(limit as i64)
             .fetch_all(pool)
             .await?);
         for id in ids {

@@ -131,12 +131,12 @@ pub async fn list_for_incident(
     limit: usize,
 ) -> StoreResult<Page<StoredEvent>> {
     let sql = "SELECT id, incident_id, kind, actor, at, internal, data FROM incident_events \
-               WHERE incident_id = $1 AND id > $2 AND ($3 OR NOT internal) ORDER BY id LIMIT $4";
-    let rows: Vec<EventRow> = on_reader!(db, |pool| sqlx::query_as(sql)
+               WHERE incident_id = $1 AND id > $2 AND ($3 OR NOT internal) ORDER BY id";
+    let sql = format!("{sql}{}", crate::sql::limit(limit + 1));
+    let rows: Vec<EventRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
         .bind(incident.0)
         .bind(after.map_or(0, |c| c.0))
         .bind(include_internal)
-        .bind(limit as i64 + 1)
         .fetch_all(pool)
         .await?);
     Ok(Page::from_rows(
@@ -149,12 +149,13 @@ pub async fn list_for_incident(
 /// Every event after `after`, oldest first, for consumers of the outbox.
 pub async fn list_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
     let sql = "SELECT id, incident_id, kind, actor, at, internal, data FROM incident_events \
-               WHERE id > $1 ORDER BY id LIMIT $2";
-    let (after, limit) = (after.0, limit as i64);
+               WHERE id > $1 ORDER BY id";
+    let sql = format!("{sql}{}", crate::sql::limit(limit));
+    let after = after.0;
     // Hot: every `event.dispatch` job reads its event here.
     let rows: Vec<EventRow> = crate::direct_read!(db,
-        sqlite: |conn| crate::direct::query(conn, sql, &[&after, &limit], EventRow::from_direct),
-        postgres: |pool| Ok(sqlx::query_as(sql).bind(after).bind(limit).fetch_all(pool).await?),
+        sqlite: |conn| crate::direct::query(conn, &sql, &[&after], EventRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(crate::composed(&sql)).bind(after).fetch_all(pool).await?),
     )?;
     Ok(rows.into_iter().map(StoredEvent::from).collect())
 }

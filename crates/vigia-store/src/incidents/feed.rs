@@ -50,10 +50,10 @@ pub async fn read_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Ve
     let sql = "SELECT e.id, e.incident_id, e.kind, e.actor, e.at, e.internal, e.data, \
                i.department_id, i.reporter_id, i.visibility \
                FROM incident_events e JOIN incidents i ON i.id = e.incident_id \
-               WHERE e.id > $1 ORDER BY e.id LIMIT $2";
-    let rows: Vec<FeedRow> = on_reader!(db, |pool| sqlx::query_as(sql)
+               WHERE e.id > $1 ORDER BY e.id";
+    let sql = format!("{sql}{}", crate::sql::limit(limit));
+    let rows: Vec<FeedRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
         .bind(after.0)
-        .bind(limit as i64)
         .fetch_all(pool)
         .await?);
     Ok(rows.into_iter().map(FeedItem::from).collect())

@@ -18,6 +18,7 @@ pub use create::*;
 pub use edit::*;
 pub use queries::*;
 
+use crate::direct;
 use serde::Serialize;
 use sqlx::FromRow;
 use vigia_domain::Timestamp;
@@ -85,10 +86,14 @@ pub(crate) struct IncidentRow {
     location_text: Option<String>,
     lat: Option<f64>,
     lon: Option<f64>,
-    urgency: String,
-    status: String,
-    source: String,
-    visibility: String,
+    #[sqlx(try_from = "String")]
+    urgency: Urgency,
+    #[sqlx(try_from = "String")]
+    status: Status,
+    #[sqlx(try_from = "String")]
+    source: Source,
+    #[sqlx(try_from = "String")]
+    visibility: IncidentVisibility,
     votes: i64,
     version: i64,
     sla_started_at: i64,
@@ -120,10 +125,10 @@ impl IncidentRow {
             location_text: row.get(9)?,
             lat: row.get(10)?,
             lon: row.get(11)?,
-            urgency: row.get(12)?,
-            status: row.get(13)?,
-            source: row.get(14)?,
-            visibility: row.get(15)?,
+            urgency: direct::parsed(row, 12, Urgency::parse)?,
+            status: direct::parsed(row, 13, Status::parse)?,
+            source: direct::parsed(row, 14, Source::parse)?,
+            visibility: direct::parsed(row, 15, IncidentVisibility::parse)?,
             votes: row.get(16)?,
             version: row.get(17)?,
             sla_started_at: row.get(18)?,
@@ -169,11 +174,10 @@ impl IncidentRow {
                 (Some(lat), Some(lon)) => Some(GeoPoint { lat, lon }),
                 _ => None,
             },
-            urgency: Urgency::parse("urgency", &self.urgency).unwrap_or_default(),
-            status: Status::parse("status", &self.status).unwrap_or(Status::New),
-            source: Source::parse("source", &self.source).unwrap_or(Source::Api),
-            visibility: IncidentVisibility::parse("visibility", &self.visibility)
-                .unwrap_or_default(),
+            urgency: self.urgency,
+            status: self.status,
+            source: self.source,
+            visibility: self.visibility,
             votes: self.votes,
             version: self.version,
             sla,

@@ -169,8 +169,8 @@ pub async fn list(
     } else {
         "ASC"
     };
-    let p = sql.arg(Arg::I64(limit as i64 + 1));
-    sql.push(&format!(" ORDER BY id {order} LIMIT {p}"));
+    sql.push(&format!(" ORDER BY id {order}"));
+    sql.limit(limit + 1);
     let rows = incident_rows(db, sql).await?;
     let now = Timestamp::now();
     Ok(Page::from_rows(

@@ -850,7 +850,8 @@ pub async fn rankings(db: &Db, limit: u32) -> StoreResult<Rankings> {
         let most_voted = |columns: &str| {
             format!(
                 "SELECT {columns} FROM incidents j WHERE j.{column} = {alias}.id AND j.visibility = 'public' \
-                 ORDER BY j.votes DESC, j.id DESC LIMIT $1"
+                 ORDER BY j.votes DESC, j.id DESC{}",
+                crate::sql::limit(limit as usize)
             )
         };
         // SQLite has no LATERAL: a correlated `IN` list of ids, then a rowid lookup per id.
@@ -872,7 +873,6 @@ pub async fn rankings(db: &Db, limit: u32) -> StoreResult<Rankings> {
         top("category", "categories", "c", "category_id")
     );
     let rows: Vec<RankedRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(i64::from(limit))
         .fetch_all(pool)
         .await?);
     let mut out = Rankings::default();

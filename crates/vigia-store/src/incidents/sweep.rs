@@ -21,7 +21,7 @@ pub struct AutoAssigned {
 
 const CANDIDATES: &str = "SELECT i.id, i.department_id FROM incidents i JOIN departments d ON d.id = i.department_id \
      WHERE i.assignee_id IS NULL AND i.status NOT IN ('resolved', 'closed') AND d.assignment_strategy <> 'manual' \
-     ORDER BY i.id LIMIT $1";
+     ORDER BY i.id";
 
 const STAFF: &str = "SELECT u.id, u.away, (SELECT COUNT(*) FROM incidents i WHERE i.assignee_id = u.id \
        AND i.status IN ('new', 'acknowledged', 'in_progress', 'on_hold')) \
@@ -35,8 +35,8 @@ pub async fn assign_unassigned(
     now: Timestamp,
     limit: usize,
 ) -> StoreResult<Vec<AutoAssigned>> {
-    let candidates: Vec<(i64, i64)> = on_writer!(db, |pool| sqlx::query_as(CANDIDATES)
-        .bind(limit as i64)
+    let sql = format!("{CANDIDATES}{}", crate::sql::limit(limit));
+    let candidates: Vec<(i64, i64)> = on_writer!(db, |pool| sqlx::query_as(crate::composed(&sql))
         .fetch_all(pool)
         .await?);
     let mut done = Vec::new();

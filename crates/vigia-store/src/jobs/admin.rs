@@ -95,8 +95,8 @@ pub async fn list(
         let p = sql.arg(Arg::I64(cursor.0));
         sql.push(&format!(" AND id < {p}"));
     }
-    let p = sql.arg(Arg::I64(limit as i64 + 1));
-    sql.push(&format!(" ORDER BY id DESC LIMIT {p}"));
+    sql.push(" ORDER BY id DESC");
+    sql.limit(limit + 1);
     let rows: Vec<JobRow> = on_reader!(db, |pool| bind_args!(
         sqlx::query_as(composed(&sql.text)),
         &sql.args

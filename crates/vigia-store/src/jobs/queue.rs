@@ -34,19 +34,24 @@ pub enum Outcome {
     },
 }
 
-fn claim_sql(db: &Db) -> &'static str {
+fn claim_sql(db: &Db, limit: usize) -> String {
+    let limit = crate::sql::limit(limit);
     if db.is_sqlite() {
         // One writer: the inner SELECT and the UPDATE cannot interleave with another claim.
         // INDEXED BY: left alone, SQLite picks the state index and sorts every waiting job.
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, run_at = $2, updated_at = $3 \
-         WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due_idx WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
-                      ORDER BY run_at, id LIMIT $4) \
-         RETURNING id, kind, payload, attempts, max_attempts"
+        format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, run_at = $2, updated_at = $3 \
+             WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due_idx WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
+                          ORDER BY run_at, id{limit}) \
+             RETURNING id, kind, payload, attempts, max_attempts"
+        )
     } else {
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, run_at = $2, updated_at = $3 \
-         WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
-                      ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, kind, payload, attempts, max_attempts"
+        format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, run_at = $2, updated_at = $3 \
+             WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
+                          ORDER BY run_at, id{limit} FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, payload, attempts, max_attempts"
+        )
     }
 }
 
@@ -62,9 +67,8 @@ pub async fn claim(
     now: Timestamp,
 ) -> StoreResult<Vec<ClaimedJob>> {
     type Row = (i64, String, String, i64, Option<i64>);
-    let sql = claim_sql(db);
+    let sql = claim_sql(db, limit);
     let owner = owner.to_owned();
-    let limit = limit as i64;
     // The schedule runs of the claimed jobs are running now.
     let runs_of = move |rows: &[Row]| {
         let mut update = Sql::new(
@@ -82,8 +86,8 @@ pub async fn claim(
         sqlite: |conn| {
             let rows: Vec<Row> = direct::query(
                 conn,
-                sql,
-                &[&owner, &lease_until.millis(), &now.millis(), &limit],
+                &sql,
+                &[&owner, &lease_until.millis(), &now.millis()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )?;
             if !rows.is_empty() {
@@ -93,11 +97,10 @@ pub async fn claim(
             Ok(rows)
         },
         postgres: |conn| {
-            let rows: Vec<Row> = sqlx::query_as(sql)
+            let rows: Vec<Row> = sqlx::query_as(crate::composed(&sql))
                 .bind(&owner)
                 .bind(lease_until.millis())
                 .bind(now.millis())
-                .bind(limit)
                 .fetch_all(&mut *conn)
                 .await?;
             if !rows.is_empty() {

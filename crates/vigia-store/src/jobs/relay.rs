@@ -20,8 +20,9 @@ pub const EVENT_DISPATCH: &str = "event.dispatch";
 
 const CURSOR: &str = "event_relay";
 
+/// The events after a position, oldest first; [`crate::sql::limit`] follows.
 const READ_EVENTS: &str =
-    "SELECT id, incident_id, kind FROM incident_events WHERE id > $1 ORDER BY id LIMIT $2";
+    "SELECT id, incident_id, kind FROM incident_events WHERE id > $1 ORDER BY id";
 const SAVE_CURSOR: &str = "INSERT INTO job_cursors (name, position, updated_at) VALUES ($1, $2, $3) \
      ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at";
 
@@ -40,7 +41,7 @@ fn dispatch_job(id: i64, incident_id: i64, kind: &str) -> NewJob {
 /// Relays up to `limit` new events; returns how many.
 #[tracing::instrument(skip_all)]
 pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<usize> {
-    let limit = limit as i64;
+    let read_events = format!("{READ_EVENTS}{}", crate::sql::limit(limit));
     // In the group commit on SQLite: the events it relays were committed by earlier batches,
     // or are in this one and commit (or roll back) with it.
     crate::grouped_write!(db,
@@ -49,8 +50,8 @@ pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<
             let position = direct::query_optional(conn, read_cursor, &[&CURSOR], |r| r.get(0))?;
             let events: Vec<(i64, i64, String)> = direct::query(
                 conn,
-                READ_EVENTS,
-                &[&position.unwrap_or(0i64), &limit],
+                &read_events,
+                &[&position.unwrap_or(0i64)],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
             let Some(&(last, _, _)) = events.last() else {
@@ -68,9 +69,8 @@ pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<
                     .bind(CURSOR)
                     .fetch_optional(&mut *conn)
                     .await?;
-            let events: Vec<(i64, i64, String)> = sqlx::query_as(READ_EVENTS)
+            let events: Vec<(i64, i64, String)> = sqlx::query_as(crate::composed(&read_events))
                 .bind(position.unwrap_or(0))
-                .bind(limit)
                 .fetch_all(&mut *conn)
                 .await?;
             let Some(&(last, _, _)) = events.last() else {
