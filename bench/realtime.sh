@@ -63,7 +63,7 @@ for _ in $(seq 1 400); do
 done
 
 step "$CLIENTS clients, $PROBES single events, then $RATE events/s for $DURATION s"
-"$LOAD" ws --url "$BASE" --clients "$CLIENTS" --probes "$PROBES" --rate "$RATE" \
+${LOAD_PREFIX:-} "$LOAD" ws --url "$BASE" --clients "$CLIENTS" --probes "$PROBES" --rate "$RATE" \
     --duration "$DURATION" --server-pid "$SERVER_PID"
 
 step "server metrics"

@@ -259,7 +259,7 @@ async fn connect(
         HeaderValue::from_str(&format!("Bearer {token}"))?,
     );
     let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0);
     let (mut socket, _) =
         tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;

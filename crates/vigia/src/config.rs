@@ -188,6 +188,7 @@ pub struct RealtimeSection {
     pub max_connections: usize,
     pub max_message_bytes: usize,
     pub ws_buffer_bytes: usize,
+    pub ws_read_buffer_bytes: usize,
     pub poll_interval_ms: u64,
     pub socket_send_buffer_bytes: usize,
     pub auth_recheck_secs: u64,
@@ -203,6 +204,7 @@ impl RealtimeSection {
             max_connections: self.max_connections,
             max_message_bytes: self.max_message_bytes.max(256),
             ws_buffer_bytes: self.ws_buffer_bytes.max(256),
+            ws_read_buffer_bytes: self.ws_read_buffer_bytes.max(128),
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
             auth_recheck: Duration::from_secs(self.auth_recheck_secs.max(1)),
         }

@@ -3,7 +3,7 @@
 //! for closing (slow consumer); nobody else waits for it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -94,7 +94,9 @@ pub struct HubInner {
     next_id: AtomicU64,
     /// The newest event id offered to connections.
     cursor: AtomicI64,
-    /// Cancelled when the server shuts down; every connection then closes with 1001.
+    /// Cancelled when the server shuts down; every connection is then told to close with 1001
+    /// (through its own [`Conn::kill`], not by waiting on this token: a token shared by every
+    /// connection is one lock every connection takes each time it wakes to send).
     pub(crate) stopping: CancellationToken,
 }
 
@@ -120,9 +122,10 @@ pub struct Conn {
     pub state: Mutex<ConnState>,
     tx: mpsc::Sender<Frame>,
     queue_capacity: usize,
-    /// Notified once when the connection must close as a slow consumer.
+    /// Notified once when the connection must close: a slow consumer, or the server stopping
+    /// (see [`Conn::closing`]).
     pub kill: Notify,
-    pub killed: AtomicBool,
+    closing: AtomicU8,
     /// Notified when the caller's standing may have changed (signed out, disabled, new role or
     /// departments, key revoked): the connection checks its credentials again at once.
     pub recheck: Notify,
@@ -184,14 +187,42 @@ impl Drop for Registration {
     }
 }
 
+/// Why a connection must close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    SlowConsumer = 1,
+    Shutdown = 2,
+}
+
 impl Conn {
     /// Marks the connection as a slow consumer; its task closes it.
     pub fn kill(&self, metrics: &RealtimeMetrics) {
-        if !self.killed.swap(true, Ordering::AcqRel) {
+        if self.close(Closing::SlowConsumer) {
             metrics.slow_disconnects.inc();
-            self.kill.notify_one();
         }
         metrics.dropped.inc();
+    }
+
+    /// Tells the connection's task to close for `why`, unless it was told already; true when
+    /// this call did.
+    fn close(&self, why: Closing) -> bool {
+        let first = self
+            .closing
+            .compare_exchange(0, why as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if first {
+            self.kill.notify_one();
+        }
+        first
+    }
+
+    /// Why the connection must close, once it has been told to.
+    pub fn closing(&self) -> Option<Closing> {
+        match self.closing.load(Ordering::Acquire) {
+            1 => Some(Closing::SlowConsumer),
+            2 => Some(Closing::Shutdown),
+            _ => None,
+        }
     }
 
     /// The frame of `event` this connection may receive, if any (visibility, then topics).
@@ -217,7 +248,7 @@ impl Conn {
 
     /// Offers a live event: queued, buffered during a replay, or skipped.
     fn offer(&self, event: &Rendered, metrics: &RealtimeMetrics) {
-        if self.killed.load(Ordering::Acquire) {
+        if self.closing.load(Ordering::Acquire) != 0 {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -300,7 +331,7 @@ impl Hub {
             tx,
             queue_capacity: self.config.queue_capacity,
             kill: Notify::new(),
-            killed: AtomicBool::new(false),
+            closing: AtomicU8::new(0),
             recheck: Notify::new(),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -309,6 +340,10 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, conn.clone());
         self.metrics.connections.inc();
+        // Registered after the hub stopped (and told every connection so): close at once.
+        if self.stopping.is_cancelled() {
+            conn.close(Closing::Shutdown);
+        }
         Ok((
             Registration {
                 hub: self.clone(),
@@ -349,6 +384,11 @@ impl Hub {
         tokio::spawn(async move {
             hub.clone().run(shutdown).await;
             hub.stopping.cancel();
+            let conns = hub.conns.read().unwrap_or_else(|e| e.into_inner());
+            for conn in conns.values() {
+                conn.close(Closing::Shutdown);
+            }
+            drop(conns);
             listener.abort();
         });
     }

@@ -46,8 +46,12 @@ pub struct RealtimeConfig {
     pub max_connections: usize,
     /// Largest message a client may send.
     pub max_message_bytes: usize,
-    /// WebSocket read and write buffer size per connection.
+    /// WebSocket write buffer size per connection.
     pub ws_buffer_bytes: usize,
+    /// WebSocket read buffer size per connection. tungstenite clears it on every read attempt,
+    /// and a connection attempts a read each time it wakes to send, so it is small: clients
+    /// send small messages, and a larger one is read in more calls.
+    pub ws_read_buffer_bytes: usize,
     /// Fallback poll of the event log when no commit wakes the reader.
     pub poll_interval: Duration,
     /// How often an open connection's credentials are checked again (besides at once when a
@@ -65,6 +69,7 @@ impl Default for RealtimeConfig {
             max_connections: 20_000,
             max_message_bytes: 16 * 1024,
             ws_buffer_bytes: 4096,
+            ws_read_buffer_bytes: 512,
             poll_interval: Duration::from_secs(1),
             auth_recheck: Duration::from_secs(60),
         }

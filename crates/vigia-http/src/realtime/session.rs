@@ -16,7 +16,7 @@ use vigia_domain::ids::EventId;
 use vigia_store::incidents::feed;
 
 use super::Credential;
-use super::hub::{Conn, Hub, Registration, Viewer};
+use super::hub::{Closing, Conn, Hub, Registration, Viewer};
 use super::protocol::{ClientMessage, Frame, Rendered, Topics, control, parse_event_id};
 use crate::auth::Standing;
 
@@ -114,8 +114,6 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
     // shutdown token, one list shared by every connection.
     let check = tokio::time::sleep_until(session.next_check);
     tokio::pin!(check);
-    let stopping = hub.stopping.cancelled();
-    tokio::pin!(stopping);
     let recheck = conn.recheck.notified();
     tokio::pin!(recheck);
     let stop = match stop {
@@ -126,8 +124,7 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
             }
             tokio::select! {
                 biased;
-                () = session.kill.as_mut() => break Stop::Slow,
-                () = &mut stopping => break Stop::Shutdown,
+                () = session.kill.as_mut() => break session.closing(),
                 () = &mut recheck => {
                     recheck.set(conn.recheck.notified());
                     if let Err(s) = session.recheck().await {
@@ -188,7 +185,7 @@ struct Session<'a, T> {
     credential: &'a mut Credential,
     /// When the credential is checked again: the periodic check or its expiry, if sooner.
     next_check: tokio::time::Instant,
-    /// Completes when the hub marks the connection a slow consumer.
+    /// Completes when the hub tells the connection to close (slow consumer or shutdown).
     kill: Pin<Box<Notified<'a>>>,
 }
 
@@ -242,13 +239,13 @@ impl<T: Transport> Session<'_, T> {
             Err(detail) => self.error(detail).await,
         }
     }
-    /// Writes and flushes frames, giving up as soon as the hub marks the connection slow.
+    /// Writes and flushes frames, giving up as soon as the hub tells the connection to close.
     async fn write(&mut self, mut frames: Vec<Frame>) -> Result<(), Stop> {
         self.write_all(&mut frames).await
     }
 
-    /// Writes and flushes (draining) `frames`, giving up as soon as the hub marks the
-    /// connection slow.
+    /// Writes and flushes (draining) `frames`, giving up as soon as the hub tells the
+    /// connection to close.
     async fn write_all(&mut self, frames: &mut Vec<Frame>) -> Result<(), Stop> {
         let transport = &mut *self.transport;
         let work = async move {
@@ -259,8 +256,16 @@ impl<T: Transport> Session<'_, T> {
         };
         tokio::select! {
             biased;
-            () = self.kill.as_mut() => Err(Stop::Slow),
+            () = self.kill.as_mut() => Err(self.closing()),
             result = work => result.map_err(|()| Stop::Gone),
+        }
+    }
+
+    /// Why the hub told the connection to close (once `kill` has completed).
+    fn closing(&self) -> Stop {
+        match self.conn.closing() {
+            Some(Closing::Shutdown) => Stop::Shutdown,
+            _ => Stop::Slow,
         }
     }
 

@@ -50,12 +50,12 @@ pub async fn ws(
     let (registration, rx) = hub
         .register(credential.principal().clone())
         .map_err(super::refused)?;
-    let buffer = hub.config.ws_buffer_bytes;
+    let (read_buffer, write_buffer) = (hub.config.ws_read_buffer_bytes, hub.config.ws_buffer_bytes);
     let max_message = hub.config.max_message_bytes;
     Ok(upgrade
         .protocols([PROTOCOL])
-        .read_buffer_size(buffer)
-        .write_buffer_size(buffer)
+        .read_buffer_size(read_buffer)
+        .write_buffer_size(write_buffer)
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {
