@@ -6,6 +6,7 @@
 #   - server memory < 300 MB at 10,000 clients
 #
 #   bench/realtime.sh        # CLIENTS=10000 RATE=25 DURATION=10 PROBES=20 may be overridden
+#                            # LOAD_PREFIX="nice -n 19" runs the load client under a prefix
 #
 # The load client (crates/vigia-loadtest) runs on the same machine as the server, so both
 # share its cores. The server it starts is stopped on exit, whatever happens.
