@@ -90,9 +90,10 @@ macro_rules! on_writer {
 }
 
 /// Runs one hot read and evaluates to its `StoreResult`. On SQLite, `$sqlite` runs
-/// synchronously on one of the direct reader connections (`$sq: &rusqlite::Connection`, see
-/// [`crate::readers`]); it must own what it uses. On PostgreSQL, `$postgres` runs with `$pg`
-/// the pool.
+/// synchronously on a direct reader connection (`$sq: &rusqlite::Connection`): first on the
+/// caller's thread within a step budget, and again, whole, on a reader thread if it outgrew it
+/// (see [`crate::readers`]), so it must own what it uses and may run twice. On PostgreSQL,
+/// `$postgres` runs with `$pg` the pool.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! direct_read {
