@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::Notify;
 
+use crate::checkpoint::Checkpointer;
 use crate::group_commit::{self, GroupCommit};
 use crate::readers::Readers;
 
@@ -51,6 +52,8 @@ pub enum Backend {
         readers: Readers,
         /// Batches small hot-path writes into shared commits (see [`crate::group_commit`]).
         group: GroupCommit,
+        /// Checkpoints the WAL off the writers' threads (see [`crate::checkpoint`]).
+        checkpoints: Arc<Checkpointer>,
     },
     Postgres {
         pool: PgPool,
@@ -169,6 +172,8 @@ impl Db {
             .busy_timeout(options.busy_timeout)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000")
+            // Checkpoints run on their own thread (crate::checkpoint), not in the committer.
+            .pragma("wal_autocheckpoint", "0")
             .statement_cache_capacity(256);
         let path = connect.get_filename().to_owned();
         let events_committed = Arc::new(Notify::new());
@@ -201,10 +206,16 @@ impl Db {
         // threads taking turns on them.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let readers = Readers::start(&settings.path, cores, options.busy_timeout)?;
+        let checkpoints = Checkpointer::start(
+            &settings.path,
+            crate::checkpoint::INTERVAL,
+            options.busy_timeout,
+        )?;
         Ok(Self {
             backend: Backend::Sqlite {
                 readers,
                 group: GroupCommit::start(settings, writer.clone())?,
+                checkpoints: Arc::new(checkpoints),
                 writer,
                 reader,
             },

@@ -127,8 +127,9 @@ fn open(settings: &Settings) -> anyhow::Result<Connection> {
     conn.busy_timeout(settings.busy_timeout)?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
-        settings.synchronous
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000; {}",
+        settings.synchronous,
+        crate::checkpoint::WRITER_PRAGMA
     ))
     .context("cannot configure the group commit's connection")?;
     conn.set_prepared_statement_cache_capacity(128);

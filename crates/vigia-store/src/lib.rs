@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod catalog;
+pub mod checkpoint;
 mod db;
 pub(crate) mod direct;
 mod error;
