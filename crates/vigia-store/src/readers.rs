@@ -140,17 +140,24 @@ mod tests {
     use super::*;
     use crate::direct;
 
-    #[tokio::test]
-    async fn reads_run_on_their_own_connections_and_see_committed_rows() {
+    /// A WAL database with table `t (v)` holding `values`, its writer connection, and readers
+    /// on it (the directory lives as long as the returned guard).
+    fn database(values: &str) -> (tempfile::TempDir, Connection, Readers) {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("r.db");
         let writer = Connection::open(&path).expect("open");
         writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1), (2);",
-            )
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES {values};"
+            ))
             .expect("setup");
         let readers = Readers::start(&path, 2, Duration::from_secs(5)).expect("start");
+        (dir, writer, readers)
+    }
+
+    #[tokio::test]
+    async fn reads_run_on_their_own_connections_and_see_committed_rows() {
+        let (_dir, writer, readers) = database("(1), (2)");
         let sum = |conn: &Connection| -> StoreResult<i64> {
             Ok(
                 direct::query(conn, "SELECT SUM(v) FROM t WHERE v >= $1", &[&0i64], |r| {
@@ -177,24 +184,15 @@ mod tests {
     /// runs again, whole, on a reader thread, with the same answer it would have had inline.
     #[tokio::test]
     async fn small_reads_run_inline_and_long_ones_move_to_the_reader_threads() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("r.db");
-        let writer = Connection::open(&path).expect("open");
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);",
-            )
-            .expect("setup");
-        let readers = Readers::start(&path, 2, Duration::from_secs(5)).expect("start");
+        let (_dir, _writer, readers) = database("(1)");
         let thread = || std::thread::current().name().unwrap_or_default().to_owned();
         let caller = thread();
-        let (small, ran_on) = readers
-            .run(move |conn| {
-                let v: Vec<i64> = direct::query(conn, "SELECT v FROM t", &[], |r| r.get(0))?;
-                Ok((v[0], thread()))
-            })
-            .await
-            .expect("small read");
+        // The one value and the thread the read ran on.
+        let small_read = move |conn: &Connection| {
+            let v: Vec<i64> = direct::query(conn, "SELECT v FROM t", &[], |r| r.get(0))?;
+            Ok((v[0], thread()))
+        };
+        let (small, ran_on) = readers.run(small_read).await.expect("small read");
         assert_eq!((small, ran_on.as_str()), (1, caller.as_str()));
 
         let count = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) \
@@ -211,10 +209,7 @@ mod tests {
         assert!(ran_on.starts_with("vigia-reader-"), "ran on {ran_on}");
 
         let (small, ran_on) = readers
-            .run(move |conn| {
-                let v: Vec<i64> = direct::query(conn, "SELECT v FROM t", &[], |r| r.get(0))?;
-                Ok((v[0], thread()))
-            })
+            .run(small_read)
             .await
             .expect("small read after an interrupted one");
         assert_eq!(

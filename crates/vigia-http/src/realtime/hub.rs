@@ -248,7 +248,7 @@ impl Conn {
 
     /// Offers a live event: queued, buffered during a replay, or skipped.
     fn offer(&self, event: &Rendered, metrics: &RealtimeMetrics) {
-        if self.closing.load(Ordering::Acquire) != 0 {
+        if self.closing().is_some() {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
