@@ -1,7 +1,7 @@
 //! Extractors whose rejections are [`ApiError`]s, so malformed input gets the same problem format
 //! as every other error.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -165,8 +165,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
+            .get::<ConnectInfo<crate::listener::Peer>>()
+            .map(|ConnectInfo(peer)| peer.addr.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         Ok(ClientIp(ip))
     }

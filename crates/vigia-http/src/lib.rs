@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod realtime;

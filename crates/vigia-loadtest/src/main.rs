@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+mod client;
+use client::{Client, Incoming};
 
 #[derive(Parser)]
 #[command(about = "Load clients for benchmarking Vigía")]
@@ -95,7 +93,7 @@ fn percentile(counts: &[u64], p: f64) -> f64 {
     if total == 0 {
         return f64::NAN;
     }
-    let target = ((total as f64) * p).ceil() as u64;
+    let target = (((total as f64) * p).ceil() as u64).max(1);
     let mut seen = 0;
     for (i, count) in counts.iter().enumerate() {
         seen += count;
@@ -203,9 +201,10 @@ async fn ws(args: WsArgs) -> anyhow::Result<()> {
     let counts = shared.latencies.take();
     let delivered = shared.messages.load(Ordering::Relaxed) - before;
     println!(
-        "single event to {connected} clients ({} events, {delivered} deliveries, expected {}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "single event to {connected} clients ({} events, {delivered} deliveries, expected {}): first {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         args.probes,
         args.probes * connected,
+        percentile(&counts, 0.0),
         percentile(&counts, 0.50),
         percentile(&counts, 0.99),
         percentile(&counts, 1.0),
@@ -251,55 +250,33 @@ async fn ws(args: WsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(
-    url: &str,
-    token: &str,
-) -> anyhow::Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-> {
-    let mut request = url.into_client_request()?;
-    request.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}"))?,
-    );
-    let config = WebSocketConfig::default()
-        .read_buffer_size(1024)
-        .write_buffer_size(0);
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
-    socket
-        .send(Message::Text(
-            json!({ "type": "subscribe", "topics": ["incidents"] })
-                .to_string()
-                .into(),
-        ))
+async fn connect(url: &str, token: &str) -> anyhow::Result<Client> {
+    let mut client = Client::connect(url, token).await?;
+    client
+        .send_text(&json!({ "type": "subscribe", "topics": ["incidents"] }).to_string())
         .await?;
     loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) if text.contains("\"subscribed\"") => return Ok(socket),
-            Some(Ok(_)) => {}
-            Some(Err(error)) => return Err(error.into()),
-            None => bail!("closed before subscribing"),
+        match client.next().await? {
+            Incoming::Text(text) if text.contains("\"subscribed\"") => return Ok(client),
+            Incoming::Text(_) | Incoming::Other => {}
+            Incoming::Closed => bail!("closed before subscribing"),
         }
     }
 }
 
-async fn read(
-    mut socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    shared: &Shared,
-) {
-    while let Some(Ok(message)) = socket.next().await {
-        let Message::Text(text) = message else {
-            continue;
+async fn read(mut client: Client, shared: &Shared) {
+    while let Ok(message) = client.next().await {
+        let text = match message {
+            Incoming::Text(text) => text,
+            Incoming::Other => continue,
+            Incoming::Closed => break,
         };
         if !text.starts_with("{\"type\":\"incident.") && !text.contains("\"type\":\"incident.") {
             continue;
         }
         let now = time::OffsetDateTime::now_utc();
         shared.messages.fetch_add(1, Ordering::Relaxed);
-        if let Some(ts) = extract_ts(&text) {
+        if let Some(ts) = extract_ts(text) {
             let micros = (now - ts).whole_microseconds().max(0) as u64;
             shared.latencies.record(micros);
         }

@@ -143,9 +143,10 @@ impl Application {
             Some(jobs) => Some(jobs.start(shutdown.clone()).await?),
             None => None,
         };
-        let app = vigia_http::app(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = vigia_http::app(self.state)
+            .into_make_service_with_connect_info::<vigia_http::listener::Peer>();
         let stopping = shutdown.clone();
-        let server = axum::serve(self.listener, app)
+        let server = axum::serve(vigia_http::listener::Listener(self.listener), app)
             .with_graceful_shutdown(async move { stopping.cancelled().await });
         let grace = self.grace;
         tokio::select! {

@@ -1,6 +1,11 @@
 //! The hub: one reader task per node tails the event log, renders each event once, and offers
-//! it to every connection through a bounded queue. A connection whose queue is full is marked
-//! for closing (slow consumer); nobody else waits for it.
+//! it to every connection: written straight into a WebSocket's socket (see [`super::socket`]),
+//! or queued for an SSE connection's task. A connection that cannot take more (its pending
+//! queue is full) is marked for closing as a slow consumer; nobody else waits for it.
+//!
+//! The fan-out of a batch of events runs in chunks of connections on the runtime's workers,
+//! so every core writes; the next batch starts when the last chunk is done, which keeps each
+//! connection's events in order.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
@@ -22,9 +27,12 @@ use vigia_store::incidents::feed;
 
 use super::RealtimeConfig;
 use super::protocol::{Frame, Rendered, Topics};
+use super::socket::{Sent, Socket};
 
 /// How many events the reader takes from the log per query.
 const BATCH: usize = 512;
+/// Connections per fan-out task.
+const CHUNK: usize = 256;
 
 /// Real-time metrics, registered in the server's registry.
 #[derive(Clone)]
@@ -90,8 +98,11 @@ pub struct HubInner {
     pub(crate) config: RealtimeConfig,
     pub(crate) metrics: RealtimeMetrics,
     conns: RwLock<HashMap<u64, Arc<Conn>>>,
-    per_user: Mutex<HashMap<String, usize>>,
+    places: Mutex<Places>,
     next_id: AtomicU64,
+    /// Bumped whenever a connection comes or goes: the fan-out's list of connections is
+    /// rebuilt when it changed.
+    generation: AtomicU64,
     /// The newest event id offered to connections.
     cursor: AtomicI64,
     /// Cancelled when the server shuts down; every connection is then told to close with 1001
@@ -107,6 +118,13 @@ impl std::ops::Deref for Hub {
     }
 }
 
+/// Connections admitted, in all and per user.
+#[derive(Default)]
+struct Places {
+    per_user: HashMap<String, usize>,
+    total: usize,
+}
+
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -120,7 +138,7 @@ pub struct Conn {
     /// what they may see does.
     pub user: Option<UserId>,
     pub state: Mutex<ConnState>,
-    tx: mpsc::Sender<Frame>,
+    outlet: Outlet,
     queue_capacity: usize,
     /// Notified once when the connection must close: a slow consumer, or the server stopping
     /// (see [`Conn::closing`]).
@@ -129,6 +147,44 @@ pub struct Conn {
     /// Notified when the caller's standing may have changed (signed out, disabled, new role or
     /// departments, key revoked): the connection checks its credentials again at once.
     pub recheck: Notify,
+}
+
+/// Where a connection's live events go.
+pub enum Outlet {
+    /// Written into the WebSocket's socket by the hub itself.
+    Socket(Arc<Socket>),
+    /// Queued for the connection's task (SSE).
+    Queue(mpsc::Sender<Frame>),
+}
+
+impl Outlet {
+    /// A queue for the connection's task, and its receiving end.
+    pub fn queue(capacity: usize) -> (Self, mpsc::Receiver<Frame>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Outlet::Queue(tx), rx)
+    }
+
+    /// Hands over a frame; `false` when the connection cannot take it (full or gone).
+    fn offer(&self, frame: &Frame) -> Offered {
+        match self {
+            Outlet::Socket(socket) => match socket.send(&frame.wire) {
+                Sent::Written | Sent::Queued => Offered::Taken,
+                Sent::Full => Offered::Full,
+                Sent::Broken => Offered::Gone,
+            },
+            Outlet::Queue(tx) => match tx.try_send(frame.clone()) {
+                Ok(()) => Offered::Taken,
+                Err(mpsc::error::TrySendError::Full(_)) => Offered::Full,
+                Err(mpsc::error::TrySendError::Closed(_)) => Offered::Gone,
+            },
+        }
+    }
+}
+
+enum Offered {
+    Taken,
+    Full,
+    Gone,
 }
 
 /// Who is watching, as visibility needs it; replaced when their credentials are checked again.
@@ -158,32 +214,87 @@ pub struct ConnState {
     pub last_id: EventId,
 }
 
+/// A place taken within the per-user and total limits, before the connection exists (a
+/// WebSocket's socket only does once the upgrade completes); gives the place back when dropped.
+pub struct Admission {
+    hub: Hub,
+    user_key: String,
+    principal: Principal,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut places = self.hub.places.lock().unwrap_or_else(|e| e.into_inner());
+        places.total -= 1;
+        if let Some(count) = places.per_user.get_mut(&self.user_key) {
+            *count -= 1;
+            if *count == 0 {
+                places.per_user.remove(&self.user_key);
+            }
+        }
+    }
+}
+
+impl Admission {
+    /// Registers the connection: from now on the hub offers it live events through `outlet`.
+    pub fn register(self, outlet: Outlet) -> Registration {
+        let hub = self.hub.clone();
+        let conn = Arc::new(Conn {
+            user: match &self.principal {
+                Principal::User(user) => Some(user.user_id),
+                Principal::ApiKey(_) => None,
+            },
+            state: Mutex::new(ConnState {
+                viewer: Viewer::of(self.principal.clone()),
+                topics: Topics::default(),
+                replay_buffer: None,
+                last_id: EventId(0),
+            }),
+            outlet,
+            queue_capacity: hub.config.queue_capacity,
+            kill: Notify::new(),
+            closing: AtomicU8::new(0),
+            recheck: Notify::new(),
+        });
+        let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut conns = hub.conns.write().unwrap_or_else(|e| e.into_inner());
+            conns.insert(id, conn.clone());
+            hub.generation.fetch_add(1, Ordering::Release);
+        }
+        hub.metrics.connections.inc();
+        // Registered after the hub stopped (and told every connection so): close at once.
+        if hub.stopping.is_cancelled() {
+            conn.close(Closing::Shutdown);
+        }
+        Registration {
+            id,
+            conn,
+            admission: self,
+        }
+    }
+}
+
 /// A registered connection; unregisters when dropped.
 pub struct Registration {
-    hub: Hub,
     id: u64,
-    user_key: String,
     pub conn: Arc<Conn>,
+    admission: Admission,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let removed = self
-            .hub
-            .conns
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        let hub = &self.admission.hub;
+        let removed = {
+            let mut conns = hub.conns.write().unwrap_or_else(|e| e.into_inner());
+            hub.generation.fetch_add(1, Ordering::Release);
+            conns.remove(&self.id)
+        };
         if removed.is_some() {
-            self.hub.metrics.connections.dec();
+            hub.metrics.connections.dec();
         }
-        let mut per_user = self.hub.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = per_user.get_mut(&self.user_key) {
-            *count -= 1;
-            if *count == 0 {
-                per_user.remove(&self.user_key);
-            }
-        }
+        // A fan-out still holding the connection in its list skips it from now on.
+        self.conn.close(Closing::Ended);
     }
 }
 
@@ -192,6 +303,8 @@ impl Drop for Registration {
 pub enum Closing {
     SlowConsumer = 1,
     Shutdown = 2,
+    /// The connection's task has ended.
+    Ended = 3,
 }
 
 impl Conn {
@@ -221,6 +334,7 @@ impl Conn {
         match self.closing.load(Ordering::Acquire) {
             1 => Some(Closing::SlowConsumer),
             2 => Some(Closing::Shutdown),
+            3 => Some(Closing::Ended),
             _ => None,
         }
     }
@@ -246,17 +360,18 @@ impl Conn {
         }
     }
 
-    /// Offers a live event: queued, buffered during a replay, or skipped.
-    fn offer(&self, event: &Rendered, metrics: &RealtimeMetrics) {
+    /// Offers a live event: written or queued, buffered during a replay, or skipped; true when
+    /// it was handed to the connection.
+    fn offer(&self, event: &Rendered, metrics: &RealtimeMetrics) -> bool {
         if self.closing().is_some() {
-            return;
+            return false;
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if event.id <= state.last_id {
-            return;
+            return false;
         }
         let Some(frame) = Conn::frame_for(event, &state.viewer, &state.topics) else {
-            return;
+            return false;
         };
         if let Some(buffer) = &mut state.replay_buffer {
             if buffer.len() >= self.queue_capacity {
@@ -265,21 +380,25 @@ impl Conn {
             } else {
                 buffer.push(frame.clone());
             }
-            return;
+            return false;
         }
-        match self.tx.try_send(frame.clone()) {
-            Ok(()) => state.last_id = event.id,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        match self.outlet.offer(frame) {
+            Offered::Taken => {
+                state.last_id = event.id;
+                true
+            }
+            Offered::Full => {
                 drop(state);
                 self.kill(metrics);
+                false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Offered::Gone => false,
         }
     }
 
-    /// Queues a frame from the connection's own task (after a replay); false when full.
-    pub fn enqueue(&self, frame: Frame) -> bool {
-        self.tx.try_send(frame).is_ok()
+    /// Hands over a frame from the connection's own task (after a replay); false when full.
+    pub fn enqueue(&self, frame: &Frame) -> bool {
+        matches!(self.outlet.offer(frame), Offered::Taken)
     }
 }
 
@@ -290,69 +409,35 @@ impl Hub {
             config,
             metrics: RealtimeMetrics::new(registry),
             conns: RwLock::new(HashMap::new()),
-            per_user: Mutex::new(HashMap::new()),
+            places: Mutex::new(Places::default()),
             next_id: AtomicU64::new(1),
+            generation: AtomicU64::new(0),
             cursor: AtomicI64::new(0),
             stopping: CancellationToken::new(),
         }))
     }
 
-    /// Registers a connection of `principal`, within the per-user and total limits.
-    pub fn register(
-        &self,
-        principal: Principal,
-    ) -> Result<(Registration, mpsc::Receiver<Frame>), Refused> {
+    /// Takes a place for a connection of `principal`, within the per-user and total limits.
+    pub fn admit(&self, principal: Principal) -> Result<Admission, Refused> {
         let user_key = principal.label();
-        {
-            let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
-            let count = per_user.entry(user_key.clone()).or_insert(0);
-            if *count >= self.config.max_connections_per_user {
-                self.metrics.rejected.inc();
-                return Err(Refused::PerUser);
-            }
-            if self.metrics.connections.get() >= self.config.max_connections as i64 {
-                self.metrics.rejected.inc();
-                return Err(Refused::Total);
-            }
-            *count += 1;
+        let mut places = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        let total = places.total;
+        let count = places.per_user.entry(user_key.clone()).or_insert(0);
+        if *count >= self.config.max_connections_per_user {
+            self.metrics.rejected.inc();
+            return Err(Refused::PerUser);
         }
-        let (tx, rx) = mpsc::channel(self.config.queue_capacity);
-        let conn = Arc::new(Conn {
-            user: match &principal {
-                Principal::User(user) => Some(user.user_id),
-                Principal::ApiKey(_) => None,
-            },
-            state: Mutex::new(ConnState {
-                viewer: Viewer::of(principal),
-                topics: Topics::default(),
-                replay_buffer: None,
-                last_id: EventId(0),
-            }),
-            tx,
-            queue_capacity: self.config.queue_capacity,
-            kill: Notify::new(),
-            closing: AtomicU8::new(0),
-            recheck: Notify::new(),
-        });
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.conns
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, conn.clone());
-        self.metrics.connections.inc();
-        // Registered after the hub stopped (and told every connection so): close at once.
-        if self.stopping.is_cancelled() {
-            conn.close(Closing::Shutdown);
+        if total >= self.config.max_connections {
+            self.metrics.rejected.inc();
+            return Err(Refused::Total);
         }
-        Ok((
-            Registration {
-                hub: self.clone(),
-                id,
-                user_key,
-                conn,
-            },
-            rx,
-        ))
+        *count += 1;
+        places.total += 1;
+        Ok(Admission {
+            hub: self.clone(),
+            user_key,
+            principal,
+        })
     }
 
     /// Has every connection of `user` check its credentials again now.
@@ -408,6 +493,7 @@ impl Hub {
         };
         self.cursor.store(cursor.0, Ordering::Release);
         let wake = self.db.events_committed().clone();
+        let mut fan_out = FanOutList::default();
         let mut poll = tokio::time::interval(self.config.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -426,12 +512,17 @@ impl Hub {
                     }
                 };
                 let full = batch.len() == BATCH;
+                let Some(last) = batch.last() else {
+                    break;
+                };
+                let last_id = last.event.id;
+                let events: Arc<[Rendered]> = batch.iter().map(Rendered::of).collect();
+                self.fan_out(&events, &mut fan_out).await;
+                cursor = last_id;
+                self.cursor.store(cursor.0, Ordering::Release);
+                let now = Timestamp::now().millis();
                 for item in &batch {
-                    let event = Rendered::of(item);
-                    self.fan_out(&event);
-                    cursor = event.id;
-                    self.cursor.store(cursor.0, Ordering::Release);
-                    let lag = Timestamp::now().millis() - item.event.at.millis();
+                    let lag = now - item.event.at.millis();
                     self.metrics.lag.observe(lag.max(0) as f64 / 1000.0);
                 }
                 if !full {
@@ -441,10 +532,56 @@ impl Hub {
         }
     }
 
-    fn fan_out(&self, event: &Rendered) {
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        for conn in conns.values() {
-            conn.offer(event, &self.metrics);
+    /// Offers `events`, in order, to every connection: chunks of connections run as tasks on
+    /// the runtime's workers, and this returns when all of them are done.
+    async fn fan_out(&self, events: &Arc<[Rendered]>, list: &mut FanOutList) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if list.generation != Some(generation) {
+            let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+            list.conns = conns.values().cloned().collect();
+            list.generation = Some(self.generation.load(Ordering::Acquire));
+        }
+        let chunks = list.conns.len().div_ceil(CHUNK);
+        if chunks <= 1 {
+            let sent = offer_all(&list.conns, events, &self.metrics);
+            self.metrics.sent.inc_by(sent);
+            return;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..chunks {
+            let (conns, events, metrics) =
+                (list.conns.clone(), events.clone(), self.metrics.clone());
+            tasks.spawn(async move {
+                let end = ((n + 1) * CHUNK).min(conns.len());
+                offer_all(&conns[n * CHUNK..end], &events, &metrics)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(sent) = done {
+                self.metrics.sent.inc_by(sent);
+            }
         }
     }
+}
+
+/// The connections the fan-out walks, rebuilt when one comes or goes.
+#[derive(Default)]
+struct FanOutList {
+    generation: Option<u64>,
+    conns: Arc<[Arc<Conn>]>,
+}
+
+/// Offers each event to each connection; the number of frames handed to socket writes (SSE
+/// connections count theirs when their task writes them).
+fn offer_all(conns: &[Arc<Conn>], events: &[Rendered], metrics: &RealtimeMetrics) -> u64 {
+    let mut sent = 0;
+    for conn in conns {
+        let direct = matches!(conn.outlet, Outlet::Socket(_));
+        for event in events {
+            if conn.offer(event, metrics) && direct {
+                sent += 1;
+            }
+        }
+    }
+    sent
 }

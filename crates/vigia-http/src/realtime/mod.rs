@@ -1,10 +1,11 @@
 //! Real-time delivery over WebSocket (`GET /ws`) and Server-Sent Events
 //! (`GET /api/v1/stream`), driven by the committed event log.
 //!
-//! Code map: [`hub`] (the node's reader of the log and the fan-out to bounded per-connection
-//! queues), [`session`] (one connection: subscribe, replay then live, heartbeats, slow-consumer
-//! close), [`protocol`] (messages, topics, the `{type, id, ts, data}` envelope), [`ws`] and
-//! [`sse`] (the two transports).
+//! Code map: [`hub`] (the node's reader of the log and the fan-out, written straight into
+//! WebSocket sockets or queued for SSE connections), [`socket`] (a WebSocket's socket, written
+//! from any thread, with its bounded pending queue), [`session`] (one connection: subscribe,
+//! replay then live, heartbeats, slow-consumer close), [`protocol`] (messages, topics, the
+//! `{type, id, ts, data}` envelope), [`ws`] and [`sse`] (the two transports).
 //!
 //! Architecture invariant: messages are read from `incident_events` after commit, never built
 //! by the handler that made the change; who receives an event is decided by
@@ -13,6 +14,7 @@
 pub mod hub;
 pub mod protocol;
 pub mod session;
+pub mod socket;
 pub mod sse;
 pub mod ws;
 
@@ -47,7 +49,6 @@ pub struct RealtimeConfig {
     /// Largest message a client may send.
     pub max_message_bytes: usize,
     /// WebSocket write buffer size per connection.
-    pub ws_buffer_bytes: usize,
     /// WebSocket read buffer size per connection. tungstenite clears it on every read attempt,
     /// and a connection attempts a read each time it wakes to send, so it is small: clients
     /// send small messages, and a larger one is read in more calls.
@@ -68,7 +69,6 @@ impl Default for RealtimeConfig {
             max_connections_per_user: 16,
             max_connections: 20_000,
             max_message_bytes: 16 * 1024,
-            ws_buffer_bytes: 4096,
             ws_read_buffer_bytes: 512,
             poll_interval: Duration::from_secs(1),
             auth_recheck: Duration::from_secs(60),

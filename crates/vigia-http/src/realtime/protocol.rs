@@ -5,7 +5,9 @@
 //! Events carry their event id; control messages (`subscribed`, `pong`, `heartbeat`,
 //! `resync_required`, `error`) carry none.
 
-use axum::extract::ws::Utf8Bytes;
+use std::sync::Arc;
+
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vigia_domain::Timestamp;
@@ -155,12 +157,25 @@ pub struct Rendered {
     pub without_people: Frame,
 }
 
-/// A pre-serialized server message; cloning it is a reference-count increment.
+/// A pre-serialized server message; cloning it is two reference-count increments.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The event id, for events (SSE sends it as the `id:` field).
     pub id: Option<EventId>,
-    pub text: Utf8Bytes,
+    /// The JSON envelope (what SSE sends as `data:`).
+    pub text: Arc<str>,
+    /// The envelope as a WebSocket text frame, encoded once for every connection.
+    pub wire: Bytes,
+}
+
+impl Frame {
+    pub fn new(id: Option<EventId>, text: String) -> Self {
+        Self {
+            id,
+            wire: super::socket::text_frame(&text),
+            text: text.into(),
+        }
+    }
 }
 
 impl Rendered {
@@ -173,16 +188,15 @@ impl Rendered {
         data.insert("incident_id".into(), json!(event.incident_id));
         data.insert("code".into(), json!(event.code));
         data.insert("internal".into(), json!(event.internal));
-        let envelope = |data: &serde_json::Map<String, Value>| Frame {
-            id: Some(event.id),
-            text: json!({
+        let envelope = |data: &serde_json::Map<String, Value>| {
+            let text = json!({
                 "type": event.message_type,
                 "id": event.id.0.to_string(),
                 "ts": event.at,
                 "data": data,
             })
-            .to_string()
-            .into(),
+            .to_string();
+            Frame::new(Some(event.id), text)
         };
         let without_people = envelope(&data);
         data.insert("actor".into(), json!(event.actor));
@@ -203,10 +217,7 @@ pub fn control(kind: &str, data: Option<Value>) -> Frame {
     if let Some(data) = data {
         message["data"] = data;
     }
-    Frame {
-        id: None,
-        text: message.to_string().into(),
-    }
+    Frame::new(None, message.to_string())
 }
 
 #[cfg(test)]

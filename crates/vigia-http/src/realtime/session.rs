@@ -1,6 +1,6 @@
 //! One connection's task, shared by WebSocket and SSE: subscribe (replaying missed events from
-//! the log, then going live with no gap and no duplicate), write queued frames in batches, send
-//! heartbeats, answer pings, and close slow consumers.
+//! the log, then going live with no gap and no duplicate), write what the hub could not hand
+//! over at once, send heartbeats, answer pings, and close slow consumers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +10,6 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::futures::Notified;
-use tokio::sync::mpsc;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::EventId;
 use vigia_store::incidents::feed;
@@ -37,17 +36,19 @@ pub const EXPIRED: (u16, &str) = (
 /// Close code when the caller signs out, is disabled, or their key is revoked.
 pub const REVOKED: (u16, &str) = (4003, "credentials revoked");
 
-/// Frames written per flush at most.
-const WRITE_BATCH: usize = 64;
 /// Events read per query while replaying.
 const REPLAY_BATCH: usize = 256;
 
 /// Where frames go: a WebSocket or an SSE body.
 pub trait Transport: Send {
-    /// Queues a frame for writing (may write when buffers fill).
-    fn feed(&mut self, frame: Frame) -> impl Future<Output = Result<(), ()>> + Send;
-    /// Writes everything queued.
-    fn flush(&mut self) -> impl Future<Output = Result<(), ()>> + Send;
+    /// Completes when frames the hub handed over wait for this task to write them; false when
+    /// the connection is gone. Cancel-safe: nothing is lost if it is dropped.
+    fn backlog(&mut self) -> impl Future<Output = bool> + Send;
+    /// Writes the frames [`Transport::backlog`] found; how many of them the hub has not counted
+    /// as sent.
+    fn drain(&mut self) -> impl Future<Output = Result<u64, ()>> + Send;
+    /// Writes frames from the connection's own task, after everything handed over before.
+    fn write(&mut self, frames: Vec<Frame>) -> impl Future<Output = Result<(), ()>> + Send;
     /// Tells the client why the connection ends, best effort.
     fn close(&mut self, code: u16, reason: &'static str) -> impl Future<Output = ()> + Send;
 }
@@ -83,7 +84,6 @@ pub struct Subscribe {
 pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
     hub: Hub,
     registration: Registration,
-    mut rx: mpsc::Receiver<Frame>,
     mut transport: T,
     mut incoming: S,
     initial: Option<Subscribe>,
@@ -108,7 +108,6 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
     let period = hub.config.heartbeat;
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batch = Vec::new();
     // The timer and the wake-ups live as long as the connection: made afresh on every turn of
     // the loop, each would register (and unregister) a waiter per message sent — on the
     // shutdown token, one list shared by every connection.
@@ -136,14 +135,16 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
                         break s;
                     }
                 }
-                n = rx.recv_many(&mut batch, WRITE_BATCH) => {
-                    if n == 0 {
+                open = session.transport.backlog() => {
+                    if !open {
                         break Stop::Gone;
                     }
-                    if let Err(s) = session.write_all(&mut batch).await {
-                        break s;
+                    match session.drain().await {
+                        Ok(n) => {
+                            hub.metrics.sent.inc_by(n);
+                        }
+                        Err(s) => break s,
                     }
-                    hub.metrics.sent.inc_by(n as u64);
                 }
                 message = incoming.next() => {
                     let result = match message {
@@ -239,21 +240,20 @@ impl<T: Transport> Session<'_, T> {
             Err(detail) => self.error(detail).await,
         }
     }
-    /// Writes and flushes frames, giving up as soon as the hub tells the connection to close.
-    async fn write(&mut self, mut frames: Vec<Frame>) -> Result<(), Stop> {
-        self.write_all(&mut frames).await
+    /// Writes frames, giving up as soon as the hub tells the connection to close.
+    async fn write(&mut self, frames: Vec<Frame>) -> Result<(), Stop> {
+        let work = self.transport.write(frames);
+        tokio::select! {
+            biased;
+            () = self.kill.as_mut() => Err(self.closing()),
+            result = work => result.map_err(|()| Stop::Gone),
+        }
     }
 
-    /// Writes and flushes (draining) `frames`, giving up as soon as the hub tells the
-    /// connection to close.
-    async fn write_all(&mut self, frames: &mut Vec<Frame>) -> Result<(), Stop> {
-        let transport = &mut *self.transport;
-        let work = async move {
-            for frame in frames.drain(..) {
-                transport.feed(frame).await?;
-            }
-            transport.flush().await
-        };
+    /// Writes what the hub handed over, giving up as soon as the hub tells the connection to
+    /// close; how many frames the hub had not counted.
+    async fn drain(&mut self) -> Result<u64, Stop> {
+        let work = self.transport.drain();
         tokio::select! {
             biased;
             () = self.kill.as_mut() => Err(self.closing()),
@@ -428,7 +428,7 @@ impl<T: Transport> Session<'_, T> {
         for frame in buffered {
             if frame.id.is_some_and(|id| id > state.last_id) {
                 let id = frame.id;
-                if !conn.enqueue(frame) {
+                if !conn.enqueue(&frame) {
                     drop(state);
                     conn.kill(&self.hub.metrics);
                     return Err(Stop::Slow);

@@ -13,6 +13,7 @@ use utoipa::IntoParams;
 use vigia_domain::ids::EventId;
 
 use super::StreamAuth;
+use super::hub::Outlet;
 use super::protocol::{Frame, Topics, control, parse_event_id};
 use super::session::{self, Incoming, Subscribe, Transport};
 use crate::error::{ApiError, ApiResult};
@@ -75,9 +76,11 @@ pub async fn stream(
             )?),
         };
     let hub = state.realtime.clone();
-    let (registration, rx) = hub
-        .register(credential.principal().clone())
+    let admission = hub
+        .admit(credential.principal().clone())
         .map_err(super::refused)?;
+    let (outlet, queue) = Outlet::queue(hub.config.queue_capacity);
+    let registration = admission.register(outlet);
     let (tx, mut out) = mpsc::channel::<Event>(16);
     let watch = tx.clone();
     // SSE clients send nothing; the "incoming" stream just ends when the client goes away.
@@ -87,8 +90,11 @@ pub async fn stream(
     tokio::spawn(session::run(
         hub,
         registration,
-        rx,
-        SseTransport(tx),
+        SseTransport {
+            body: tx,
+            queue,
+            batch: Vec::new(),
+        },
         gone,
         Some(Subscribe {
             topics,
@@ -100,18 +106,48 @@ pub async fn stream(
     Ok(Sse::new(body).into_response())
 }
 
-struct SseTransport(mpsc::Sender<Event>);
+/// Frames written per turn at most.
+const WRITE_BATCH: usize = 64;
 
-impl Transport for SseTransport {
-    async fn feed(&mut self, frame: Frame) -> Result<(), ()> {
-        let mut event = Event::default().data(frame.text.as_str());
+struct SseTransport {
+    /// The response body.
+    body: mpsc::Sender<Event>,
+    /// What the hub queued for this connection.
+    queue: mpsc::Receiver<Frame>,
+    /// Taken from `queue`, not written yet.
+    batch: Vec<Frame>,
+}
+
+impl SseTransport {
+    async fn send(&mut self, frame: &Frame) -> Result<(), ()> {
+        let mut event = Event::default().data(&*frame.text);
         if let Some(id) = frame.id {
             event = event.id(id.0.to_string());
         }
-        self.0.send(event).await.map_err(|_| ())
+        self.body.send(event).await.map_err(|_| ())
+    }
+}
+
+impl Transport for SseTransport {
+    async fn backlog(&mut self) -> bool {
+        if !self.batch.is_empty() {
+            return true;
+        }
+        self.queue.recv_many(&mut self.batch, WRITE_BATCH).await > 0
     }
 
-    async fn flush(&mut self) -> Result<(), ()> {
+    async fn drain(&mut self) -> Result<u64, ()> {
+        let frames = std::mem::take(&mut self.batch);
+        for frame in &frames {
+            self.send(frame).await?;
+        }
+        Ok(frames.len() as u64)
+    }
+
+    async fn write(&mut self, frames: Vec<Frame>) -> Result<(), ()> {
+        for frame in &frames {
+            self.send(frame).await?;
+        }
         Ok(())
     }
 
@@ -120,6 +156,6 @@ impl Transport for SseTransport {
             "closed",
             Some(serde_json::json!({ "code": code, "reason": reason })),
         );
-        let _ = self.feed(frame).await;
+        let _ = self.send(&frame).await;
     }
 }

@@ -1,18 +1,33 @@
 //! `GET /ws`: the WebSocket transport.
+//!
+//! The server does the RFC 6455 opening handshake itself and keeps the connection's TCP socket
+//! (from [`crate::listener::Peer`]): once hyper has sent the 101 response, the hub writes live
+//! frames straight into it (see [`super::socket`]), and tungstenite reads what the client
+//! sends through hyper's upgraded connection.
 
-use axum::extract::State;
-use axum::extract::ws::{
-    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
-    rejection::WebSocketUpgradeRejection,
-};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error, Message};
 
 use super::StreamAuth;
+use super::hub::Outlet;
 use super::protocol::Frame;
 use super::session::{self, Incoming, Transport};
+use super::socket::{Sent, Socket, SocketIo, close_frame};
 use crate::error::{ApiError, ApiResult};
+use crate::listener::Peer;
 use crate::state::AppState;
 
 /// The subprotocol the server selects; clients that authenticate through
@@ -41,76 +56,204 @@ pub const PROTOCOL: &str = "vigia";
 pub async fn ws(
     State(state): State<AppState>,
     StreamAuth(credential): StreamAuth,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    handshake: Handshake,
 ) -> ApiResult<Response> {
-    let upgrade = upgrade.map_err(|e| ApiError::BadRequest {
-        detail: format!("{e}: connect with a WebSocket client"),
-    })?;
     let hub = state.realtime.clone();
-    let (registration, rx) = hub
-        .register(credential.principal().clone())
+    let admission = hub
+        .admit(credential.principal().clone())
         .map_err(super::refused)?;
-    let (read_buffer, write_buffer) = (hub.config.ws_read_buffer_bytes, hub.config.ws_buffer_bytes);
-    let max_message = hub.config.max_message_bytes;
-    Ok(upgrade
-        .protocols([PROTOCOL])
-        .read_buffer_size(read_buffer)
-        .write_buffer_size(write_buffer)
-        .max_message_size(max_message)
-        .max_frame_size(max_message)
-        .on_upgrade(move |socket| async move {
-            let (sink, stream) = socket.split();
-            session::run(
-                hub,
-                registration,
-                rx,
-                WsTransport(sink),
-                incoming(stream),
-                None,
-                credential,
-            )
-            .await;
-        }))
+    let response = handshake.response();
+    tokio::spawn(async move {
+        let Some(connection) = handshake.upgraded().await else {
+            return;
+        };
+        let config = WebSocketConfig::default()
+            .read_buffer_size(hub.config.ws_read_buffer_bytes)
+            .write_buffer_size(0)
+            .max_message_size(Some(hub.config.max_message_bytes))
+            .max_frame_size(Some(hub.config.max_message_bytes));
+        let socket = Arc::new(Socket::new(connection.socket, hub.config.queue_capacity));
+        let registration = admission.register(Outlet::Socket(socket.clone()));
+        let io = SocketIo {
+            read: connection.read,
+            socket: socket.clone(),
+        };
+        let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        session::run(
+            hub,
+            registration,
+            WsTransport(socket),
+            incoming(stream),
+            None,
+            credential,
+        )
+        .await;
+    });
+    Ok(response)
 }
 
-struct WsTransport(SplitSink<WebSocket, Message>);
+/// A valid WebSocket opening request (RFC 6455 §4.2.1), and hyper's handle on the connection.
+pub struct Handshake {
+    key: HeaderValue,
+    /// The connection's socket, which the hub writes into.
+    socket: Arc<TcpStream>,
+    /// Whether the client offered the `vigia` subprotocol.
+    vigia_protocol: bool,
+    on_upgrade: OnUpgrade,
+}
 
-impl Transport for WsTransport {
-    async fn feed(&mut self, frame: Frame) -> Result<(), ()> {
-        self.0.feed(Message::Text(frame.text)).await.map_err(|_| ())
+/// The connection once the `101 Switching Protocols` response is sent.
+struct Upgraded {
+    socket: Arc<TcpStream>,
+    /// What the client sends, through hyper (which may hold bytes read past the handshake).
+    read: TokioIo<hyper::upgrade::Upgraded>,
+}
+
+impl FromRequestParts<AppState> for Handshake {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let bad = |what: &str| ApiError::BadRequest {
+            detail: format!("{what}: connect with a WebSocket client"),
+        };
+        if parts.method != Method::GET {
+            return Err(bad("a WebSocket handshake is a GET request"));
+        }
+        if !header_has_token(&parts.headers, header::CONNECTION, "upgrade") {
+            return Err(bad("the Connection header must include \"upgrade\""));
+        }
+        if !header_has_token(&parts.headers, header::UPGRADE, "websocket") {
+            return Err(bad("the Upgrade header must be \"websocket\""));
+        }
+        if !header_has_token(&parts.headers, header::SEC_WEBSOCKET_VERSION, "13") {
+            return Err(bad("Sec-WebSocket-Version must be 13"));
+        }
+        let key = parts
+            .headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .cloned()
+            .ok_or_else(|| bad("the Sec-WebSocket-Key header is missing"))?;
+        let socket = parts
+            .extensions
+            .get::<ConnectInfo<Peer>>()
+            .map(|ConnectInfo(peer)| peer.socket())
+            .ok_or_else(|| bad("this connection cannot be upgraded"))?;
+        let on_upgrade = parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .ok_or_else(|| bad("this connection cannot be upgraded"))?;
+        Ok(Self {
+            key,
+            socket,
+            vigia_protocol: header_has_token(
+                &parts.headers,
+                header::SEC_WEBSOCKET_PROTOCOL,
+                PROTOCOL,
+            ),
+            on_upgrade,
+        })
+    }
+}
+
+impl Handshake {
+    fn response(&self) -> Response {
+        let mut response = Response::new(axum::body::Body::empty());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(self.key.as_bytes())) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        if self.vigia_protocol {
+            headers.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(PROTOCOL),
+            );
+        }
+        response
     }
 
-    async fn flush(&mut self) -> Result<(), ()> {
-        self.0.flush().await.map_err(|_| ())
+    /// Waits for hyper to hand the connection over after the 101 response.
+    async fn upgraded(self) -> Option<Upgraded> {
+        let upgraded = match self.on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "WebSocket upgrade failed");
+                return None;
+            }
+        };
+        Some(Upgraded {
+            socket: self.socket,
+            read: TokioIo::new(upgraded),
+        })
+    }
+}
+
+/// Whether a comma-separated header holds `token` (case-insensitive).
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+struct WsTransport(Arc<Socket>);
+
+impl Transport for WsTransport {
+    async fn backlog(&mut self) -> bool {
+        self.0.backlog().await;
+        true
+    }
+
+    async fn drain(&mut self) -> Result<u64, ()> {
+        // The hub counted these frames when it handed them to the socket.
+        self.0.flush().await.map(|_| 0).map_err(|_| ())
+    }
+
+    async fn write(&mut self, frames: Vec<Frame>) -> Result<(), ()> {
+        for frame in &frames {
+            loop {
+                match self.0.send(&frame.wire) {
+                    Sent::Written | Sent::Queued => break,
+                    Sent::Full => {
+                        self.0.flush().await.map_err(|_| ())?;
+                    }
+                    Sent::Broken => return Err(()),
+                }
+            }
+        }
+        self.0.flush().await.map(|_| ()).map_err(|_| ())
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        let _ = self.0.send(Message::Close(Some(frame))).await;
+        if self.0.send(&close_frame(code, reason)) != Sent::Broken {
+            let _ = self.0.flush().await;
+        }
     }
 }
 
 /// The client's messages; ends when it closes or the connection fails.
-fn incoming(stream: SplitStream<WebSocket>) -> impl Stream<Item = Incoming> + Unpin + Send {
+fn incoming(
+    stream: WebSocketStream<SocketIo<TokioIo<hyper::upgrade::Upgraded>>>,
+) -> impl Stream<Item = Incoming> + Unpin + Send {
     Box::pin(futures::stream::unfold(stream, |mut stream| async move {
         loop {
             let item = match stream.next().await? {
                 Ok(Message::Text(text)) => Incoming::Text(text.as_str().to_owned()),
                 Ok(Message::Binary(_)) => Incoming::Binary,
-                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                Ok(Message::Close(_)) => return None,
-                // tungstenite's capacity error: "Space limit exceeded" / "Message too long".
-                Err(error) if is_capacity(&error.to_string()) => Incoming::TooBig,
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+                Ok(Message::Close(_)) => {
+                    // Reading on writes tungstenite's reply to the close.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+                    return None;
+                }
+                Err(Error::Capacity(_)) => Incoming::TooBig,
                 Err(_) => return None,
             };
             return Some((item, stream));
         }
     }))
-}
-
-fn is_capacity(message: &str) -> bool {
-    message.contains("too long") || message.contains("Space limit") || message.contains("capacity")
 }
