@@ -67,19 +67,14 @@ impl AsyncRead for Connection {
     }
 }
 
-/// Reads from a shared socket: waits for readiness, then reads without blocking.
-pub fn read(
-    stream: &TcpStream,
-    cx: &mut Context<'_>,
-    buf: &mut ReadBuf<'_>,
-) -> Poll<io::Result<()>> {
+/// Reads from a shared socket: waits for readiness, then reads without blocking, straight into
+/// the buffer's uninitialized space (hyper's read buffers are large: clearing them on every
+/// read would cost more than the read).
+fn read(stream: &TcpStream, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
     loop {
         ready!(stream.poll_read_ready(cx))?;
-        match stream.try_read(buf.initialize_unfilled()) {
-            Ok(n) => {
-                buf.advance(n);
-                return Poll::Ready(Ok(()));
-            }
+        match stream.try_read_buf(buf) {
+            Ok(_) => return Poll::Ready(Ok(())),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Poll::Ready(Err(e)),
         }
