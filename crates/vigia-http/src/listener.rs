@@ -1,7 +1,8 @@
-//! The server's TCP listener. Each accepted socket is shared: hyper reads and writes HTTP
-//! through [`Connection`], and the request's [`Peer`] holds the same socket, so that `GET /ws`
-//! can write frames into it directly once the connection is upgraded (hyper hands an upgraded
-//! connection back only behind its own buffering type, which cannot be taken apart).
+//! The server's TCP listener. Each accepted socket is split: hyper reads HTTP through
+//! [`Connection`]'s read half, and its write half is shared with the request's [`Peer`], so
+//! that `GET /ws` can write frames into it directly once the connection is upgraded (hyper
+//! hands an upgraded connection back only behind its own buffering type, which cannot be
+//! taken apart).
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::task::{Context, Poll, ready};
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A TCP listener whose connections [`Peer`] can reach.
@@ -23,7 +25,12 @@ impl axum::serve::Listener for Listener {
 
     async fn accept(&mut self) -> (Connection, SocketAddr) {
         let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        (Connection(Arc::new(stream)), addr)
+        let (read, write) = stream.into_split();
+        let connection = Connection {
+            read,
+            write: Arc::new(write),
+        };
+        (connection, addr)
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -31,20 +38,25 @@ impl axum::serve::Listener for Listener {
     }
 }
 
-/// An accepted TCP connection, shared between hyper and (after an upgrade) a WebSocket.
-pub struct Connection(Arc<TcpStream>);
+/// An accepted TCP connection. Reads are tokio's own; the write half is shared with [`Peer`]
+/// so that a WebSocket can write into it from any thread after the upgrade.
+pub struct Connection {
+    read: OwnedReadHalf,
+    write: Arc<OwnedWriteHalf>,
+}
 
 /// Who is on the other end of a request's connection (axum's `ConnectInfo`).
 #[derive(Clone, Debug)]
 pub struct Peer {
     pub addr: SocketAddr,
-    socket: Arc<TcpStream>,
+    writer: Arc<OwnedWriteHalf>,
 }
 
 impl Peer {
-    /// The connection's socket, for a WebSocket to write into after the upgrade.
-    pub fn socket(&self) -> Arc<TcpStream> {
-        self.socket.clone()
+    /// The connection's write half, for a WebSocket to write into after the upgrade (its
+    /// `AsRef<TcpStream>` gives the non-blocking writes and write readiness).
+    pub fn writer(&self) -> Arc<OwnedWriteHalf> {
+        self.writer.clone()
     }
 }
 
@@ -52,31 +64,35 @@ impl Connected<IncomingStream<'_, Listener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, Listener>) -> Self {
         Peer {
             addr: *stream.remote_addr(),
-            socket: stream.io().0.clone(),
+            writer: stream.io().write.clone(),
         }
     }
 }
 
 impl AsyncRead for Connection {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        read(&self.0, cx, buf)
+        Pin::new(&mut self.read).poll_read(cx, buf)
     }
 }
 
-/// Reads from a shared socket: waits for readiness, then reads without blocking, straight into
-/// the buffer's uninitialized space (hyper's read buffers are large: clearing them on every
-/// read would cost more than the read).
-fn read(stream: &TcpStream, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-    loop {
-        ready!(stream.poll_read_ready(cx))?;
-        match stream.try_read_buf(buf) {
-            Ok(_) => return Poll::Ready(Ok(())),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Poll::Ready(Err(e)),
+impl Connection {
+    /// Runs `write` once the socket is writable, until it takes something.
+    fn poll_with(
+        &self,
+        cx: &mut Context<'_>,
+        write: impl Fn(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let stream: &TcpStream = (*self.write).as_ref();
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            match write(stream) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
         }
     }
 }
@@ -87,13 +103,7 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                result => return Poll::Ready(result),
-            }
-        }
+        self.poll_with(cx, |stream| stream.try_write(buf))
     }
 
     fn poll_write_vectored(
@@ -101,13 +111,7 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                result => return Poll::Ready(result),
-            }
-        }
+        self.poll_with(cx, |stream| stream.try_write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -119,6 +123,7 @@ impl AsyncWrite for Connection {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
+        let stream: &TcpStream = self.read.as_ref();
+        Poll::Ready(socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write))
     }
 }

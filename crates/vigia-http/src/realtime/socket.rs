@@ -21,6 +21,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 /// Pending frames written with one `writev` at most.
@@ -41,7 +42,7 @@ pub enum Sent {
 
 /// The write side of one WebSocket connection, shared by the hub and the connection's task.
 pub struct Socket {
-    stream: Arc<TcpStream>,
+    writer: Arc<OwnedWriteHalf>,
     pending: Mutex<Pending>,
     /// Notified when frames start waiting in the pending queue (or the socket broke).
     wake: Notify,
@@ -57,13 +58,17 @@ struct Pending {
 }
 
 impl Socket {
-    pub fn new(stream: Arc<TcpStream>, capacity: usize) -> Self {
+    pub fn new(writer: Arc<OwnedWriteHalf>, capacity: usize) -> Self {
         Self {
-            stream,
+            writer,
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
             capacity: capacity.max(1),
         }
+    }
+
+    fn stream(&self) -> &TcpStream {
+        (*self.writer).as_ref()
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
@@ -87,7 +92,7 @@ impl Socket {
             pending.frames.push_back(frame.clone());
             return Sent::Queued;
         }
-        let rest = match self.stream.try_write(frame) {
+        let rest = match self.stream().try_write(frame) {
             Ok(n) if n == frame.len() => return Sent::Written,
             Ok(n) => frame.slice(n..),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => frame.clone(),
@@ -140,7 +145,7 @@ impl Socket {
                 .take(WRITEV_SLICES)
                 .map(|f| IoSlice::new(f))
                 .collect();
-            match self.stream.try_write_vectored(&slices) {
+            match self.stream().try_write_vectored(&slices) {
                 Ok(mut n) => {
                     drop(slices);
                     while n > 0 {
@@ -160,7 +165,7 @@ impl Socket {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drop(slices);
                     drop(pending);
-                    ready!(self.stream.poll_write_ready(cx))?;
+                    ready!(self.stream().poll_write_ready(cx))?;
                 }
                 Err(e) => {
                     drop(slices);
@@ -266,7 +271,9 @@ mod tests {
             .await
             .expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
-        (Arc::new(Socket::new(Arc::new(server), capacity)), client)
+        let (read, write) = server.into_split();
+        drop(read);
+        (Arc::new(Socket::new(Arc::new(write), capacity)), client)
     }
 
     #[test]

@@ -15,7 +15,7 @@ use axum::response::Response;
 use futures::{Stream, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -72,7 +72,7 @@ pub async fn ws(
             .write_buffer_size(0)
             .max_message_size(Some(hub.config.max_message_bytes))
             .max_frame_size(Some(hub.config.max_message_bytes));
-        let socket = Arc::new(Socket::new(connection.socket, hub.config.queue_capacity));
+        let socket = Arc::new(Socket::new(connection.writer, hub.config.queue_capacity));
         let registration = admission.register(Outlet::Socket(socket.clone()));
         let io = SocketIo {
             read: connection.read,
@@ -95,8 +95,8 @@ pub async fn ws(
 /// A valid WebSocket opening request (RFC 6455 §4.2.1), and hyper's handle on the connection.
 pub struct Handshake {
     key: HeaderValue,
-    /// The connection's socket, which the hub writes into.
-    socket: Arc<TcpStream>,
+    /// The connection's write half, which the hub writes into.
+    writer: Arc<OwnedWriteHalf>,
     /// Whether the client offered the `vigia` subprotocol.
     vigia_protocol: bool,
     on_upgrade: OnUpgrade,
@@ -104,7 +104,7 @@ pub struct Handshake {
 
 /// The connection once the `101 Switching Protocols` response is sent.
 struct Upgraded {
-    socket: Arc<TcpStream>,
+    writer: Arc<OwnedWriteHalf>,
     /// What the client sends, through hyper (which may hold bytes read past the handshake).
     read: TokioIo<hyper::upgrade::Upgraded>,
 }
@@ -133,10 +133,10 @@ impl FromRequestParts<AppState> for Handshake {
             .get(header::SEC_WEBSOCKET_KEY)
             .cloned()
             .ok_or_else(|| bad("the Sec-WebSocket-Key header is missing"))?;
-        let socket = parts
+        let writer = parts
             .extensions
             .get::<ConnectInfo<Peer>>()
-            .map(|ConnectInfo(peer)| peer.socket())
+            .map(|ConnectInfo(peer)| peer.writer())
             .ok_or_else(|| bad("this connection cannot be upgraded"))?;
         let on_upgrade = parts
             .extensions
@@ -144,7 +144,7 @@ impl FromRequestParts<AppState> for Handshake {
             .ok_or_else(|| bad("this connection cannot be upgraded"))?;
         Ok(Self {
             key,
-            socket,
+            writer,
             vigia_protocol: header_has_token(
                 &parts.headers,
                 header::SEC_WEBSOCKET_PROTOCOL,
@@ -184,7 +184,7 @@ impl Handshake {
             }
         };
         Some(Upgraded {
-            socket: self.socket,
+            writer: self.writer,
             read: TokioIo::new(upgraded),
         })
     }
