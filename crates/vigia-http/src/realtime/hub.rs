@@ -164,7 +164,8 @@ impl Outlet {
         (Outlet::Queue(tx), rx)
     }
 
-    /// Hands over a frame; `false` when the connection cannot take it (full or gone).
+    /// Hands over a frame without waiting: taken (written or queued), refused because the
+    /// connection is full, or the connection is gone.
     fn offer(&self, frame: &Frame) -> Offered {
         match self {
             Outlet::Socket(socket) => match socket.send(&frame.wire) {
@@ -181,6 +182,7 @@ impl Outlet {
     }
 }
 
+/// What became of a frame offered to a connection.
 enum Offered {
     Taken,
     Full,
