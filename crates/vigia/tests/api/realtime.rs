@@ -945,3 +945,61 @@ async fn a_gap_beyond_the_replay_window_asks_for_a_resync_and_limits_hold() {
     assert_eq!(closed["type"], "_closed");
     assert_eq!(closed["code"], 1009);
 }
+
+/// The server writes frames into the socket itself; tungstenite's own replies (a pong, the
+/// echo of a client's close) take the same path, in order with the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_pings_are_answered_and_a_clients_close_is_echoed() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await.expect("app");
+    let c = campus(&app).await;
+    let mut client = connect_ws(&app.url, Credential::Bearer(&c.admin.token)).await;
+    client.subscribe(&["incidents"], None).await;
+
+    client
+        .socket
+        .send(Message::Ping(b"faro".to_vec().into()))
+        .await
+        .expect("ping");
+    let pong = tokio::time::timeout(SECOND, async {
+        loop {
+            match client.socket.next().await.expect("open").expect("frame") {
+                Message::Pong(payload) => return payload,
+                Message::Text(_) => {}
+                other => panic!("expected a pong, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a pong within a second");
+    assert_eq!(&pong[..], b"faro");
+
+    // Events still arrive after the pong, whole.
+    let id = report(&app, &c.reporter, public_leak(&c, "public")).await["id"]
+        .as_i64()
+        .expect("id");
+    let created = client.expect_event(SECOND, "incident.created").await;
+    assert_eq!(created["data"]["incident_id"], id);
+
+    client
+        .socket
+        .send(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: 1000.into(),
+                reason: "bye".into(),
+            },
+        )))
+        .await
+        .expect("close");
+    let echo = tokio::time::timeout(SECOND, async {
+        loop {
+            match client.socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected the close echoed, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the close echoed within a second");
+    assert_eq!(echo.map(|f| u16::from(f.code)), Some(1000));
+}
