@@ -5,6 +5,8 @@
 //!
 //! Loopback only: the target must be a 127.0.0.1 / localhost URL.
 
+mod client;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +15,6 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
-mod client;
 use client::{Client, Incoming};
 
 #[derive(Parser)]
