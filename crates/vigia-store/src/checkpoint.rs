@@ -103,8 +103,12 @@ mod tests {
         let checkpointer =
             Checkpointer::start(&path, Duration::from_millis(10), Duration::from_secs(5))
                 .expect("start");
+        // The file grows while a checkpoint copies, before the thread records what it copied:
+        // wait for both.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while size() < 400_000 && std::time::Instant::now() < deadline {
+        while (size() < 400_000 || checkpointer.checkpointed_frames() == 0)
+            && std::time::Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(size() >= 400_000, "the rows reached the database file");
