@@ -48,10 +48,8 @@ pub struct RealtimeConfig {
     pub max_connections: usize,
     /// Largest message a client may send.
     pub max_message_bytes: usize,
-    /// WebSocket write buffer size per connection.
-    /// WebSocket read buffer size per connection. tungstenite clears it on every read attempt,
-    /// and a connection attempts a read each time it wakes to send, so it is small: clients
-    /// send small messages, and a larger one is read in more calls.
+    /// WebSocket read buffer size per connection: clients send small messages, and a larger
+    /// one is read in more calls.
     pub ws_read_buffer_bytes: usize,
     /// Fallback poll of the event log when no commit wakes the reader.
     pub poll_interval: Duration,

@@ -123,7 +123,7 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
             }
             tokio::select! {
                 biased;
-                () = session.kill.as_mut() => break session.closing(),
+                () = session.kill.as_mut() => break closing(&conn),
                 () = &mut recheck => {
                     recheck.set(conn.recheck.notified());
                     if let Err(s) = session.recheck().await {
@@ -177,6 +177,27 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
         Stop::Revoked => REVOKED,
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), transport.close(code, reason)).await;
+}
+
+/// Why the hub told `conn` to close (once its `kill` has completed).
+fn closing(conn: &Conn) -> Stop {
+    match conn.closing() {
+        Some(Closing::Shutdown) => Stop::Shutdown,
+        _ => Stop::Slow,
+    }
+}
+
+/// Runs a write to the transport, giving up as soon as the hub tells the connection to close.
+async fn unless_killed<R>(
+    kill: &mut Pin<Box<Notified<'_>>>,
+    conn: &Conn,
+    work: impl Future<Output = Result<R, ()>>,
+) -> Result<R, Stop> {
+    tokio::select! {
+        biased;
+        () = kill.as_mut() => Err(closing(conn)),
+        result = work => result.map_err(|()| Stop::Gone),
+    }
 }
 
 struct Session<'a, T> {
@@ -242,31 +263,13 @@ impl<T: Transport> Session<'_, T> {
     }
     /// Writes frames, giving up as soon as the hub tells the connection to close.
     async fn write(&mut self, frames: Vec<Frame>) -> Result<(), Stop> {
-        let work = self.transport.write(frames);
-        tokio::select! {
-            biased;
-            () = self.kill.as_mut() => Err(self.closing()),
-            result = work => result.map_err(|()| Stop::Gone),
-        }
+        unless_killed(&mut self.kill, self.conn, self.transport.write(frames)).await
     }
 
     /// Writes what the hub handed over, giving up as soon as the hub tells the connection to
     /// close; how many frames the hub had not counted.
     async fn drain(&mut self) -> Result<u64, Stop> {
-        let work = self.transport.drain();
-        tokio::select! {
-            biased;
-            () = self.kill.as_mut() => Err(self.closing()),
-            result = work => result.map_err(|()| Stop::Gone),
-        }
-    }
-
-    /// Why the hub told the connection to close (once `kill` has completed).
-    fn closing(&self) -> Stop {
-        match self.conn.closing() {
-            Some(Closing::Shutdown) => Stop::Shutdown,
-            _ => Stop::Slow,
-        }
+        unless_killed(&mut self.kill, self.conn, self.transport.drain()).await
     }
 
     async fn error(&mut self, detail: &str) -> Result<(), Stop> {

@@ -110,7 +110,8 @@ impl Socket {
     }
 
     /// Whether frames wait to be written.
-    pub fn has_pending(&self) -> bool {
+    #[cfg(test)]
+    fn has_pending(&self) -> bool {
         !self.pending().frames.is_empty()
     }
 
