@@ -101,24 +101,9 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-// The buffer a worker thread encodes its next response in.
-thread_local! {
-    static NEXT_BODY: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// Room a fresh body buffer gets beyond the size of the thread's last response.
-const BODY_SLACK: usize = 1024;
-
-/// `value` as a JSON body, encoded in a buffer sized like the thread's previous response and
-/// handed to the response without a copy. Growing a fresh buffer by doubling copied a 33 KB
-/// page of incidents about twice over; encoding in a reused buffer and copying out cost one
-/// copy. The next buffer is allocated (not touched) at the size this one reached.
+/// `value` as a JSON body (see [`crate::json_out::body`]).
 fn json_body<T: Serialize>(value: &T) -> serde_json::Result<Bytes> {
-    let mut body = NEXT_BODY.take();
-    body.clear();
-    let encoded = serde_json::to_writer(&mut body, value);
-    NEXT_BODY.set(Vec::with_capacity(body.len() + BODY_SLACK));
-    encoded.map(|()| Bytes::from(body))
+    crate::json_out::body(|buffer| serde_json::to_writer(buffer, value))
 }
 
 /// A query string, with errors as 422 naming the parameter. Unknown parameters are rejected by

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod json_out;
 mod limits;
 pub mod listener;
 pub mod metrics;

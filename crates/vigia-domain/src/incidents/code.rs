@@ -43,22 +43,41 @@ impl IncidentCode {
         }
         digits.parse().map(Self).map_err(|_| invalid())
     }
+
+    /// Calls `f` with the code as text, written on the stack: lists write one per item.
+    pub fn with_str<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        // "INC-" and at most 20 digits (u64::MAX).
+        let mut buf = [b'0'; INCIDENT_CODE_PREFIX.len() + 20];
+        buf[..INCIDENT_CODE_PREFIX.len()].copy_from_slice(INCIDENT_CODE_PREFIX.as_bytes());
+        let mut digits = [0u8; 20];
+        let mut n = self.0;
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            n /= 10;
+            len += 1;
+            if n == 0 {
+                break;
+            }
+        }
+        let width = len.max(MIN_DIGITS);
+        let start = INCIDENT_CODE_PREFIX.len();
+        for i in 0..len {
+            buf[start + width - 1 - i] = digits[i];
+        }
+        f(std::str::from_utf8(&buf[..start + width]).unwrap_or_default())
+    }
 }
 
 impl std::fmt::Display for IncidentCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{INCIDENT_CODE_PREFIX}{:0width$}",
-            self.0,
-            width = MIN_DIGITS
-        )
+        self.with_str(|code| f.write_str(code))
     }
 }
 
 impl Serialize for IncidentCode {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        self.with_str(|code| serializer.serialize_str(code))
     }
 }
 
@@ -90,6 +109,11 @@ mod tests {
         assert_eq!(
             IncidentCode::from_sequence(1_234_567).to_string(),
             "INC-1234567"
+        );
+        assert_eq!(IncidentCode::from_sequence(0).to_string(), "INC-000000");
+        assert_eq!(
+            IncidentCode::from_sequence(u64::MAX).to_string(),
+            format!("INC-{}", u64::MAX)
         );
     }
 
