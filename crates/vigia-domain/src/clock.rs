@@ -54,42 +54,57 @@ impl Timestamp {
 
     fn write_rfc3339(self, buf: &mut [u8; 24]) -> usize {
         let seconds = self.0.div_euclid(1000);
-        let millis = self.0.rem_euclid(1000);
+        let millis = self.0.rem_euclid(1000) as usize;
         let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
         if !(0..=9999).contains(&year) {
             return 0;
         }
-        let of_day = seconds.rem_euclid(86_400);
-        let digits = |buf: &mut [u8; 24], at: usize, width: usize, mut value: i64| {
-            for i in (at..at + width).rev() {
-                buf[i] = b'0' + (value % 10) as u8;
-                value /= 10;
+        let (year, month, day) = (year as usize, month as usize, day as usize);
+        let of_day = seconds.rem_euclid(86_400) as usize;
+        let pair = |buf: &mut [u8; 24], at: usize, value: usize| {
+            buf[at..at + 2].copy_from_slice(&TWO_DIGITS[2 * value..2 * value + 2]);
+        };
+        pair(buf, 0, year / 100);
+        pair(buf, 2, year % 100);
+        buf[4] = b'-';
+        pair(buf, 5, month);
+        buf[7] = b'-';
+        pair(buf, 8, day);
+        buf[10] = b'T';
+        pair(buf, 11, of_day / 3600);
+        buf[13] = b':';
+        pair(buf, 14, of_day / 60 % 60);
+        buf[16] = b':';
+        pair(buf, 17, of_day % 60);
+        let len = if millis == 0 {
+            19
+        } else {
+            buf[19] = b'.';
+            buf[20] = b'0' + (millis / 100) as u8;
+            pair(buf, 21, millis % 100);
+            // Without trailing zeros: .5, .25, .125.
+            match millis {
+                m if m % 100 == 0 => 21,
+                m if m % 10 == 0 => 22,
+                _ => 23,
             }
         };
-        digits(buf, 0, 4, year);
-        buf[4] = b'-';
-        digits(buf, 5, 2, month);
-        buf[7] = b'-';
-        digits(buf, 8, 2, day);
-        buf[10] = b'T';
-        digits(buf, 11, 2, of_day / 3600);
-        buf[13] = b':';
-        digits(buf, 14, 2, of_day / 60 % 60);
-        buf[16] = b':';
-        digits(buf, 17, 2, of_day % 60);
-        let mut len = 19;
-        if millis != 0 {
-            buf[19] = b'.';
-            digits(buf, 20, 3, millis);
-            len = 23;
-            while buf[len - 1] == b'0' {
-                len -= 1;
-            }
-        }
         buf[len] = b'Z';
         len + 1
     }
 }
+
+/// "00", "01", ..., "99", back to back: two digits at a time.
+const TWO_DIGITS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        table[2 * n] = b'0' + (n / 10) as u8;
+        table[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    table
+};
 
 /// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01
 /// (Howard Hinnant's `civil_from_days`).

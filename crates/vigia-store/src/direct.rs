@@ -74,11 +74,23 @@ pub fn query<T>(
     conn: &Conn,
     sql: &str,
     args: &[&dyn ToSql],
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>> {
+    query_sized(conn, sql, args, 0, map)
+}
+
+/// [`query`] into a vector with room for `expected` rows from the start, so a page of large
+/// rows is not moved as the vector grows.
+pub fn query_sized<T>(
+    conn: &Conn,
+    sql: &str,
+    args: &[&dyn ToSql],
+    expected: usize,
     mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> StoreResult<Vec<T>> {
     let mut statement = prepare(conn, sql, args)?;
     let mut rows = statement.raw_query();
-    let mut mapped = Vec::new();
+    let mut mapped = Vec::with_capacity(expected);
     while let Some(row) = rows.next()? {
         mapped.push(map(row)?);
     }

@@ -14,6 +14,8 @@ pub(crate) enum Arg {
 pub(crate) struct Sql {
     pub text: String,
     pub args: Vec<Arg>,
+    /// The LIMIT it ends with, if any: the most rows it can return.
+    pub max_rows: Option<usize>,
 }
 
 impl Sql {
@@ -21,6 +23,7 @@ impl Sql {
         Self {
             text: text.to_owned(),
             args: Vec::new(),
+            max_rows: None,
         }
     }
 
@@ -37,6 +40,7 @@ impl Sql {
     /// Ends the statement with ` LIMIT n`, see [`limit`].
     pub fn limit(&mut self, n: usize) {
         self.text.push_str(&limit(n));
+        self.max_rows = Some(n);
     }
 }
 

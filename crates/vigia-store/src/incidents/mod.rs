@@ -37,8 +37,6 @@ pub struct Incident {
     pub department_id: Option<DepartmentId>,
     pub assignee_id: Option<UserId>,
     pub reporter_id: Option<UserId>,
-    /// Who reported it: `user:12`, `api_key:3`, `system`.
-    pub reporter_label: String,
     pub title: String,
     pub description: String,
     pub zone_id: Option<ZoneId>,
@@ -67,7 +65,7 @@ impl Incident {
     }
 }
 
-pub(crate) const INCIDENT_COLUMNS: &str = "id, category_id, department_id, assignee_id, reporter_id, reporter_label, \
+pub(crate) const INCIDENT_COLUMNS: &str = "id, category_id, department_id, assignee_id, reporter_id, \
     title, description, zone_id, location_text, lat, lon, urgency, status, source, visibility, votes, version, \
     sla_started_at, sla_acknowledge_secs, sla_resolve_secs, sla_raise_urgency, sla_paused_since, sla_paused_total_ms, \
     acknowledged_at, resolved_at, closed_at, created_at, updated_at";
@@ -79,7 +77,6 @@ pub(crate) struct IncidentRow {
     department_id: Option<i64>,
     assignee_id: Option<i64>,
     reporter_id: Option<i64>,
-    reporter_label: String,
     title: String,
     description: String,
     zone_id: Option<i64>,
@@ -118,30 +115,29 @@ impl IncidentRow {
             department_id: row.get(2)?,
             assignee_id: row.get(3)?,
             reporter_id: row.get(4)?,
-            reporter_label: row.get(5)?,
-            title: row.get(6)?,
-            description: row.get(7)?,
-            zone_id: row.get(8)?,
-            location_text: row.get(9)?,
-            lat: row.get(10)?,
-            lon: row.get(11)?,
-            urgency: direct::parsed(row, 12, Urgency::parse)?,
-            status: direct::parsed(row, 13, Status::parse)?,
-            source: direct::parsed(row, 14, Source::parse)?,
-            visibility: direct::parsed(row, 15, IncidentVisibility::parse)?,
-            votes: row.get(16)?,
-            version: row.get(17)?,
-            sla_started_at: row.get(18)?,
-            sla_acknowledge_secs: row.get(19)?,
-            sla_resolve_secs: row.get(20)?,
-            sla_raise_urgency: row.get(21)?,
-            sla_paused_since: row.get(22)?,
-            sla_paused_total_ms: row.get(23)?,
-            acknowledged_at: row.get(24)?,
-            resolved_at: row.get(25)?,
-            closed_at: row.get(26)?,
-            created_at: row.get(27)?,
-            updated_at: row.get(28)?,
+            title: row.get(5)?,
+            description: row.get(6)?,
+            zone_id: row.get(7)?,
+            location_text: row.get(8)?,
+            lat: row.get(9)?,
+            lon: row.get(10)?,
+            urgency: direct::parsed(row, 11, Urgency::parse)?,
+            status: direct::parsed(row, 12, Status::parse)?,
+            source: direct::parsed(row, 13, Source::parse)?,
+            visibility: direct::parsed(row, 14, IncidentVisibility::parse)?,
+            votes: row.get(15)?,
+            version: row.get(16)?,
+            sla_started_at: row.get(17)?,
+            sla_acknowledge_secs: row.get(18)?,
+            sla_resolve_secs: row.get(19)?,
+            sla_raise_urgency: row.get(20)?,
+            sla_paused_since: row.get(21)?,
+            sla_paused_total_ms: row.get(22)?,
+            acknowledged_at: row.get(23)?,
+            resolved_at: row.get(24)?,
+            closed_at: row.get(25)?,
+            created_at: row.get(26)?,
+            updated_at: row.get(27)?,
         })
     }
 
@@ -165,7 +161,6 @@ impl IncidentRow {
             department_id: self.department_id.map(DepartmentId),
             assignee_id: self.assignee_id.map(UserId),
             reporter_id: self.reporter_id.map(UserId),
-            reporter_label: self.reporter_label,
             title: self.title,
             description: self.description,
             zone_id: self.zone_id.map(ZoneId),

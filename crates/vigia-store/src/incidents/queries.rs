@@ -55,7 +55,7 @@ pub async fn find(db: &Db, scope: &ReadScope, id: IncidentId) -> StoreResult<Inc
 /// readers: rows are mapped where SQLite produces them.
 async fn incident_rows(db: &Db, sql: Sql) -> StoreResult<Vec<IncidentRow>> {
     crate::direct_read!(db,
-        sqlite: |conn| direct::query(conn, &sql.text, &direct::args(&sql.args), IncidentRow::from_direct),
+        sqlite: |conn| direct::query_sized(conn, &sql.text, &direct::args(&sql.args), sql.max_rows.unwrap_or(1), IncidentRow::from_direct),
         postgres: |pool| Ok(bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args)
             .fetch_all(pool)
             .await?),

@@ -253,8 +253,8 @@ fn outcome_steps(owner: &str, outcomes: &[(JobId, Outcome)], now: Timestamp) -> 
     const DEAD_RUN: &str = "UPDATE schedule_runs SET status = 'failed', error = $2, finished_at = $3, \
          duration_ms = $3 - COALESCE(started_at, $3) WHERE job_id = $1 AND status IN ('queued', 'running', 'retrying')";
     let sql = |text: &str, args: Vec<Arg>| Sql {
-        text: text.to_owned(),
         args,
+        ..Sql::new(text)
     };
     for (id, outcome) in outcomes {
         let (job, run) = match outcome {
