@@ -25,7 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 pub use error::{ApiError, ApiResult};
 pub use state::{AppState, HttpConfig};
@@ -49,10 +49,11 @@ pub fn app(state: AppState) -> Router {
         .merge(realtime::router())
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
-    let docs = SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi::document());
+    let docs = SwaggerUi::new("/api/docs").config(Config::from(openapi::DOCUMENT_PATH));
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .merge(docs)
+        .merge(openapi::router())
         .merge(api)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -97,6 +97,9 @@ backend_tests! {
         let html = page.text().await.expect("html");
         assert!(html.contains("swagger-ui"), "{html}");
         assert!(!html.contains("unpkg.com") && !html.contains("cdn."), "docs must not load from a CDN");
+        let initializer = app.client.get(format!("{}/api/docs/swagger-initializer.js", app.url)).send().await.expect("send");
+        let initializer = initializer.text().await.expect("script");
+        assert!(initializer.contains("/api/openapi.json"), "the docs page must load the served document: {initializer}");
         let bundle = app.client.get(format!("{}/api/docs/swagger-ui-bundle.js", app.url)).send().await.expect("send");
         assert_eq!(bundle.status(), StatusCode::OK);
     }
