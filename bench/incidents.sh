@@ -44,6 +44,7 @@ token() {
 }
 REPORTER="$(token reporter@demo.vigia.local faro-este-2026)"
 ADMIN="$(token admin@demo.vigia.local faro-norte-2026)"
+STAFF="$(token staff@demo.vigia.local faro-sur-2026)"
 
 cat >"$WORK/create.lua" <<'LUA'
 wrk.method = "POST"
@@ -77,10 +78,13 @@ DRAINED=$((SECONDS - DRAIN_START))
 echo "--- background work: $BACKLOG jobs pending after the burst, drained in ${DRAINED} s (left: $(pending))"
 run list -H "Authorization: Bearer $ADMIN" "$BASE/api/v1/incidents?limit=50"
 run list-filtered -H "Authorization: Bearer $ADMIN" "$BASE/api/v1/incidents?limit=50&status=new&urgency=high"
+# A staff member's and a reporter's lists: their scopes (public, their departments', their own).
+run list-staff -H "Authorization: Bearer $STAFF" "$BASE/api/v1/incidents?limit=50"
+run list-reporter -H "Authorization: Bearer $REPORTER" "$BASE/api/v1/incidents?limit=50"
 
 summary() { grep -E "$2" "$WORK/$1.txt" | awk '{print $2}' | head -1; }
 printf '\n%-28s %12s %10s %10s\n' "scenario" "req/s" "p50" "p99"
-for name in create list list-filtered; do
+for name in create list list-filtered list-staff list-reporter; do
     printf '%-28s %12s %10s %10s\n' "$name" "$(summary "$name" 'Requests/sec')" "$(summary "$name" ' 50%')" "$(summary "$name" ' 99%')"
 done
 printf '%-28s %12s jobs in %s s\n' "background drain" "$BACKLOG" "$DRAINED"

@@ -150,32 +150,88 @@ pub async fn list(
     cursor: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<Page<Incident>> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"
-    ));
-    restrict(&mut sql, scope);
-    filter_conditions(&mut sql, filter);
-    if let Some(cursor) = cursor {
-        let op = if filter.sort == Sort::Newest {
-            "<"
-        } else {
-            ">"
-        };
-        let p = sql.arg(Arg::I64(cursor.0));
-        sql.push(&format!(" AND id {op} {p}"));
-    }
-    let order = if filter.sort == Sort::Newest {
-        "DESC"
-    } else {
-        "ASC"
-    };
-    sql.push(&format!(" ORDER BY id {order}"));
-    sql.limit(limit + 1);
-    let rows = incident_rows(db, sql).await?;
+    let rows = incident_rows(db, list_sql(scope, filter, cursor, limit + 1)).await?;
     let now = Timestamp::now();
     Ok(Page::from_rows(
         rows.into_iter().map(|r| r.into_incident(now)).collect(),
         limit,
         |i| i.id.0,
     ))
+}
+
+/// The SQL of a page of `rows` incidents.
+///
+/// A limited scope (public, or one of my departments', or mine) is read as one branch per
+/// alternative, each the newest `rows` incidents of that alternative that pass the filter, read
+/// from an index in id order (`migrations/*/0013_list_indexes.sql`); the page is the newest
+/// `rows` of their union, since the newest of a union are among the newest of each part. As a
+/// single `OR`, SQLite (a multi-index OR) and PostgreSQL (a bitmap OR) collected every
+/// incident the caller may see and sorted them all, for every page: 365 pages a second for a
+/// staff member against 21,000 for an admin, on 8,500 incidents.
+fn list_sql(
+    scope: &ReadScope,
+    filter: &IncidentFilter,
+    cursor: Option<Cursor>,
+    rows: usize,
+) -> Sql {
+    let (after, order) = match filter.sort {
+        Sort::Newest => ("<", "DESC"),
+        Sort::Oldest => (">", "ASC"),
+    };
+    // The filter, the cursor and the order: the same for the page and for each branch.
+    let page = |sql: &mut Sql| {
+        filter_conditions(sql, filter);
+        if let Some(cursor) = cursor {
+            let p = sql.arg(Arg::I64(cursor.0));
+            sql.push(&format!(" AND id {after} {p}"));
+        }
+        sql.push(&format!(" ORDER BY id {order}"));
+    };
+    let mut sql = Sql::new(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE "));
+    match scope {
+        ReadScope::Limited {
+            departments,
+            reporter,
+        } => {
+            let mut alternatives = vec![Alternative::Public];
+            alternatives.extend(departments.iter().copied().map(Alternative::Department));
+            alternatives.extend(reporter.iter().copied().map(Alternative::Reporter));
+            sql.push("id IN (");
+            for (n, alternative) in alternatives.iter().enumerate() {
+                if n > 0 {
+                    sql.push(" UNION ALL ");
+                }
+                sql.push("SELECT id FROM (SELECT id FROM incidents WHERE ");
+                match alternative {
+                    Alternative::Public => sql.push("visibility = 'public'"),
+                    Alternative::Department(d) => {
+                        let p = sql.arg(Arg::I64(d.0));
+                        sql.push(&format!("department_id = {p}"));
+                    }
+                    Alternative::Reporter(u) => {
+                        let p = sql.arg(Arg::I64(u.0));
+                        sql.push(&format!("reporter_id = {p}"));
+                    }
+                }
+                page(&mut sql);
+                sql.push(&crate::sql::limit(rows));
+                sql.push(&format!(") AS branch_{n}"));
+            }
+            sql.push(&format!(") ORDER BY id {order}"));
+        }
+        ReadScope::All | ReadScope::PublicOnly => {
+            sql.push("1 = 1");
+            restrict(&mut sql, scope);
+            page(&mut sql);
+        }
+    }
+    sql.limit(rows);
+    sql
+}
+
+/// One of the alternatives a limited scope admits an incident by.
+enum Alternative {
+    Public,
+    Department(DepartmentId),
+    Reporter(UserId),
 }

@@ -102,6 +102,37 @@ fn kinds(events: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Every id `who` gets from `GET /api/v1/incidents?{query}`, following the cursor page by page.
+async fn page_through(app: &TestApp, who: &TestUser, query: &str) -> Vec<i64> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let after = cursor
+            .as_deref()
+            .map(|c| format!("&cursor={c}"))
+            .unwrap_or_default();
+        let page = app
+            .get(
+                &format!("/api/v1/incidents?limit=3&{query}{after}"),
+                Some(&who.token),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        ids.extend(
+            page.body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| i["id"].as_i64().expect("id")),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return ids,
+        }
+    }
+    panic!("{query}: still more pages after 100 pages of 3: {ids:?}");
+}
+
 backend_tests! {
     async fn a_reported_incident_is_routed_worked_and_its_whole_history_is_kept(app: TestApp) {
         let c = campus(&app).await;
@@ -220,6 +251,41 @@ backend_tests! {
             assert_eq!(reply.error_field(), Some(field), "{:?}", reply.body);
         }
         assert_eq!(incident_count(&app, &c.admin).await, before);
+    }
+
+    async fn every_role_pages_through_exactly_what_its_scope_admits_in_order(app: TestApp) {
+        let c = campus(&app).await;
+        let categories = app.get("/api/v1/categories", Some(&c.admin.token)).await;
+        let theft = categories.body.as_array().expect("categories").iter()
+            .find(|k| k["default_department_id"].as_i64() == Some(c.dept_b))
+            .and_then(|k| k["id"].as_i64()).expect("a category routed to the second department");
+        // Reporters, staff reporting too, both departments, public and private, two urgencies.
+        let reporters = [&c.reporter, &c.other, &c.staff_b, &c.reporter];
+        for n in 0..26 {
+            let category = if n % 3 == 0 { theft } else { c.leak };
+            let visibility = if n % 5 == 0 { "public" } else { "private" };
+            let body = json!({ "category_id": category, "title": format!("Incidente {n}"),
+                "description": "Para recorrer la lista por páginas.", "visibility": visibility });
+            report(&app, reporters[n % reporters.len()], body).await;
+        }
+        for filter in ["", "urgency=high", "status=new&q=incidente"] {
+            let all = app.get(&format!("/api/v1/incidents?limit=200&{filter}"), Some(&c.admin.token)).await;
+            let all = all.body["items"].as_array().expect("items").clone();
+            assert!(all.len() >= 8, "{filter}: too few incidents to page through");
+            let viewers = [(&c.staff_a, Some(c.dept_a)), (&c.staff_b, Some(c.dept_b)), (&c.reporter, None), (&c.other, None), (&c.admin, None)];
+            for (viewer, department) in viewers {
+                let admitted: Vec<i64> = all.iter().filter(|i| {
+                    viewer.id == c.admin.id
+                        || i["visibility"] == "public"
+                        || i["reporter_id"].as_i64() == Some(viewer.id)
+                        || (department.is_some() && i["department_id"].as_i64() == department)
+                }).map(|i| i["id"].as_i64().expect("id")).collect();
+                let newest = page_through(&app, viewer, filter).await;
+                assert_eq!(newest, admitted, "{filter}: viewer {}", viewer.email);
+                let oldest = page_through(&app, viewer, &format!("sort=created&{filter}")).await;
+                assert_eq!(oldest, admitted.iter().rev().copied().collect::<Vec<_>>(), "{filter}, oldest first: viewer {}", viewer.email);
+            }
+        }
     }
 
     async fn a_reporter_never_learns_about_another_reporters_private_incident(app: TestApp) {
