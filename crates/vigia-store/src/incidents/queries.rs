@@ -12,6 +12,18 @@ use crate::{Db, StoreError, StoreResult, composed, direct};
 
 /// Appends the scope restriction to `sql` (which already has a WHERE clause).
 pub(crate) fn restrict(sql: &mut Sql, scope: &ReadScope) {
+    restrict_as(sql, scope, false);
+}
+
+/// [`restrict`]; `checked_only` writes a limited scope as expressions no index is looked up
+/// by (see [`filter_conditions_led_by`]), so that a page led by a filter's index is not
+/// planned as a multi-index OR over everything the scope admits.
+fn restrict_as(sql: &mut Sql, scope: &ReadScope, checked_only: bool) {
+    let (visibility, department, reporter_column) = if checked_only {
+        ("visibility || ''", "department_id + 0", "reporter_id + 0")
+    } else {
+        ("visibility", "department_id", "reporter_id")
+    };
     match scope {
         ReadScope::All => {}
         ReadScope::PublicOnly => sql.push(" AND visibility = 'public'"),
@@ -19,14 +31,14 @@ pub(crate) fn restrict(sql: &mut Sql, scope: &ReadScope) {
             departments,
             reporter,
         } => {
-            let mut alternatives = vec!["visibility = 'public'".to_owned()];
+            let mut alternatives = vec![format!("{visibility} = 'public'")];
             if !departments.is_empty() {
                 let list: Vec<String> =
                     departments.iter().map(|d| sql.arg(Arg::I64(d.0))).collect();
-                alternatives.push(format!("department_id IN ({})", list.join(", ")));
+                alternatives.push(format!("{department} IN ({})", list.join(", ")));
             }
             if let Some(user) = reporter {
-                alternatives.push(format!("reporter_id = {}", sql.arg(Arg::I64(user.0))));
+                alternatives.push(format!("{reporter_column} = {}", sql.arg(Arg::I64(user.0))));
             }
             sql.push(&format!(" AND ({})", alternatives.join(" OR ")));
         }
@@ -105,19 +117,37 @@ fn text_list<T>(sql: &mut Sql, column: &str, values: &[T], name: impl Fn(&T) -> 
 /// Appends `filter`'s conditions (every one as `AND ...` on unqualified incident columns) to
 /// `sql`, which already has a WHERE clause. Lists, exports and custom reports share it.
 pub(crate) fn filter_conditions(sql: &mut Sql, filter: &IncidentFilter) {
-    text_list(sql, "status", &filter.status, |s| s.as_str());
-    text_list(sql, "urgency", &filter.urgency, |u| u.as_str());
-    let equals = |sql: &mut Sql, column: &str, value: Option<i64>| {
+    filter_conditions_led_by(sql, filter, None);
+}
+
+/// [`filter_conditions`], where only the equality on column `leader`, if any, may choose an
+/// index: every other status, urgency and id equality is written as an expression (`status ||
+/// ''`, `category_id + 0`), which SQLite and PostgreSQL check on each row but look up in no
+/// index. Without statistics SQLite may otherwise walk a whole department's incidents in id
+/// order looking for one reporter's (1.6 s on 1,000,000 incidents) instead of reading that
+/// reporter's few.
+fn filter_conditions_led_by(sql: &mut Sql, filter: &IncidentFilter, leader: Option<&str>) {
+    let text = |column: &'static str| match leader {
+        Some(_) => format!("{column} || ''"),
+        None => column.to_owned(),
+    };
+    let number = |column: &'static str| match leader {
+        Some(leader) if leader != column => format!("{column} + 0"),
+        _ => column.to_owned(),
+    };
+    text_list(sql, &text("status"), &filter.status, |s| s.as_str());
+    text_list(sql, &text("urgency"), &filter.urgency, |u| u.as_str());
+    let equals = |sql: &mut Sql, column: String, value: Option<i64>| {
         if let Some(v) = value {
             let p = sql.arg(Arg::I64(v));
             sql.push(&format!(" AND {column} = {p}"));
         }
     };
-    equals(sql, "category_id", filter.category.map(|c| c.0));
-    equals(sql, "department_id", filter.department.map(|d| d.0));
-    equals(sql, "assignee_id", filter.assignee.map(|u| u.0));
-    equals(sql, "zone_id", filter.zone.map(|z| z.0));
-    equals(sql, "reporter_id", filter.reporter.map(|u| u.0));
+    equals(sql, number("category_id"), filter.category.map(|c| c.0));
+    equals(sql, number("department_id"), filter.department.map(|d| d.0));
+    equals(sql, number("assignee_id"), filter.assignee.map(|u| u.0));
+    equals(sql, number("zone_id"), filter.zone.map(|z| z.0));
+    equals(sql, number("reporter_id"), filter.reporter.map(|u| u.0));
     let range = |sql: &mut Sql, column: &str, op: &str, value: Option<Timestamp>| {
         if let Some(v) = value {
             let p = sql.arg(Arg::I64(v.millis()));
@@ -167,7 +197,13 @@ pub async fn list(
 /// `rows` of their union, since the newest of a union are among the newest of each part. As a
 /// single `OR`, SQLite (a multi-index OR) and PostgreSQL (a bitmap OR) collected every
 /// incident the caller may see and sorted them all, for every page: 365 pages a second for a
-/// staff member against 21,000 for an admin, on 8,500 incidents.
+/// staff member against 21,000 for an admin, on 8,500 incidents; 150 ms a page on 1,000,000.
+///
+/// A filter on a reporter, an assignee or a department keeps the plain query, led by that
+/// column's index, which ends in the id and so reads the filtered incidents in order, the
+/// scope and the rest of the filter checked on each (0.1–0.2 ms a page on 1,000,000).
+/// Branches there made each alternative's index walk every incident of the alternative
+/// looking for the filtered ones (90–480 ms).
 fn list_sql(
     scope: &ReadScope,
     filter: &IncidentFilter,
@@ -178,9 +214,20 @@ fn list_sql(
         Sort::Newest => ("<", "DESC"),
         Sort::Oldest => (">", "ASC"),
     };
+    // A filter on an owner leads the plain query: the most selective of them, whose index
+    // reads the page in id order (see above).
+    let leader = if filter.reporter.is_some() {
+        Some("reporter_id")
+    } else if filter.assignee.is_some() {
+        Some("assignee_id")
+    } else if filter.department.is_some() {
+        Some("department_id")
+    } else {
+        None
+    };
     // The filter, the cursor and the order: the same for the page and for each branch.
     let page = |sql: &mut Sql| {
-        filter_conditions(sql, filter);
+        filter_conditions_led_by(sql, filter, leader);
         if let Some(cursor) = cursor {
             let p = sql.arg(Arg::I64(cursor.0));
             sql.push(&format!(" AND id {after} {p}"));
@@ -192,7 +239,7 @@ fn list_sql(
         ReadScope::Limited {
             departments,
             reporter,
-        } => {
+        } if leader.is_none() => {
             let mut alternatives = vec![Alternative::Public];
             alternatives.extend(departments.iter().copied().map(Alternative::Department));
             alternatives.extend(reporter.iter().copied().map(Alternative::Reporter));
@@ -219,9 +266,9 @@ fn list_sql(
             }
             sql.push(&format!(") ORDER BY id {order}"));
         }
-        ReadScope::All | ReadScope::PublicOnly => {
+        _ => {
             sql.push("1 = 1");
-            restrict(&mut sql, scope);
+            restrict_as(&mut sql, scope, leader.is_some());
             page(&mut sql);
         }
     }
