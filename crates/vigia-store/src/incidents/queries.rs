@@ -12,35 +12,80 @@ use crate::{Db, StoreError, StoreResult, composed, direct};
 
 /// Appends the scope restriction to `sql` (which already has a WHERE clause).
 pub(crate) fn restrict(sql: &mut Sql, scope: &ReadScope) {
-    restrict_as(sql, scope, false);
+    restrict_as(sql, scope, Lookup::Indexed);
 }
 
-/// [`restrict`]; `checked_only` writes a limited scope as expressions no index is looked up
-/// by (see [`filter_conditions_led_by`]), so that a page led by a filter's index is not
-/// planned as a multi-index OR over everything the scope admits.
-fn restrict_as(sql: &mut Sql, scope: &ReadScope, checked_only: bool) {
-    let (visibility, department, reporter_column) = if checked_only {
-        ("visibility || ''", "department_id + 0", "reporter_id + 0")
-    } else {
-        ("visibility", "department_id", "reporter_id")
-    };
-    match scope {
-        ReadScope::All => {}
-        ReadScope::PublicOnly => sql.push(" AND visibility = 'public'"),
-        ReadScope::Limited {
-            departments,
-            reporter,
-        } => {
-            let mut alternatives = vec![format!("{visibility} = 'public'")];
-            if !departments.is_empty() {
-                let list: Vec<String> =
-                    departments.iter().map(|d| sql.arg(Arg::I64(d.0))).collect();
-                alternatives.push(format!("{department} IN ({})", list.join(", ")));
+/// [`restrict`], its columns named as `lookup` says.
+fn restrict_as(sql: &mut Sql, scope: &ReadScope, lookup: Lookup) {
+    if let Some(alternatives) = Alternative::of(scope) {
+        let terms: Vec<String> = alternatives
+            .iter()
+            .map(|a| a.condition(sql, lookup))
+            .collect();
+        sql.push(&format!(" AND ({})", terms.join(" OR ")));
+    }
+}
+
+/// One of the alternatives a scope admits an incident by.
+enum Alternative {
+    Public,
+    Department(DepartmentId),
+    Reporter(UserId),
+}
+
+impl Alternative {
+    /// The alternatives of `scope`; `None` when it admits every incident.
+    fn of(scope: &ReadScope) -> Option<Vec<Self>> {
+        match scope {
+            ReadScope::All => None,
+            ReadScope::PublicOnly => Some(vec![Self::Public]),
+            ReadScope::Limited {
+                departments,
+                reporter,
+            } => {
+                let mut alternatives = vec![Self::Public];
+                alternatives.extend(departments.iter().copied().map(Self::Department));
+                alternatives.extend(reporter.iter().copied().map(Self::Reporter));
+                Some(alternatives)
             }
-            if let Some(user) = reporter {
-                alternatives.push(format!("{reporter_column} = {}", sql.arg(Arg::I64(user.0))));
+        }
+    }
+
+    /// The condition an incident meets by this alternative, its value bound in `sql`.
+    fn condition(&self, sql: &mut Sql, lookup: Lookup) -> String {
+        match self {
+            Self::Public => format!("{} = 'public'", lookup.column("visibility")),
+            Self::Department(d) => {
+                let p = sql.arg(Arg::I64(d.0));
+                format!("{} = {p}", lookup.column("department_id"))
             }
-            sql.push(&format!(" AND ({})", alternatives.join(" OR ")));
+            Self::Reporter(u) => {
+                let p = sql.arg(Arg::I64(u.0));
+                format!("{} = {p}", lookup.column("reporter_id"))
+            }
+        }
+    }
+}
+
+/// How a condition names its column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// As is: the database may look the value up in an index on the column.
+    Indexed,
+    /// As an expression (`status || ''`, `category_id + 0`) that SQLite and PostgreSQL check on
+    /// each row but look up in no index, so that another condition's index leads the query.
+    Checked,
+}
+
+/// The incident columns of text, which [`Lookup::Checked`] concatenates rather than adds to.
+const TEXT_COLUMNS: [&str; 3] = ["status", "urgency", "visibility"];
+
+impl Lookup {
+    fn column(self, name: &str) -> String {
+        match self {
+            Self::Indexed => name.to_owned(),
+            Self::Checked if TEXT_COLUMNS.contains(&name) => format!("{name} || ''"),
+            Self::Checked => format!("{name} + 0"),
         }
     }
 }
@@ -121,33 +166,27 @@ pub(crate) fn filter_conditions(sql: &mut Sql, filter: &IncidentFilter) {
 }
 
 /// [`filter_conditions`], where only the equality on column `leader`, if any, may choose an
-/// index: every other status, urgency and id equality is written as an expression (`status ||
-/// ''`, `category_id + 0`), which SQLite and PostgreSQL check on each row but look up in no
-/// index. Without statistics SQLite may otherwise walk a whole department's incidents in id
+/// index: every other status, urgency and id equality is [`Lookup::Checked`]. Without statistics SQLite may otherwise walk a whole department's incidents in id
 /// order looking for one reporter's (1.6 s on 1,000,000 incidents) instead of reading that
 /// reporter's few.
 fn filter_conditions_led_by(sql: &mut Sql, filter: &IncidentFilter, leader: Option<&str>) {
-    let text = |column: &'static str| match leader {
-        Some(_) => format!("{column} || ''"),
-        None => column.to_owned(),
+    let column = |name: &'static str| match leader {
+        Some(leader) if leader != name => Lookup::Checked.column(name),
+        _ => Lookup::Indexed.column(name),
     };
-    let number = |column: &'static str| match leader {
-        Some(leader) if leader != column => format!("{column} + 0"),
-        _ => column.to_owned(),
-    };
-    text_list(sql, &text("status"), &filter.status, |s| s.as_str());
-    text_list(sql, &text("urgency"), &filter.urgency, |u| u.as_str());
+    text_list(sql, &column("status"), &filter.status, |s| s.as_str());
+    text_list(sql, &column("urgency"), &filter.urgency, |u| u.as_str());
     let equals = |sql: &mut Sql, column: String, value: Option<i64>| {
         if let Some(v) = value {
             let p = sql.arg(Arg::I64(v));
             sql.push(&format!(" AND {column} = {p}"));
         }
     };
-    equals(sql, number("category_id"), filter.category.map(|c| c.0));
-    equals(sql, number("department_id"), filter.department.map(|d| d.0));
-    equals(sql, number("assignee_id"), filter.assignee.map(|u| u.0));
-    equals(sql, number("zone_id"), filter.zone.map(|z| z.0));
-    equals(sql, number("reporter_id"), filter.reporter.map(|u| u.0));
+    equals(sql, column("category_id"), filter.category.map(|c| c.0));
+    equals(sql, column("department_id"), filter.department.map(|d| d.0));
+    equals(sql, column("assignee_id"), filter.assignee.map(|u| u.0));
+    equals(sql, column("zone_id"), filter.zone.map(|z| z.0));
+    equals(sql, column("reporter_id"), filter.reporter.map(|u| u.0));
     let range = |sql: &mut Sql, column: &str, op: &str, value: Option<Timestamp>| {
         if let Some(v) = value {
             let p = sql.arg(Arg::I64(v.millis()));
@@ -191,8 +230,8 @@ pub async fn list(
 
 /// The SQL of a page of `rows` incidents.
 ///
-/// A limited scope (public, or one of my departments', or mine) is read as one branch per
-/// alternative, each the newest `rows` incidents of that alternative that pass the filter, read
+/// A scope of alternatives (public, or one of my departments', or mine) is read as one branch
+/// per alternative, each the newest `rows` incidents of that alternative that pass the filter, read
 /// from an index in id order (`migrations/*/0013_list_indexes.sql`); the page is the newest
 /// `rows` of their union, since the newest of a union are among the newest of each part. As a
 /// single `OR`, SQLite (a multi-index OR) and PostgreSQL (a bitmap OR) collected every
@@ -235,31 +274,18 @@ fn list_sql(
         sql.push(&format!(" ORDER BY id {order}"));
     };
     let mut sql = Sql::new(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE "));
-    match scope {
-        ReadScope::Limited {
-            departments,
-            reporter,
-        } if leader.is_none() => {
-            let mut alternatives = vec![Alternative::Public];
-            alternatives.extend(departments.iter().copied().map(Alternative::Department));
-            alternatives.extend(reporter.iter().copied().map(Alternative::Reporter));
+    match Alternative::of(scope) {
+        // One alternative alone (the public board) needs no union.
+        Some(alternatives) if leader.is_none() && alternatives.len() > 1 => {
             sql.push("id IN (");
             for (n, alternative) in alternatives.iter().enumerate() {
                 if n > 0 {
                     sql.push(" UNION ALL ");
                 }
-                sql.push("SELECT id FROM (SELECT id FROM incidents WHERE ");
-                match alternative {
-                    Alternative::Public => sql.push("visibility = 'public'"),
-                    Alternative::Department(d) => {
-                        let p = sql.arg(Arg::I64(d.0));
-                        sql.push(&format!("department_id = {p}"));
-                    }
-                    Alternative::Reporter(u) => {
-                        let p = sql.arg(Arg::I64(u.0));
-                        sql.push(&format!("reporter_id = {p}"));
-                    }
-                }
+                let condition = alternative.condition(&mut sql, Lookup::Indexed);
+                sql.push(&format!(
+                    "SELECT id FROM (SELECT id FROM incidents WHERE {condition}"
+                ));
                 page(&mut sql);
                 sql.push(&crate::sql::limit(rows));
                 sql.push(&format!(") AS branch_{n}"));
@@ -268,17 +294,14 @@ fn list_sql(
         }
         _ => {
             sql.push("1 = 1");
-            restrict_as(&mut sql, scope, leader.is_some());
+            let lookup = match leader {
+                Some(_) => Lookup::Checked,
+                None => Lookup::Indexed,
+            };
+            restrict_as(&mut sql, scope, lookup);
             page(&mut sql);
         }
     }
     sql.limit(rows);
     sql
-}
-
-/// One of the alternatives a limited scope admits an incident by.
-enum Alternative {
-    Public,
-    Department(DepartmentId),
-    Reporter(UserId),
 }
