@@ -1,9 +1,7 @@
 //! Credentials: password hashing, opaque tokens, API-key scopes, and who a caller is.
 
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -15,38 +13,116 @@ use crate::validation::FieldError;
 
 /// Argon2id with the OWASP Password Storage Cheat Sheet's first recommendation:
 /// 19 MiB of memory, 2 iterations, 1 degree of parallelism.
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn params() -> Params {
+    Params::new(19 * 1024, 2, 1, None).unwrap_or_default()
+}
+
+/// Argon2's working memory for one hash (19 MiB with our parameters). Hashing in memory that
+/// is kept and reused, instead of allocating it for every hash, is what keeps a burst of logins
+/// from leaving hundreds of MB behind in the allocator's per-thread arenas.
+pub struct HashMemory(Vec<Block>);
+
+impl HashMemory {
+    pub fn new() -> Self {
+        Self(vec![Block::default(); params().block_count()])
+    }
+
+    /// The first `blocks` blocks, grown first if a stored hash asks for more than ours.
+    fn blocks(&mut self, blocks: usize) -> &mut [Block] {
+        if self.0.len() < blocks {
+            self.0.resize(blocks, Block::default());
+        }
+        &mut self.0[..blocks]
+    }
+}
+
+impl Default for HashMemory {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
 pub fn hash_password(password: &NewPassword) -> String {
+    hash_password_in(&mut HashMemory::new(), password)
+}
+
+/// [`hash_password`] in `memory`.
+pub fn hash_password_in(memory: &mut HashMemory, password: &NewPassword) -> String {
     let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password.expose().as_bytes(), &salt)
+    let params = params();
+    let hashed = (|| {
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes)?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let blocks = memory.blocks(params.block_count());
+        let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+            Ok(argon2.hash_password_into_with_memory(
+                password.expose().as_bytes(),
+                salt_bytes,
+                out,
+                &mut *blocks,
+            )?)
+        })?;
+        argon2::password_hash::Result::Ok(PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        })
+    })();
+    // Hashing only fails for parameters or lengths outside Argon2's limits, which ours are not.
+    hashed
         .map(|hash| hash.to_string())
-        // Hashing only fails for parameters or lengths outside Argon2's limits, which ours are not.
         .unwrap_or_else(|error| panic!("argon2 rejected its own parameters: {error}"))
 }
 
 /// Checks `password` against a stored PHC hash. A malformed hash never verifies.
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
+    verify_password_in(&mut HashMemory::new(), hash, password)
+}
+
+/// [`verify_password`] in `memory`, with the parameters the stored hash names.
+pub fn verify_password_in(memory: &mut HashMemory, hash: &str, password: &str) -> bool {
+    let verified = (|| {
+        let parsed = PasswordHash::new(hash)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Ok(false);
+        };
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        let blocks = memory.blocks(params.block_count());
+        let computed = Output::init_with(expected.len(), |out| {
+            Ok(argon2.hash_password_into_with_memory(
+                password.as_bytes(),
+                salt_bytes,
+                out,
+                &mut *blocks,
+            )?)
+        })?;
+        // `Output`'s equality is constant-time.
+        argon2::password_hash::Result::Ok(computed == expected)
+    })();
+    verified.unwrap_or(false)
 }
 
 /// A valid hash of a random password, used to spend the same time verifying a login for an
-/// account that does not exist as for one that does.
-pub fn decoy_hash() -> &'static str {
+/// account that does not exist as for one that does (made in `memory` the first time).
+pub fn decoy_hash(memory: &mut HashMemory) -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| {
         let random = random_secret("decoy_");
-        hash_password(
+        hash_password_in(
+            memory,
             &NewPassword::parse("password", &random, None).unwrap_or_else(|_| unreachable!()),
         )
     })
@@ -225,6 +301,56 @@ mod tests {
         assert!(verify_password(&hash, "correct horse battery"));
         assert!(!verify_password(&hash, "correct horse battery!"));
         assert!(!verify_password("not a hash", "correct horse battery"));
+    }
+
+    #[test]
+    fn hashes_made_in_reused_memory_agree_with_argon2s_own_hasher_and_verifier() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params());
+        let mut memory = HashMemory::new();
+        let password =
+            NewPassword::parse("password", "correct horse battery", None).expect("valid");
+        let ours = hash_password_in(&mut memory, &password);
+        let parsed = PasswordHash::new(&ours).expect("a PHC string");
+        assert!(
+            argon2
+                .verify_password(b"correct horse battery", &parsed)
+                .is_ok()
+        );
+        assert!(
+            argon2
+                .verify_password(b"wrong horse battery", &parsed)
+                .is_err()
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = argon2
+            .hash_password(b"correct horse battery", &salt)
+            .expect("hash")
+            .to_string();
+        // The same memory, used again, verifies a hash made elsewhere and rejects a wrong one.
+        assert!(verify_password_in(
+            &mut memory,
+            &theirs,
+            "correct horse battery"
+        ));
+        assert!(!verify_password_in(
+            &mut memory,
+            &theirs,
+            "correct horse battery!"
+        ));
+        let cheaper = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).expect("params"),
+        )
+        .hash_password(b"older parameters", &salt)
+        .expect("hash")
+        .to_string();
+        assert!(verify_password_in(
+            &mut memory,
+            &cheaper,
+            "older parameters"
+        ));
     }
 
     #[test]

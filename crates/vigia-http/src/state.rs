@@ -6,6 +6,7 @@ use std::time::Duration;
 use vigia_store::{Db, Objects};
 
 use crate::auth::AuthCache;
+use crate::auth::hashing::Hashing;
 use crate::auth::token::TokenKeys;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
@@ -72,6 +73,8 @@ pub struct Inner {
     pub metrics: Metrics,
     pub limits: RateLimits,
     pub auth_cache: AuthCache,
+    /// Password hashing, one per core at a time.
+    pub hashing: Hashing,
     pub realtime: crate::realtime::Hub,
 }
 
@@ -127,6 +130,7 @@ impl AppState {
             realtime,
             limits,
             auth_cache,
+            hashing: Hashing::per_core(),
             config,
         }))
     }

@@ -9,6 +9,7 @@
 //! `Referer` when there is none): cross-site request forgery and cross-site WebSocket
 //! hijacking are refused with 403.
 
+pub mod hashing;
 pub mod token;
 
 use std::time::{Duration, Instant};

@@ -9,7 +9,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vigia_domain::auth::{
-    REFRESH_TOKEN_PREFIX, decoy_hash, hash_password, random_secret, secret_hash, verify_password,
+    REFRESH_TOKEN_PREFIX, decoy_hash, hash_password_in, random_secret, secret_hash,
+    verify_password_in,
 };
 use vigia_domain::ids::{DepartmentId, UserId};
 use vigia_domain::users::{DisplayName, Email, Locale, NewPassword, Role};
@@ -111,6 +112,7 @@ async fn register(
         });
     }
     let new = new_account(
+        &state,
         &input.email,
         &input.password,
         &input.display_name,
@@ -125,6 +127,7 @@ async fn register(
 /// Checks a new account's fields, reporting every invalid one, and hashes its password (on a
 /// blocking thread: Argon2id takes tens of milliseconds by design).
 pub(crate) async fn new_account(
+    state: &AppState,
     email: &str,
     password: &str,
     display_name: &str,
@@ -145,9 +148,10 @@ pub(crate) async fn new_account(
             "validation passed without values"
         )));
     };
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let password_hash = state
+        .hashing
+        .run(move |memory| hash_password_in(memory, &password))
+        .await?;
     Ok(users::NewUser {
         email,
         display_name: display_name.as_str().to_owned(),
@@ -201,13 +205,15 @@ async fn login(
         Err(_) => None,
     };
     // Verify against a decoy hash when the account does not exist, so the answer takes as long.
-    let hash = credentials
-        .as_ref()
-        .map_or_else(|| decoy_hash().to_owned(), |c| c.password_hash.clone());
+    let hash = credentials.as_ref().map(|c| c.password_hash.clone());
     let password = input.password;
-    let verified = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let verified = state
+        .hashing
+        .run(move |memory| {
+            let hash = hash.unwrap_or_else(|| decoy_hash(memory).to_owned());
+            verify_password_in(memory, &hash, &password)
+        })
+        .await?;
     let Some(credentials) = credentials.filter(|c| verified && !c.disabled) else {
         return Err(BAD_CREDENTIALS);
     };
@@ -452,11 +458,13 @@ async fn change_password(
     let email = Email::parse("email", &current.email).ok();
     let new = NewPassword::parse("new_password", &input.new_password, email.as_ref())?;
     let stored = users::password_hash(&state.db, principal.user_id).await?;
-    let hashed = tokio::task::spawn_blocking(move || {
-        verify_password(&stored, &input.current_password).then(|| hash_password(&new))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let hashed = state
+        .hashing
+        .run(move |memory| {
+            verify_password_in(memory, &stored, &input.current_password)
+                .then(|| hash_password_in(memory, &new))
+        })
+        .await?;
     let Some(hash) = hashed else {
         return Err(ApiError::field(
             "current_password",

@@ -113,6 +113,7 @@ async fn create(
     Json(input): Json<UserIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
     let new = super::auth::new_account(
+        &state,
         &input.email,
         &input.password,
         &input.display_name,
