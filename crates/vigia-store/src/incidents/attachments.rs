@@ -12,8 +12,6 @@
 //! [`sweep_abandoned`]). Deleting is soft: the row gets `deleted_at` and an
 //! `attachment_deleted` event, and the stored objects are kept for the audit trail.
 
-use std::io::Cursor;
-
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use sha2::{Digest, Sha256};
@@ -26,8 +24,7 @@ use super::events::insert_event;
 use crate::objects::{ObjectKey, ObjectWriter, Objects, sanitize_segment};
 use crate::{Db, StoreError, StoreResult, on_reader, on_writer};
 
-/// The longest side of a thumbnail, in pixels.
-pub const THUMBNAIL_MAX_PX: u32 = 320;
+pub use super::thumbnail::{THUMBNAIL_DECODES, THUMBNAIL_MAX_PIXELS, THUMBNAIL_MAX_PX, thumbnail};
 
 /// An attachment as stored.
 #[derive(Debug, Clone)]
@@ -126,37 +123,6 @@ pub fn stored_name(raw: &str, media: AllowedMedia) -> String {
         Some(ext) if accepted.iter().any(|a| a.eq_ignore_ascii_case(ext)) => safe.clone(),
         _ => format!("{stem}.{}", media.extension()),
     }
-}
-
-/// A PNG thumbnail of an image at most [`THUMBNAIL_MAX_PX`] on its longest side; `None` for
-/// other media and for images that cannot be decoded (HEIC and AVIF are not decoded here).
-/// CPU-bound: call it on a blocking thread.
-pub fn thumbnail(media: AllowedMedia, bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
-    use anyhow::Context;
-    let format = match media {
-        AllowedMedia::Jpeg => image::ImageFormat::Jpeg,
-        AllowedMedia::Png => image::ImageFormat::Png,
-        AllowedMedia::Gif => image::ImageFormat::Gif,
-        AllowedMedia::Webp => image::ImageFormat::WebP,
-        _ => return Ok(None),
-    };
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(16_384);
-    limits.max_image_height = Some(16_384);
-    limits.max_alloc = Some(256 * 1024 * 1024);
-    reader.limits(limits);
-    let decoded = reader.decode().context("cannot decode the image")?;
-    let small = if decoded.width() <= THUMBNAIL_MAX_PX && decoded.height() <= THUMBNAIL_MAX_PX {
-        decoded
-    } else {
-        decoded.thumbnail(THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX)
-    };
-    let mut png = Vec::new();
-    image::DynamicImage::ImageRgba8(small.to_rgba8())
-        .write_to(Cursor::new(&mut png), image::ImageFormat::Png)
-        .context("cannot encode the thumbnail")?;
-    Ok(Some(png))
 }
 
 /// An attachment being received; see the module documentation for the whole path.
@@ -339,7 +305,7 @@ impl Upload {
     }
 }
 
-/// Reads an image back, shrinks it on a blocking thread and stores the PNG beside it.
+/// Reads an image back, shrinks it (see [`super::thumbnail`]) and stores the PNG beside it.
 async fn store_thumbnail(
     objects: &Objects,
     incident: IncidentId,
@@ -352,12 +318,7 @@ async fn store_thumbnail(
         return None;
     }
     let made = async {
-        let bytes = objects
-            .get(key)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the stored image is missing"))?;
-        let png = tokio::task::spawn_blocking(move || thumbnail(media, &bytes)).await??;
-        let Some(png) = png else {
+        let Some(png) = super::thumbnail::render(objects, key, media).await? else {
             return Ok(None);
         };
         let thumb_name = format!("thumb_{name}.png");
@@ -536,34 +497,5 @@ mod tests {
             "x.gif",
             "a program's extension never survives"
         );
-    }
-
-    fn png(width: u32, height: u32) -> Vec<u8> {
-        let image = image::RgbImage::from_pixel(width, height, image::Rgb([200, 30, 30]));
-        let mut out = Vec::new();
-        image::DynamicImage::ImageRgb8(image)
-            .write_to(Cursor::new(&mut out), image::ImageFormat::Png)
-            .expect("encode");
-        out
-    }
-
-    #[test]
-    fn thumbnails_fit_in_320_pixels_and_keep_the_aspect_ratio() {
-        let thumb = thumbnail(AllowedMedia::Png, &png(800, 400))
-            .expect("thumbnail")
-            .expect("an image");
-        let decoded = image::load_from_memory(&thumb).expect("a PNG");
-        assert_eq!((decoded.width(), decoded.height()), (320, 160));
-        let small = thumbnail(AllowedMedia::Png, &png(20, 10))
-            .expect("thumbnail")
-            .expect("an image");
-        let decoded = image::load_from_memory(&small).expect("a PNG");
-        assert_eq!((decoded.width(), decoded.height()), (20, 10));
-    }
-
-    #[test]
-    fn only_decodable_images_get_thumbnails() {
-        assert_eq!(thumbnail(AllowedMedia::Pdf, b"%PDF-1.7").expect("ok"), None);
-        assert!(thumbnail(AllowedMedia::Png, b"\x89PNG\r\n\x1a\nbroken").is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod feed;
 mod queries;
 pub mod stats;
 pub mod sweep;
+mod thumbnail;
 
 pub use changes::*;
 pub use create::*;
