@@ -52,6 +52,9 @@ pub struct HttpSection {
     pub register_per_hour: u32,
     pub auth_cache_ttl_ms: u64,
     pub shutdown_grace_secs: u64,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! tests can start the same application the binary runs.
 
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod job_handlers;
 pub mod jobs;
@@ -30,6 +31,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     grace: Duration,
+    limits: vigia_http::listener::ConnectionLimits,
     notifier: vigia_notify::Notifier,
     dispatcher: bool,
     /// Background work (`[jobs] enabled`), started by [`Application::run`].
@@ -61,6 +63,13 @@ impl Application {
                 .set_send_buffer_size(config.realtime.socket_send_buffer_bytes)
                 .context("cannot set realtime.socket_send_buffer_bytes")?;
         }
+        let open_files = connections::raise_open_files_limit();
+        let limits = connections::limits(&config.http, open_files);
+        tracing::info!(
+            open_files,
+            max_connections = limits.max_connections,
+            "open-file limit"
+        );
         let addr = listener.local_addr()?;
         let public_url = if config.http.public_url.is_empty() {
             format!("http://{addr}")
@@ -101,6 +110,7 @@ impl Application {
             listener,
             state,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            limits,
             notifier,
             dispatcher: config.notifications.dispatcher,
             jobs,
@@ -144,9 +154,13 @@ impl Application {
             None => None,
         };
         let app = vigia_http::app(self.state)
+            .layer(axum::middleware::from_fn(
+                vigia_http::listener::track_requests,
+            ))
             .into_make_service_with_connect_info::<vigia_http::listener::Peer>();
         let stopping = shutdown.clone();
-        let server = axum::serve(vigia_http::listener::Listener(self.listener), app)
+        let listener = vigia_http::listener::Listener::new(self.listener, self.limits);
+        let server = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stopping.cancelled().await });
         let grace = self.grace;
         tokio::select! {

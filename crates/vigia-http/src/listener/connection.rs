@@ -1,9 +1,7 @@
-//! The server's TCP listener. Each accepted socket is split: hyper reads HTTP through
-//! [`Connection`]'s read half, and its write half is shared with the request's [`Peer`], so
-//! that `GET /ws` can write frames into it directly once the connection is upgraded (hyper
-//! hands an upgraded connection back only behind its own buffering type, which cannot be
-//! taken apart).
+//! An accepted connection: its read half for hyper, its write half shared with [`Peer`], its
+//! deadline (see [`super::activity`]) and its place among `max_connections`.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -13,36 +11,24 @@ use std::task::{Context, Poll, ready};
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Sleep;
 
-/// A TCP listener whose connections [`Peer`] can reach.
-pub struct Listener(pub TcpListener);
-
-impl axum::serve::Listener for Listener {
-    type Io = Connection;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Connection, SocketAddr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        let (read, write) = stream.into_split();
-        let connection = Connection {
-            read,
-            write: Arc::new(write),
-        };
-        (connection, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
+use super::activity::{Activity, Expiry};
+use super::{ConnectionLimits, Listener};
 
 /// An accepted TCP connection. Reads are tokio's own; the write half is shared with [`Peer`]
 /// so that a WebSocket can write into it from any thread after the upgrade.
 pub struct Connection {
     read: OwnedReadHalf,
     write: Arc<OwnedWriteHalf>,
+    activity: Arc<Activity>,
+    /// Set to the connection's deadline while a read waits.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Given back to the listener when the connection closes.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// Who is on the other end of a request's connection (axum's `ConnectInfo`).
@@ -50,6 +36,7 @@ pub struct Connection {
 pub struct Peer {
     pub addr: SocketAddr,
     writer: Arc<OwnedWriteHalf>,
+    pub(super) activity: Arc<Activity>,
 }
 
 impl Peer {
@@ -65,21 +52,71 @@ impl Connected<IncomingStream<'_, Listener>> for Peer {
         Peer {
             addr: *stream.remote_addr(),
             writer: stream.io().write.clone(),
+            activity: stream.io().activity.clone(),
         }
     }
 }
 
 impl AsyncRead for Connection {
+    /// Reads, or ends the connection when a read would wait past its deadline: a request's
+    /// head that did not arrive in time is an error, an idle connection a clean end of stream.
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.read).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.read).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.activity.read();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => this.poll_deadline(cx),
+            ready => ready,
+        }
     }
 }
 
 impl Connection {
+    pub(super) fn new(
+        stream: TcpStream,
+        slot: OwnedSemaphorePermit,
+        limits: &ConnectionLimits,
+    ) -> Self {
+        let (read, write) = stream.into_split();
+        Connection {
+            read,
+            write: Arc::new(write),
+            activity: Arc::new(Activity::new(limits)),
+            timer: None,
+            _slot: slot,
+        }
+    }
+
+    /// Pending until the connection's deadline, if it has one now.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some((deadline, expiry)) = self.activity.deadline() else {
+            return Poll::Pending;
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        ready!(timer.as_mut().poll(cx));
+        match expiry {
+            Expiry::Idle => Poll::Ready(Ok(())),
+            Expiry::Header => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the request head did not arrive in time",
+            ))),
+        }
+    }
+
     /// Runs `write` once the socket is writable, until it takes something.
     fn poll_with(
         &self,
@@ -91,7 +128,10 @@ impl Connection {
             ready!(stream.poll_write_ready(cx))?;
             match write(stream) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                result => return Poll::Ready(result),
+                result => {
+                    self.activity.wrote();
+                    return Poll::Ready(result);
+                }
             }
         }
     }

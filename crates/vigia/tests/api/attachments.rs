@@ -64,7 +64,7 @@ fn multipart(filename: &str, declared_type: &str, bytes: &[u8]) -> (String, Vec<
     (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     token: &str,
     incident: i64,
@@ -117,13 +117,13 @@ fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
 }
 
 /// An admin, a reporter and a private incident the reporter reported.
-struct Setup {
-    admin: TestUser,
-    reporter: TestUser,
-    incident: i64,
+pub(crate) struct Setup {
+    pub admin: TestUser,
+    pub reporter: TestUser,
+    pub incident: i64,
 }
 
-async fn setup(app: &TestApp, visibility: &str) -> Setup {
+pub(crate) async fn setup(app: &TestApp, visibility: &str) -> Setup {
     let admin = app.admin().await;
     let department = app
         .department(&admin, &format!("Mantenimiento ({visibility})"))
