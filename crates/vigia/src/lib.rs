@@ -81,8 +81,9 @@ impl Application {
             webhooks_allow_private_targets: config.webhooks.allow_private_targets,
             realtime: config.realtime.to_http(),
         };
-        let notifier =
-            vigia_notify::Notifier::new(db.clone(), config.notify_config(&http.public_url)?)?;
+        let mut notify = config.notify_config(&http.public_url)?;
+        notify.report_links.key = vigia_domain::links::LinkKey::derive(secret.as_bytes());
+        let notifier = vigia_notify::Notifier::new(db.clone(), notify)?;
         let mut metrics = vigia_http::metrics::Metrics::new();
         let job_metrics = vigia_jobs::JobMetrics::new();
         job_metrics.register(metrics.registry_mut());
