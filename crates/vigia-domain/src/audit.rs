@@ -13,6 +13,7 @@ pub enum AuditEntity {
     Zone,
     Setting,
     WebhookEndpoint,
+    ReportLink,
 }
 
 impl AuditEntity {
@@ -25,6 +26,7 @@ impl AuditEntity {
             AuditEntity::Zone => "zone",
             AuditEntity::Setting => "setting",
             AuditEntity::WebhookEndpoint => "webhook_endpoint",
+            AuditEntity::ReportLink => "report_link",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod clock;
 pub mod ids;
 pub mod incidents;
+pub mod links;
 pub mod users;
 pub mod validation;
 

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 405: the path exists but not with this method.
     #[error("this path does not accept this method")]
     MethodNotAllowed,
+    /// 410: it existed, and no longer opens (an expired or revoked link).
+    #[error("{detail}")]
+    Gone { detail: &'static str },
     /// 409: the request conflicts with the current state (duplicate, in use, invalid transition).
     #[error("{detail}")]
     Conflict {
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -127,6 +131,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::Gone { .. } => "gone",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PreconditionFailed { .. } => "stale-version",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod realtime;
 pub mod routes;
 mod state;
+pub mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -43,10 +44,12 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::incidents::router())
         .merge(routes::stats::router())
         .merge(routes::reports::router())
+        .merge(routes::report_links::router())
         .merge(routes::jobs::router())
         .merge(routes::attachments::router(state.config.max_upload_bytes))
         .merge(routes::webhooks::router())
         .merge(realtime::router())
+        .merge(ui::router())
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
     let docs = SwaggerUi::new("/api/docs").config(Config::from(openapi::DOCUMENT_PATH));

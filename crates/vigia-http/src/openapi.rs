@@ -83,6 +83,7 @@ impl Modify for BearerAuth {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::routes::reports::ReportsDoc::openapi());
+    doc.merge(crate::routes::report_links::ReportLinksDoc::openapi());
     doc
 }
 

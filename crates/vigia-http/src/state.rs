@@ -70,6 +70,8 @@ pub struct Inner {
     pub objects: Objects,
     pub config: HttpConfig,
     pub tokens: TokenKeys,
+    /// Signs and verifies the report links e-mails carry (derived from the server's secret).
+    pub link_key: vigia_domain::links::LinkKey,
     pub metrics: Metrics,
     pub limits: RateLimits,
     pub auth_cache: AuthCache,
@@ -126,6 +128,7 @@ impl AppState {
             db,
             objects,
             tokens: TokenKeys::new(jwt_secret),
+            link_key: vigia_domain::links::LinkKey::derive(jwt_secret),
             metrics,
             realtime,
             limits,

@@ -111,6 +111,24 @@ impl Default for WebhookSettings {
     }
 }
 
+/// The signed links e-mails carry to a department's report of an incident.
+#[derive(Debug, Clone)]
+pub struct ReportLinkSettings {
+    /// Signs the links (derived from the server's secret, so every node verifies them).
+    pub key: vigia_domain::links::LinkKey,
+    /// How long a link opens its report.
+    pub ttl: Duration,
+}
+
+impl Default for ReportLinkSettings {
+    fn default() -> Self {
+        Self {
+            key: vigia_domain::links::LinkKey::random(),
+            ttl: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
 /// Everything the notifier needs.
 #[derive(Debug, Clone)]
 pub struct NotifyConfig {
@@ -118,6 +136,7 @@ pub struct NotifyConfig {
     pub public_url: String,
     pub email: EmailSettings,
     pub webhooks: WebhookSettings,
+    pub report_links: ReportLinkSettings,
     /// How often the built-in dispatcher looks for new events and due deliveries.
     pub poll_interval: Duration,
 }
@@ -128,6 +147,7 @@ impl Default for NotifyConfig {
             public_url: "http://127.0.0.1:8080".into(),
             email: EmailSettings::default(),
             webhooks: WebhookSettings::default(),
+            report_links: ReportLinkSettings::default(),
             poll_interval: Duration::from_secs(1),
         }
     }

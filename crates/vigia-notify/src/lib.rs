@@ -22,10 +22,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use vigia_domain::links::ReportLinkClaims;
 use vigia_store::Db;
 
+/// The path a department's report of an incident is served at (with a link's `?key=`), the
+/// same as its object key.
+pub fn report_path(department_id: i64, incident_id: i64) -> String {
+    format!("/reports/incidents/{department_id}/incident_{incident_id}.json")
+}
+
 pub use attempt::{AttemptOutcome, attempt, deliver_with_retries};
-pub use config::{EmailSettings, NotifyConfig, RetryPolicy, SmtpMode, WebhookSettings};
+pub use config::{
+    EmailSettings, NotifyConfig, ReportLinkSettings, RetryPolicy, SmtpMode, WebhookSettings,
+};
 pub use plan::{plan, send_report_email, send_test_webhook, webhook_body};
 
 /// What `plan` and `attempt` need: the database, settings, an SMTP client, an HTTP client
@@ -81,13 +90,22 @@ impl Notifier {
         format!("{}/incidents/{code}", self.public_url())
     }
 
-    /// Where the incident's report lives, by convention
-    /// `{public_url}/api/v1/incidents/{id}/report`: the incident's report (stored at
-    /// `reports/incidents/{department}/incident_{id}.json`), served to whoever may see it.
-    pub fn report_link(&self, incident_id: i64) -> String {
+    /// The capability URL of one department's report of one incident, for an e-mail's
+    /// recipient who may have no account:
+    /// `{public_url}/reports/incidents/{department}/incident_{id}.json?key={token}` (the path of
+    /// the stored report; the token is signed with the server's link key, see
+    /// `vigia_domain::links`).
+    pub fn report_link(&self, link: &vigia_store::report_links::ReportLink) -> String {
+        let token = self.0.config.report_links.key.sign(&ReportLinkClaims {
+            link_id: link.id,
+            incident: link.incident_id,
+            department: link.department_id,
+            expires_at: link.expires_at,
+        });
         format!(
-            "{}/api/v1/incidents/{incident_id}/report",
-            self.public_url()
+            "{}{}?key={token}",
+            self.public_url(),
+            report_path(link.department_id.0, link.incident_id.0)
         )
     }
 

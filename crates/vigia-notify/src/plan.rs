@@ -9,8 +9,11 @@
 //!   comments) never leave through webhooks: endpoints are outside the staff boundary.
 
 use serde_json::{Value, json};
+use vigia_domain::Timestamp;
+use vigia_domain::ids::DepartmentId;
 use vigia_store::incidents::events::StoredEvent;
 use vigia_store::notifications::{self, Channel, IncidentBrief, NewDelivery};
+use vigia_store::report_links::{self, NewReportLink};
 use vigia_store::{StoreError, webhooks};
 
 use crate::Notifier;
@@ -113,7 +116,7 @@ async fn plan_emails(
             if let Some(department) = brief.department_id {
                 let contacts = notifications::department_contacts(db, department).await?;
                 for to in &contacts.escalation_emails {
-                    let extra = json!({ "breach": data["breach"] });
+                    let extra = json!({ "breach": data["breach"], "department_id": department });
                     recipients.push(mail(to, Template::IncidentEscalated, extra));
                 }
             }
@@ -128,7 +131,26 @@ async fn plan_emails(
         }
         seen.push(to.clone());
         let lang = Lang::from_locale(notifications::locale_of_email(db, &to).await?.as_deref());
-        let context = incident_context(n, brief, lang, &extra);
+        // Department contacts need no account: their link to the department's report is a
+        // signed, expiring, revocable capability of their own.
+        let report_link = match extra["department_id"].as_i64() {
+            Some(department) => {
+                let link = report_links::issue(
+                    db,
+                    &NewReportLink {
+                        incident_id: event.incident_id,
+                        department_id: DepartmentId(department),
+                        event_id: event.id.0,
+                        recipient: to.clone(),
+                        expires_at: link_expiry(event.at, n.config().report_links.ttl),
+                    },
+                )
+                .await?;
+                Some(n.report_link(&link))
+            }
+            None => None,
+        };
+        let context = incident_context(n, brief, lang, &extra, report_link);
         let rendered = n.0.templates.render(template, lang, context)?;
         planned.push(NewDelivery {
             channel: Channel::Email,
@@ -151,7 +173,19 @@ pub(crate) struct EmailPayload {
     pub mail: crate::templates::RenderedEmail,
 }
 
-fn incident_context(n: &Notifier, brief: &IncidentBrief, lang: Lang, extra: &Value) -> Value {
+/// When a link issued for an event at `at` stops opening its report.
+fn link_expiry(at: Timestamp, ttl: std::time::Duration) -> Timestamp {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_millis(at.millis().saturating_add(ttl_ms))
+}
+
+fn incident_context(
+    n: &Notifier,
+    brief: &IncidentBrief,
+    lang: Lang,
+    extra: &Value,
+    report_link: Option<String>,
+) -> Value {
     let code = vigia_domain::incidents::IncidentCode::from_sequence(brief.id.max(0) as u64);
     let department = extra["department"]
         .as_str()
@@ -178,7 +212,7 @@ fn incident_context(n: &Notifier, brief: &IncidentBrief, lang: Lang, extra: &Val
         },
         "links": {
             "incident": n.incident_link(&code.to_string()),
-            "report": n.report_link(brief.id),
+            "report": report_link,
         },
         "from_label": extra["from"].as_str().map(|s| status_label(lang, s)),
         "to_label": extra["to"].as_str().map(|s| status_label(lang, s)),

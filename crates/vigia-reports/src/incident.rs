@@ -1,7 +1,12 @@
-//! The report of one incident for the department it is routed to: the incident, its catalog
-//! names and its complete history (internal events included — it is for the department),
-//! written to `reports/incidents/{department id}/incident_{id}.json`. The department is named by
-//! its numeric id: stable when the department is renamed, and always a safe key segment.
+//! The report of one incident for a department it was routed to: the incident, its catalog
+//! names, its history and its comments (internal ones included — the report goes to the
+//! department's staff contacts), written to `reports/incidents/{department id}/incident_{id}.json`.
+//! The department is named by its numeric id: stable when the department is renamed, and always
+//! a safe key segment.
+//!
+//! Every department an incident was routed to gets its own report, even when the incident
+//! moved on before the report was written. A department the incident has left sees the history
+//! up to the event that moved it away: what its staff could see while they held it.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -10,7 +15,7 @@ use vigia_domain::Timestamp;
 use vigia_domain::ids::{DepartmentId, IncidentId};
 use vigia_domain::incidents::ReadScope;
 use vigia_store::incidents::events::{self, StoredEvent};
-use vigia_store::incidents::{self, Incident};
+use vigia_store::incidents::{self, Comment, Incident};
 use vigia_store::reports::{self, NewReport, ReportKind, ReportRecord};
 use vigia_store::{Db, ObjectKey, Objects, StoreError, catalog};
 
@@ -25,6 +30,9 @@ pub struct IncidentReport {
     pub zone_name: Option<String>,
     /// Oldest first.
     pub events: Vec<StoredEvent>,
+    /// The comments with their text, internal notes included, oldest first (each
+    /// `comment_added` event names one by `comment_id`).
+    pub comments: Vec<Comment>,
 }
 
 /// The object key of the report of incident `id` routed to `department`.
@@ -37,14 +45,15 @@ pub fn object_key(department: DepartmentId, id: IncidentId) -> ObjectKey {
     ])
 }
 
-/// Writes and records the report of incident `id`. `Ok(None)` when the incident has no
-/// department yet (there is no one to send it to). Running it again rewrites the same file and
-/// updates the same record (under the incident's current department).
+/// Writes and records the report of incident `id` for `department` (`None`: its current
+/// department). `Ok(None)` when it has no department (there is no one to send it to). Running it
+/// again rewrites the same file and updates the same record: one per incident and department.
 #[tracing::instrument(skip(db, objects))]
 pub async fn run(
     db: &Db,
     objects: &Objects,
     id: IncidentId,
+    department: Option<DepartmentId>,
     created_by: &str,
 ) -> anyhow::Result<Option<ReportRecord>> {
     let incident = match incidents::find(db, &ReadScope::All, id).await {
@@ -52,7 +61,7 @@ pub async fn run(
         Err(StoreError::NotFound) => anyhow::bail!("incident {} does not exist", id.0),
         Err(error) => return Err(error).context("loading the incident"),
     };
-    let Some(department) = incident.department_id else {
+    let Some(department) = department.or(incident.department_id) else {
         return Ok(None);
     };
     let mut history = Vec::new();
@@ -69,6 +78,17 @@ pub async fn run(
             None => break,
         }
     }
+    if incident.department_id != Some(department) {
+        history.truncate(held_until(&history, department));
+    }
+    let kept: Vec<i64> = history
+        .iter()
+        .filter_map(|e| e.data["comment_id"].as_i64())
+        .collect();
+    let mut comments = incidents::list_comments(db, id, true)
+        .await
+        .context("loading the comments")?;
+    comments.retain(|c| kept.contains(&c.id.0));
     let department_name = catalog::find_department(db, department)
         .await
         .ok()
@@ -89,6 +109,7 @@ pub async fn run(
         category_name,
         zone_name,
         events: history,
+        comments,
     };
     let key = object_key(department, id);
     let bytes = serde_json::to_vec_pretty(&report).context("encoding the incident report")?;
@@ -115,6 +136,17 @@ pub async fn run(
     )
     .await?;
     Ok(Some(record))
+}
+
+/// How many of `history`'s first events `department` saw: through the last event that moved the
+/// incident away from it (all of them if none did).
+fn held_until(history: &[StoredEvent], department: DepartmentId) -> usize {
+    history
+        .iter()
+        .rposition(|e| {
+            e.kind == "department_assigned" && e.data["from"].as_i64() == Some(department.0)
+        })
+        .map_or(history.len(), |i| i + 1)
 }
 
 #[cfg(test)]

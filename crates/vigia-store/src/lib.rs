@@ -21,6 +21,7 @@ pub mod notifications;
 pub mod objects;
 pub mod page;
 pub mod readers;
+pub mod report_links;
 pub mod reports;
 pub mod schedules;
 pub mod sessions;

@@ -3,7 +3,7 @@
 //! (mean times, SLA breaches), custom grouped counts, and the pages exports are streamed from.
 //!
 //! A global report is identified by the minute its period ends and an incident report by its
-//! incident: [`save`] replaces the existing row of the same identity, so reruns are idempotent.
+//! incident and department: [`save`] replaces the existing row of the same identity, so reruns are idempotent.
 //!
 //! [`incident_stats`]: crate::incidents::stats::incident_stats
 
@@ -141,7 +141,7 @@ fn record(row: ReportRow) -> ReportRecord {
 }
 
 /// Records `report`. A global report with the same period end, or an incident report of the
-/// same incident, is replaced in place (same id, `created_at` kept); custom reports are always
+/// same incident and department, is replaced in place (same id, `created_at` kept); custom reports are always
 /// added.
 #[tracing::instrument(skip_all, fields(kind = report.kind.as_str()))]
 pub async fn save(db: &Db, report: &NewReport) -> StoreResult<ReportRecord> {
@@ -154,7 +154,9 @@ pub async fn save(db: &Db, report: &NewReport) -> StoreResult<ReportRecord> {
     let summary = report.summary.to_string();
     let conflict = match report.kind {
         ReportKind::Global => "ON CONFLICT (period_end) WHERE kind = 'global' DO UPDATE SET ",
-        ReportKind::Incident => "ON CONFLICT (incident_id) WHERE kind = 'incident' DO UPDATE SET ",
+        ReportKind::Incident => {
+            "ON CONFLICT (incident_id, department_id) WHERE kind = 'incident' DO UPDATE SET "
+        }
         ReportKind::Custom => "",
     };
     let update = if conflict.is_empty() {

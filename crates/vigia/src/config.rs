@@ -115,6 +115,7 @@ pub struct EmailSection {
     pub max_attempts: u32,
     pub retry_base_ms: u64,
     pub retry_max_secs: u64,
+    pub report_link_ttl_days: u64,
 }
 
 /// `[webhooks]`: outgoing Standard Webhooks.
@@ -175,6 +176,15 @@ impl Config {
                 },
                 allow_private_targets: w.allow_private_targets,
                 disable_after_failures: w.disable_after_failures.max(1),
+            },
+            report_links: vigia_notify::ReportLinkSettings {
+                // The running server derives it from its resolved secret (`Application::build`).
+                key: if self.auth.jwt_secret.is_empty() {
+                    vigia_domain::links::LinkKey::random()
+                } else {
+                    vigia_domain::links::LinkKey::derive(self.auth.jwt_secret.as_bytes())
+                },
+                ttl: Duration::from_secs(e.report_link_ttl_days.max(1).saturating_mul(86_400)),
             },
             poll_interval: Duration::from_millis(self.notifications.poll_interval_ms.max(10)),
         })

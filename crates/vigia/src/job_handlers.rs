@@ -5,7 +5,7 @@
 //! | kind | what it does |
 //! |---|---|
 //! | `event.dispatch` | plans the e-mails and webhooks one incident event causes (`vigia_notify::plan`, idempotent); for an incident routed to a department it enqueues `report.incident` |
-//! | `report.incident` | writes `reports/incidents/{department}/incident_{id}.json` (reruns replace it) |
+//! | `report.incident` | writes `reports/incidents/{department}/incident_{id}.json` for the department of the routing event that caused it (reruns replace it) |
 //! | `report.global` | writes the global report of the last complete quarter hour as JSON, CSV and XLSX, and mails its link to `email.report_recipients` |
 //!
 //! Deliveries themselves are attempted by the notification dispatcher, which keeps each
@@ -13,7 +13,7 @@
 
 use serde::Deserialize;
 use vigia_domain::Timestamp;
-use vigia_domain::ids::{EventId, IncidentId};
+use vigia_domain::ids::{DepartmentId, EventId, IncidentId};
 use vigia_jobs::{BoxFuture, Handler, JobContext, JobError, Registry};
 use vigia_notify::Notifier;
 use vigia_reports::{Format, Period};
@@ -44,6 +44,10 @@ struct EventPayload {
 #[derive(Deserialize)]
 struct IncidentPayload {
     incident_id: i64,
+    /// The department the routing event sent it to; absent in jobs queued before it was carried
+    /// (then: the incident's current department).
+    #[serde(default)]
+    department_id: Option<i64>,
 }
 
 fn payload<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, JobError> {
@@ -74,15 +78,20 @@ impl Handler for DispatchEvent {
                 )));
             };
             vigia_notify::plan(&self.notifier, &event).await?;
-            let routed = match event.kind.as_str() {
-                "department_assigned" => true,
-                "created" => !event.data["department_id"].is_null(),
-                _ => false,
+            // Each routing gets its own report, for the department it routed to: a quick reroute
+            // must not leave the first department without one.
+            let routed_to = match event.kind.as_str() {
+                "department_assigned" => event.data["to"].as_i64(),
+                "created" => event.data["department_id"].as_i64(),
+                _ => None,
             };
-            if routed {
+            if let Some(department_id) = routed_to {
                 let job = NewJob::new(
                     "report.incident",
-                    serde_json::json!({ "incident_id": event.incident_id.0 }),
+                    serde_json::json!({
+                        "incident_id": event.incident_id.0,
+                        "department_id": department_id,
+                    }),
                 )
                 .dedup(format!("report.incident:{event_id}"));
                 jobs::enqueue(&ctx.db, &job, ctx.now).await?;
@@ -108,11 +117,15 @@ impl Handler for IncidentReport {
         payload_json: serde_json::Value,
     ) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            let IncidentPayload { incident_id } = payload(payload_json)?;
+            let IncidentPayload {
+                incident_id,
+                department_id,
+            } = payload(payload_json)?;
             let written = vigia_reports::incident::run(
                 &ctx.db,
                 &self.objects,
                 IncidentId(incident_id),
+                department_id.map(DepartmentId),
                 "system",
             )
             .await?;

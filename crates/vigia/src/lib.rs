@@ -90,8 +90,9 @@ impl Application {
             webhooks_allow_private_targets: config.webhooks.allow_private_targets,
             realtime: config.realtime.to_http(),
         };
-        let notifier =
-            vigia_notify::Notifier::new(db.clone(), config.notify_config(&http.public_url)?)?;
+        let mut notify = config.notify_config(&http.public_url)?;
+        notify.report_links.key = vigia_domain::links::LinkKey::derive(secret.as_bytes());
+        let notifier = vigia_notify::Notifier::new(db.clone(), notify)?;
         let mut metrics = vigia_http::metrics::Metrics::new();
         let job_metrics = vigia_jobs::JobMetrics::new();
         job_metrics.register(metrics.registry_mut());
@@ -278,6 +279,21 @@ pub async fn create_user(
     password: &str,
     role: Role,
 ) -> anyhow::Result<users::User> {
+    create_user_in(db, email, name, password, role, &[]).await
+}
+
+/// Like [`create_user`], with memberships of `departments`, each named by id or by name (as
+/// `vigia user create --department`). An unknown department is an error naming it, before
+/// anything is created; the account and its memberships are written in one transaction.
+pub async fn create_user_in(
+    db: &Db,
+    email: &str,
+    name: &str,
+    password: &str,
+    role: Role,
+    departments: &[String],
+) -> anyhow::Result<users::User> {
+    let departments = resolve_departments(db, departments).await?;
     let email = Email::parse("email", email).map_err(|e| anyhow::anyhow!("{e}"))?;
     let password = NewPassword::parse("password", password, Some(&email))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -290,7 +306,7 @@ pub async fn create_user(
         role,
         locale: Locale::Es,
     };
-    users::create(db, &new, Some(&vigia_store::Actor::system()))
+    users::create_with_departments(db, &new, &departments, &vigia_store::Actor::system())
         .await
         .map_err(|e| match e {
             vigia_store::StoreError::Duplicate { .. } => {
@@ -298,6 +314,47 @@ pub async fn create_user(
             }
             other => anyhow::Error::new(other),
         })
+}
+
+/// The departments `names` refer to, each by id or by name (case does not matter).
+pub async fn resolve_departments(
+    db: &Db,
+    names: &[String],
+) -> anyhow::Result<Vec<vigia_domain::ids::DepartmentId>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let known = vigia_store::catalog::list_departments(db)
+        .await
+        .context("reading the departments")?;
+    names
+        .iter()
+        .map(|raw| {
+            let wanted = raw.trim();
+            known
+                .iter()
+                .find(|d| {
+                    wanted.parse::<i64>().ok() == Some(d.id.0)
+                        || d.name.to_lowercase() == wanted.to_lowercase()
+                })
+                .map(|d| d.id)
+                .ok_or_else(|| {
+                    let list: Vec<String> = known
+                        .iter()
+                        .take(20)
+                        .map(|d| format!("{} ({})", d.name, d.id.0))
+                        .collect();
+                    let list = if list.is_empty() {
+                        "there are none yet".to_owned()
+                    } else {
+                        format!("known: {}", list.join(", "))
+                    };
+                    anyhow::anyhow!(
+                        "--department {raw:?}: no department has that id or name ({list})"
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.

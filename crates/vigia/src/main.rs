@@ -101,6 +101,9 @@ enum UserCommand {
         /// Read the password from standard input (for scripts).
         #[arg(long)]
         password_stdin: bool,
+        /// Make the account a member of this department, by id or name (repeat for several).
+        #[arg(long = "department", value_name = "ID_OR_NAME")]
+        departments: Vec<String>,
     },
 }
 
@@ -223,16 +226,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             role,
             password_stdin,
+            departments,
         }) => {
             let role = Role::parse("role", &role).map_err(|e| anyhow::anyhow!("--{e}"))?;
             let password = read_password(password_stdin)?;
             let db = open_database(&config).await?;
-            let user = vigia::create_user(&db, &email, &name, &password, role).await?;
+            let user =
+                vigia::create_user_in(&db, &email, &name, &password, role, &departments).await?;
+            let member_of: Vec<String> = user.departments.iter().map(|d| d.0.to_string()).collect();
             println!(
-                "created {} {} (id {})",
+                "created {} {} (id {}){}",
                 user.role.as_str(),
                 user.email,
-                user.id
+                user.id,
+                if member_of.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in departments {}", member_of.join(", "))
+                }
             );
             Ok(())
         }

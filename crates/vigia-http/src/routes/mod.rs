@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod incidents;
 pub mod jobs;
+pub mod report_links;
 pub mod reports;
 pub mod stats;
 pub mod system;

@@ -306,7 +306,7 @@ async fn incident_report(
 }
 
 /// Streams one of `report`'s files from object storage.
-async fn stream_file(
+pub(crate) async fn stream_file(
     state: &AppState,
     report: &ReportRecord,
     format: Format,

@@ -1,6 +1,7 @@
-//! Statistics for staff dashboards and the public rankings. Staff and API keys count only their
+//! Statistics for dashboards and the public rankings. Staff and API keys count only their
 //! departments' incidents: the scope comes from [`ReadScope`], as for every incident read, and
-//! the store narrows it to the departments (see [`vigia_store::incidents::stats`]).
+//! the store narrows it to the departments (see [`vigia_store::incidents::stats`]). Reporters
+//! get the basic counts of their own and the public incidents; the workload is for staff.
 
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +14,7 @@ use vigia_domain::Timestamp;
 use vigia_domain::auth::{Principal, Scope};
 use vigia_domain::ids::{CategoryId, DepartmentId};
 use vigia_domain::incidents::ReadScope;
+use vigia_domain::users::Role;
 use vigia_store::incidents::stats::{self, Ranked, StatsFilter, Workload};
 
 use crate::auth::Auth;
@@ -140,6 +142,9 @@ pub struct StatsOut {
     pub created_from: Timestamp,
     #[schema(value_type = String, format = DateTime)]
     pub created_to: Timestamp,
+    /// Which incidents are counted: `all` (admins), `departments` (the caller's departments'),
+    /// or `own_and_public` (a reporter's own incidents and the public ones).
+    pub counted: String,
     pub totals: TotalsOut,
     pub by_status: Vec<StatusCountOut>,
     pub by_urgency: Vec<UrgencyCountOut>,
@@ -151,8 +156,9 @@ pub struct StatsOut {
 }
 
 /// Incident counts by status, urgency, category, department and zone, and created and resolved
-/// per day (staff and admins; API keys with `reports:read`). Staff and keys count only their
-/// departments' incidents.
+/// per day. Admins count every incident; staff and API keys with `reports:read` their
+/// departments'; reporters the basic figures of what they may see: their own incidents and the
+/// public ones (`counted` says which).
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats", params(StatsQuery), security(("bearer" = [])),
     responses((status = 200, body = StatsOut), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 422, body = Problem)))]
@@ -161,7 +167,13 @@ async fn incident_stats(
     auth: Auth,
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Json<StatsOut>> {
-    auth.require_staff(Scope::ReportsRead)?;
+    let reporter = match &auth.0 {
+        Principal::User(u) if u.role == Role::Reporter => Some(u.user_id),
+        _ => {
+            auth.require_staff(Scope::ReportsRead)?;
+            None
+        }
+    };
     let (created_from, created_to) = parse_range(q.created_from, q.created_to, Timestamp::now())?;
     let filter = StatsFilter {
         created_from,
@@ -169,7 +181,21 @@ async fn incident_stats(
         department: q.department.map(DepartmentId),
         category: q.category.map(CategoryId),
     };
-    let s = stats::incident_stats(&state.db, &stats_scope(&auth.0), &filter).await?;
+    let scope = stats_scope(&auth.0);
+    let (s, counted) = match reporter {
+        Some(me) => (
+            stats::reporter_stats(&state.db, me, &filter).await?,
+            "own_and_public",
+        ),
+        None if scope == ReadScope::All => (
+            stats::incident_stats(&state.db, &scope, &filter).await?,
+            "all",
+        ),
+        None => (
+            stats::incident_stats(&state.db, &scope, &filter).await?,
+            "departments",
+        ),
+    };
     let totals = TotalsOut {
         created: s.by_status.iter().map(|c| c.count).sum(),
         open: s
@@ -183,6 +209,7 @@ async fn incident_stats(
     Ok(Json(StatsOut {
         created_from,
         created_to,
+        counted: counted.into(),
         totals,
         by_status: s
             .by_status

@@ -22,7 +22,9 @@ use vigia_domain::incidents::{IncidentCode, ReadScope, Status};
 use crate::sql::{Arg, Sql, bind_args};
 use crate::{Db, StoreResult, composed, on_reader};
 
+mod basic;
 mod synthetic;
+pub use basic::reporter_stats;
 pub use synthetic::{SYNTHETIC_REPORTER, SyntheticIncident, assignable_staff, load_synthetic};
 
 /// A day in milliseconds; days are UTC dates.

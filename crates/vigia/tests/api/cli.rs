@@ -198,3 +198,62 @@ fn sigterm_lets_the_server_finish_and_exit_cleanly_and_backup_restore_round_trip
         "{answer}"
     );
 }
+
+/// `vigia user create` against the test app's database, the password on standard input.
+fn create_user_cli(
+    app: &crate::helpers::TestApp,
+    dir: &std::path::Path,
+    email: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut child = vigia(dir)
+        .args(["--database-url", &app.config.database_url()])
+        .args([
+            "user",
+            "create",
+            "--email",
+            email,
+            "--role",
+            "staff",
+            "--password-stdin",
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"una-clave-bien-larga\n")
+        .expect("write");
+    child.wait_with_output().expect("output")
+}
+
+crate::backend_tests! {
+    async fn user_create_places_staff_in_departments_by_id_or_name_and_refuses_unknown_ones(app: crate::helpers::TestApp) {
+        let admin = app.admin().await;
+        let maintenance = app.department(&admin, "Mantenimiento").await;
+        let security = app.department(&admin, "Seguridad").await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = app.snapshot().await;
+        let unknown = create_user_cli(&app, dir.path(), "nadie@utec.pe", &["--department", "Mantenimiento", "--department", "Cafetería"]);
+        assert!(!unknown.status.success());
+        let stderr = String::from_utf8_lossy(&unknown.stderr);
+        assert!(stderr.contains("--department \"Cafetería\": no department has that id or name"), "{stderr}");
+        assert!(stderr.contains(&format!("Mantenimiento ({maintenance})")), "{stderr}");
+        assert_eq!(app.snapshot().await, before, "nothing was created");
+
+        let ok = create_user_cli(&app, dir.path(), "tecnica@utec.pe", &["--department", "mantenimiento", "--department", &security.to_string()]);
+        assert!(ok.status.success(), "{ok:?}");
+        let stdout = String::from_utf8_lossy(&ok.stdout);
+        assert!(stdout.contains("created staff tecnica@utec.pe"), "{stdout}");
+        let users = app.get("/api/v1/users?role=staff&limit=200", Some(&admin.token)).await;
+        let created = users.body["items"].as_array().expect("users").iter().find(|u| u["email"] == "tecnica@utec.pe").expect("created").clone();
+        let mut departments: Vec<i64> = created["departments"].as_array().expect("departments").iter().map(|d| d.as_i64().expect("id")).collect();
+        departments.sort();
+        assert_eq!(departments, [maintenance, security]);
+    }
+}

@@ -38,7 +38,7 @@ pub fn registry(app: &TestApp, config: &vigia::Config) -> vigia_jobs::Registry {
 }
 
 /// A worker over the test app's database with the app's handlers, drained by hand.
-fn worker(app: &TestApp) -> Worker {
+pub(crate) fn worker(app: &TestApp) -> Worker {
     Worker::new(
         app.db.clone(),
         Arc::new(registry(app, &app.config)),
@@ -51,7 +51,7 @@ fn days(n: i64) -> Timestamp {
     Timestamp::now().plus_seconds(n * 86_400)
 }
 
-async fn jobs_of(db: &Db, kind: &str) -> Vec<jobs::Job> {
+pub(crate) async fn jobs_of(db: &Db, kind: &str) -> Vec<jobs::Job> {
     jobs::list(
         db,
         &JobFilter {

@@ -93,13 +93,13 @@ fn python() -> PathBuf {
     path
 }
 
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: std::process::Child,
     dir: tempfile::TempDir,
 }
 
 impl SmtpServer {
-    async fn start(port: u16) -> Self {
+    pub(crate) async fn start(port: u16) -> Self {
         Self::start_with(port, &[]).await
     }
 
@@ -138,12 +138,12 @@ impl SmtpServer {
         self.dir.path().join("inbox")
     }
 
-    fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         read_inbox(&self.inbox())
     }
 
     /// Waits until at least `n` messages arrived.
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Value> {
         for _ in 0..300 {
             let messages = self.messages();
             if messages.len() >= n {
@@ -175,12 +175,12 @@ impl Drop for SmtpServer {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
 
-fn mail_config(config: &mut Config, port: u16) {
+pub(crate) fn mail_config(config: &mut Config, port: u16) {
     config.email.enabled = true;
     config.email.smtp_host = "127.0.0.1".into();
     config.email.smtp_port = port;
@@ -206,15 +206,15 @@ fn hook_config(config: &mut Config) {
 
 // --- the campus ----------------------------------------------------------------------------------
 
-struct Setup {
-    admin: TestUser,
-    category: i64,
-    staff: TestUser,
+pub(crate) struct Setup {
+    pub admin: TestUser,
+    pub category: i64,
+    pub staff: TestUser,
 }
 
 /// A department with two contacts (one of them an English-speaking account) and an escalation
 /// contact, a high-urgency category routed to it, and a staff member.
-async fn setup(app: &TestApp) -> Setup {
+pub(crate) async fn setup(app: &TestApp) -> Setup {
     let admin = app.admin().await;
     let boss = app.user(Role::Staff).await;
     let reply = app
@@ -304,7 +304,7 @@ async fn wait_deliveries(
     );
 }
 
-fn to(message: &Value) -> String {
+pub(crate) fn to(message: &Value) -> String {
     message["rcpt_tos"][0]
         .as_str()
         .unwrap_or_default()
@@ -371,8 +371,11 @@ async fn urgent_incidents_mail_the_guard_and_the_department_in_each_readers_lang
         text.contains(&format!("Ver el incidente: {link}")),
         "{text}"
     );
-    let report_link = format!("https://vigia.utec.pe/api/v1/incidents/{id}/report");
-    assert!(text.contains(&report_link), "{text}");
+    let report_link = "https://vigia.utec.pe/reports/incidents/";
+    assert!(
+        text.contains(report_link) && text.contains(&format!("/incident_{id}.json?key=")),
+        "{text}"
+    );
     let html = spanish["html"]
         .as_str()
         .expect("html")

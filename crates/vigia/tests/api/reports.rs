@@ -515,13 +515,13 @@ backend_tests! {
         let d = dataset(&app).await;
         let objects = vigia_store::Objects::open(&app.config.storage_url(), &app.config.s3_options()).expect("objects");
         let [i1, ..] = d.incidents;
-        let record = vigia_reports::incident::run(&app.db, &objects, vigia_domain::ids::IncidentId(i1), "test")
+        let record = vigia_reports::incident::run(&app.db, &objects, vigia_domain::ids::IncidentId(i1), None, "test")
             .await
             .expect("incident report")
             .expect("i1 has a department");
         let key = format!("reports/incidents/{}/incident_{i1}.json", d.department_a);
         assert_eq!(record.object("json"), Some(key.as_str()));
-        let again = vigia_reports::incident::run(&app.db, &objects, vigia_domain::ids::IncidentId(i1), "test")
+        let again = vigia_reports::incident::run(&app.db, &objects, vigia_domain::ids::IncidentId(i1), None, "test")
             .await
             .expect("rerun")
             .expect("report");
@@ -534,6 +534,12 @@ backend_tests! {
         let kinds: Vec<&str> = report["events"].as_array().expect("events").iter().map(|e| e["kind"].as_str().expect("kind")).collect();
         assert_eq!(kinds.first(), Some(&"created"));
         assert!(report["events"].as_array().expect("events").iter().any(|e| e["internal"] == true), "the department's report keeps internal notes");
+        // With their text: the comment_added event names the comment the report carries.
+        let comment_event = report["events"].as_array().expect("events").iter().find(|e| e["kind"] == "comment_added").expect("comment event").clone();
+        assert_eq!(report["comments"].as_array().map(Vec::len), Some(1), "{report:#}");
+        assert_eq!(report["comments"][0]["id"], comment_event["data"]["comment_id"]);
+        assert_eq!(report["comments"][0]["body"], "Nota interna del equipo");
+        assert_eq!(report["comments"][0]["visibility"], "internal");
         let list = app.get("/api/v1/reports", Some(&d.staff_a.token)).await;
         assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1), "{:?}", list.body);
         let staff_b = app.staff_in(&d.admin, d.department_b).await;

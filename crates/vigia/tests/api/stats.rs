@@ -296,7 +296,7 @@ backend_tests! {
         assert_eq!(old.body["by_category"], json!([]));
     }
 
-    async fn staff_count_only_their_departments_and_reporters_are_refused(app: TestApp) {
+    async fn staff_count_only_their_departments_and_reporters_get_no_workload(app: TestApp) {
         let d = dataset(&app).await;
         let a = app.get("/api/v1/stats", Some(&d.staff_a.token)).await;
         assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
@@ -308,7 +308,8 @@ backend_tests! {
         let b = app.get("/api/v1/stats", Some(&d.staff_b.token)).await;
         assert_eq!(b.body["totals"], json!({ "created": 2, "open": 2, "resolved": 0 }));
 
-        for path in ["/api/v1/stats", "/api/v1/stats/staff"] {
+        assert_eq!(a.body["counted"], "departments");
+        for path in ["/api/v1/stats/staff"] {
             let reply = app.get(path, Some(&d.reporter.token)).await;
             assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
             assert!(reply.is_problem());
@@ -324,6 +325,43 @@ backend_tests! {
         let other_key = app.post("/api/v1/api-keys", Some(&d.admin.token), json!({ "name": "lector", "scopes": ["incidents:read"] })).await;
         let other_key = other_key.body["key"].as_str().expect("key").to_owned();
         assert_eq!(app.get("/api/v1/stats", Some(&other_key)).await.status, StatusCode::FORBIDDEN);
+    }
+
+    async fn reporters_get_the_basic_figures_of_their_own_and_the_public_incidents(app: TestApp) {
+        let d = dataset(&app).await;
+        // The reporter of all four: the private i4 is theirs.
+        let own = app.get("/api/v1/stats", Some(&d.reporter.token)).await;
+        assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
+        assert_eq!(own.body["counted"], "own_and_public");
+        assert_eq!(own.body["totals"], json!({ "created": 4, "open": 3, "resolved": 1 }));
+        assert_eq!(pairs(&own.body["by_urgency"], "urgency"),
+            [(json!("low"), 2), (json!("medium"), 0), (json!("high"), 1), (json!("emergency"), 1)]);
+        // Another reporter: only the three public ones.
+        let other = app.user(Role::Reporter).await;
+        let public = app.get("/api/v1/stats", Some(&other.token)).await;
+        assert_eq!(public.status, StatusCode::OK, "{:?}", public.body);
+        assert_eq!(public.body["totals"], json!({ "created": 3, "open": 2, "resolved": 1 }));
+        assert_eq!(pairs(&public.body["by_status"], "status"), [
+            (json!("new"), 0), (json!("acknowledged"), 2), (json!("in_progress"), 0),
+            (json!("on_hold"), 0), (json!("resolved"), 1), (json!("closed"), 0),
+        ]);
+        assert_eq!(pairs(&public.body["by_urgency"], "urgency"),
+            [(json!("low"), 2), (json!("medium"), 0), (json!("high"), 1), (json!("emergency"), 0)]);
+        let mut categories = pairs(&public.body["by_category"], "category_id");
+        categories.sort_by_key(|(k, _)| k.as_i64());
+        assert_eq!(categories, [(json!(d.category_a), 2), (json!(d.category_b), 1)]);
+        assert_eq!(pairs(&public.body["by_zone"], "zone_id"), [(Value::Null, 1), (json!(d.zone), 2)]);
+        assert_eq!(per_day_sum(&public.body, "created"), 3);
+        assert_eq!(per_day_sum(&public.body, "resolved"), 1);
+        // The filters narrow them the same way.
+        let b = app.get(&format!("/api/v1/stats?department={}", d.department_b), Some(&other.token)).await;
+        assert_eq!(b.body["totals"], json!({ "created": 1, "open": 1, "resolved": 0 }));
+        let bad = app.get("/api/v1/stats?created_from=2026-01-02T00:00:00Z&created_to=2026-01-01T00:00:00Z", Some(&other.token)).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // The admin's figures are still everything.
+        let all = app.get("/api/v1/stats", Some(&d.admin.token)).await;
+        assert_eq!(all.body["counted"], "all");
+        assert_eq!(all.body["totals"]["created"], 4);
     }
 
     async fn staff_workload_has_exact_open_overdue_and_mean_times(app: TestApp) {

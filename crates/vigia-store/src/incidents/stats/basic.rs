@@ -1,0 +1,104 @@
+//! A reporter's basic figures: the same counts as [`incident_stats`](super::incident_stats),
+//! over what a reporter may see — the incidents they reported and the public ones. The per-day
+//! summaries have no visibility or reporter dimension, so these are read from the incidents:
+//! one grouped pass over the creation range and one over the resolution range.
+
+use vigia_domain::catalog::Urgency;
+use vigia_domain::ids::{CategoryId, DepartmentId, UserId, ZoneId};
+use vigia_domain::incidents::Status;
+
+use super::{Count, DAY_MS, DayCount, IncidentStats, StatsFilter, date_of, day_span, merge};
+use crate::sql::{Arg, Sql, bind_args};
+use crate::{Db, StoreResult, composed, on_reader};
+
+/// `AND (public OR reported by reporter)` and the filter's department and category.
+fn conditions(sql: &mut Sql, reporter: UserId, filter: &StatsFilter) -> String {
+    let me = sql.arg(Arg::I64(reporter.0));
+    let mut text = format!(" AND (i.visibility = 'public' OR i.reporter_id = {me})");
+    if let Some(d) = filter.department {
+        text.push_str(&format!(
+            " AND i.department_id = {}",
+            sql.arg(Arg::I64(d.0))
+        ));
+    }
+    if let Some(c) = filter.category {
+        text.push_str(&format!(" AND i.category_id = {}", sql.arg(Arg::I64(c.0))));
+    }
+    text
+}
+
+type CreatedRow = (String, String, i64, Option<i64>, Option<i64>, i64, i64);
+
+/// Counts of the incidents created in the filter's range that `reporter` reported or that are
+/// public, with every status, urgency and date listed as in [`super::incident_stats`].
+#[tracing::instrument(skip_all, fields(reporter = reporter.0))]
+pub async fn reporter_stats(
+    db: &Db,
+    reporter: UserId,
+    filter: &StatsFilter,
+) -> StoreResult<IncidentStats> {
+    let (from, to) = (filter.created_from.millis(), filter.created_to.millis());
+    let mut created = Sql::default();
+    let (lo, hi) = (created.arg(Arg::I64(from)), created.arg(Arg::I64(to)));
+    let cond = conditions(&mut created, reporter, filter);
+    created.push(&format!(
+        "SELECT i.status, i.urgency, i.category_id, i.department_id, i.zone_id, \
+           CAST(i.created_at / {DAY_MS} AS BIGINT) AS dn, CAST(COUNT(*) AS BIGINT) FROM incidents i \
+         WHERE i.created_at >= {lo} AND i.created_at < {hi}{cond} \
+         GROUP BY i.status, i.urgency, i.category_id, i.department_id, i.zone_id, dn"
+    ));
+    let mut resolved = Sql::default();
+    let (lo, hi) = (resolved.arg(Arg::I64(from)), resolved.arg(Arg::I64(to)));
+    let cond = conditions(&mut resolved, reporter, filter);
+    resolved.push(&format!(
+        "SELECT CAST(i.resolved_at / {DAY_MS} AS BIGINT) AS dn, CAST(COUNT(*) AS BIGINT) FROM incidents i \
+         WHERE i.resolved_at >= {lo} AND i.resolved_at < {hi}{cond} GROUP BY dn"
+    ));
+    let (rows, resolved): (Vec<CreatedRow>, Vec<(i64, i64)>) = on_reader!(db, |pool| {
+        tokio::try_join!(
+            bind_args!(sqlx::query_as(composed(&created.text)), &created.args).fetch_all(pool),
+            bind_args!(sqlx::query_as(composed(&resolved.text)), &resolved.args).fetch_all(pool),
+        )?
+    });
+    let mut part = IncidentStats {
+        by_status: Vec::new(),
+        by_urgency: Vec::new(),
+        by_category: Vec::new(),
+        by_department: Vec::new(),
+        by_zone: Vec::new(),
+        per_day: Vec::new(),
+    };
+    for (status, urgency, category, department, zone, day, n) in rows {
+        if let Ok(key) = Status::parse("status", &status) {
+            part.by_status.push(Count { key, count: n });
+        }
+        if let Ok(key) = Urgency::parse("urgency", &urgency) {
+            part.by_urgency.push(Count { key, count: n });
+        }
+        part.by_category.push(Count {
+            key: CategoryId(category),
+            count: n,
+        });
+        part.by_department.push(Count {
+            key: department.map(DepartmentId),
+            count: n,
+        });
+        part.by_zone.push(Count {
+            key: zone.map(ZoneId),
+            count: n,
+        });
+        part.per_day.push(DayCount {
+            date: date_of(day),
+            created: n,
+            resolved: 0,
+        });
+    }
+    part.per_day
+        .extend(resolved.into_iter().map(|(day, n)| DayCount {
+            date: date_of(day),
+            created: 0,
+            resolved: n,
+        }));
+    let (first, last) = day_span(filter.created_from, filter.created_to);
+    Ok(merge([part].into_iter(), first, last))
+}
