@@ -19,7 +19,7 @@ use vigia_store::{settings, users};
 
 use crate::auth::{self as authn, Auth, REFRESH_COOKIE, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ClientIp, Json};
+use crate::extract::{ClientIp, Json, OptionalJson};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -323,13 +323,9 @@ pub struct RefreshIn {
 async fn refresh(
     State(state): State<AppState>,
     parts: Parts,
-    body: axum::body::Bytes,
+    OptionalJson(input): OptionalJson<RefreshIn>,
 ) -> ApiResult<Response> {
-    let input: RefreshIn = if body.iter().all(u8::is_ascii_whitespace) {
-        RefreshIn::default()
-    } else {
-        crate::extract::parse_json(&body)?
-    };
+    let input = input.unwrap_or_default();
     let (presented, from_cookie) = match input.refresh_token {
         Some(token) => (token, false),
         None => {
