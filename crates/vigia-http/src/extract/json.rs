@@ -82,7 +82,18 @@ impl<T> LenientJson<T> {
     /// checks run on stand-ins for those and the answer is a 422 with both sets of errors (a
     /// field serde rejected is named once).
     pub fn parse<D>(&self, check: impl FnOnce(&T) -> ApiResult<D>) -> ApiResult<D> {
-        let checked = check(&self.value);
+        self.merge(check(&self.value))
+    }
+
+    /// The body, with stand-ins for the fields serde rejected: only for checks whose result
+    /// then goes through [`LenientJson::merge`] (an asynchronous check, for instance).
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    /// The result of the handler's checks of [`LenientJson::value`], merged with the errors
+    /// serde found (see [`LenientJson::parse`]).
+    pub fn merge<D>(&self, checked: ApiResult<D>) -> ApiResult<D> {
         if self.errors.is_empty() {
             return checked;
         }

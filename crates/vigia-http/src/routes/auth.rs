@@ -19,7 +19,7 @@ use vigia_store::{settings, users};
 
 use crate::auth::{self as authn, Auth, REFRESH_COOKIE, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ClientIp, Json, OptionalJson};
+use crate::extract::{ClientIp, Json, LenientJson, OptionalJson};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -102,7 +102,7 @@ async fn registration_open(state: &AppState) -> ApiResult<bool> {
 async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Json(input): Json<RegisterIn>,
+    body: LenientJson<RegisterIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
     state.limits.register(ip)?;
     if !registration_open(&state).await? {
@@ -110,14 +110,17 @@ async fn register(
             detail: "self-registration is closed: ask an administrator for an account",
         });
     }
-    let new = new_account(
-        &input.email,
-        &input.password,
-        &input.display_name,
-        input.locale.as_deref(),
-        Ok(Role::Reporter),
-    )
-    .await?;
+    let input = body.value();
+    let new = body.merge(
+        new_account(
+            &input.email,
+            &input.password,
+            &input.display_name,
+            input.locale.as_deref(),
+            Ok(Role::Reporter),
+        )
+        .await,
+    )?;
     let user = users::create(&state.db, &new, None).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }

@@ -935,11 +935,12 @@ async fn comment(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Json(input): Json<CommentIn>,
+    body: LenientJson<CommentIn>,
 ) -> ApiResult<(StatusCode, Json<CommentOut>)> {
     require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
-    let new = NewComment::parse(&input.body, input.visibility.as_deref())?;
+    let new =
+        body.parse(|input| Ok(NewComment::parse(&input.body, input.visibility.as_deref())?))?;
     if actor == Actor::Other {
         return Err(ApiError::Forbidden {
             detail: "only the reporter and the department's staff may comment",

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::helpers::TestApp;
-use crate::incidents::campus;
+use crate::incidents::{campus, report};
 
 /// Every operation of the OpenAPI document whose body is JSON, its path ids filled with 1.
 fn json_body_routes(doc: &Value) -> Vec<(Method, String)> {
@@ -182,6 +182,32 @@ backend_tests! {
             .collect();
         assert_eq!(fields, ["category_id", "description", "point.lat", "title", "visibility", "location.zone_id"], "{:?}", reply.body);
         assert_eq!(app.snapshot().await, before, "a rejected report changes nothing");
+    }
+
+    async fn comments_and_accounts_name_type_errors_and_domain_errors_together(app: TestApp) {
+        let c = campus(&app).await;
+        let id = report(&app, &c.reporter, json!({ "category_id": c.leak, "title": "Fuga", "description": "Agua en el piso" })).await["id"]
+            .as_i64()
+            .expect("id");
+        let before = app.snapshot().await;
+        let fields = |reply: &crate::helpers::Reply| -> Vec<String> {
+            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", reply.body);
+            reply.body["errors"]
+                .as_array()
+                .expect("errors")
+                .iter()
+                .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let comment = app
+            .post(&format!("/api/v1/incidents/{id}/comments"), Some(&c.reporter.token), json!({ "visibility": "secreta" }))
+            .await;
+        assert_eq!(fields(&comment), ["body", "visibility"], "{:?}", comment.body);
+        let register = app
+            .post("/api/v1/auth/register", None, json!({ "email": "no-es-un-correo", "password": 12345678, "display_name": "Rosa" }))
+            .await;
+        assert_eq!(fields(&register), ["password", "email"], "{:?}", register.body);
+        assert_eq!(app.snapshot().await, before);
     }
 
     async fn other_routes_name_every_invalid_field_too(app: TestApp) {
