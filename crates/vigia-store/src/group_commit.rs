@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -53,12 +53,15 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct GroupCommit {
     sender: mpsc::Sender<Write>,
+    /// Batches committed so far (each one `COMMIT`, one `fsync`).
+    commits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for GroupCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCommit")
             .field("waiting", &(QUEUE_DEPTH - self.sender.capacity()))
+            .field("commits", &self.commits())
             .finish()
     }
 }
@@ -69,6 +72,7 @@ impl GroupCommit {
     pub fn start(settings: Settings, turn: SqlitePool) -> anyhow::Result<Self> {
         let conn = open(&settings)?;
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let commits = Arc::new(AtomicU64::new(0));
         // A runtime of its own for the few async steps (taking the turn, returning it).
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -76,9 +80,17 @@ impl GroupCommit {
             .context("cannot start the group commit's runtime")?;
         std::thread::Builder::new()
             .name("vigia-group-commit".into())
-            .spawn(move || runtime.block_on(run(conn, turn, receiver)))
+            .spawn({
+                let commits = commits.clone();
+                move || runtime.block_on(run(conn, turn, receiver, commits))
+            })
             .context("cannot start the group commit thread")?;
-        Ok(Self { sender })
+        Ok(Self { sender, commits })
+    }
+
+    /// How many batches have committed: fewer than the writes when writes share commits.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Runs `write` in the next batch and returns its result after the batch committed. `write`
@@ -154,7 +166,12 @@ fn open(settings: &Settings) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-async fn run(conn: Connection, turn: SqlitePool, mut receiver: mpsc::Receiver<Write>) {
+async fn run(
+    conn: Connection,
+    turn: SqlitePool,
+    mut receiver: mpsc::Receiver<Write>,
+    commits: Arc<AtomicU64>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let writes = std::mem::take(&mut batch);
@@ -168,6 +185,9 @@ async fn run(conn: Connection, turn: SqlitePool, mut receiver: mpsc::Receiver<Wr
             // Dropped unrun: each submitter hears that its write did not run.
             Err(error) => Err(StoreError::Database(error)),
         };
+        if outcome.is_ok() {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
         if let Err(error) = outcome {
             tracing::error!(%error, "a group commit failed; its writes were answered with an error");
         }
@@ -305,10 +325,18 @@ mod tests {
     async fn many_concurrent_writes_share_commits_and_every_one_is_answered() {
         let dir = tempfile::tempdir().expect("dir");
         let (pool, group) = setup(&dir).await;
+        let before = group.commits();
         let writes = (0..500).map(|v| group.submit(insert(v)));
         let answers = futures::future::join_all(writes).await;
         assert!(answers.iter().all(Result::is_ok));
         assert_eq!(stored(&pool).await.len(), 500);
+        let commits = group.commits() - before;
+        // Each batch takes at most MAX_BATCH writes, so 500 need at least two commits; one
+        // commit per write (or anything near it) would mean no sharing.
+        assert!(
+            (2..=25).contains(&commits),
+            "500 concurrent writes took {commits} commits"
+        );
     }
 
     #[tokio::test]

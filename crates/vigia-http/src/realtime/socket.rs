@@ -80,6 +80,12 @@ impl Socket {
         self.send_bounded(frame, true)
     }
 
+    /// Queues the connection's last frame (a close) even past the queue's capacity: a
+    /// connection closed because its queue is full must still be told why.
+    pub fn send_last(&self, frame: &Bytes) -> Sent {
+        self.send_bounded(frame, false)
+    }
+
     fn send_bounded(&self, frame: &Bytes, bounded: bool) -> Sent {
         let mut pending = self.pending();
         if pending.broken {

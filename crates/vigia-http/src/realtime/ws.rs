@@ -229,7 +229,7 @@ impl Transport for WsTransport {
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
-        if self.0.send(&close_frame(code, reason)) != Sent::Broken {
+        if self.0.send_last(&close_frame(code, reason)) != Sent::Broken {
             let _ = self.0.flush().await;
         }
     }

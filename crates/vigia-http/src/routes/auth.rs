@@ -20,7 +20,7 @@ use vigia_store::{settings, users};
 
 use crate::auth::{self as authn, Auth, REFRESH_COOKIE, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ClientIp, Json};
+use crate::extract::{ClientIp, Json, LenientJson, OptionalJson};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -103,7 +103,7 @@ async fn registration_open(state: &AppState) -> ApiResult<bool> {
 async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Json(input): Json<RegisterIn>,
+    body: LenientJson<RegisterIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
     state.limits.register(ip)?;
     if !registration_open(&state).await? {
@@ -111,15 +111,18 @@ async fn register(
             detail: "self-registration is closed: ask an administrator for an account",
         });
     }
-    let new = new_account(
-        &state,
-        &input.email,
-        &input.password,
-        &input.display_name,
-        input.locale.as_deref(),
-        Ok(Role::Reporter),
-    )
-    .await?;
+    let input = body.value();
+    let new = body.merge(
+        new_account(
+            &state,
+            &input.email,
+            &input.password,
+            &input.display_name,
+            input.locale.as_deref(),
+            Ok(Role::Reporter),
+        )
+        .await,
+    )?;
     let user = users::create(&state.db, &new, None).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
@@ -329,13 +332,9 @@ pub struct RefreshIn {
 async fn refresh(
     State(state): State<AppState>,
     parts: Parts,
-    body: axum::body::Bytes,
+    OptionalJson(input): OptionalJson<RefreshIn>,
 ) -> ApiResult<Response> {
-    let input: RefreshIn = if body.iter().all(u8::is_ascii_whitespace) {
-        RefreshIn::default()
-    } else {
-        crate::extract::parse_json(&body)?
-    };
+    let input = input.unwrap_or_default();
     let (presented, from_cookie) = match input.refresh_token {
         Some(token) => (token, false),
         None => {

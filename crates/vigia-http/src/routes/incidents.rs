@@ -10,7 +10,6 @@ use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
-use vigia_domain::Timestamp;
 use vigia_domain::auth::{Principal, Scope};
 use vigia_domain::catalog::{GeoPoint, Urgency};
 use vigia_domain::ids::{CategoryId, DepartmentId, IncidentId, UserId, ZoneId};
@@ -18,13 +17,14 @@ use vigia_domain::incidents::{
     Actor, IncidentCode, IncidentVisibility, NewComment, NewIncident, RawNewIncident, ReadScope,
     Source, Status, TransitionError, check_transition,
 };
+use vigia_domain::{FieldError, Timestamp, Validation};
 use vigia_store::incidents::{self, Comment, Incident, IncidentFilter, Reporter, Sort};
 use vigia_store::page::clamp_limit;
 use vigia_store::{StoreError, catalog, idempotency};
 
 use crate::auth::{Admin, Auth};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, LenientJson, Query};
 use crate::json_out::{JsonWriter, WriteJson, Written};
 use crate::routes::catalog::PointIo;
 use crate::routes::users::cursor;
@@ -356,14 +356,11 @@ pub struct IncidentIn {
 }
 
 fn parse_incident(input: &IncidentIn, principal: &Principal) -> ApiResult<NewIncident> {
-    let default_source = if matches!(principal, Principal::ApiKey(_)) {
-        Source::Api
-    } else {
-        Source::Web
-    };
+    let mut v = Validation::new();
     let source = match input.source.as_deref() {
-        Some(raw) => Source::parse("source", raw)?,
-        None => default_source,
+        Some(raw) => v.check(Source::parse("source", raw)),
+        None if matches!(principal, Principal::ApiKey(_)) => Some(Source::Api),
+        None => Some(Source::Web),
     };
     let raw = RawNewIncident {
         title: &input.title,
@@ -376,14 +373,27 @@ fn parse_incident(input: &IncidentIn, principal: &Principal) -> ApiResult<NewInc
         point: input.point.map(|p| (p.lat, p.lon)),
         visibility: input.visibility.as_deref(),
     };
-    let new = NewIncident::parse(&raw, source)?;
-    if new.department_id.is_some() && !principal.has_role(vigia_domain::users::Role::Staff) {
-        return Err(ApiError::field(
+    let new = match NewIncident::parse(&raw, source.unwrap_or(Source::Web)) {
+        Ok(new) => Some(new),
+        Err(errors) => {
+            errors.into_iter().for_each(|e| v.push(e));
+            None
+        }
+    };
+    if new.as_ref().is_some_and(|n| n.department_id.is_some())
+        && !principal.has_role(vigia_domain::users::Role::Staff)
+    {
+        v.push(FieldError::new(
             "department_id",
             "only staff and admins may choose the department",
         ));
     }
-    Ok(new)
+    v.finish()?;
+    new.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "an incident failed to parse without an error"
+        ))
+    })
 }
 
 /// Report an incident. Send `Idempotency-Key` to make retries safe: a retry with the same key
@@ -398,11 +408,10 @@ async fn create(
     State(state): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: LenientJson<IncidentIn>,
 ) -> ApiResult<Response> {
     require_write(&auth)?;
-    let input: IncidentIn = crate::extract::parse_json(&body)?;
-    let new = parse_incident(&input, &auth.0)?;
+    let new = body.parse(|input| parse_incident(input, &auth.0))?;
     let label = auth.0.label();
     let claim = match headers.get("idempotency-key") {
         None => None,
@@ -416,7 +425,7 @@ async fn create(
                         "Idempotency-Key must be 1 to 200 visible ASCII characters",
                     )
                 })?;
-            let request_hash = hex::encode(Sha256::digest(&body));
+            let request_hash = hex::encode(Sha256::digest(body.bytes()));
             if let Some(recorded) = idempotency::find(&state.db, &label, key).await? {
                 return replay(&state, &auth, recorded, &request_hash).await;
             }
@@ -498,10 +507,10 @@ pub struct PreviewOut {
 async fn preview(
     State(state): State<AppState>,
     auth: Auth,
-    Json(input): Json<IncidentIn>,
+    body: LenientJson<IncidentIn>,
 ) -> ApiResult<Json<PreviewOut>> {
     require_write(&auth)?;
-    let new = parse_incident(&input, &auth.0)?;
+    let new = body.parse(|input| parse_incident(input, &auth.0))?;
     let routing = incidents::route(&state.db, &new).await?;
     let now = Timestamp::now();
     let clock = vigia_domain::incidents::SlaClock::start(&routing.policy, now);
@@ -926,11 +935,12 @@ async fn comment(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Json(input): Json<CommentIn>,
+    body: LenientJson<CommentIn>,
 ) -> ApiResult<(StatusCode, Json<CommentOut>)> {
     require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
-    let new = NewComment::parse(&input.body, input.visibility.as_deref())?;
+    let new =
+        body.parse(|input| Ok(NewComment::parse(&input.body, input.visibility.as_deref())?))?;
     if actor == Actor::Other {
         return Err(ApiError::Forbidden {
             detail: "only the reporter and the department's staff may comment",

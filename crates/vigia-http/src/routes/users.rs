@@ -14,7 +14,7 @@ use vigia_store::{Cursor, users};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{Json, Query, RequestId};
+use crate::extract::{Json, LenientJson, Query, RequestId};
 use crate::routes::auth::UserOut;
 use crate::state::AppState;
 
@@ -110,19 +110,27 @@ async fn create(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(request_id): RequestId,
-    Json(input): Json<UserIn>,
+    body: LenientJson<UserIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
-    let new = super::auth::new_account(
-        &state,
-        &input.email,
-        &input.password,
-        &input.display_name,
-        input.locale.as_deref(),
-        Role::parse("role", &input.role),
-    )
-    .await?;
+    let input = body.value();
+    let new = body.merge(
+        super::auth::new_account(
+            &state,
+            &input.email,
+            &input.password,
+            &input.display_name,
+            input.locale.as_deref(),
+            Role::parse("role", &input.role),
+        )
+        .await,
+    )?;
     let actor = auth.actor(request_id);
-    let departments: Vec<DepartmentId> = input.departments.into_iter().map(DepartmentId).collect();
+    let departments: Vec<DepartmentId> = input
+        .departments
+        .iter()
+        .copied()
+        .map(DepartmentId)
+        .collect();
     for (i, department) in departments.iter().enumerate() {
         if !vigia_store::catalog::department_exists(&state.db, *department).await? {
             return Err(ApiError::field(

@@ -155,7 +155,7 @@ pub(crate) async fn setup(app: &TestApp, visibility: &str) -> Setup {
 /// events included) and the files under the object store's `attachments/` directory.
 #[derive(Debug, PartialEq)]
 struct Traces {
-    tables: Vec<(&'static str, i64)>,
+    tables: Vec<crate::helpers::TableState>,
     attachments: i64,
     events: i64,
     objects: Vec<PathBuf>,

@@ -43,6 +43,19 @@ pub struct TestUser {
     pub refresh_token: String,
 }
 
+/// Tables no request writes: the positions of the outbox's background consumers (the
+/// notification dispatcher, the job relay), moved on their own schedule while a test runs.
+const BACKGROUND_CURSORS: [&str; 2] = ["notification_cursor", "job_cursors"];
+
+/// One table as [`TestApp::snapshot`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableState {
+    pub table: String,
+    pub rows: usize,
+    /// A hash of every row's text: an UPDATE changes it even when the count stays.
+    pub content: u64,
+}
+
 /// A response: status, headers and the body parsed as JSON (`Null` when empty or not JSON).
 #[derive(Debug)]
 pub struct Reply {
@@ -331,34 +344,79 @@ impl TestApp {
         }
     }
 
-    /// Row counts of every table: compared before and after a rejected request to prove that
-    /// nothing changed.
-    pub async fn snapshot(&self) -> Vec<(&'static str, i64)> {
-        const TABLES: [&str; 10] = [
-            "users",
-            "sessions",
-            "departments",
-            "department_members",
-            "categories",
-            "zones",
-            "api_keys",
-            "api_key_departments",
-            "audit_log",
-            "settings",
-        ];
-        let mut counts = Vec::new();
-        for table in TABLES {
-            let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-            let n: i64 = match self.db.backend() {
-                StoreBackend::Sqlite { writer, .. } => {
-                    sqlx::query_scalar(sql).fetch_one(writer).await
-                }
-                StoreBackend::Postgres { pool } => sqlx::query_scalar(sql).fetch_one(pool).await,
-            }
-            .expect("count rows");
-            counts.push((table, n));
+    /// Every table of the database (listed by the database itself, so a new table is covered
+    /// without editing this) with its row count and a hash of its contents: compared before and
+    /// after a rejected request to prove that nothing was inserted, deleted or updated.
+    pub async fn snapshot(&self) -> Vec<TableState> {
+        let mut tables = Vec::new();
+        for table in self.tables().await {
+            let rows = self.rows_as_text(&table).await;
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&rows, &mut hasher);
+            tables.push(TableState {
+                rows: rows.len(),
+                content: std::hash::Hasher::finish(&hasher),
+                table,
+            });
         }
-        counts
+        tables
+    }
+
+    /// The names of the database's own tables, less SQLite's internal ones and
+    /// [`BACKGROUND_CURSORS`].
+    async fn tables(&self) -> Vec<String> {
+        let tables: Vec<String> = match self.db.backend() {
+            StoreBackend::Sqlite { writer, .. } => {
+                sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )
+                .fetch_all(writer)
+                .await
+            }
+            StoreBackend::Postgres { pool } => {
+                sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+                 ORDER BY table_name",
+                )
+                .fetch_all(pool)
+                .await
+            }
+        }
+        .expect("list tables");
+        tables
+            .into_iter()
+            .filter(|t| !BACKGROUND_CURSORS.contains(&t.as_str()))
+            .collect()
+    }
+
+    /// Every row of `table` as text (each column quoted, so `NULL` and `'NULL'` differ), sorted.
+    async fn rows_as_text(&self, table: &str) -> Vec<String> {
+        let mut rows: Vec<String> = match self.db.backend() {
+            StoreBackend::Sqlite { writer, .. } => {
+                let columns: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid")
+                        .bind(table)
+                        .fetch_all(writer)
+                        .await
+                        .expect("list columns");
+                let row = columns
+                    .iter()
+                    .map(|c| format!("quote(\"{c}\")"))
+                    .collect::<Vec<_>>()
+                    .join(" || ',' || ");
+                let sql = sqlx::AssertSqlSafe(format!("SELECT {row} FROM \"{table}\""));
+                sqlx::query_scalar(sql).fetch_all(writer).await
+            }
+            StoreBackend::Postgres { pool } => {
+                let sql = sqlx::AssertSqlSafe(format!("SELECT t::text FROM \"{table}\" AS t"));
+                sqlx::query_scalar(sql).fetch_all(pool).await
+            }
+        }
+        .unwrap_or_else(|e| panic!("read {table}: {e}"));
+        rows.sort_unstable();
+        rows
     }
 
     /// Creates a department as `admin` and returns its id.

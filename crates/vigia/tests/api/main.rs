@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod admin;
 mod attachments;
+mod bodies;
 mod catalog;
 mod cli;
 mod connections;
