@@ -283,7 +283,8 @@ async fn download(
 }
 
 /// The report of one incident (written when it is routed to a department), streamed as JSON:
-/// the stable address e-mails link to. 404 until it exists or when the caller may not see it.
+/// the newest of the caller's departments' reports of it (e-mails carry a signed link of their
+/// own, see `report_links`). 404 until it exists or when the caller may not see it.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/report", tag = "reports", security(("bearer" = [])),
     params(("id" = i64, Path, description = "the incident's number")),
     responses((status = 200, description = "the report", content_type = "application/json", body = Vec<u8>),
