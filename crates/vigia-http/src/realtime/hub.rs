@@ -103,6 +103,10 @@ pub struct HubInner {
     /// Bumped whenever a connection comes or goes: the fan-out's list of connections is
     /// rebuilt when it changed.
     generation: AtomicU64,
+    /// Notified when a connection goes: the reader drops its fan-out list, whose reference to
+    /// the connection would otherwise keep its socket (and descriptor) open until the next
+    /// broadcast.
+    left: Notify,
     /// The newest event id offered to connections.
     cursor: AtomicI64,
     /// Cancelled when the server shuts down; every connection is then told to close with 1001
@@ -297,6 +301,7 @@ impl Drop for Registration {
         }
         // A fan-out still holding the connection in its list skips it from now on.
         self.conn.close(Closing::Ended);
+        hub.left.notify_one();
     }
 }
 
@@ -414,6 +419,7 @@ impl Hub {
             places: Mutex::new(Places::default()),
             next_id: AtomicU64::new(1),
             generation: AtomicU64::new(0),
+            left: Notify::new(),
             cursor: AtomicI64::new(0),
             stopping: CancellationToken::new(),
         }))
@@ -503,6 +509,10 @@ impl Hub {
                 () = shutdown.cancelled() => return,
                 () = wake.notified() => {}
                 _ = poll.tick() => {}
+                () = self.left.notified() => {
+                    fan_out = FanOutList::default();
+                    continue;
+                }
             }
             self.db.settle_writes().await;
             loop {

@@ -19,3 +19,4 @@ mod realtime;
 mod reports;
 mod stats;
 mod system;
+mod ws_teardown;

@@ -76,6 +76,14 @@ pub async fn try_connect_ws(
 }
 
 impl WsClient {
+    /// The connection's TCP stream, to watch the server end it.
+    pub fn into_tcp(self) -> TcpStream {
+        match self.socket.into_inner() {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            _ => panic!("the tests connect without TLS"),
+        }
+    }
+
     pub async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::Text(message.to_string().into()))
