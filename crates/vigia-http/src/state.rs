@@ -28,9 +28,10 @@ pub struct HttpConfig {
     pub max_upload_bytes: usize,
     /// Origins allowed by CORS; empty means same-origin only, `*` any.
     pub cors_origins: Vec<String>,
-    /// Login attempts allowed per client address per minute (and per account per minute).
+    /// Login attempts allowed per client address per minute (and per account per minute),
+    /// across all nodes.
     pub login_per_minute: u32,
-    /// Registrations allowed per client address per hour.
+    /// Registrations allowed per client address per hour, across all nodes.
     pub register_per_hour: u32,
     /// How long a verified user/session standing is reused before the database is asked again.
     /// Changes made through this node take effect at once; through another node, within this.

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod objects;
 pub mod page;
+pub mod rate_limits;
 pub mod readers;
 pub mod reports;
 pub mod schedules;
