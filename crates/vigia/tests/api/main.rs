@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod admin;
 mod attachments;
+mod cancellation;
 mod catalog;
 mod cli;
 mod incidents;

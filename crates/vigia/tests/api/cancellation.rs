@@ -1,0 +1,71 @@
+//! Clients that give up in the middle of a request: the transaction they started is rolled
+//! back and its connection goes back to the pool clean, so later requests are unaffected.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use vigia_store::Backend as StoreBackend;
+
+use crate::backend_tests;
+use crate::helpers::TestApp;
+use crate::incidents::{campus, report};
+
+/// Connections of this test's PostgreSQL database left inside a transaction while idle.
+async fn idle_in_transaction(app: &TestApp) -> i64 {
+    let StoreBackend::Postgres { pool } = app.db.backend() else {
+        return 0;
+    };
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// Incidents stored without any event (every creation writes one in its transaction).
+async fn without_events(app: &TestApp) -> i64 {
+    let sql = "SELECT COUNT(*) FROM incidents i \
+               WHERE NOT EXISTS (SELECT 1 FROM incident_events e WHERE e.incident_id = i.id)";
+    match app.db.backend() {
+        StoreBackend::Sqlite { writer, .. } => sqlx::query_scalar(sql).fetch_one(writer).await,
+        StoreBackend::Postgres { pool } => sqlx::query_scalar(sql).fetch_one(pool).await,
+    }
+    .expect("count incidents without events")
+}
+
+backend_tests! {
+    async fn creates_cancelled_mid_transaction_leave_no_connection_inside_one(app: TestApp) {
+        let c = campus(&app).await;
+        let body = json!({ "category_id": c.leak, "title": "Fuga cancelada",
+            "description": "El cliente se rinde a los pocos milisegundos." });
+        // Clients that give up 0.5 to 6 ms into a create, eight at a time.
+        for round in 0..40_u64 {
+            let mut attempts = tokio::task::JoinSet::new();
+            for n in 0..8_u64 {
+                let timeout = Duration::from_micros(500 + ((round * 8 + n) % 12) * 500);
+                let client = reqwest::Client::builder().timeout(timeout).build().expect("client");
+                let request = client
+                    .post(format!("{}/api/v1/incidents", app.url))
+                    .bearer_auth(&c.reporter.token)
+                    .json(&body);
+                attempts.spawn(async move { request.send().await.map(|r| r.status()) });
+            }
+            while let Some(attempt) = attempts.join_next().await {
+                if let Ok(status) = attempt.expect("task") {
+                    assert_eq!(status, StatusCode::CREATED);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(idle_in_transaction(&app).await, 0, "connections left inside a transaction");
+        // Everything after works, and every stored incident has its first event.
+        for _ in 0..16 {
+            report(&app, &c.reporter, body.clone()).await;
+        }
+        assert_eq!(without_events(&app).await, 0, "incidents stored without their first event");
+        assert_eq!(idle_in_transaction(&app).await, 0);
+    }
+}
