@@ -27,6 +27,7 @@ pub mod schedules;
 pub mod sessions;
 pub mod settings;
 mod sql;
+pub mod standing;
 pub mod users;
 pub mod webhooks;
 

@@ -14,5 +14,6 @@ mod jobs;
 mod notify;
 mod realtime;
 mod reports;
+mod revocation;
 mod stats;
 mod system;
