@@ -1,63 +1,59 @@
 //! Rate limits on the endpoints attackers hammer: login and registration.
+//!
+//! The counts live in the database ([`vigia_store::rate_limits`]), not in the node's memory: on
+//! several nodes sharing one PostgreSQL, a client spreading its attempts over them still gets
+//! one budget, not one per node.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
+use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::state::keyed::DashMapStateStore;
-use governor::{Quota, RateLimiter};
+use vigia_domain::Timestamp;
+use vigia_domain::auth::secret_hash;
+use vigia_store::Db;
+use vigia_store::rate_limits::{self, Quota};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
-type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, DefaultClock>;
-
-/// Keyed token buckets (GCRA) per client address and per account.
+/// The quotas per client address and per account.
 pub struct RateLimits {
-    login_by_ip: Keyed<IpAddr>,
-    login_by_account: Keyed<String>,
-    register_by_ip: Keyed<IpAddr>,
-    clock: DefaultClock,
-}
-
-fn quota_per_minute(n: u32) -> Quota {
-    Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN))
-}
-
-fn quota_per_hour(n: u32) -> Quota {
-    Quota::per_hour(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN))
+    login: Quota,
+    register: Quota,
 }
 
 impl RateLimits {
     pub fn new(login_per_minute: u32, register_per_hour: u32) -> Self {
         Self {
-            login_by_ip: RateLimiter::dashmap(quota_per_minute(login_per_minute)),
-            login_by_account: RateLimiter::dashmap(quota_per_minute(login_per_minute)),
-            register_by_ip: RateLimiter::dashmap(quota_per_hour(register_per_hour)),
-            clock: DefaultClock::default(),
+            login: Quota {
+                burst: login_per_minute.max(1),
+                period: Duration::from_secs(60),
+            },
+            register: Quota {
+                burst: register_per_hour.max(1),
+                period: Duration::from_secs(3600),
+            },
         }
     }
 
-    fn retry<K: std::hash::Hash + Eq + Clone>(
-        &self,
-        limiter: &Keyed<K>,
-        key: &K,
-    ) -> Result<(), ApiError> {
-        limiter.check_key(key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            ApiError::TooManyRequests {
-                retry_after_secs: wait.as_secs().max(1),
-            }
-        })
+    async fn take(&self, db: &Db, key: &str, quota: Quota) -> ApiResult<()> {
+        rate_limits::take(db, key, quota, Timestamp::now())
+            .await?
+            .map_err(|wait| ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
     }
 
-    /// One login attempt from `ip` for `account` (the e-mail as typed, lower-cased).
-    pub fn login(&self, ip: IpAddr, account: &str) -> Result<(), ApiError> {
-        self.retry(&self.login_by_ip, &ip)?;
-        self.retry(&self.login_by_account, &account.trim().to_lowercase())
+    /// One login attempt from `ip` for `account` (the e-mail as typed; counted lower-cased,
+    /// and stored only as a hash).
+    pub async fn login(&self, db: &Db, ip: IpAddr, account: &str) -> ApiResult<()> {
+        self.take(db, &format!("login:ip:{ip}"), self.login).await?;
+        let account = secret_hash(&account.trim().to_lowercase());
+        self.take(db, &format!("login:account:{account}"), self.login)
+            .await
     }
 
     /// One registration attempt from `ip`.
-    pub fn register(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.retry(&self.register_by_ip, &ip)
+    pub async fn register(&self, db: &Db, ip: IpAddr) -> ApiResult<()> {
+        self.take(db, &format!("register:ip:{ip}"), self.register)
+            .await
     }
 }

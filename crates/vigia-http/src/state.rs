@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+use vigia_store::standing::{self, Change};
 use vigia_store::{Db, Objects};
 
 use crate::auth::AuthCache;
@@ -29,12 +31,13 @@ pub struct HttpConfig {
     pub max_upload_bytes: usize,
     /// Origins allowed by CORS; empty means same-origin only, `*` any.
     pub cors_origins: Vec<String>,
-    /// Login attempts allowed per client address per minute (and per account per minute).
+    /// Login attempts allowed per client address per minute (and per account per minute),
+    /// across all nodes.
     pub login_per_minute: u32,
-    /// Registrations allowed per client address per hour.
+    /// Registrations allowed per client address per hour, across all nodes.
     pub register_per_hour: u32,
     /// How long a verified user/session standing is reused before the database is asked again.
-    /// Changes made through this node take effect at once; through another node, within this.
+    /// Changes take effect at once on every node; this bounds one whose announcement was lost.
     pub auth_cache_ttl: Duration,
     /// Webhook endpoints may point at loopback/private/link-local addresses (SSRF guard off).
     pub webhooks_allow_private_targets: bool,
@@ -78,6 +81,8 @@ pub struct Inner {
     /// Password hashing, one per core at a time.
     pub hashing: Hashing,
     pub realtime: crate::realtime::Hub,
+    /// This node, in the standing changes it announces (so it skips its own).
+    node: u64,
 }
 
 impl std::ops::Deref for AppState {
@@ -89,22 +94,65 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// A user's standing changed (role, departments, disabled, signed out, new password): drop
-    /// what is cached about it and have their open real-time connections check it again now.
+    /// what is cached about it and have their open real-time connections check it again now,
+    /// here and on every other node.
     pub fn forget_user(&self, user: vigia_domain::ids::UserId) {
-        self.auth_cache.forget_user(user);
-        self.realtime.recheck_user(user);
+        self.apply(Change::User(user));
+        self.announce(Change::User(user));
     }
 
     /// A session we cannot name cheaply was revoked (a reused refresh token).
     pub fn forget_all_sessions(&self) {
-        self.auth_cache.forget_all_sessions();
-        self.realtime.recheck_all();
+        self.apply(Change::AllSessions);
+        self.announce(Change::AllSessions);
     }
 
     /// An API key was revoked or changed.
     pub fn forget_keys(&self) {
-        self.auth_cache.forget_keys();
-        self.realtime.recheck_all();
+        self.apply(Change::Keys);
+        self.announce(Change::Keys);
+    }
+
+    /// Applies a standing change on this node: cached standings dropped first, then the
+    /// connections concerned told to check again (which then read the database).
+    fn apply(&self, change: Change) {
+        match change {
+            Change::User(user) => {
+                self.auth_cache.forget_user(user);
+                self.realtime.recheck_user(user);
+            }
+            Change::AllSessions => {
+                self.auth_cache.forget_all_sessions();
+                self.realtime.recheck_all();
+            }
+            Change::Keys => {
+                self.auth_cache.forget_keys();
+                self.realtime.recheck_all();
+            }
+        }
+    }
+
+    /// Tells the other nodes (the change is committed already).
+    fn announce(&self, change: Change) {
+        let (db, node) = (self.db.clone(), self.node);
+        tokio::spawn(async move {
+            if let Err(error) = standing::announce(&db, node, change).await {
+                tracing::warn!(%error, ?change, "cannot tell other nodes about a standing change");
+            }
+        });
+    }
+
+    /// Applies the standing changes other nodes announce, until `shutdown` (PostgreSQL only;
+    /// a SQLite database has one node).
+    pub fn follow_standing_changes(&self, shutdown: CancellationToken) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let on_change = |change| state.apply(change);
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = standing::listen(state.db.clone(), state.node, on_change) => {}
+            }
+        });
     }
 
     pub fn new(db: Db, objects: Objects, config: HttpConfig, jwt_secret: &[u8]) -> Self {
@@ -135,6 +183,7 @@ impl AppState {
             auth_cache,
             hashing: Hashing::per_core(),
             config,
+            node: rand::random(),
         }))
     }
 }

@@ -5,7 +5,7 @@
 //! | `event.dispatch` | one per incident event (see [`vigia_store::jobs::relay`]); nothing subscribes yet, so it completes — register a handler of the same kind to replace it |
 //! | `sla.escalate` | escalates SLA breaches once each ([`vigia_store::incidents::escalation`]) |
 //! | `assignment.sweep` | auto-assigns unassigned incidents of departments with a strategy |
-//! | `cleanup` | deletes old finished jobs and run history, expired sessions and idempotency keys |
+//! | `cleanup` | deletes old finished jobs and run history, expired sessions, idempotency keys and rate-limit keys |
 //! | `noop`, `sleep` | for tests and benchmarks, only with `jobs.test_handlers = true` |
 
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use vigia_domain::Timestamp;
 use vigia_store::jobs::relay::EVENT_DISPATCH;
-use vigia_store::{idempotency, incidents, jobs, schedules, sessions};
+use vigia_store::{idempotency, incidents, jobs, rate_limits, schedules, sessions};
 
 use crate::handler::{BoxFuture, Handler, JobContext, JobError, Registry};
 
@@ -121,7 +121,8 @@ impl Handler for Cleanup {
             let runs = schedules::purge_runs(&ctx.db, before).await?;
             let sessions = sessions::purge_expired(&ctx.db, ctx.now).await?;
             let keys = idempotency::purge(&ctx.db, ctx.now.plus_seconds(-24 * 3600)).await?;
-            tracing::info!(jobs, runs, sessions, keys, "cleanup done");
+            let limits = rate_limits::purge(&ctx.db, ctx.now).await?;
+            tracing::info!(jobs, runs, sessions, keys, limits, "cleanup done");
             Ok(())
         })
     }

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod objects;
 pub mod page;
+pub mod rate_limits;
 pub mod readers;
 pub mod report_links;
 pub mod reports;
@@ -27,6 +28,7 @@ pub mod schedules;
 pub mod sessions;
 pub mod settings;
 mod sql;
+pub mod standing;
 pub mod users;
 pub mod webhooks;
 

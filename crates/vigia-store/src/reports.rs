@@ -533,7 +533,16 @@ pub async fn grouped(
             sql.push(&format!(" AND department_id IN ({})", list.join(", ")));
         }
     }
-    filter_conditions(&mut sql, filter);
+    // Counted as the departments' staff see them: with their people.
+    let scope = match departments {
+        None => ReadScope::All,
+        Some(departments) => ReadScope::Limited {
+            departments: departments.to_vec(),
+            reporter: None,
+            staff: true,
+        },
+    };
+    filter_conditions(&mut sql, &scope, filter);
     if !dimensions.is_empty() {
         let positions: Vec<String> = (1..=dimensions.len()).map(|n| n.to_string()).collect();
         sql.push(&format!(
@@ -578,7 +587,7 @@ pub async fn count_incidents(
 ) -> StoreResult<i64> {
     let mut sql = Sql::new("SELECT COUNT(*) FROM incidents WHERE 1 = 1");
     restrict(&mut sql, scope);
-    filter_conditions(&mut sql, filter);
+    filter_conditions(&mut sql, scope, filter);
     let n: i64 = on_reader!(db, |pool| bind_args!(
         sqlx::query_scalar(composed(&sql.text)),
         &sql.args
@@ -633,7 +642,7 @@ pub async fn events_page(
     let p = sql.arg(Arg::I64(after));
     sql.push(&p);
     restrict(&mut sql, scope);
-    filter_conditions(&mut sql, filter);
+    filter_conditions(&mut sql, scope, filter);
     sql.push(" ORDER BY e.id");
     sql.limit(limit);
     let rows: Vec<EventRow> = on_reader!(db, |pool| bind_args!(

@@ -150,6 +150,7 @@ impl Application {
             ))
         });
         self.state.realtime.start(shutdown.clone());
+        self.state.follow_standing_changes(shutdown.clone());
         let background = match self.jobs {
             Some(jobs) => Some(jobs.start(shutdown.clone()).await?),
             None => None,

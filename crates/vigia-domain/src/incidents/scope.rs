@@ -14,6 +14,9 @@ pub enum ReadScope {
     Limited {
         departments: Vec<DepartmentId>,
         reporter: Option<UserId>,
+        /// Whether the caller works the departments' incidents (staff, API keys with
+        /// `incidents:write`) and so sees who reported and who works them.
+        staff: bool,
     },
     /// Public incidents only (anonymous visitors of the public board).
     PublicOnly,
@@ -29,15 +32,18 @@ impl ReadScope {
             Principal::User(u) if u.role == Role::Staff => ReadScope::Limited {
                 departments: u.departments.clone(),
                 reporter: Some(u.user_id),
+                staff: true,
             },
             Principal::User(u) => ReadScope::Limited {
                 departments: Vec::new(),
                 reporter: Some(u.user_id),
+                staff: false,
             },
             Principal::ApiKey(k) if k.scopes.contains(&Scope::IncidentsRead) => {
                 ReadScope::Limited {
                     departments: k.departments.clone(),
                     reporter: None,
+                    staff: k.scopes.contains(&Scope::IncidentsWrite),
                 }
             }
             Principal::ApiKey(_) => ReadScope::PublicOnly,
@@ -57,9 +63,32 @@ impl ReadScope {
             ReadScope::Limited {
                 departments,
                 reporter: me,
+                ..
             } => {
                 public
                     || department.is_some_and(|d| departments.contains(&d))
+                    || (me.is_some() && reporter == *me)
+            }
+        }
+    }
+
+    /// Whether the caller is shown who reported and who works an incident with these
+    /// attributes it may read (the rule of [`Actor::of`]: anyone but [`Actor::Other`]). A
+    /// filter on a person matches only such incidents, or it would tell who is behind the
+    /// others.
+    ///
+    /// [`Actor::of`]: crate::incidents::Actor::of
+    /// [`Actor::Other`]: crate::incidents::Actor::Other
+    pub fn sees_people(&self, department: Option<DepartmentId>, reporter: Option<UserId>) -> bool {
+        match self {
+            ReadScope::All => true,
+            ReadScope::PublicOnly => false,
+            ReadScope::Limited {
+                departments,
+                reporter: me,
+                staff,
+            } => {
+                (*staff && department.is_some_and(|d| departments.contains(&d)))
                     || (me.is_some() && reporter == *me)
             }
         }
@@ -87,6 +116,41 @@ mod tests {
         assert!(scope.admits(Some(DepartmentId(1)), Some(UserId(7)), false));
         assert!(scope.admits(Some(DepartmentId(1)), Some(UserId(8)), true));
         assert!(!scope.admits(Some(DepartmentId(1)), Some(UserId(8)), false));
+    }
+
+    #[test]
+    fn the_people_of_an_incident_are_seen_by_exactly_those_who_are_not_others_to_it() {
+        use crate::auth::{ApiKeyPrincipal, Scope};
+        use crate::ids::ApiKeyId;
+        use crate::incidents::Actor;
+        let key = |scopes: &[Scope]| {
+            Principal::ApiKey(ApiKeyPrincipal {
+                key_id: ApiKeyId(1),
+                created_by: UserId(1),
+                scopes: scopes.to_vec(),
+                departments: vec![DepartmentId(1)],
+            })
+        };
+        let principals = [
+            user(Role::Reporter, &[]),
+            user(Role::Staff, &[1]),
+            user(Role::Admin, &[]),
+            key(&[Scope::IncidentsRead]),
+            key(&[Scope::IncidentsRead, Scope::IncidentsWrite]),
+        ];
+        for principal in &principals {
+            let scope = ReadScope::of(principal);
+            for department in [None, Some(DepartmentId(1)), Some(DepartmentId(2))] {
+                for reporter in [None, Some(UserId(7)), Some(UserId(8))] {
+                    assert_eq!(
+                        scope.sees_people(department, reporter),
+                        Actor::of(principal, department, reporter) != Actor::Other,
+                        "{principal:?} {department:?} {reporter:?}"
+                    );
+                }
+            }
+        }
+        assert!(!ReadScope::PublicOnly.sees_people(Some(DepartmentId(1)), Some(UserId(7))));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod hashing;
 pub mod token;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -33,13 +34,17 @@ use crate::state::AppState;
 type ActiveKey = (ApiKeyPrincipal, Option<Timestamp>);
 
 /// Recently verified standings of sessions and API keys, so that a request costs no database
-/// round trip. Entries live for a short TTL; changes made through this node invalidate them at
-/// once.
+/// round trip. Entries live for a short TTL; changes invalidate them at once.
+///
+/// A standing read from the database before a change committed must not be cached after the
+/// change was forgotten: every forget moves the [`AuthCache::epoch`] on, and a reader that
+/// sees it moved while it read drops what it cached.
 pub struct AuthCache {
     ttl: Duration,
     sessions: DashMap<(UserId, SessionId), (Instant, Option<UserPrincipal>)>,
     keys: DashMap<String, (Instant, Option<ActiveKey>)>,
     key_touched: DashMap<ApiKeyId, Instant>,
+    epoch: AtomicU64,
 }
 
 impl AuthCache {
@@ -49,21 +54,35 @@ impl AuthCache {
             sessions: DashMap::new(),
             keys: DashMap::new(),
             key_touched: DashMap::new(),
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// How many times a standing was forgotten: a credential checked at one epoch may have
+    /// been revoked if the epoch has moved since.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Forgets everything cached about `user` (role change, disable, logout, password change).
     pub fn forget_user(&self, user: UserId) {
+        self.bump();
         self.sessions.retain(|(u, _), _| *u != user);
     }
 
     /// Forgets every cached session (a stolen refresh token revoked one we cannot name cheaply).
     pub fn forget_all_sessions(&self) {
+        self.bump();
         self.sessions.clear();
     }
 
     /// Forgets every cached API key (a key was revoked).
     pub fn forget_keys(&self) {
+        self.bump();
         self.keys.clear();
     }
 }
@@ -299,6 +318,7 @@ async fn authenticate_user(
     {
         return entry.1.clone().map(|p| (p, expires_at)).ok_or(INVALID);
     }
+    let epoch = state.auth_cache.epoch();
     let standing = users::auth_state(&state.db, key.0, key.1, now).await?;
     let principal = standing
         .filter(|s| !s.disabled && s.session_active)
@@ -308,10 +328,14 @@ async fn authenticate_user(
             role: s.role,
             departments: s.departments,
         });
-    state
-        .auth_cache
+    let cache = &state.auth_cache;
+    cache
         .sessions
         .insert(key, (Instant::now(), principal.clone()));
+    if cache.epoch() != epoch {
+        // Something was forgotten while we read: what we read may predate it.
+        cache.sessions.remove(&key);
+    }
     principal.map(|p| (p, expires_at)).ok_or(INVALID)
 }
 
@@ -330,6 +354,7 @@ async fn authenticate_key(
     let principal = match cached {
         Some(principal) => principal,
         None => {
+            let epoch = state.auth_cache.epoch();
             let principal = api_keys::find_active_by_hash(&state.db, &hash, now)
                 .await?
                 .map(|key| {
@@ -341,10 +366,13 @@ async fn authenticate_key(
                     };
                     (principal, key.expires_at)
                 });
-            state
-                .auth_cache
+            let cache = &state.auth_cache;
+            cache
                 .keys
-                .insert(hash, (Instant::now(), principal.clone()));
+                .insert(hash.clone(), (Instant::now(), principal.clone()));
+            if cache.epoch() != epoch {
+                cache.keys.remove(&hash);
+            }
             principal
         }
     };

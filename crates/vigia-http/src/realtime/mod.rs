@@ -54,7 +54,7 @@ pub struct RealtimeConfig {
     /// Fallback poll of the event log when no commit wakes the reader.
     pub poll_interval: Duration,
     /// How often an open connection's credentials are checked again (besides at once when a
-    /// change through this node asks, and at the token's expiry).
+    /// change on any node asks, and at the token's expiry).
     pub auth_recheck: Duration,
 }
 
@@ -105,6 +105,8 @@ impl FromRequestParts<AppState> for StreamAuth {
             value.set_sensitive(true);
             parts.headers.insert(header::AUTHORIZATION, value);
         }
+        // Taken before the check: a standing forgotten from now on may not be in its answer.
+        let epoch = state.auth_cache.epoch();
         let (secret, authenticated) = crate::auth::authenticate_request(parts, state)
             .await?
             .ok_or(ApiError::Unauthorized {
@@ -115,6 +117,7 @@ impl FromRequestParts<AppState> for StreamAuth {
             state: state.clone(),
             secret: secret.to_owned(),
             authenticated,
+            epoch,
         }))
     }
 }
@@ -124,6 +127,8 @@ pub struct Credential {
     state: AppState,
     secret: String,
     pub authenticated: Authenticated,
+    /// The auth cache's epoch when the credential was last checked.
+    epoch: u64,
 }
 
 impl Credential {
@@ -131,8 +136,15 @@ impl Credential {
         &self.authenticated.principal
     }
 
+    /// Whether a standing was forgotten since the credential was last checked (it may be one
+    /// of this caller's: check again).
+    pub fn outdated(&self) -> bool {
+        self.state.auth_cache.epoch() != self.epoch
+    }
+
     /// Checks the credential again; a valid one refreshes who the caller is.
     pub async fn recheck(&mut self) -> Standing {
+        self.epoch = self.state.auth_cache.epoch();
         let standing = crate::auth::recheck(&self.state, &self.secret).await;
         if let Standing::Valid(authenticated) = &standing {
             self.authenticated = authenticated.clone();
@@ -142,6 +154,7 @@ impl Credential {
 
     /// Replaces the secret with a fresh one for the same caller (a client's `authenticate`).
     pub async fn replace(&mut self, secret: &str) -> Result<(), &'static str> {
+        let epoch = self.state.auth_cache.epoch();
         let authenticated = crate::auth::authenticate(&self.state, secret)
             .await
             .map_err(|_| "the token is invalid, expired or revoked")?;
@@ -150,6 +163,7 @@ impl Credential {
         }
         self.secret = secret.to_owned();
         self.authenticated = authenticated;
+        self.epoch = epoch;
         Ok(())
     }
 }

@@ -90,6 +90,11 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
     mut credential: Credential,
 ) {
     let conn = registration.conn.clone();
+    // A standing forgotten between the credential's check and the registration asked no one
+    // to re-check this connection, which was not registered yet: it checks now.
+    if credential.outdated() {
+        conn.recheck.notify_one();
+    }
     let mut session = Session {
         hub: &hub,
         conn: &conn,

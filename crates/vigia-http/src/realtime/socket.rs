@@ -115,6 +115,23 @@ impl Socket {
         Sent::Queued
     }
 
+    /// Ends the connection from the server's side once its task is done: nothing more is
+    /// written, and the client sees the stream end now. Dropping the socket is not enough: a
+    /// fan-out's list of connections may hold it until the next event arrives.
+    pub fn shut(&self) {
+        {
+            let mut pending = self.pending();
+            pending.broken = true;
+            pending.frames.clear();
+        }
+        if let Err(error) =
+            socket2::SockRef::from(self.stream()).shutdown(std::net::Shutdown::Write)
+        {
+            tracing::debug!(%error, "cannot shut a WebSocket's socket down");
+        }
+        self.wake.notify_one();
+    }
+
     /// Whether frames wait to be written.
     #[cfg(test)]
     fn has_pending(&self) -> bool {
@@ -335,6 +352,24 @@ mod tests {
         assert!(!socket.has_pending());
         reader.await.expect("reader");
         assert_eq!(socket.send(&text_frame("after")), Sent::Written);
+    }
+
+    #[tokio::test]
+    async fn a_shut_socket_ends_the_clients_stream_while_still_held() {
+        let (socket, mut client) = pair(4).await;
+        assert_eq!(socket.send(&text_frame("bye")), Sent::Written);
+        let held = socket.clone();
+        socket.shut();
+        let mut received = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            client.read_to_end(&mut received),
+        )
+        .await
+        .expect("the client's stream ends at once")
+        .expect("read");
+        assert_eq!(received, &text_frame("bye")[..]);
+        assert_eq!(held.send(&text_frame("late")), Sent::Broken);
     }
 
     #[tokio::test]

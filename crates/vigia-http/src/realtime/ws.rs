@@ -82,12 +82,13 @@ pub async fn ws(
         session::run(
             hub,
             registration,
-            WsTransport(socket),
+            WsTransport(socket.clone()),
             incoming(stream),
             None,
             credential,
         )
         .await;
+        socket.shut();
     });
     Ok(response)
 }

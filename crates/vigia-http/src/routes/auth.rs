@@ -105,7 +105,7 @@ async fn register(
     ClientIp(ip): ClientIp,
     body: LenientJson<RegisterIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
-    state.limits.register(ip)?;
+    state.limits.register(&state.db, ip).await?;
     if !registration_open(&state).await? {
         return Err(ApiError::Forbidden {
             detail: "self-registration is closed: ask an administrator for an account",
@@ -202,7 +202,7 @@ async fn login(
     headers: HeaderMap,
     Json(input): Json<LoginIn>,
 ) -> ApiResult<Response> {
-    state.limits.login(ip, &input.email)?;
+    state.limits.login(&state.db, ip, &input.email).await?;
     let credentials = match Email::parse("email", &input.email) {
         Ok(email) => users::credentials(&state.db, &email).await?,
         Err(_) => None,

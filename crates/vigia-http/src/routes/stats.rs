@@ -41,6 +41,7 @@ fn stats_scope(principal: &Principal) -> ReadScope {
         Principal::ApiKey(key) => ReadScope::Limited {
             departments: key.departments.clone(),
             reporter: None,
+            staff: true,
         },
         person => ReadScope::of(person),
     }

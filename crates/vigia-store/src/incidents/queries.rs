@@ -42,9 +42,31 @@ impl Alternative {
             ReadScope::Limited {
                 departments,
                 reporter,
+                ..
             } => {
                 let mut alternatives = vec![Self::Public];
                 alternatives.extend(departments.iter().copied().map(Self::Department));
+                alternatives.extend(reporter.iter().copied().map(Self::Reporter));
+                Some(alternatives)
+            }
+        }
+    }
+
+    /// The alternatives by which `scope` sees who reported and who works an incident
+    /// ([`ReadScope::sees_people`]); `None` when it sees everyone's.
+    fn of_people(scope: &ReadScope) -> Option<Vec<Self>> {
+        match scope {
+            ReadScope::All => None,
+            ReadScope::PublicOnly => Some(Vec::new()),
+            ReadScope::Limited {
+                departments,
+                reporter,
+                staff,
+            } => {
+                let mut alternatives = Vec::new();
+                if *staff {
+                    alternatives.extend(departments.iter().copied().map(Self::Department));
+                }
                 alternatives.extend(reporter.iter().copied().map(Self::Reporter));
                 Some(alternatives)
             }
@@ -161,19 +183,45 @@ fn text_list<T>(sql: &mut Sql, column: &str, values: &[T], name: impl Fn(&T) -> 
 
 /// Appends `filter`'s conditions (every one as `AND ...` on unqualified incident columns) to
 /// `sql`, which already has a WHERE clause. Lists, exports and custom reports share it.
-pub(crate) fn filter_conditions(sql: &mut Sql, filter: &IncidentFilter) {
-    filter_conditions_led_by(sql, filter, None);
+///
+/// A filter on a person (reporter, assignee) matches only incidents whose people `scope` is
+/// shown ([`ReadScope::sees_people`]): `reporter=3` must not list user 3's public incidents
+/// to a caller who sees them with the reporter hidden.
+pub(crate) fn filter_conditions(sql: &mut Sql, scope: &ReadScope, filter: &IncidentFilter) {
+    filter_conditions_led_by(sql, scope, filter, None);
 }
 
 /// [`filter_conditions`], where only the equality on column `leader`, if any, may choose an
 /// index: every other status, urgency and id equality is [`Lookup::Checked`]. Without statistics SQLite may otherwise walk a whole department's incidents in id
 /// order looking for one reporter's (1.6 s on 1,000,000 incidents) instead of reading that
 /// reporter's few.
-fn filter_conditions_led_by(sql: &mut Sql, filter: &IncidentFilter, leader: Option<&str>) {
+fn filter_conditions_led_by(
+    sql: &mut Sql,
+    scope: &ReadScope,
+    filter: &IncidentFilter,
+    leader: Option<&str>,
+) {
     let column = |name: &'static str| match leader {
         Some(leader) if leader != name => Lookup::Checked.column(name),
         _ => Lookup::Indexed.column(name),
     };
+    if (filter.reporter.is_some() || filter.assignee.is_some())
+        && let Some(alternatives) = Alternative::of_people(scope)
+    {
+        let lookup = match leader {
+            Some(_) => Lookup::Checked,
+            None => Lookup::Indexed,
+        };
+        let terms: Vec<String> = alternatives
+            .iter()
+            .map(|a| a.condition(sql, lookup))
+            .collect();
+        if terms.is_empty() {
+            sql.push(" AND 1 = 0");
+        } else {
+            sql.push(&format!(" AND ({})", terms.join(" OR ")));
+        }
+    }
     text_list(sql, &column("status"), &filter.status, |s| s.as_str());
     text_list(sql, &column("urgency"), &filter.urgency, |u| u.as_str());
     let equals = |sql: &mut Sql, column: String, value: Option<i64>| {
@@ -202,13 +250,26 @@ fn filter_conditions_led_by(sql: &mut Sql, filter: &IncidentFilter, leader: Opti
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         for word in q.split_whitespace().take(8) {
-            let pattern = format!("%{}%", word.to_lowercase().replace(['%', '_', '\\'], ""));
+            let pattern = format!("%{}%", like_literal(&word.to_lowercase()));
             let p = sql.arg(Arg::Text(pattern));
             sql.push(&format!(
-                " AND (LOWER(title) LIKE {p} OR LOWER(description) LIKE {p})"
+                " AND (LOWER(title) LIKE {p} ESCAPE '\\' OR LOWER(description) LIKE {p} ESCAPE '\\')"
             ));
         }
     }
+}
+
+/// `text` as a LIKE pattern that matches itself only: its wildcards (`%`, `_`) and the escape
+/// character (`\`) escaped, for `LIKE ... ESCAPE '\'` (the same on SQLite and PostgreSQL).
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A page of incidents matching `filter` within `scope`.
@@ -266,7 +327,7 @@ fn list_sql(
     };
     // The filter, the cursor and the order: the same for the page and for each branch.
     let page = |sql: &mut Sql| {
-        filter_conditions_led_by(sql, filter, leader);
+        filter_conditions_led_by(sql, scope, filter, leader);
         if let Some(cursor) = cursor {
             let p = sql.arg(Arg::I64(cursor.0));
             sql.push(&format!(" AND id {after} {p}"));

@@ -227,6 +227,52 @@ mod rate_limits {
         assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
         assert!(limited.headers.contains_key("retry-after"));
     }
+
+    /// Three nodes on one PostgreSQL database share one budget per address and account: the
+    /// attempts spread over them are counted together, not once per node.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn login_and_registration_limits_hold_across_the_nodes_of_a_cluster() {
+        let Some(a) = spawn_app_with(Backend::Postgres, |c| {
+            c.http.login_per_minute = 4;
+            c.http.register_per_hour = 2;
+        })
+        .await
+        else {
+            return;
+        };
+        let nodes = [&a, &a.spawn_peer().await, &a.spawn_peer().await];
+        let mut statuses = Vec::new();
+        for n in 0..9 {
+            statuses.push(
+                nodes[n % 3]
+                    .login("x@utec.pe", "whatever-password")
+                    .await
+                    .status,
+            );
+        }
+        let refused = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert_eq!(statuses[..4], [StatusCode::UNAUTHORIZED; 4], "{statuses:?}");
+        assert_eq!(
+            refused, 5,
+            "4 attempts a minute in all, not 4 per node: {statuses:?}"
+        );
+        let mut registered = Vec::new();
+        for (n, node) in nodes.iter().enumerate() {
+            let body = registration(&format!("c{n}@utec.pe"));
+            registered.push(node.post("/api/v1/auth/register", None, body).await.status);
+        }
+        assert_eq!(
+            registered,
+            [
+                StatusCode::CREATED,
+                StatusCode::CREATED,
+                StatusCode::TOO_MANY_REQUESTS
+            ]
+        );
+    }
 }
 
 /// The `name=value` of the `Set-Cookie` headers of a response, by cookie name, with the

@@ -146,6 +146,15 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     // Background work changes incidents on its own schedule; tests that want it turn it on.
     config.jobs.enabled = false;
     adjust(&mut config);
+    Some(start(config, postgres_db, dir).await)
+}
+
+/// Builds and runs the application of `config`.
+async fn start(
+    config: Config,
+    postgres_db: Option<(String, String)>,
+    dir: tempfile::TempDir,
+) -> TestApp {
     let app = Application::build(&config)
         .await
         .expect("application builds");
@@ -153,7 +162,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let db = app.state().db.clone();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    Some(TestApp {
+    TestApp {
         url,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -165,7 +174,16 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         server: Some(server),
         postgres_db,
         _dir: dir,
-    })
+    }
+}
+
+impl TestApp {
+    /// Another node of this application: the same settings and database (which stays this
+    /// app's to drop), a port of its own. On PostgreSQL, the two make a cluster.
+    pub async fn spawn_peer(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        start(self.config.clone(), None, dir).await
+    }
 }
 
 /// Tests must not read a developer's ./vigia.toml: point --config at an empty file.

@@ -2,10 +2,12 @@
 
 mod helpers;
 
+mod access;
 mod accounts;
 mod admin;
 mod attachments;
 mod bodies;
+mod cancellation;
 mod catalog;
 mod cli;
 mod connections;
@@ -17,6 +19,7 @@ mod memory;
 mod notify;
 mod realtime;
 mod reports;
+mod revocation;
 mod stats;
 mod system;
 mod ws_teardown;

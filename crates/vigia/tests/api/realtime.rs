@@ -20,7 +20,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A WebSocket client of the real-time endpoint.
 pub struct WsClient {
-    socket: Socket,
+    pub socket: Socket,
 }
 
 /// How a client authenticates.
