@@ -3,7 +3,9 @@
 //! Architecture invariant: handlers parse wire types into domain types, call the store with the
 //! caller's scope, and map results to wire types. No SQL here; no JSON in the layers below.
 
+pub mod access;
 pub mod auth;
+pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod json_out;
@@ -11,6 +13,7 @@ mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod path;
 pub mod realtime;
 pub mod routes;
 mod state;
@@ -34,19 +37,10 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application. Tests call this directly; `vigia serve` binds it to a socket.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(routes::system::router())
-        .merge(routes::auth::router())
-        .merge(routes::users::router())
-        .merge(routes::catalog::router())
-        .merge(routes::admin::router())
-        .merge(routes::incidents::router())
-        .merge(routes::stats::router())
-        .merge(routes::reports::router())
-        .merge(routes::jobs::router())
-        .merge(routes::attachments::router(state.config.max_upload_bytes))
-        .merge(routes::webhooks::router())
-        .merge(realtime::router())
+    // The operations the router was built with are dropped here: the document is built again
+    // from the same routes when it is first asked for (`openapi::document`).
+    let (api, _operations) = routes::api(state.config.max_upload_bytes).split_for_parts();
+    let api = api
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
     let docs = SwaggerUi::new("/api/docs").config(Config::from(openapi::DOCUMENT_PATH));

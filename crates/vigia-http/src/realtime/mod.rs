@@ -20,11 +20,9 @@ pub mod ws;
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
-use axum::routing::get;
 use vigia_domain::auth::Principal;
 
 pub use hub::Hub;
@@ -32,6 +30,7 @@ pub use hub::Hub;
 use crate::auth::{Authenticated, Standing};
 use crate::error::ApiError;
 use crate::state::AppState;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Real-time settings, resolved from the `[realtime]` configuration section.
 #[derive(Debug, Clone)]
@@ -74,10 +73,10 @@ impl Default for RealtimeConfig {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ws", get(ws::ws))
-        .route("/api/v1/stream", get(sse::stream))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ws::ws))
+        .routes(routes!(sse::stream))
 }
 
 /// The caller of a real-time endpoint: like [`Auth`], and also accepting the access token or

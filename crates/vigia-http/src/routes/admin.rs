@@ -1,11 +1,12 @@
 //! Administration: API keys, the audit log, runtime settings. Admins only.
 
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::path::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Timestamp;
 use vigia_domain::auth::{API_KEY_PREFIX, Scope, random_secret, secret_hash};
 use vigia_domain::ids::{ApiKeyId, DepartmentId};
@@ -22,13 +23,13 @@ use crate::routes::auth::REGISTRATION_SETTING;
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/api-keys", get(list_keys).post(create_key))
-        .route("/api/v1/api-keys/{id}", get(get_key).delete(revoke_key))
-        .route("/api/v1/audit", get(list_audit))
-        .route("/api/v1/settings", get(list_settings))
-        .route("/api/v1/settings/{key}", get(get_setting).put(put_setting))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(get_key, revoke_key))
+        .routes(routes!(list_audit))
+        .routes(routes!(list_settings))
+        .routes(routes!(get_setting, put_setting))
 }
 
 // --- API keys ----------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ async fn create_key(
 }
 
 /// One API key.
-#[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/api-keys/{id}", params(("id" = i64, Path, description = "the API key's id")), tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = ApiKeyOut), (status = 404, body = Problem)))]
 async fn get_key(
     State(state): State<AppState>,
@@ -174,7 +175,7 @@ async fn get_key(
 }
 
 /// Revoke an API key: it stops working at once.
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", params(("id" = i64, Path, description = "the API key's id")), tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = ApiKeyOut), (status = 404, body = Problem)))]
 async fn revoke_key(
     State(state): State<AppState>,
@@ -285,7 +286,6 @@ const SETTINGS: &[(&str, &str)] = &[(REGISTRATION_SETTING, "boolean")];
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingOut {
     pub key: String,
-    #[schema(value_type = Object)]
     pub value: serde_json::Value,
 }
 
@@ -325,7 +325,7 @@ async fn list_settings(
 }
 
 /// One runtime setting.
-#[utoipa::path(get, path = "/api/v1/settings/{key}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/settings/{key}", params(("key" = String, Path, description = "the setting's key")), tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = SettingOut), (status = 404, body = Problem)))]
 async fn get_setting(
     State(state): State<AppState>,
@@ -340,12 +340,11 @@ async fn get_setting(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingIn {
-    #[schema(value_type = Object)]
     pub value: serde_json::Value,
 }
 
 /// Change a runtime setting (audited).
-#[utoipa::path(put, path = "/api/v1/settings/{key}", tag = "admin", request_body = SettingIn,
+#[utoipa::path(put, path = "/api/v1/settings/{key}", params(("key" = String, Path, description = "the setting's key")), tag = "admin", request_body = SettingIn,
     security(("bearer" = [])),
     responses((status = 200, body = SettingOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn put_setting(

@@ -1,11 +1,9 @@
 //! Accounts of the caller: register, login, refresh, logout, `me`, change password.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vigia_domain::auth::{
@@ -21,15 +19,16 @@ use crate::auth::{self as authn, Auth, REFRESH_COOKIE, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ClientIp, Json};
 use crate::state::AppState;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/register", post(register))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/me", get(me).patch(update_me))
-        .route("/api/v1/me/password", post(change_password))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me, update_me))
+        .routes(routes!(change_password))
 }
 
 /// A user account as the API shows it.

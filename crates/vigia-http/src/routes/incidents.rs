@@ -2,16 +2,17 @@
 //! history. Who may do what is decided by the domain ([`Actor`], [`check_transition`]); the
 //! store only ever returns what the caller's [`ReadScope`] admits.
 
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::path::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Timestamp;
-use vigia_domain::auth::{Principal, Scope};
+use vigia_domain::auth::Principal;
 use vigia_domain::catalog::{GeoPoint, Urgency};
 use vigia_domain::ids::{CategoryId, DepartmentId, IncidentId, UserId, ZoneId};
 use vigia_domain::incidents::{
@@ -30,30 +31,21 @@ use crate::routes::catalog::PointIo;
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/incidents", get(list).post(create))
-        .route("/api/v1/incidents/mine", get(mine))
-        .route("/api/v1/incidents/preview", post(preview))
-        .route(
-            "/api/v1/incidents/validate-location",
-            post(validate_location),
-        )
-        .route("/api/v1/incidents/{id}", get(find).patch(edit))
-        .route("/api/v1/incidents/{id}/events", get(events))
-        .route("/api/v1/incidents/{id}/transitions", post(transition))
-        .route(
-            "/api/v1/incidents/{id}/comments",
-            get(comments).post(comment),
-        )
-        .route("/api/v1/incidents/{id}/department", put(assign_department))
-        .route("/api/v1/incidents/{id}/assignee", put(assign_user))
-        .route("/api/v1/incidents/{id}/visibility", put(set_visibility))
-        .route(
-            "/api/v1/incidents/{id}/votes",
-            post(vote).delete(withdraw_vote),
-        )
-        .route("/api/v1/public/incidents", get(public_list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(mine))
+        .routes(routes!(preview))
+        .routes(routes!(validate_location))
+        .routes(routes!(find, edit))
+        .routes(routes!(events))
+        .routes(routes!(transition))
+        .routes(routes!(comments, comment))
+        .routes(routes!(assign_department))
+        .routes(routes!(assign_user))
+        .routes(routes!(set_visibility))
+        .routes(routes!(vote, withdraw_vote))
+        .routes(routes!(public_list))
 }
 
 // --- wire types --------------------------------------------------------------------------------
@@ -281,8 +273,6 @@ pub(crate) async fn load(
     auth: &Auth,
     raw_id: &str,
 ) -> ApiResult<(Incident, Actor)> {
-    auth.require_scope(Scope::IncidentsRead)
-        .or_else(|_| auth.require_scope(Scope::IncidentsWrite))?;
     let incident =
         incidents::find(&state.db, &ReadScope::of(&auth.0), incident_id(raw_id)?).await?;
     let actor = Actor::of(&auth.0, incident.department_id, incident.reporter_id);
@@ -330,15 +320,13 @@ fn require_staff_of(actor: Actor) -> ApiResult<()> {
     }
 }
 
-fn require_write(auth: &Auth) -> ApiResult<()> {
-    auth.require_scope(Scope::IncidentsWrite)
-}
-
 // --- report ------------------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentIn {
+    /// Required: without it the report is refused (422 naming this field).
+    #[schema(value_type = i64, required = true)]
     pub category_id: Option<i64>,
     pub title: String,
     pub description: String,
@@ -400,7 +388,6 @@ async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let input: IncidentIn = crate::extract::parse_json(&body)?;
     let new = parse_incident(&input, &auth.0)?;
     let label = auth.0.label();
@@ -500,7 +487,6 @@ async fn preview(
     auth: Auth,
     Json(input): Json<IncidentIn>,
 ) -> ApiResult<Json<PreviewOut>> {
-    require_write(&auth)?;
     let new = parse_incident(&input, &auth.0)?;
     let routing = incidents::route(&state.db, &new).await?;
     let now = Timestamp::now();
@@ -556,11 +542,9 @@ pub struct LocationCheckOut {
     security(("bearer" = [])), responses((status = 200, body = LocationCheckOut), (status = 422, body = Problem)))]
 async fn validate_location(
     State(state): State<AppState>,
-    auth: Auth,
+    _auth: Auth,
     Json(input): Json<LocationIn>,
 ) -> ApiResult<Json<LocationCheckOut>> {
-    auth.require_scope(Scope::CatalogRead)
-        .or_else(|_| require_write(&auth))?;
     let point = GeoPoint::parse("point", input.point.lat, input.point.lon)?;
     if let Some(zone) = input.zone_id {
         catalog::find_zone(&state.db, ZoneId(zone))
@@ -709,7 +693,6 @@ async fn list(
     auth: Auth,
     Query(q): Query<IncidentQuery>,
 ) -> ApiResult<Written<IncidentPage>> {
-    auth.require_scope(Scope::IncidentsRead)?;
     let f = filter(&q)?;
     list_in_scope(&state, &auth, &ReadScope::of(&auth.0), f, &q).await
 }
@@ -800,7 +783,7 @@ pub struct EventQuery {
 }
 
 /// The incident's history, oldest first (internal events for staff only).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/events", tag = "incidents", params(EventQuery),
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/events", tag = "incidents", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), EventQuery),
     security(("bearer" = [])), responses((status = 200, body = EventPage), (status = 404, body = Problem)))]
 async fn events(
     State(state): State<AppState>,
@@ -847,7 +830,7 @@ pub struct TransitionIn {
 
 /// Move the incident through its lifecycle. Invalid moves get 409 listing the allowed ones.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/transitions", tag = "incidents", request_body = TransitionIn,
-    security(("bearer" = [])), params(("If-Match" = Option<String>, Header, description = "the version read")),
+    security(("bearer" = [])), params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), ("If-Match" = Option<String>, Header, description = "the version read")),
     responses((status = 200, body = IncidentOut), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 412, body = Problem)))]
 async fn transition(
@@ -857,7 +840,6 @@ async fn transition(
     Path(id): Path<String>,
     Json(input): Json<TransitionIn>,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     let to = Status::parse("to", &input.to)?;
     check_if_match(&headers, &incident)?;
@@ -919,7 +901,7 @@ impl From<Comment> for CommentOut {
 
 /// Comment on an incident. The reporter and department staff may comment; internal comments
 /// are for staff only.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/comments", tag = "incidents", request_body = CommentIn,
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/comments", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", request_body = CommentIn,
     security(("bearer" = [])), responses((status = 201, body = CommentOut), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn comment(
@@ -928,7 +910,6 @@ async fn comment(
     Path(id): Path<String>,
     Json(input): Json<CommentIn>,
 ) -> ApiResult<(StatusCode, Json<CommentOut>)> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     let new = NewComment::parse(&input.body, input.visibility.as_deref())?;
     if actor == Actor::Other {
@@ -956,7 +937,7 @@ async fn comment(
 }
 
 /// The incident's comments, oldest first (internal ones for staff only).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/comments", tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/comments", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", security(("bearer" = [])),
     responses((status = 200, body = Vec<CommentOut>), (status = 404, body = Problem)))]
 async fn comments(
     State(state): State<AppState>,
@@ -978,7 +959,7 @@ pub struct DepartmentAssignIn {
 
 /// Route the incident to another department (admins). Its assignee is cleared and the new
 /// department's auto-assignment runs.
-#[utoipa::path(put, path = "/api/v1/incidents/{id}/department", tag = "incidents", request_body = DepartmentAssignIn,
+#[utoipa::path(put, path = "/api/v1/incidents/{id}/department", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", request_body = DepartmentAssignIn,
     security(("bearer" = [])), responses((status = 200, body = IncidentOut), (status = 403, body = Problem),
         (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn assign_department(
@@ -1009,7 +990,7 @@ pub struct AssigneeIn {
 }
 
 /// Give the incident to a staff member of its department (department staff and admins).
-#[utoipa::path(put, path = "/api/v1/incidents/{id}/assignee", tag = "incidents", request_body = AssigneeIn,
+#[utoipa::path(put, path = "/api/v1/incidents/{id}/assignee", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", request_body = AssigneeIn,
     security(("bearer" = [])), responses((status = 200, body = IncidentOut), (status = 403, body = Problem),
         (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn assign_user(
@@ -1019,7 +1000,6 @@ async fn assign_user(
     Path(id): Path<String>,
     Json(input): Json<AssigneeIn>,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     require_staff_of(actor)?;
     check_if_match(&headers, &incident)?;
@@ -1042,7 +1022,7 @@ pub struct VisibilityIn {
 }
 
 /// Put the incident on the public board or take it off (department staff and admins).
-#[utoipa::path(put, path = "/api/v1/incidents/{id}/visibility", tag = "incidents", request_body = VisibilityIn,
+#[utoipa::path(put, path = "/api/v1/incidents/{id}/visibility", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", request_body = VisibilityIn,
     security(("bearer" = [])), responses((status = 200, body = IncidentOut), (status = 403, body = Problem)))]
 async fn set_visibility(
     State(state): State<AppState>,
@@ -1051,7 +1031,6 @@ async fn set_visibility(
     Path(id): Path<String>,
     Json(input): Json<VisibilityIn>,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     require_staff_of(actor)?;
     let visibility = IncidentVisibility::parse("visibility", &input.visibility)?;
@@ -1076,7 +1055,7 @@ pub struct VotesOut {
 }
 
 /// Say "me too" on a public incident (once per person).
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/votes", tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/votes", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", security(("bearer" = [])),
     responses((status = 201, body = VotesOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn vote(
     State(state): State<AppState>,
@@ -1099,8 +1078,9 @@ async fn vote(
     Ok((StatusCode::CREATED, Json(VotesOut { votes, voted: true })))
 }
 
-/// Take your vote back.
-#[utoipa::path(delete, path = "/api/v1/incidents/{id}/votes", tag = "incidents", security(("bearer" = [])),
+/// Take your vote back. Idempotent: without a vote it changes nothing and answers the same
+/// (200, `voted: false`); 404 means the incident does not exist or is not yours to see.
+#[utoipa::path(delete, path = "/api/v1/incidents/{id}/votes", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", security(("bearer" = [])),
     responses((status = 200, body = VotesOut), (status = 404, body = Problem)))]
 async fn withdraw_vote(
     State(state): State<AppState>,
@@ -1142,7 +1122,7 @@ pub struct LocationPatch {
 /// Edit an incident. Department staff and admins may change everything; the reporter may fix
 /// title, description and location while it is still `new`.
 #[utoipa::path(patch, path = "/api/v1/incidents/{id}", tag = "incidents", request_body = IncidentPatch,
-    security(("bearer" = [])), params(("If-Match" = Option<String>, Header, description = "the version read")),
+    security(("bearer" = [])), params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), ("If-Match" = Option<String>, Header, description = "the version read")),
     responses((status = 200, body = IncidentOut), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn edit(
@@ -1152,7 +1132,6 @@ async fn edit(
     Path(id): Path<String>,
     Json(input): Json<IncidentPatch>,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     let staff_fields = input.category_id.is_some() || input.urgency.is_some();
     let allowed = actor.is_staff()

@@ -1,11 +1,12 @@
 //! Background jobs and schedules: the dead-letter list, retry and cancel, schedules with their
 //! run history. Admins only.
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
+use axum::extract::State;
+
+use crate::path::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Timestamp;
 use vigia_store::StoreError;
 use vigia_store::jobs::{self, Job, JobActionError, JobFilter, JobId, JobState};
@@ -18,19 +19,16 @@ use crate::extract::{Json, Query};
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/jobs", get(list_jobs))
-        .route("/api/v1/jobs/{id}", get(get_job))
-        .route("/api/v1/jobs/{id}/retry", post(retry_job))
-        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
-        .route("/api/v1/schedules", get(list_schedules))
-        .route(
-            "/api/v1/schedules/{name}",
-            get(get_schedule).patch(patch_schedule),
-        )
-        .route("/api/v1/schedules/{name}/run", post(run_schedule))
-        .route("/api/v1/schedules/{name}/runs", get(list_runs))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(retry_job))
+        .routes(routes!(cancel_job))
+        .routes(routes!(list_schedules))
+        .routes(routes!(get_schedule, patch_schedule))
+        .routes(routes!(run_schedule))
+        .routes(routes!(list_runs))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -125,7 +123,7 @@ async fn list_jobs(
 }
 
 /// One job.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = i64, Path, description = "the job's id")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = JobOut), (status = 404, body = Problem)))]
 async fn get_job(
     State(state): State<AppState>,
@@ -144,7 +142,7 @@ fn action_error(e: JobActionError) -> ApiError {
 }
 
 /// Put a dead, failed or cancelled job back in the queue, to run now with its attempts reset.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", params(("id" = i64, Path, description = "the job's id")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = JobOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn retry_job(
     State(state): State<AppState>,
@@ -158,7 +156,7 @@ async fn retry_job(
 }
 
 /// Cancel a job that has not started (queued, or failed and waiting for a retry).
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = i64, Path, description = "the job's id")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = JobOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn cancel_job(
     State(state): State<AppState>,
@@ -274,7 +272,7 @@ async fn list_schedules(
 }
 
 /// One schedule.
-#[utoipa::path(get, path = "/api/v1/schedules/{name}", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/schedules/{name}", params(("name" = String, Path, description = "the schedule's name")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = ScheduleOut), (status = 404, body = Problem)))]
 async fn get_schedule(
     State(state): State<AppState>,
@@ -285,7 +283,7 @@ async fn get_schedule(
 }
 
 /// Pause or resume a schedule; the choice survives restarts.
-#[utoipa::path(patch, path = "/api/v1/schedules/{name}", tag = "jobs", request_body = SchedulePatchIn,
+#[utoipa::path(patch, path = "/api/v1/schedules/{name}", params(("name" = String, Path, description = "the schedule's name")), tag = "jobs", request_body = SchedulePatchIn,
     security(("bearer" = [])),
     responses((status = 200, body = ScheduleOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn patch_schedule(
@@ -300,7 +298,7 @@ async fn patch_schedule(
 }
 
 /// Run a schedule's job now, outside its timetable.
-#[utoipa::path(post, path = "/api/v1/schedules/{name}/run", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/schedules/{name}/run", params(("name" = String, Path, description = "the schedule's name")), tag = "jobs", security(("bearer" = [])),
     responses((status = 202, body = ScheduleRunOut), (status = 404, body = Problem)))]
 async fn run_schedule(
     State(state): State<AppState>,
@@ -317,7 +315,7 @@ async fn run_schedule(
 }
 
 /// A schedule's runs, newest first, with status and duration.
-#[utoipa::path(get, path = "/api/v1/schedules/{name}/runs", tag = "jobs", params(RunQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/schedules/{name}/runs", tag = "jobs", params(("name" = String, Path, description = "the schedule's name"), RunQuery), security(("bearer" = [])),
     responses((status = 200, body = ScheduleRunPage), (status = 404, body = Problem)))]
 async fn list_runs(
     State(state): State<AppState>,

@@ -1,11 +1,12 @@
 //! User administration (admins only): list, create, read, change role, disable, departments.
 
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::path::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Validation;
 use vigia_domain::ids::{DepartmentId, UserId};
 use vigia_domain::users::{DisplayName, Locale, Role};
@@ -18,10 +19,10 @@ use crate::extract::{Json, Query, RequestId};
 use crate::routes::auth::UserOut;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/users", get(list).post(create))
-        .route("/api/v1/users/{id}", get(find).patch(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(find, update))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -135,7 +136,7 @@ async fn create(
 }
 
 /// One user.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = i64, Path, description = "the user's id")), tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserOut), (status = 404, body = Problem)))]
 async fn find(
     State(state): State<AppState>,
@@ -160,7 +161,7 @@ pub struct UserPatchIn {
 }
 
 /// Change a user's name, role, language, standing or departments.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatchIn,
+#[utoipa::path(patch, path = "/api/v1/users/{id}", params(("id" = i64, Path, description = "the user's id")), tag = "users", request_body = UserPatchIn,
     security(("bearer" = [])),
     responses((status = 200, body = UserOut), (status = 404, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)))]
