@@ -37,9 +37,8 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application. Tests call this directly; `vigia serve` binds it to a socket.
 pub fn app(state: AppState) -> Router {
-    // The operations the router was built with are dropped here: the document is built again
-    // from the same routes when it is first asked for (`openapi::document`).
-    let (api, _operations) = routes::api(state.config.max_upload_bytes).split_for_parts();
+    // Routes only: the document is built from the same routes when first asked for.
+    let (api, _) = routes::api(routes::Routes::router(), state.config.max_upload_bytes).finish();
     let api = api
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });

@@ -53,11 +53,14 @@ impl Modify for BearerAuth {
 }
 
 /// The document as served at `/api/openapi.json` and printed by `vigia openapi`: the
-/// operations are those the router serves ([`crate::routes::api`] registers each handler and
-/// its annotation together), completed by [`crate::contract`] with what every operation shares.
+/// operations are those the router serves ([`crate::routes::api`] registers each handler by
+/// its annotation), completed by [`crate::contract`] with what every operation shares.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    doc.merge(crate::routes::api(usize::MAX).into_openapi());
+    let routes = crate::routes::api(crate::routes::Routes::document(), usize::MAX);
+    if let (_, Some(operations)) = routes.finish() {
+        doc.merge(operations);
+    }
     crate::contract::complete(&mut doc);
     doc
 }

@@ -29,8 +29,10 @@ pub use hub::Hub;
 
 use crate::auth::{Authenticated, Standing};
 use crate::error::ApiError;
+use crate::routes::{Routes, op};
 use crate::state::AppState;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use sse::{__path_stream, stream};
+use ws::{__path_ws, ws};
 
 /// Real-time settings, resolved from the `[realtime]` configuration section.
 #[derive(Debug, Clone)]
@@ -73,10 +75,9 @@ impl Default for RealtimeConfig {
     }
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(ws::ws))
-        .routes(routes!(sse::stream))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, ws);
+    op!(routes, stream)
 }
 
 /// The caller of a real-time endpoint: like [`Auth`], and also accepting the access token or

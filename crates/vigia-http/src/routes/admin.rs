@@ -2,11 +2,11 @@
 
 use axum::extract::State;
 
+use super::{Routes, op};
 use crate::path::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Timestamp;
 use vigia_domain::auth::{API_KEY_PREFIX, Scope, random_secret, secret_hash};
 use vigia_domain::ids::{ApiKeyId, DepartmentId};
@@ -23,13 +23,15 @@ use crate::routes::auth::REGISTRATION_SETTING;
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_keys, create_key))
-        .routes(routes!(get_key, revoke_key))
-        .routes(routes!(list_audit))
-        .routes(routes!(list_settings))
-        .routes(routes!(get_setting, put_setting))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list_keys);
+    let routes = op!(routes, create_key);
+    let routes = op!(routes, get_key);
+    let routes = op!(routes, revoke_key);
+    let routes = op!(routes, list_audit);
+    let routes = op!(routes, list_settings);
+    let routes = op!(routes, get_setting);
+    op!(routes, put_setting)
 }
 
 // --- API keys ----------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 
+use super::{Routes, op};
 use crate::path::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{AttachmentId, IncidentId};
 use vigia_domain::incidents::sniff::SNIFF_PREFIX_LEN;
@@ -35,14 +35,13 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// The attachment routes. Only the upload accepts bodies up to `max_upload_bytes` (plus the
 /// multipart framing); every other route keeps the global JSON limit.
-pub fn router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+pub fn router(routes: Routes, max_upload_bytes: usize) -> Routes {
     let upload_limit = DefaultBodyLimit::max(max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
-    OpenApiRouter::new()
-        .routes(routes!(upload))
-        .layer(upload_limit)
-        .routes(routes!(list))
-        .routes(routes!(download, remove))
-        .routes(routes!(thumbnail))
+    let routes = op!(routes, upload, |router| router.layer(upload_limit));
+    let routes = op!(routes, list);
+    let routes = op!(routes, download);
+    let routes = op!(routes, remove);
+    op!(routes, thumbnail)
 }
 
 // --- wire types --------------------------------------------------------------------------------

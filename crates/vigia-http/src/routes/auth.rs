@@ -15,20 +15,20 @@ use vigia_domain::{Timestamp, Validation};
 use vigia_store::sessions::{self, Rotation};
 use vigia_store::{settings, users};
 
+use super::{Routes, op};
 use crate::auth::{self as authn, Auth, REFRESH_COOKIE, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ClientIp, Json};
 use crate::state::AppState;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(register))
-        .routes(routes!(login))
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-        .routes(routes!(me, update_me))
-        .routes(routes!(change_password))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, register);
+    let routes = op!(routes, login);
+    let routes = op!(routes, refresh);
+    let routes = op!(routes, logout);
+    let routes = op!(routes, me);
+    let routes = op!(routes, update_me);
+    op!(routes, change_password)
 }
 
 /// A user account as the API shows it.

@@ -3,11 +3,11 @@
 
 use axum::extract::State;
 
+use super::{Routes, op};
 use crate::path::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Timestamp;
 use vigia_domain::catalog::{CategorySpec, DepartmentSpec, GeoPoint, ZoneSpec};
 use vigia_domain::ids::{CategoryId, DepartmentId, ZoneId};
@@ -19,21 +19,25 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, RequestId};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_departments, create_department))
-        .routes(routes!(
-            get_department,
-            update_department,
-            delete_department
-        ))
-        .routes(routes!(list_categories, create_category))
-        .routes(routes!(get_category, update_category, delete_category))
-        .routes(routes!(list_sla))
-        .routes(routes!(put_sla))
-        .routes(routes!(list_zones, create_zone))
-        .routes(routes!(get_zone, update_zone, delete_zone))
-        .routes(routes!(locate))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list_departments);
+    let routes = op!(routes, create_department);
+    let routes = op!(routes, get_department);
+    let routes = op!(routes, update_department);
+    let routes = op!(routes, delete_department);
+    let routes = op!(routes, list_categories);
+    let routes = op!(routes, create_category);
+    let routes = op!(routes, get_category);
+    let routes = op!(routes, update_category);
+    let routes = op!(routes, delete_category);
+    let routes = op!(routes, list_sla);
+    let routes = op!(routes, put_sla);
+    let routes = op!(routes, list_zones);
+    let routes = op!(routes, create_zone);
+    let routes = op!(routes, get_zone);
+    let routes = op!(routes, update_zone);
+    let routes = op!(routes, delete_zone);
+    op!(routes, locate)
 }
 
 // --- departments -------------------------------------------------------------------------------
@@ -170,7 +174,7 @@ async fn create_department(
 /// Replace a department's name and contacts.
 #[utoipa::path(put, path = "/api/v1/departments/{id}", params(("id" = i64, Path, description = "the department's id")), tag = "catalog", request_body = DepartmentIn,
     security(("bearer" = [])),
-    responses((status = 200, body = DepartmentOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = DepartmentOut), (status = 404, body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, body = Problem)))]
 async fn update_department(
     State(state): State<AppState>,
     auth: Admin,
@@ -303,7 +307,7 @@ async fn create_category(
 /// Replace a category.
 #[utoipa::path(put, path = "/api/v1/categories/{id}", params(("id" = i64, Path, description = "the category's id")), tag = "catalog", request_body = CategoryIn,
     security(("bearer" = [])),
-    responses((status = 200, body = CategoryOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = CategoryOut), (status = 404, body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, body = Problem)))]
 async fn update_category(
     State(state): State<AppState>,
     auth: Admin,
@@ -450,7 +454,7 @@ async fn create_zone(
 
 /// Replace a zone.
 #[utoipa::path(put, path = "/api/v1/zones/{id}", params(("id" = i64, Path, description = "the zone's id")), tag = "catalog", request_body = ZoneIn, security(("bearer" = [])),
-    responses((status = 200, body = ZoneOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = ZoneOut), (status = 404, body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, body = Problem)))]
 async fn update_zone(
     State(state): State<AppState>,
     auth: Admin,

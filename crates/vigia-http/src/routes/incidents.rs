@@ -4,13 +4,13 @@
 
 use axum::extract::State;
 
+use super::{Routes, op};
 use crate::path::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Timestamp;
 use vigia_domain::auth::Principal;
 use vigia_domain::catalog::{GeoPoint, Urgency};
@@ -31,21 +31,24 @@ use crate::routes::catalog::PointIo;
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(mine))
-        .routes(routes!(preview))
-        .routes(routes!(validate_location))
-        .routes(routes!(find, edit))
-        .routes(routes!(events))
-        .routes(routes!(transition))
-        .routes(routes!(comments, comment))
-        .routes(routes!(assign_department))
-        .routes(routes!(assign_user))
-        .routes(routes!(set_visibility))
-        .routes(routes!(vote, withdraw_vote))
-        .routes(routes!(public_list))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list);
+    let routes = op!(routes, create);
+    let routes = op!(routes, mine);
+    let routes = op!(routes, preview);
+    let routes = op!(routes, validate_location);
+    let routes = op!(routes, find);
+    let routes = op!(routes, edit);
+    let routes = op!(routes, events);
+    let routes = op!(routes, transition);
+    let routes = op!(routes, comments);
+    let routes = op!(routes, comment);
+    let routes = op!(routes, assign_department);
+    let routes = op!(routes, assign_user);
+    let routes = op!(routes, set_visibility);
+    let routes = op!(routes, vote);
+    let routes = op!(routes, withdraw_vote);
+    op!(routes, public_list)
 }
 
 // --- wire types --------------------------------------------------------------------------------

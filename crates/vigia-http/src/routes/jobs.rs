@@ -3,10 +3,10 @@
 
 use axum::extract::State;
 
+use super::{Routes, op};
 use crate::path::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Timestamp;
 use vigia_store::StoreError;
 use vigia_store::jobs::{self, Job, JobActionError, JobFilter, JobId, JobState};
@@ -19,16 +19,16 @@ use crate::extract::{Json, Query};
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_jobs))
-        .routes(routes!(get_job))
-        .routes(routes!(retry_job))
-        .routes(routes!(cancel_job))
-        .routes(routes!(list_schedules))
-        .routes(routes!(get_schedule, patch_schedule))
-        .routes(routes!(run_schedule))
-        .routes(routes!(list_runs))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list_jobs);
+    let routes = op!(routes, get_job);
+    let routes = op!(routes, retry_job);
+    let routes = op!(routes, cancel_job);
+    let routes = op!(routes, list_schedules);
+    let routes = op!(routes, get_schedule);
+    let routes = op!(routes, patch_schedule);
+    let routes = op!(routes, run_schedule);
+    op!(routes, list_runs)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,12 +11,12 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 
 use super::attachments::FileBytes;
+use super::{Routes, op};
 use crate::path::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Timestamp;
 use vigia_domain::auth::Principal;
 use vigia_domain::ids::{DepartmentId, IncidentId};
@@ -33,16 +33,15 @@ use crate::routes::incidents::{IncidentQuery, filter};
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(run))
-        .routes(routes!(custom_report))
-        .routes(routes!(find))
-        .routes(routes!(download))
-        .routes(routes!(incident_report))
-        .routes(routes!(export_incidents))
-        .routes(routes!(export_events))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list);
+    let routes = op!(routes, run);
+    let routes = op!(routes, custom_report);
+    let routes = op!(routes, find);
+    let routes = op!(routes, download);
+    let routes = op!(routes, incident_report);
+    let routes = op!(routes, export_incidents);
+    op!(routes, export_events)
 }
 
 /// How long the default period of `POST /reports/run` is, in minutes (the scheduler's window).
@@ -279,7 +278,7 @@ fn file_headers(format: Format, name: &str) -> [(header::HeaderName, HeaderValue
 #[utoipa::path(get, path = "/api/v1/reports/{id}/download", tag = "reports", security(("bearer" = [])),
     params(("id" = i64, Path, description = "the report's id"), DownloadQuery),
     responses((status = 200, description = "the file", content(
-        (FileBytes = "application/json"), (FileBytes = "text/csv; charset=utf-8"), (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (serde_json::Value = "application/json"), (FileBytes = "text/csv; charset=utf-8"), (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn download(
     State(state): State<AppState>,

@@ -13,17 +13,16 @@ use vigia_domain::ids::{CategoryId, DepartmentId};
 use vigia_domain::incidents::ReadScope;
 use vigia_store::incidents::stats::{self, Ranked, StatsFilter, Workload};
 
+use super::{Routes, op};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(incident_stats))
-        .routes(routes!(staff_stats))
-        .routes(routes!(rankings))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, incident_stats);
+    let routes = op!(routes, staff_stats);
+    op!(routes, rankings)
 }
 
 /// The range a query covers when it names none.

@@ -5,16 +5,16 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::{Routes, op};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
+use crate::metrics::{__path_render, render};
 use crate::state::AppState;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(health))
-        .routes(routes!(ready))
-        .routes(routes!(crate::metrics::render))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, health);
+    let routes = op!(routes, ready);
+    op!(routes, render)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

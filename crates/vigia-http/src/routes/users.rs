@@ -2,11 +2,11 @@
 
 use axum::extract::State;
 
+use super::{Routes, op};
 use crate::path::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::Validation;
 use vigia_domain::ids::{DepartmentId, UserId};
 use vigia_domain::users::{DisplayName, Locale, Role};
@@ -19,10 +19,11 @@ use crate::extract::{Json, Query, RequestId};
 use crate::routes::auth::UserOut;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(find, update))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list);
+    let routes = op!(routes, create);
+    let routes = op!(routes, find);
+    op!(routes, update)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -3,11 +3,11 @@
 
 use axum::extract::State;
 
+use super::{Routes, op};
 use crate::path::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use vigia_domain::incidents::IncidentEventKind;
 use vigia_domain::validation::bounded_text;
 use vigia_domain::{FieldError, Timestamp, Validation};
@@ -23,15 +23,17 @@ use crate::extract::{Json, Query, RequestId};
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_endpoints, create_endpoint))
-        .routes(routes!(get_endpoint, update_endpoint, delete_endpoint))
-        .routes(routes!(rotate_secret))
-        .routes(routes!(test_endpoint))
-        .routes(routes!(list_deliveries))
-        .routes(routes!(get_delivery))
-        .routes(routes!(replay_delivery))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list_endpoints);
+    let routes = op!(routes, create_endpoint);
+    let routes = op!(routes, get_endpoint);
+    let routes = op!(routes, update_endpoint);
+    let routes = op!(routes, delete_endpoint);
+    let routes = op!(routes, rotate_secret);
+    let routes = op!(routes, test_endpoint);
+    let routes = op!(routes, list_deliveries);
+    let routes = op!(routes, get_delivery);
+    op!(routes, replay_delivery)
 }
 
 // --- endpoints ---------------------------------------------------------------------------------
