@@ -105,6 +105,8 @@ pub struct ApiKeyPage {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -210,6 +212,8 @@ pub struct AuditQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<Timestamp>,
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 

@@ -600,6 +600,8 @@ pub struct IncidentQuery {
     /// `-created` (newest first, default) or `created`.
     pub sort: Option<String>,
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -782,6 +784,8 @@ pub struct EventPage {
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 

@@ -89,6 +89,8 @@ pub struct JobQuery {
     /// A job kind, e.g. `event.dispatch`.
     pub kind: Option<String>,
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -257,6 +259,8 @@ pub struct ScheduleRunPage {
 #[into_params(parameter_in = Query)]
 pub struct RunQuery {
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 

@@ -175,6 +175,8 @@ pub struct ReportQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<Timestamp>,
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 

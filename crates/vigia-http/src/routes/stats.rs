@@ -356,6 +356,7 @@ const MAX_RANKING: u32 = 50;
 #[into_params(parameter_in = Query)]
 pub struct RankingQuery {
     /// Incidents per zone and per category: 1 to 50, default 10.
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<u32>,
 }
 

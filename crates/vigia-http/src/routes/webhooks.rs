@@ -408,6 +408,7 @@ pub struct DeliveryQuery {
     pub status: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 200, default 50.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
