@@ -598,6 +598,7 @@ pub struct IncidentQuery {
     /// Words to find in title and description.
     pub q: Option<String>,
     /// `-created` (newest first, default) or `created`.
+    #[param(pattern = "^-?created$")]
     pub sort: Option<String>,
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.

@@ -165,6 +165,7 @@ fn counted_departments(auth: &Auth) -> ApiResult<Option<Vec<DepartmentId>>> {
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// `global`, `incident` or `custom`.
+    #[param(pattern = "^(global|incident|custom)$")]
     pub kind: Option<String>,
     pub incident: Option<i64>,
     pub department: Option<i64>,
@@ -241,6 +242,7 @@ async fn find(
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `json` (default), `csv` or `xlsx`.
+    #[param(pattern = "^(json|csv|xlsx)$")]
     pub format: Option<String>,
 }
 
@@ -572,6 +574,7 @@ async fn export(
 #[allow(dead_code)]
 pub struct ExportFormat {
     /// `csv` (default), `ndjson` or `xlsx`.
+    #[param(pattern = "^(csv|ndjson|xlsx)$")]
     pub format: Option<String>,
 }
 

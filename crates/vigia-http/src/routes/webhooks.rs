@@ -403,6 +403,7 @@ pub struct DeliveryQuery {
     pub incident: Option<i64>,
     pub endpoint: Option<i64>,
     /// `email`, `webhook` or `upload`.
+    #[param(pattern = "^(email|webhook|upload)$")]
     pub channel: Option<String>,
     /// `pending`, `delivered`, `failed` or `dead` (the dead-letter list).
     pub status: Option<String>,
