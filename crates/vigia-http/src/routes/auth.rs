@@ -78,6 +78,7 @@ pub struct RegisterIn {
     pub password: String,
     pub display_name: String,
     /// `es` (default) or `en`.
+    #[schema(pattern = "^(es|en)$")]
     pub locale: Option<String>,
 }
 
@@ -389,6 +390,8 @@ async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<UserOut
 #[serde(deny_unknown_fields)]
 pub struct MePatch {
     pub display_name: Option<String>,
+    /// `es` or `en`.
+    #[schema(pattern = "^(es|en)$")]
     pub locale: Option<String>,
     /// Staff: mark yourself away (no automatic assignments) or back.
     pub away: Option<bool>,

@@ -94,6 +94,7 @@ pub struct DepartmentIn {
     pub escalation_emails: Vec<String>,
     /// How new incidents get an assignee: `manual` (default), `round_robin` (in turn) or
     /// `least_open` (fewest open incidents). Staff marked away are skipped.
+    #[schema(pattern = "^(manual|round_robin|least_open)$")]
     pub assignment_strategy: Option<String>,
 }
 
@@ -246,6 +247,7 @@ pub struct CategoryIn {
     pub name_en: Option<String>,
     pub default_department_id: Option<i64>,
     /// Defaults to `medium`.
+    #[schema(pattern = "^(low|medium|high|emergency)$")]
     pub default_urgency: Option<String>,
 }
 

@@ -334,6 +334,7 @@ pub struct IncidentIn {
     pub title: String,
     pub description: String,
     /// Defaults to the category's urgency.
+    #[schema(pattern = "^(low|medium|high|emergency)$")]
     pub urgency: Option<String>,
     /// Defaults to the category's department. Only staff and admins may choose it.
     pub department_id: Option<i64>,
@@ -341,6 +342,7 @@ pub struct IncidentIn {
     pub location_text: Option<String>,
     pub point: Option<PointIo>,
     /// `public` (default) or `private`.
+    #[schema(pattern = "^(public|private)$")]
     pub visibility: Option<String>,
     /// `web` (default for people) or `api` (default for API keys).
     pub source: Option<String>,
@@ -833,6 +835,7 @@ async fn events(
 #[serde(deny_unknown_fields)]
 pub struct TransitionIn {
     /// The status to move to.
+    #[schema(pattern = "^(new|acknowledged|in_progress|on_hold|resolved|closed)$")]
     pub to: String,
 }
 

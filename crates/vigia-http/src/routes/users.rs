@@ -31,6 +31,7 @@ pub fn router(routes: Routes) -> Routes {
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// `reporter`, `staff` or `admin`.
+    #[param(pattern = "^(reporter|staff|admin)$")]
     pub role: Option<String>,
     pub disabled: Option<bool>,
     /// Members of this department.
@@ -100,7 +101,10 @@ pub struct UserIn {
     pub password: String,
     pub display_name: String,
     /// `reporter`, `staff` or `admin`.
+    #[schema(pattern = "^(reporter|staff|admin)$")]
     pub role: String,
+    /// `es` (default) or `en`.
+    #[schema(pattern = "^(es|en)$")]
     pub locale: Option<String>,
     #[serde(default)]
     pub departments: Vec<i64>,
@@ -152,7 +156,11 @@ async fn find(
 #[serde(deny_unknown_fields)]
 pub struct UserPatchIn {
     pub display_name: Option<String>,
+    /// `reporter`, `staff` or `admin`.
+    #[schema(pattern = "^(reporter|staff|admin)$")]
     pub role: Option<String>,
+    /// `es` or `en`.
+    #[schema(pattern = "^(es|en)$")]
     pub locale: Option<String>,
     /// Disabling signs the user out everywhere at once.
     pub disabled: Option<bool>,
