@@ -20,6 +20,18 @@ pub fn complete(doc: &mut OpenApi) {
         for (method, operation) in operations(item) {
             let keys = access::keys_of(&method, path);
             complete_operation(operation, keys);
+            // An incident changes under optimistic concurrency (its version, `If-Match`).
+            if method != axum::http::Method::GET && path.starts_with("/api/v1/incidents/{id}") {
+                operation
+                    .responses
+                    .responses
+                    .entry("412".to_owned())
+                    .or_insert_with(|| {
+                        RefOr::T(problem_response(
+                            "the incident changed meanwhile (a stale If-Match, or a concurrent change)",
+                        ))
+                    });
+            }
         }
     }
 }
