@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Vigía's full test suite on a Debian machine with PostgreSQL and Mosquitto installed:
 # starts the services if they are down, prepares a Python venv with the S3 (moto) and SMTP
-# (aiosmtpd) test servers, then runs every test in the workspace.
+# (aiosmtpd) test servers and schemathesis, then runs every test in the workspace and fuzzes
+# the live API against its OpenAPI document (scripts/schemathesis.sh).
 #
 #   scripts/test.sh                      # the whole suite (nextest if installed, plus doctests)
 #   scripts/test.sh -p vigia-store --test s3   # extra arguments go to the test runner instead
@@ -87,6 +88,14 @@ else
     [ -x "$VENV/bin/moto_server" ] || fail "moto_server missing from $VENV/bin after installing moto[server]"
 fi
 
+if "$VENV/bin/python" -c 'import schemathesis' 2>/dev/null; then
+    echo "schemathesis already installed"
+else
+    echo "installing schemathesis (scripts/schemathesis.sh fuzzes the live API with it)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check schemathesis \
+        || fail "pip install schemathesis failed"
+fi
+
 # --- Test environment -------------------------------------------------------------------
 export VIGIA_TEST_MOTO="$VENV/bin/moto_server"
 # The Python with aiosmtpd: the notification tests start a real SMTP server with it.
@@ -129,6 +138,12 @@ else
         step "cargo test --workspace --all-targets"
         cargo test --workspace --all-targets "${FAIL_FAST[@]}"
     fi
+fi
+
+# The whole suite ends with the API fuzzed against its own OpenAPI document.
+if [ "$#" -eq 0 ]; then
+    step "scripts/schemathesis.sh"
+    VENV="$VENV" scripts/schemathesis.sh
 fi
 
 step "all tests passed"

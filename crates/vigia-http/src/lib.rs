@@ -3,7 +3,9 @@
 //! Architecture invariant: handlers parse wire types into domain types, call the store with the
 //! caller's scope, and map results to wire types. No SQL here; no JSON in the layers below.
 
+pub mod access;
 pub mod auth;
+pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod json_out;
@@ -11,6 +13,7 @@ mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod path;
 pub mod realtime;
 pub mod routes;
 mod state;
@@ -35,21 +38,9 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application. Tests call this directly; `vigia serve` binds it to a socket.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(routes::system::router())
-        .merge(routes::auth::router())
-        .merge(routes::users::router())
-        .merge(routes::catalog::router())
-        .merge(routes::admin::router())
-        .merge(routes::incidents::router())
-        .merge(routes::stats::router())
-        .merge(routes::reports::router())
-        .merge(routes::report_links::router())
-        .merge(routes::jobs::router())
-        .merge(routes::attachments::router(state.config.max_upload_bytes))
-        .merge(routes::webhooks::router())
-        .merge(realtime::router())
-        .merge(ui::router())
+    // Routes only: the document is built from the same routes when first asked for.
+    let (api, _) = routes::api(routes::Routes::router(), state.config.max_upload_bytes).finish();
+    let api = api
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
     let docs = SwaggerUi::new("/api/docs").config(Config::from(openapi::DOCUMENT_PATH));
@@ -57,6 +48,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(docs)
         .merge(openapi::router())
+        .merge(ui::router())
         .merge(api)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -146,7 +146,10 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-/// `GET /metrics`
+/// Prometheus metrics of this node, in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "the metrics",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics.render(state.db.pool_stats());
     (

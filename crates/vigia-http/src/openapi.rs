@@ -12,40 +12,12 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::ApiError;
 
-use crate::routes::{
-    admin, attachments, auth, catalog, incidents, jobs, stats, system, users, webhooks,
-};
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Vigía API", description = "Report, route and resolve incidents. Errors are RFC 9457 \
-        `application/problem+json`; lists use cursor pagination (`cursor`, `limit`, `next_cursor`)."),
-    paths(
-        system::health, system::ready,
-        auth::register, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me, auth::change_password,
-        users::list, users::create, users::find, users::update,
-        catalog::list_departments, catalog::get_department, catalog::create_department,
-        catalog::update_department, catalog::delete_department,
-        catalog::list_categories, catalog::get_category, catalog::create_category,
-        catalog::update_category, catalog::delete_category,
-        catalog::list_zones, catalog::get_zone, catalog::create_zone, catalog::update_zone, catalog::delete_zone,
-        catalog::locate,
-        admin::list_keys, admin::create_key, admin::get_key, admin::revoke_key,
-        admin::list_audit, admin::list_settings, admin::get_setting, admin::put_setting,
-        incidents::create, incidents::preview, incidents::validate_location, incidents::list, incidents::mine,
-        incidents::public_list, incidents::find, incidents::events, incidents::transition, incidents::comment,
-        incidents::comments, incidents::assign_department, incidents::assign_user, incidents::set_visibility,
-        incidents::vote, incidents::withdraw_vote, incidents::edit,
-        attachments::upload, attachments::list, attachments::download, attachments::thumbnail, attachments::remove,
-        stats::incident_stats, stats::staff_stats, stats::rankings,
-        catalog::list_sla, catalog::put_sla,
-        webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint, webhooks::update_endpoint,
-        webhooks::delete_endpoint, webhooks::rotate_secret, webhooks::test_endpoint,
-        webhooks::list_deliveries, webhooks::get_delivery, webhooks::replay_delivery,
-        crate::realtime::ws::ws, crate::realtime::sse::stream,
-        jobs::list_jobs, jobs::get_job, jobs::retry_job, jobs::cancel_job,
-        jobs::list_schedules, jobs::get_schedule, jobs::patch_schedule, jobs::run_schedule, jobs::list_runs,
-    ),
+        `application/problem+json`; lists use cursor pagination (`cursor`, `limit`, `next_cursor`). \
+        API keys (`vak_…`) may call an operation when they hold one of the scopes its `security` \
+        names; operations whose `security` names none are for people only."),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Sign in and manage your own account"),
@@ -53,8 +25,9 @@ use crate::routes::{
         (name = "incidents", description = "Report, follow and resolve incidents; the public board"),
         (name = "catalog", description = "Departments, categories and zones"),
         (name = "admin", description = "API keys, audit log and runtime settings"),
-        (name = "system", description = "Health and readiness"),
+        (name = "system", description = "Health, readiness and metrics"),
         (name = "stats", description = "Dashboard statistics and the public rankings"),
+        (name = "reports", description = "Global, per-incident and custom reports; exports"),
         (name = "notifications", description = "Webhook endpoints and the delivery log of e-mails and webhooks"),
         (name = "realtime", description = "Live incident events over WebSocket and Server-Sent Events"),
         (name = "jobs", description = "Background jobs, the dead-letter list and schedules"),
@@ -79,12 +52,24 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document as served at `/api/openapi.json`.
+/// The document as served at `/api/openapi.json` and printed by `vigia openapi`: the
+/// operations are those the router serves ([`crate::routes::api`] registers each handler by
+/// its annotation), completed by [`crate::contract`] with what every operation shares.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    doc.merge(crate::routes::reports::ReportsDoc::openapi());
-    doc.merge(crate::routes::report_links::ReportLinksDoc::openapi());
+    let routes = crate::routes::api(crate::routes::Routes::document(), usize::MAX);
+    if let (_, Some(operations)) = routes.finish() {
+        doc.merge(operations);
+    }
+    crate::contract::complete(&mut doc);
     doc
+}
+
+/// [`document`] as pretty JSON, as committed in `docs/openapi.json`.
+pub fn document_json() -> serde_json::Result<String> {
+    let mut json = serde_json::to_string_pretty(&document())?;
+    json.push('\n');
+    Ok(json)
 }
 
 /// Where the document is served; the docs page at `/api/docs` loads it from here.
@@ -120,4 +105,20 @@ async fn serve_document() -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    /// CI's drift check: the committed document is the one the routes generate. After changing
+    /// an operation, run `cargo run -p vigia -- openapi > docs/openapi.json`.
+    #[test]
+    fn the_committed_document_is_the_generated_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+        let committed = std::fs::read_to_string(path).expect("docs/openapi.json");
+        let generated = super::document_json().expect("encodes");
+        assert!(
+            committed == generated,
+            "docs/openapi.json has drifted from the routes: run `cargo run -p vigia -- openapi > docs/openapi.json`"
+        );
+    }
 }

@@ -65,6 +65,8 @@ enum Command {
     /// Inspect, run, pause and resume schedules.
     #[command(subcommand)]
     Schedules(vigia::jobs_cli::SchedulesCommand),
+    /// Print the OpenAPI document of the API (the one served at /api/openapi.json).
+    Openapi,
     /// Replace the SQLite database with a backup (stop the server first).
     Restore {
         /// The backup file to restore.
@@ -209,6 +211,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", vigia::config::DEFAULTS);
         return Ok(());
     }
+    if let Command::Openapi = cli.command {
+        print!("{}", vigia_http::openapi::document_json()?);
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&config.log);
     match cli.command {
@@ -251,7 +257,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.redacted_toml()?);
             Ok(())
         }
-        Command::Config(ConfigCommand::Defaults) => Ok(()),
+        Command::Config(ConfigCommand::Defaults) | Command::Openapi => Ok(()),
         Command::Backup { output } => {
             let db = open_database(&config).await?;
             db.backup_sqlite(&output).await?;

@@ -20,13 +20,12 @@ use axum::http::request::Parts;
 use axum::http::{Method, header};
 use dashmap::DashMap;
 use vigia_domain::Timestamp;
-use vigia_domain::auth::{
-    API_KEY_PREFIX, ApiKeyPrincipal, Principal, Scope, UserPrincipal, secret_hash,
-};
+use vigia_domain::auth::{API_KEY_PREFIX, ApiKeyPrincipal, Principal, UserPrincipal, secret_hash};
 use vigia_domain::ids::{ApiKeyId, SessionId, UserId};
 use vigia_domain::users::Role;
 use vigia_store::{Actor, api_keys, users};
 
+use crate::access::Keys;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -218,7 +217,8 @@ impl FromRequestParts<AppState> for MaybeAuth {
 
 /// The credential a request carries and who it belongs to; `None` when it carries none. A
 /// malformed `Authorization` header is refused rather than ignored, and so is a session cookie
-/// that acts from another origin.
+/// that acts from another origin, and an API key the route's row in [`crate::access::TABLE`]
+/// does not admit (every extractor of a caller comes through here).
 pub async fn authenticate_request<'p>(
     parts: &'p Parts,
     state: &AppState,
@@ -232,7 +232,11 @@ pub async fn authenticate_request<'p>(
     if source == Source::Cookie && needs_same_origin(parts) {
         check_same_origin(parts, &state.config.public_url)?;
     }
-    Ok(Some((secret, authenticate(state, secret).await?)))
+    let authenticated = authenticate(state, secret).await?;
+    if let Principal::ApiKey(key) = &authenticated.principal {
+        crate::access::check_key(parts.extensions.get::<Keys>().copied(), key)?;
+    }
+    Ok(Some((secret, authenticated)))
 }
 
 impl FromRequestParts<AppState> for Auth {
@@ -441,22 +445,13 @@ impl Auth {
         }
     }
 
-    /// Staff or admins; API keys with `scope` act as staff of their departments.
-    pub fn require_staff(&self, scope: Scope) -> Result<(), ApiError> {
+    /// Staff or admins; an API key acts as staff of its departments (the route's row in
+    /// [`crate::access::TABLE`] has already checked its scopes).
+    pub fn require_staff(&self) -> Result<(), ApiError> {
         match &self.0 {
             Principal::User(u) if u.role >= Role::Staff => Ok(()),
-            Principal::ApiKey(k) if k.scopes.contains(&scope) => Ok(()),
-            Principal::ApiKey(_) => Err(missing_scope(scope)),
+            Principal::ApiKey(_) => Ok(()),
             Principal::User(_) => Err(NOT_STAFF),
-        }
-    }
-
-    /// Any signed-in person or an API key carrying `scope`.
-    pub fn require_scope(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.0.allows(scope) {
-            Ok(())
-        } else {
-            Err(missing_scope(scope))
         }
     }
 
@@ -474,18 +469,5 @@ impl Auth {
             label: self.0.label(),
             request_id,
         }
-    }
-}
-
-fn missing_scope(scope: Scope) -> ApiError {
-    ApiError::Forbidden {
-        detail: match scope {
-            Scope::CatalogRead => "this API key lacks the catalog:read scope",
-            Scope::IncidentsRead => "this API key lacks the incidents:read scope",
-            Scope::IncidentsWrite => "this API key lacks the incidents:write scope",
-            Scope::DetectionsWrite => "this API key lacks the detections:write scope",
-            Scope::MediaWrite => "this API key lacks the media:write scope",
-            Scope::ReportsRead => "this API key lacks the reports:read scope",
-        },
     }
 }

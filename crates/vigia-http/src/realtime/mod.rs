@@ -20,18 +20,19 @@ pub mod ws;
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
-use axum::routing::get;
 use vigia_domain::auth::Principal;
 
 pub use hub::Hub;
 
 use crate::auth::{Authenticated, Standing};
 use crate::error::ApiError;
+use crate::routes::{Routes, op};
 use crate::state::AppState;
+use sse::{__path_stream, stream};
+use ws::{__path_ws, ws};
 
 /// Real-time settings, resolved from the `[realtime]` configuration section.
 #[derive(Debug, Clone)]
@@ -74,10 +75,9 @@ impl Default for RealtimeConfig {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ws", get(ws::ws))
-        .route("/api/v1/stream", get(sse::stream))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, ws);
+    op!(routes, stream)
 }
 
 /// The caller of a real-time endpoint: like [`Auth`], and also accepting the access token or

@@ -1,9 +1,10 @@
 //! Administration: API keys, the audit log, runtime settings. Admins only.
 
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::{Routes, op};
+use crate::path::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vigia_domain::Timestamp;
@@ -22,13 +23,15 @@ use crate::routes::auth::REGISTRATION_SETTING;
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/api-keys", get(list_keys).post(create_key))
-        .route("/api/v1/api-keys/{id}", get(get_key).delete(revoke_key))
-        .route("/api/v1/audit", get(list_audit))
-        .route("/api/v1/settings", get(list_settings))
-        .route("/api/v1/settings/{key}", get(get_setting).put(put_setting))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list_keys);
+    let routes = op!(routes, create_key);
+    let routes = op!(routes, get_key);
+    let routes = op!(routes, revoke_key);
+    let routes = op!(routes, list_audit);
+    let routes = op!(routes, list_settings);
+    let routes = op!(routes, get_setting);
+    op!(routes, put_setting)
 }
 
 // --- API keys ----------------------------------------------------------------------------------
@@ -102,6 +105,8 @@ pub struct ApiKeyPage {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -163,7 +168,7 @@ async fn create_key(
 }
 
 /// One API key.
-#[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/api-keys/{id}", params(("id" = i64, Path, description = "the API key's id")), tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = ApiKeyOut), (status = 404, body = Problem)))]
 async fn get_key(
     State(state): State<AppState>,
@@ -174,7 +179,7 @@ async fn get_key(
 }
 
 /// Revoke an API key: it stops working at once.
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", params(("id" = i64, Path, description = "the API key's id")), tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = ApiKeyOut), (status = 404, body = Problem)))]
 async fn revoke_key(
     State(state): State<AppState>,
@@ -207,6 +212,8 @@ pub struct AuditQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<Timestamp>,
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -285,7 +292,6 @@ const SETTINGS: &[(&str, &str)] = &[(REGISTRATION_SETTING, "boolean")];
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingOut {
     pub key: String,
-    #[schema(value_type = Object)]
     pub value: serde_json::Value,
 }
 
@@ -325,7 +331,7 @@ async fn list_settings(
 }
 
 /// One runtime setting.
-#[utoipa::path(get, path = "/api/v1/settings/{key}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/settings/{key}", params(("key" = String, Path, description = "the setting's key")), tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = SettingOut), (status = 404, body = Problem)))]
 async fn get_setting(
     State(state): State<AppState>,
@@ -340,12 +346,11 @@ async fn get_setting(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingIn {
-    #[schema(value_type = Object)]
     pub value: serde_json::Value,
 }
 
 /// Change a runtime setting (audited).
-#[utoipa::path(put, path = "/api/v1/settings/{key}", tag = "admin", request_body = SettingIn,
+#[utoipa::path(put, path = "/api/v1/settings/{key}", params(("key" = String, Path, description = "the setting's key")), tag = "admin", request_body = SettingIn,
     security(("bearer" = [])),
     responses((status = 200, body = SettingOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn put_setting(

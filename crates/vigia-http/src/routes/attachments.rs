@@ -6,18 +6,18 @@
 //! What a file is comes from its first bytes ([`classify`]), never from the client's
 //! `Content-Type` or file name. Deleting is soft: the stored file is kept for the audit trail.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+
+use super::{Routes, op};
+use crate::path::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use bytes::BytesMut;
 use serde::Serialize;
 use utoipa::ToSchema;
 use vigia_domain::Timestamp;
-use vigia_domain::auth::Scope;
 use vigia_domain::ids::{AttachmentId, IncidentId};
 use vigia_domain::incidents::sniff::SNIFF_PREFIX_LEN;
 use vigia_domain::incidents::{Actor, SniffError, classify};
@@ -35,21 +35,13 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// The attachment routes. Only the upload accepts bodies up to `max_upload_bytes` (plus the
 /// multipart framing); every other route keeps the global JSON limit.
-pub fn router(max_upload_bytes: usize) -> Router<AppState> {
+pub fn router(routes: Routes, max_upload_bytes: usize) -> Routes {
     let upload_limit = DefaultBodyLimit::max(max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
-    Router::new()
-        .route(
-            "/api/v1/incidents/{id}/attachments",
-            post(upload).layer(upload_limit).get(list),
-        )
-        .route(
-            "/api/v1/incidents/{id}/attachments/{aid}",
-            get(download).delete(remove),
-        )
-        .route(
-            "/api/v1/incidents/{id}/attachments/{aid}/thumbnail",
-            get(thumbnail),
-        )
+    let routes = op!(routes, upload, |router| router.layer(upload_limit));
+    let routes = op!(routes, list);
+    let routes = op!(routes, download);
+    let routes = op!(routes, remove);
+    op!(routes, thumbnail)
 }
 
 // --- wire types --------------------------------------------------------------------------------
@@ -267,7 +259,6 @@ async fn upload(
     Path(id): Path<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
-    auth.require_scope(Scope::IncidentsWrite)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     if actor == Actor::Other {
         return Err(ApiError::Forbidden {
@@ -429,7 +420,6 @@ async fn remove(
     auth: Auth,
     Path((id, aid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    auth.require_scope(Scope::IncidentsWrite)?;
     let (attachment, actor) = load_attachment(&state, &auth, &id, &aid).await?;
     let label = auth.0.label();
     if !actor.is_staff() && attachment.uploaded_by != label {

@@ -1,11 +1,9 @@
 //! Accounts of the caller: register, login, refresh, logout, `me`, change password.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vigia_domain::auth::{
@@ -18,19 +16,20 @@ use vigia_domain::{Timestamp, Validation};
 use vigia_store::sessions::{self, Rotation};
 use vigia_store::{settings, users};
 
+use super::{Routes, op};
 use crate::auth::{self as authn, Auth, REFRESH_COOKIE, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ClientIp, Json, LenientJson, OptionalJson};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/register", post(register))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/me", get(me).patch(update_me))
-        .route("/api/v1/me/password", post(change_password))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, register);
+    let routes = op!(routes, login);
+    let routes = op!(routes, refresh);
+    let routes = op!(routes, logout);
+    let routes = op!(routes, me);
+    let routes = op!(routes, update_me);
+    op!(routes, change_password)
 }
 
 /// A user account as the API shows it.
@@ -80,6 +79,7 @@ pub struct RegisterIn {
     pub password: String,
     pub display_name: String,
     /// `es` (default) or `en`.
+    #[schema(pattern = "^(es|en)$")]
     pub locale: Option<String>,
 }
 
@@ -395,6 +395,8 @@ async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<UserOut
 #[serde(deny_unknown_fields)]
 pub struct MePatch {
     pub display_name: Option<String>,
+    /// `es` or `en`.
+    #[schema(pattern = "^(es|en)$")]
     pub locale: Option<String>,
     /// Staff: mark yourself away (no automatic assignments) or back.
     pub away: Option<bool>,

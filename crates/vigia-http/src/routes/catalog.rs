@@ -1,14 +1,14 @@
 //! Catalogs: departments, categories, zones. Everyone signed in (and API keys with
 //! `catalog:read`) may read them; only admins change them, and every change is audited.
 
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::{Routes, op};
+use crate::path::Path;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vigia_domain::Timestamp;
-use vigia_domain::auth::Scope;
 use vigia_domain::catalog::{CategorySpec, DepartmentSpec, GeoPoint, ZoneSpec};
 use vigia_domain::ids::{CategoryId, DepartmentId, ZoneId};
 use vigia_domain::incidents::AssignmentStrategy;
@@ -19,39 +19,25 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, RequestId};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/departments",
-            get(list_departments).post(create_department),
-        )
-        .route(
-            "/api/v1/departments/{id}",
-            get(get_department)
-                .put(update_department)
-                .delete(delete_department),
-        )
-        .route(
-            "/api/v1/categories",
-            get(list_categories).post(create_category),
-        )
-        .route(
-            "/api/v1/categories/{id}",
-            get(get_category)
-                .put(update_category)
-                .delete(delete_category),
-        )
-        .route("/api/v1/categories/{id}/sla", get(list_sla))
-        .route(
-            "/api/v1/categories/{id}/sla/{urgency}",
-            axum::routing::put(put_sla),
-        )
-        .route("/api/v1/zones", get(list_zones).post(create_zone))
-        .route(
-            "/api/v1/zones/{id}",
-            get(get_zone).put(update_zone).delete(delete_zone),
-        )
-        .route("/api/v1/zones/locate", post(locate))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list_departments);
+    let routes = op!(routes, create_department);
+    let routes = op!(routes, get_department);
+    let routes = op!(routes, update_department);
+    let routes = op!(routes, delete_department);
+    let routes = op!(routes, list_categories);
+    let routes = op!(routes, create_category);
+    let routes = op!(routes, get_category);
+    let routes = op!(routes, update_category);
+    let routes = op!(routes, delete_category);
+    let routes = op!(routes, list_sla);
+    let routes = op!(routes, put_sla);
+    let routes = op!(routes, list_zones);
+    let routes = op!(routes, create_zone);
+    let routes = op!(routes, get_zone);
+    let routes = op!(routes, update_zone);
+    let routes = op!(routes, delete_zone);
+    op!(routes, locate)
 }
 
 // --- departments -------------------------------------------------------------------------------
@@ -75,7 +61,7 @@ pub struct DepartmentOut {
 }
 
 fn department_out(d: Department, auth: &Auth) -> DepartmentOut {
-    let staff = auth.require_staff(Scope::CatalogRead).is_ok();
+    let staff = auth.require_staff().is_ok();
     DepartmentOut {
         id: d.id.0,
         name: d.name,
@@ -108,6 +94,7 @@ pub struct DepartmentIn {
     pub escalation_emails: Vec<String>,
     /// How new incidents get an assignee: `manual` (default), `round_robin` (in turn) or
     /// `least_open` (fewest open incidents). Staff marked away are skipped.
+    #[schema(pattern = "^(manual|round_robin|least_open)$")]
     pub assignment_strategy: Option<String>,
 }
 
@@ -149,7 +136,6 @@ async fn list_departments(
     State(state): State<AppState>,
     auth: Auth,
 ) -> ApiResult<Json<Vec<DepartmentOut>>> {
-    auth.require_scope(Scope::CatalogRead)?;
     let all = catalog::list_departments(&state.db).await?;
     Ok(Json(
         all.into_iter().map(|d| department_out(d, &auth)).collect(),
@@ -157,14 +143,13 @@ async fn list_departments(
 }
 
 /// One department.
-#[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "catalog", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/departments/{id}", params(("id" = i64, Path, description = "the department's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = DepartmentOut), (status = 404, body = Problem)))]
 async fn get_department(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DepartmentOut>> {
-    auth.require_scope(Scope::CatalogRead)?;
     Ok(Json(department_out(
         catalog::find_department(&state.db, DepartmentId(id)).await?,
         &auth,
@@ -188,9 +173,9 @@ async fn create_department(
 }
 
 /// Replace a department's name and contacts.
-#[utoipa::path(put, path = "/api/v1/departments/{id}", tag = "catalog", request_body = DepartmentIn,
+#[utoipa::path(put, path = "/api/v1/departments/{id}", params(("id" = i64, Path, description = "the department's id")), tag = "catalog", request_body = DepartmentIn,
     security(("bearer" = [])),
-    responses((status = 200, body = DepartmentOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = DepartmentOut), (status = 404, body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, body = Problem)))]
 async fn update_department(
     State(state): State<AppState>,
     auth: Admin,
@@ -211,7 +196,7 @@ async fn update_department(
 }
 
 /// Delete a department no category refers to.
-#[utoipa::path(delete, path = "/api/v1/departments/{id}", tag = "catalog", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/departments/{id}", params(("id" = i64, Path, description = "the department's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn delete_department(
     State(state): State<AppState>,
@@ -262,6 +247,7 @@ pub struct CategoryIn {
     pub name_en: Option<String>,
     pub default_department_id: Option<i64>,
     /// Defaults to `medium`.
+    #[schema(pattern = "^(low|medium|high|emergency)$")]
     pub default_urgency: Option<String>,
 }
 
@@ -279,9 +265,8 @@ fn category_spec(input: &CategoryIn) -> Result<CategorySpec, Vec<vigia_domain::F
     responses((status = 200, body = Vec<CategoryOut>)))]
 async fn list_categories(
     State(state): State<AppState>,
-    auth: Auth,
+    _auth: Auth,
 ) -> ApiResult<Json<Vec<CategoryOut>>> {
-    auth.require_scope(Scope::CatalogRead)?;
     Ok(Json(
         catalog::list_categories(&state.db)
             .await?
@@ -292,14 +277,13 @@ async fn list_categories(
 }
 
 /// One category.
-#[utoipa::path(get, path = "/api/v1/categories/{id}", tag = "catalog", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/categories/{id}", params(("id" = i64, Path, description = "the category's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = CategoryOut), (status = 404, body = Problem)))]
 async fn get_category(
     State(state): State<AppState>,
-    auth: Auth,
+    _auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CategoryOut>> {
-    auth.require_scope(Scope::CatalogRead)?;
     Ok(Json(
         catalog::find_category(&state.db, CategoryId(id))
             .await?
@@ -323,9 +307,9 @@ async fn create_category(
 }
 
 /// Replace a category.
-#[utoipa::path(put, path = "/api/v1/categories/{id}", tag = "catalog", request_body = CategoryIn,
+#[utoipa::path(put, path = "/api/v1/categories/{id}", params(("id" = i64, Path, description = "the category's id")), tag = "catalog", request_body = CategoryIn,
     security(("bearer" = [])),
-    responses((status = 200, body = CategoryOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = CategoryOut), (status = 404, body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, body = Problem)))]
 async fn update_category(
     State(state): State<AppState>,
     auth: Admin,
@@ -344,7 +328,7 @@ async fn update_category(
 }
 
 /// Delete a category no incident refers to.
-#[utoipa::path(delete, path = "/api/v1/categories/{id}", tag = "catalog", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/categories/{id}", params(("id" = i64, Path, description = "the category's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn delete_category(
     State(state): State<AppState>,
@@ -434,8 +418,7 @@ fn zone_spec(input: &ZoneIn) -> Result<ZoneSpec, Vec<vigia_domain::FieldError>> 
 /// List zones.
 #[utoipa::path(get, path = "/api/v1/zones", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = Vec<ZoneOut>)))]
-async fn list_zones(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<ZoneOut>>> {
-    auth.require_scope(Scope::CatalogRead)?;
+async fn list_zones(State(state): State<AppState>, _auth: Auth) -> ApiResult<Json<Vec<ZoneOut>>> {
     Ok(Json(
         catalog::list_zones(&state.db)
             .await?
@@ -446,14 +429,13 @@ async fn list_zones(State(state): State<AppState>, auth: Auth) -> ApiResult<Json
 }
 
 /// One zone.
-#[utoipa::path(get, path = "/api/v1/zones/{id}", tag = "catalog", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/zones/{id}", params(("id" = i64, Path, description = "the zone's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = ZoneOut), (status = 404, body = Problem)))]
 async fn get_zone(
     State(state): State<AppState>,
-    auth: Auth,
+    _auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ZoneOut>> {
-    auth.require_scope(Scope::CatalogRead)?;
     Ok(Json(
         catalog::find_zone(&state.db, ZoneId(id)).await?.into(),
     ))
@@ -473,8 +455,8 @@ async fn create_zone(
 }
 
 /// Replace a zone.
-#[utoipa::path(put, path = "/api/v1/zones/{id}", tag = "catalog", request_body = ZoneIn, security(("bearer" = [])),
-    responses((status = 200, body = ZoneOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(put, path = "/api/v1/zones/{id}", params(("id" = i64, Path, description = "the zone's id")), tag = "catalog", request_body = ZoneIn, security(("bearer" = [])),
+    responses((status = 200, body = ZoneOut), (status = 404, body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, body = Problem)))]
 async fn update_zone(
     State(state): State<AppState>,
     auth: Admin,
@@ -488,7 +470,7 @@ async fn update_zone(
 }
 
 /// Delete a zone.
-#[utoipa::path(delete, path = "/api/v1/zones/{id}", tag = "catalog", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/zones/{id}", params(("id" = i64, Path, description = "the zone's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn delete_zone(
     State(state): State<AppState>,
@@ -511,10 +493,9 @@ pub struct LocateOut {
     security(("bearer" = [])), responses((status = 200, body = LocateOut), (status = 422, body = Problem)))]
 async fn locate(
     State(state): State<AppState>,
-    auth: Auth,
+    _auth: Auth,
     Json(input): Json<PointIo>,
 ) -> ApiResult<Json<LocateOut>> {
-    auth.require_scope(Scope::CatalogRead)?;
     let point = GeoPoint::parse("point", input.lat, input.lon)?;
     let zones = catalog::zones_containing(&state.db, point).await?;
     Ok(Json(LocateOut {
@@ -537,14 +518,13 @@ pub struct SlaPolicyOut {
 }
 
 /// The SLA policy of every urgency of a category.
-#[utoipa::path(get, path = "/api/v1/categories/{id}/sla", tag = "catalog", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/categories/{id}/sla", params(("id" = i64, Path, description = "the category's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = Vec<SlaPolicyOut>), (status = 404, body = Problem)))]
 async fn list_sla(
     State(state): State<AppState>,
-    auth: Auth,
+    _auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<SlaPolicyOut>>> {
-    auth.require_scope(Scope::CatalogRead)?;
     let list = vigia_store::incidents::list_policies(&state.db, CategoryId(id)).await?;
     Ok(Json(
         list.into_iter()
@@ -570,7 +550,7 @@ pub struct SlaPolicyIn {
 
 /// Set a category's SLA policy for one urgency (audited). New incidents use it; open incidents
 /// switch to it when their category or urgency changes, keeping time spent on hold.
-#[utoipa::path(put, path = "/api/v1/categories/{id}/sla/{urgency}", tag = "catalog", request_body = SlaPolicyIn,
+#[utoipa::path(put, path = "/api/v1/categories/{id}/sla/{urgency}", params(("id" = i64, Path, description = "the category's id"), ("urgency" = String, Path, description = "`low`, `medium`, `high` or `critical`")), tag = "catalog", request_body = SlaPolicyIn,
     security(("bearer" = [])),
     responses((status = 200, body = Vec<SlaPolicyOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn put_sla(

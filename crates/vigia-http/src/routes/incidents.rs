@@ -2,15 +2,16 @@
 //! history. Who may do what is decided by the domain ([`Actor`], [`check_transition`]); the
 //! store only ever returns what the caller's [`ReadScope`] admits.
 
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::{Routes, op};
+use crate::path::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
-use vigia_domain::auth::{Principal, Scope};
+use vigia_domain::auth::Principal;
 use vigia_domain::catalog::{GeoPoint, Urgency};
 use vigia_domain::ids::{CategoryId, DepartmentId, IncidentId, UserId, ZoneId};
 use vigia_domain::incidents::{
@@ -30,30 +31,24 @@ use crate::routes::catalog::PointIo;
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/incidents", get(list).post(create))
-        .route("/api/v1/incidents/mine", get(mine))
-        .route("/api/v1/incidents/preview", post(preview))
-        .route(
-            "/api/v1/incidents/validate-location",
-            post(validate_location),
-        )
-        .route("/api/v1/incidents/{id}", get(find).patch(edit))
-        .route("/api/v1/incidents/{id}/events", get(events))
-        .route("/api/v1/incidents/{id}/transitions", post(transition))
-        .route(
-            "/api/v1/incidents/{id}/comments",
-            get(comments).post(comment),
-        )
-        .route("/api/v1/incidents/{id}/department", put(assign_department))
-        .route("/api/v1/incidents/{id}/assignee", put(assign_user))
-        .route("/api/v1/incidents/{id}/visibility", put(set_visibility))
-        .route(
-            "/api/v1/incidents/{id}/votes",
-            post(vote).delete(withdraw_vote),
-        )
-        .route("/api/v1/public/incidents", get(public_list))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list);
+    let routes = op!(routes, create);
+    let routes = op!(routes, mine);
+    let routes = op!(routes, preview);
+    let routes = op!(routes, validate_location);
+    let routes = op!(routes, find);
+    let routes = op!(routes, edit);
+    let routes = op!(routes, events);
+    let routes = op!(routes, transition);
+    let routes = op!(routes, comments);
+    let routes = op!(routes, comment);
+    let routes = op!(routes, assign_department);
+    let routes = op!(routes, assign_user);
+    let routes = op!(routes, set_visibility);
+    let routes = op!(routes, vote);
+    let routes = op!(routes, withdraw_vote);
+    op!(routes, public_list)
 }
 
 // --- wire types --------------------------------------------------------------------------------
@@ -281,8 +276,6 @@ pub(crate) async fn load(
     auth: &Auth,
     raw_id: &str,
 ) -> ApiResult<(Incident, Actor)> {
-    auth.require_scope(Scope::IncidentsRead)
-        .or_else(|_| auth.require_scope(Scope::IncidentsWrite))?;
     let incident =
         incidents::find(&state.db, &ReadScope::of(&auth.0), incident_id(raw_id)?).await?;
     let actor = Actor::of(&auth.0, incident.department_id, incident.reporter_id);
@@ -330,19 +323,18 @@ fn require_staff_of(actor: Actor) -> ApiResult<()> {
     }
 }
 
-fn require_write(auth: &Auth) -> ApiResult<()> {
-    auth.require_scope(Scope::IncidentsWrite)
-}
-
 // --- report ------------------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentIn {
+    /// Required: without it the report is refused (422 naming this field).
+    #[schema(value_type = i64, required = true)]
     pub category_id: Option<i64>,
     pub title: String,
     pub description: String,
     /// Defaults to the category's urgency.
+    #[schema(pattern = "^(low|medium|high|emergency)$")]
     pub urgency: Option<String>,
     /// Defaults to the category's department. Only staff and admins may choose it.
     pub department_id: Option<i64>,
@@ -350,6 +342,7 @@ pub struct IncidentIn {
     pub location_text: Option<String>,
     pub point: Option<PointIo>,
     /// `public` (default) or `private`.
+    #[schema(pattern = "^(public|private)$")]
     pub visibility: Option<String>,
     /// `web` (default for people) or `api` (default for API keys).
     pub source: Option<String>,
@@ -410,7 +403,6 @@ async fn create(
     headers: HeaderMap,
     body: LenientJson<IncidentIn>,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let new = body.parse(|input| parse_incident(input, &auth.0))?;
     let label = auth.0.label();
     let claim = match headers.get("idempotency-key") {
@@ -509,7 +501,6 @@ async fn preview(
     auth: Auth,
     body: LenientJson<IncidentIn>,
 ) -> ApiResult<Json<PreviewOut>> {
-    require_write(&auth)?;
     let new = body.parse(|input| parse_incident(input, &auth.0))?;
     let routing = incidents::route(&state.db, &new).await?;
     let now = Timestamp::now();
@@ -565,11 +556,9 @@ pub struct LocationCheckOut {
     security(("bearer" = [])), responses((status = 200, body = LocationCheckOut), (status = 422, body = Problem)))]
 async fn validate_location(
     State(state): State<AppState>,
-    auth: Auth,
+    _auth: Auth,
     Json(input): Json<LocationIn>,
 ) -> ApiResult<Json<LocationCheckOut>> {
-    auth.require_scope(Scope::CatalogRead)
-        .or_else(|_| require_write(&auth))?;
     let point = GeoPoint::parse("point", input.point.lat, input.point.lon)?;
     if let Some(zone) = input.zone_id {
         catalog::find_zone(&state.db, ZoneId(zone))
@@ -620,8 +609,11 @@ pub struct IncidentQuery {
     /// Words to find in title and description.
     pub q: Option<String>,
     /// `-created` (newest first, default) or `created`.
+    #[param(pattern = "^-?created$")]
     pub sort: Option<String>,
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -718,7 +710,6 @@ async fn list(
     auth: Auth,
     Query(q): Query<IncidentQuery>,
 ) -> ApiResult<Written<IncidentPage>> {
-    auth.require_scope(Scope::IncidentsRead)?;
     let f = filter(&q)?;
     list_in_scope(&state, &auth, &ReadScope::of(&auth.0), f, &q).await
 }
@@ -805,11 +796,13 @@ pub struct EventPage {
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
 /// The incident's history, oldest first (internal events for staff only).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/events", tag = "incidents", params(EventQuery),
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/events", tag = "incidents", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), EventQuery),
     security(("bearer" = [])), responses((status = 200, body = EventPage), (status = 404, body = Problem)))]
 async fn events(
     State(state): State<AppState>,
@@ -851,12 +844,13 @@ async fn events(
 #[serde(deny_unknown_fields)]
 pub struct TransitionIn {
     /// The status to move to.
+    #[schema(pattern = "^(new|acknowledged|in_progress|on_hold|resolved|closed)$")]
     pub to: String,
 }
 
 /// Move the incident through its lifecycle. Invalid moves get 409 listing the allowed ones.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/transitions", tag = "incidents", request_body = TransitionIn,
-    security(("bearer" = [])), params(("If-Match" = Option<String>, Header, description = "the version read")),
+    security(("bearer" = [])), params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), ("If-Match" = Option<String>, Header, description = "the version read")),
     responses((status = 200, body = IncidentOut), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 412, body = Problem)))]
 async fn transition(
@@ -866,7 +860,6 @@ async fn transition(
     Path(id): Path<String>,
     Json(input): Json<TransitionIn>,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     let to = Status::parse("to", &input.to)?;
     check_if_match(&headers, &incident)?;
@@ -928,7 +921,7 @@ impl From<Comment> for CommentOut {
 
 /// Comment on an incident. The reporter and department staff may comment; internal comments
 /// are for staff only.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/comments", tag = "incidents", request_body = CommentIn,
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/comments", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", request_body = CommentIn,
     security(("bearer" = [])), responses((status = 201, body = CommentOut), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn comment(
@@ -937,7 +930,6 @@ async fn comment(
     Path(id): Path<String>,
     body: LenientJson<CommentIn>,
 ) -> ApiResult<(StatusCode, Json<CommentOut>)> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     let new =
         body.parse(|input| Ok(NewComment::parse(&input.body, input.visibility.as_deref())?))?;
@@ -966,7 +958,7 @@ async fn comment(
 }
 
 /// The incident's comments, oldest first (internal ones for staff only).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/comments", tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/comments", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", security(("bearer" = [])),
     responses((status = 200, body = Vec<CommentOut>), (status = 404, body = Problem)))]
 async fn comments(
     State(state): State<AppState>,
@@ -988,7 +980,7 @@ pub struct DepartmentAssignIn {
 
 /// Route the incident to another department (admins). Its assignee is cleared and the new
 /// department's auto-assignment runs.
-#[utoipa::path(put, path = "/api/v1/incidents/{id}/department", tag = "incidents", request_body = DepartmentAssignIn,
+#[utoipa::path(put, path = "/api/v1/incidents/{id}/department", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", request_body = DepartmentAssignIn,
     security(("bearer" = [])), responses((status = 200, body = IncidentOut), (status = 403, body = Problem),
         (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn assign_department(
@@ -1019,7 +1011,7 @@ pub struct AssigneeIn {
 }
 
 /// Give the incident to a staff member of its department (department staff and admins).
-#[utoipa::path(put, path = "/api/v1/incidents/{id}/assignee", tag = "incidents", request_body = AssigneeIn,
+#[utoipa::path(put, path = "/api/v1/incidents/{id}/assignee", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", request_body = AssigneeIn,
     security(("bearer" = [])), responses((status = 200, body = IncidentOut), (status = 403, body = Problem),
         (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn assign_user(
@@ -1029,7 +1021,6 @@ async fn assign_user(
     Path(id): Path<String>,
     Json(input): Json<AssigneeIn>,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     require_staff_of(actor)?;
     check_if_match(&headers, &incident)?;
@@ -1052,7 +1043,7 @@ pub struct VisibilityIn {
 }
 
 /// Put the incident on the public board or take it off (department staff and admins).
-#[utoipa::path(put, path = "/api/v1/incidents/{id}/visibility", tag = "incidents", request_body = VisibilityIn,
+#[utoipa::path(put, path = "/api/v1/incidents/{id}/visibility", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", request_body = VisibilityIn,
     security(("bearer" = [])), responses((status = 200, body = IncidentOut), (status = 403, body = Problem)))]
 async fn set_visibility(
     State(state): State<AppState>,
@@ -1061,7 +1052,6 @@ async fn set_visibility(
     Path(id): Path<String>,
     Json(input): Json<VisibilityIn>,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     require_staff_of(actor)?;
     let visibility = IncidentVisibility::parse("visibility", &input.visibility)?;
@@ -1086,7 +1076,7 @@ pub struct VotesOut {
 }
 
 /// Say "me too" on a public incident (once per person).
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/votes", tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/votes", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", security(("bearer" = [])),
     responses((status = 201, body = VotesOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn vote(
     State(state): State<AppState>,
@@ -1109,8 +1099,9 @@ async fn vote(
     Ok((StatusCode::CREATED, Json(VotesOut { votes, voted: true })))
 }
 
-/// Take your vote back.
-#[utoipa::path(delete, path = "/api/v1/incidents/{id}/votes", tag = "incidents", security(("bearer" = [])),
+/// Take your vote back. Idempotent: without a vote it changes nothing and answers the same
+/// (200, `voted: false`); 404 means the incident does not exist or is not yours to see.
+#[utoipa::path(delete, path = "/api/v1/incidents/{id}/votes", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", security(("bearer" = [])),
     responses((status = 200, body = VotesOut), (status = 404, body = Problem)))]
 async fn withdraw_vote(
     State(state): State<AppState>,
@@ -1152,7 +1143,7 @@ pub struct LocationPatch {
 /// Edit an incident. Department staff and admins may change everything; the reporter may fix
 /// title, description and location while it is still `new`.
 #[utoipa::path(patch, path = "/api/v1/incidents/{id}", tag = "incidents", request_body = IncidentPatch,
-    security(("bearer" = [])), params(("If-Match" = Option<String>, Header, description = "the version read")),
+    security(("bearer" = [])), params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), ("If-Match" = Option<String>, Header, description = "the version read")),
     responses((status = 200, body = IncidentOut), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn edit(
@@ -1162,7 +1153,6 @@ async fn edit(
     Path(id): Path<String>,
     Json(input): Json<IncidentPatch>,
 ) -> ApiResult<Response> {
-    require_write(&auth)?;
     let (incident, actor) = load(&state, &auth, &id).await?;
     let staff_fields = input.category_id.is_some() || input.urgency.is_some();
     let allowed = actor.is_staff()

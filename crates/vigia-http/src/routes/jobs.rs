@@ -1,9 +1,10 @@
 //! Background jobs and schedules: the dead-letter list, retry and cancel, schedules with their
 //! run history. Admins only.
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
+use axum::extract::State;
+
+use super::{Routes, op};
+use crate::path::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vigia_domain::Timestamp;
@@ -18,19 +19,16 @@ use crate::extract::{Json, Query};
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/jobs", get(list_jobs))
-        .route("/api/v1/jobs/{id}", get(get_job))
-        .route("/api/v1/jobs/{id}/retry", post(retry_job))
-        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
-        .route("/api/v1/schedules", get(list_schedules))
-        .route(
-            "/api/v1/schedules/{name}",
-            get(get_schedule).patch(patch_schedule),
-        )
-        .route("/api/v1/schedules/{name}/run", post(run_schedule))
-        .route("/api/v1/schedules/{name}/runs", get(list_runs))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list_jobs);
+    let routes = op!(routes, get_job);
+    let routes = op!(routes, retry_job);
+    let routes = op!(routes, cancel_job);
+    let routes = op!(routes, list_schedules);
+    let routes = op!(routes, get_schedule);
+    let routes = op!(routes, patch_schedule);
+    let routes = op!(routes, run_schedule);
+    op!(routes, list_runs)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,6 +89,8 @@ pub struct JobQuery {
     /// A job kind, e.g. `event.dispatch`.
     pub kind: Option<String>,
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -125,7 +125,7 @@ async fn list_jobs(
 }
 
 /// One job.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = i64, Path, description = "the job's id")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = JobOut), (status = 404, body = Problem)))]
 async fn get_job(
     State(state): State<AppState>,
@@ -144,7 +144,7 @@ fn action_error(e: JobActionError) -> ApiError {
 }
 
 /// Put a dead, failed or cancelled job back in the queue, to run now with its attempts reset.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", params(("id" = i64, Path, description = "the job's id")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = JobOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn retry_job(
     State(state): State<AppState>,
@@ -158,7 +158,7 @@ async fn retry_job(
 }
 
 /// Cancel a job that has not started (queued, or failed and waiting for a retry).
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = i64, Path, description = "the job's id")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = JobOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn cancel_job(
     State(state): State<AppState>,
@@ -259,6 +259,8 @@ pub struct ScheduleRunPage {
 #[into_params(parameter_in = Query)]
 pub struct RunQuery {
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -274,7 +276,7 @@ async fn list_schedules(
 }
 
 /// One schedule.
-#[utoipa::path(get, path = "/api/v1/schedules/{name}", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/schedules/{name}", params(("name" = String, Path, description = "the schedule's name")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = ScheduleOut), (status = 404, body = Problem)))]
 async fn get_schedule(
     State(state): State<AppState>,
@@ -285,7 +287,7 @@ async fn get_schedule(
 }
 
 /// Pause or resume a schedule; the choice survives restarts.
-#[utoipa::path(patch, path = "/api/v1/schedules/{name}", tag = "jobs", request_body = SchedulePatchIn,
+#[utoipa::path(patch, path = "/api/v1/schedules/{name}", params(("name" = String, Path, description = "the schedule's name")), tag = "jobs", request_body = SchedulePatchIn,
     security(("bearer" = [])),
     responses((status = 200, body = ScheduleOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn patch_schedule(
@@ -300,7 +302,7 @@ async fn patch_schedule(
 }
 
 /// Run a schedule's job now, outside its timetable.
-#[utoipa::path(post, path = "/api/v1/schedules/{name}/run", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/schedules/{name}/run", params(("name" = String, Path, description = "the schedule's name")), tag = "jobs", security(("bearer" = [])),
     responses((status = 202, body = ScheduleRunOut), (status = 404, body = Problem)))]
 async fn run_schedule(
     State(state): State<AppState>,
@@ -317,7 +319,7 @@ async fn run_schedule(
 }
 
 /// A schedule's runs, newest first, with status and duration.
-#[utoipa::path(get, path = "/api/v1/schedules/{name}/runs", tag = "jobs", params(RunQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/schedules/{name}/runs", tag = "jobs", params(("name" = String, Path, description = "the schedule's name"), RunQuery), security(("bearer" = [])),
     responses((status = 200, body = ScheduleRunPage), (status = 404, body = Problem)))]
 async fn list_runs(
     State(state): State<AppState>,

@@ -6,12 +6,10 @@
 //! for another report is 404; an expired or revoked one is 410. Admins list links and revoke
 //! one (audited).
 
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{DepartmentId, IncidentId};
 use vigia_domain::links::LinkError;
@@ -20,24 +18,20 @@ use vigia_store::page::clamp_limit;
 use vigia_store::report_links::{self, ReportLink};
 use vigia_store::reports::{self, ReportFilter, ReportKind, ReportScope};
 
+use super::{Routes, op};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Query, RequestId};
+use crate::path::Path;
 use crate::routes::reports::stream_file;
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/reports/incidents/{department}/{file}", get(open_link))
-        .route("/api/v1/report-links", get(list))
-        .route("/api/v1/report-links/{id}/revoke", post(revoke))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, open_link);
+    let routes = op!(routes, list);
+    op!(routes, revoke)
 }
-
-/// The OpenAPI entries of this module (merged into the document in [`crate::openapi`]).
-#[derive(OpenApi)]
-#[openapi(paths(open_link, list, revoke))]
-pub struct ReportLinksDoc;
 
 const EXPIRED: ApiError = ApiError::Gone {
     detail: "this report link has expired; ask the department for a new one",

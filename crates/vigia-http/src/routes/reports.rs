@@ -7,16 +7,18 @@
 //! list, with people hidden on others' public incidents and internal events only for the
 //! incident's staff.
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
+
+use super::attachments::FileBytes;
+use super::{Routes, op};
+use crate::path::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 use vigia_domain::Timestamp;
-use vigia_domain::auth::{Principal, Scope};
+use vigia_domain::auth::Principal;
 use vigia_domain::ids::{DepartmentId, IncidentId};
 use vigia_domain::incidents::ReadScope;
 use vigia_reports::export::{Export, ExportKind};
@@ -31,25 +33,16 @@ use crate::routes::incidents::{IncidentQuery, filter};
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/reports", get(list))
-        .route("/api/v1/reports/run", post(run))
-        .route("/api/v1/reports/custom", post(custom_report))
-        .route("/api/v1/reports/{id}", get(find))
-        .route("/api/v1/reports/{id}/download", get(download))
-        .route("/api/v1/incidents/{id}/report", get(incident_report))
-        .route("/api/v1/exports/incidents", get(export_incidents))
-        .route("/api/v1/exports/events", get(export_events))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list);
+    let routes = op!(routes, run);
+    let routes = op!(routes, custom_report);
+    let routes = op!(routes, find);
+    let routes = op!(routes, download);
+    let routes = op!(routes, incident_report);
+    let routes = op!(routes, export_incidents);
+    op!(routes, export_events)
 }
-
-/// The OpenAPI entries of this module (merged into the document in [`crate::openapi`]).
-#[derive(OpenApi)]
-#[openapi(
-    paths(list, find, download, incident_report, run, custom_report, export_incidents, export_events),
-    tags((name = "reports", description = "Global, per-incident and custom reports; exports"))
-)]
-pub struct ReportsDoc;
 
 /// How long the default period of `POST /reports/run` is, in minutes (the scheduler's window).
 const DEFAULT_WINDOW_MINUTES: i64 = 15;
@@ -120,6 +113,25 @@ impl From<ReportRecord> for ReportOut {
     }
 }
 
+/// The report of one incident, as written when it was routed (`incident_{id}.json`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes the JSON `vigia_reports::incident` writes; never built here
+pub struct IncidentReportOut {
+    /// `incident`
+    pub kind: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub generated_at: String,
+    /// The incident as it was when the report was written.
+    #[schema(value_type = Object)]
+    pub incident: String,
+    pub department_name: Option<String>,
+    pub category_name: Option<String>,
+    pub zone_name: Option<String>,
+    /// Its whole history, internal events included, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReportPage {
     pub items: Vec<ReportOut>,
@@ -130,7 +142,7 @@ pub struct ReportPage {
 
 /// The reports a caller may see (staff and keys: their departments' incident reports).
 fn report_scope(auth: &Auth) -> ApiResult<ReportScope> {
-    auth.require_staff(Scope::ReportsRead)?;
+    auth.require_staff()?;
     Ok(match &auth.0 {
         Principal::User(u) if u.role == vigia_domain::users::Role::Admin => ReportScope::All,
         Principal::User(u) => ReportScope::Departments(u.departments.clone()),
@@ -153,6 +165,7 @@ fn counted_departments(auth: &Auth) -> ApiResult<Option<Vec<DepartmentId>>> {
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// `global`, `incident` or `custom`.
+    #[param(pattern = "^(global|incident|custom)$")]
     pub kind: Option<String>,
     pub incident: Option<i64>,
     pub department: Option<i64>,
@@ -163,6 +176,8 @@ pub struct ReportQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<Timestamp>,
     pub cursor: Option<String>,
+    /// Page size; out-of-range values are brought into the endpoint's range.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -227,6 +242,7 @@ async fn find(
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `json` (default), `csv` or `xlsx`.
+    #[param(pattern = "^(json|csv|xlsx)$")]
     pub format: Option<String>,
 }
 
@@ -265,7 +281,8 @@ fn file_headers(format: Format, name: &str) -> [(header::HeaderName, HeaderValue
 /// format).
 #[utoipa::path(get, path = "/api/v1/reports/{id}/download", tag = "reports", security(("bearer" = [])),
     params(("id" = i64, Path, description = "the report's id"), DownloadQuery),
-    responses((status = 200, description = "the file", content_type = "application/octet-stream", body = Vec<u8>),
+    responses((status = 200, description = "the file", content(
+        (serde_json::Value = "application/json"), (FileBytes = "text/csv; charset=utf-8"), (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn download(
     State(state): State<AppState>,
@@ -287,7 +304,7 @@ async fn download(
 /// own, see `report_links`). 404 until it exists or when the caller may not see it.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/report", tag = "reports", security(("bearer" = [])),
     params(("id" = i64, Path, description = "the incident's number")),
-    responses((status = 200, description = "the report", content_type = "application/json", body = Vec<u8>),
+    responses((status = 200, description = "the report", body = IncidentReportOut),
         (status = 404, body = Problem)))]
 async fn incident_report(
     State(state): State<AppState>,
@@ -535,7 +552,6 @@ async fn export(
     raw: Option<String>,
     kind: ExportKind,
 ) -> ApiResult<Response> {
-    auth.require_scope(Scope::IncidentsRead)?;
     let (format, query) = export_request(raw.as_deref())?;
     let export = Export {
         kind,
@@ -559,6 +575,7 @@ async fn export(
 #[allow(dead_code)]
 pub struct ExportFormat {
     /// `csv` (default), `ndjson` or `xlsx`.
+    #[param(pattern = "^(csv|ndjson|xlsx)$")]
     pub format: Option<String>,
 }
 
@@ -566,7 +583,8 @@ pub struct ExportFormat {
 /// stays flat however many rows). People are hidden on others' public incidents.
 #[utoipa::path(get, path = "/api/v1/exports/incidents", tag = "reports", params(ExportFormat, IncidentQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "the file", content_type = "text/csv", body = Vec<u8>),
+    responses((status = 200, description = "the file", content(
+        (FileBytes = "text/csv; charset=utf-8"), (FileBytes = "application/x-ndjson"), (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn export_incidents(
     State(state): State<AppState>,
@@ -580,7 +598,8 @@ async fn export_incidents(
 /// one streamed file. Internal events only for the incident's staff and admins.
 #[utoipa::path(get, path = "/api/v1/exports/events", tag = "reports", params(ExportFormat, IncidentQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "the file", content_type = "text/csv", body = Vec<u8>),
+    responses((status = 200, description = "the file", content(
+        (FileBytes = "text/csv; charset=utf-8"), (FileBytes = "application/x-ndjson"), (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn export_events(
     State(state): State<AppState>,

@@ -3,30 +3,28 @@
 //! the store narrows it to the departments (see [`vigia_store::incidents::stats`]). Reporters
 //! get the basic counts of their own and the public incidents; the workload is for staff.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vigia_domain::Timestamp;
-use vigia_domain::auth::{Principal, Scope};
+use vigia_domain::auth::Principal;
 use vigia_domain::ids::{CategoryId, DepartmentId};
 use vigia_domain::incidents::ReadScope;
 use vigia_domain::users::Role;
 use vigia_store::incidents::stats::{self, Ranked, StatsFilter, Workload};
 
+use super::{Routes, op};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/stats", get(incident_stats))
-        .route("/api/v1/stats/staff", get(staff_stats))
-        .route("/api/v1/public/rankings", get(rankings))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, incident_stats);
+    let routes = op!(routes, staff_stats);
+    op!(routes, rankings)
 }
 
 /// The range a query covers when it names none.
@@ -171,7 +169,7 @@ async fn incident_stats(
     let reporter = match &auth.0 {
         Principal::User(u) if u.role == Role::Reporter => Some(u.user_id),
         _ => {
-            auth.require_staff(Scope::ReportsRead)?;
+            auth.require_staff()?;
             None
         }
     };
@@ -342,7 +340,7 @@ async fn staff_stats(
     Query(q): Query<StaffStatsQuery>,
 ) -> ApiResult<Json<StaffStatsOut>> {
     auth.user()?;
-    auth.require_staff(Scope::ReportsRead)?;
+    auth.require_staff()?;
     let now = Timestamp::now();
     let (created_from, created_to) = parse_range(q.created_from, q.created_to, now)?;
     let filter = StatsFilter {
@@ -386,6 +384,7 @@ const MAX_RANKING: u32 = 50;
 #[into_params(parameter_in = Query)]
 pub struct RankingQuery {
     /// Incidents per zone and per category: 1 to 50, default 10.
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<u32>,
 }
 

@@ -1,21 +1,20 @@
 //! Liveness and readiness for orchestrators and load balancers.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::{Routes, op};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
+use crate::metrics::{__path_render, render};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(crate::metrics::render))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, health);
+    let routes = op!(routes, ready);
+    op!(routes, render)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,9 +1,10 @@
 //! User administration (admins only): list, create, read, change role, disable, departments.
 
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::{Routes, op};
+use crate::path::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vigia_domain::Validation;
@@ -18,10 +19,11 @@ use crate::extract::{Json, LenientJson, Query, RequestId};
 use crate::routes::auth::UserOut;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/users", get(list).post(create))
-        .route("/api/v1/users/{id}", get(find).patch(update))
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list);
+    let routes = op!(routes, create);
+    let routes = op!(routes, find);
+    op!(routes, update)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -29,6 +31,7 @@ pub fn router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// `reporter`, `staff` or `admin`.
+    #[param(pattern = "^(reporter|staff|admin)$")]
     pub role: Option<String>,
     pub disabled: Option<bool>,
     /// Members of this department.
@@ -38,6 +41,7 @@ pub struct UserQuery {
     /// From `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1 to 200, default 50.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -97,7 +101,10 @@ pub struct UserIn {
     pub password: String,
     pub display_name: String,
     /// `reporter`, `staff` or `admin`.
+    #[schema(pattern = "^(reporter|staff|admin)$")]
     pub role: String,
+    /// `es` (default) or `en`.
+    #[schema(pattern = "^(es|en)$")]
     pub locale: Option<String>,
     #[serde(default)]
     pub departments: Vec<i64>,
@@ -144,7 +151,7 @@ async fn create(
 }
 
 /// One user.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = i64, Path, description = "the user's id")), tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserOut), (status = 404, body = Problem)))]
 async fn find(
     State(state): State<AppState>,
@@ -158,7 +165,11 @@ async fn find(
 #[serde(deny_unknown_fields)]
 pub struct UserPatchIn {
     pub display_name: Option<String>,
+    /// `reporter`, `staff` or `admin`.
+    #[schema(pattern = "^(reporter|staff|admin)$")]
     pub role: Option<String>,
+    /// `es` or `en`.
+    #[schema(pattern = "^(es|en)$")]
     pub locale: Option<String>,
     /// Disabling signs the user out everywhere at once.
     pub disabled: Option<bool>,
@@ -169,7 +180,7 @@ pub struct UserPatchIn {
 }
 
 /// Change a user's name, role, language, standing or departments.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatchIn,
+#[utoipa::path(patch, path = "/api/v1/users/{id}", params(("id" = i64, Path, description = "the user's id")), tag = "users", request_body = UserPatchIn,
     security(("bearer" = [])),
     responses((status = 200, body = UserOut), (status = 404, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)))]

@@ -1,10 +1,11 @@
 //! Webhook endpoints and the delivery log (admins only). Handlers never send: they create or
 //! re-queue deliveries, and the notifier (dispatcher or job queue) sends them.
 
-use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::{Routes, op};
+use crate::path::Path;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vigia_domain::incidents::IncidentEventKind;
@@ -22,26 +23,17 @@ use crate::extract::{Json, Query, RequestId};
 use crate::routes::users::cursor;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/webhooks",
-            get(list_endpoints).post(create_endpoint),
-        )
-        .route(
-            "/api/v1/webhooks/{id}",
-            get(get_endpoint)
-                .patch(update_endpoint)
-                .delete(delete_endpoint),
-        )
-        .route("/api/v1/webhooks/{id}/rotate-secret", post(rotate_secret))
-        .route("/api/v1/webhooks/{id}/test", post(test_endpoint))
-        .route("/api/v1/notifications/deliveries", get(list_deliveries))
-        .route("/api/v1/notifications/deliveries/{id}", get(get_delivery))
-        .route(
-            "/api/v1/notifications/deliveries/{id}/replay",
-            post(replay_delivery),
-        )
+pub fn router(routes: Routes) -> Routes {
+    let routes = op!(routes, list_endpoints);
+    let routes = op!(routes, create_endpoint);
+    let routes = op!(routes, get_endpoint);
+    let routes = op!(routes, update_endpoint);
+    let routes = op!(routes, delete_endpoint);
+    let routes = op!(routes, rotate_secret);
+    let routes = op!(routes, test_endpoint);
+    let routes = op!(routes, list_deliveries);
+    let routes = op!(routes, get_delivery);
+    op!(routes, replay_delivery)
 }
 
 // --- endpoints ---------------------------------------------------------------------------------
@@ -210,7 +202,7 @@ async fn create_endpoint(
 }
 
 /// One webhook endpoint.
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", params(("id" = i64, Path, description = "the webhook endpoint's id")), tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = WebhookOut), (status = 404, body = Problem)))]
 async fn get_endpoint(
     State(state): State<AppState>,
@@ -221,7 +213,7 @@ async fn get_endpoint(
 }
 
 /// Change an endpoint's URL, description or types; disable or re-enable it.
-#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "notifications", request_body = WebhookPatchIn,
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", params(("id" = i64, Path, description = "the webhook endpoint's id")), tag = "notifications", request_body = WebhookPatchIn,
     security(("bearer" = [])),
     responses((status = 200, body = WebhookOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn update_endpoint(
@@ -259,7 +251,7 @@ async fn update_endpoint(
 }
 
 /// Delete an endpoint. Its delivery log stays (with the endpoint id as target).
-#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", params(("id" = i64, Path, description = "the webhook endpoint's id")), tag = "notifications", security(("bearer" = [])),
     responses((status = 204), (status = 404, body = Problem)))]
 async fn delete_endpoint(
     State(state): State<AppState>,
@@ -280,7 +272,7 @@ pub struct RotateIn {
 }
 
 /// Issue a new signing secret. Both sign every delivery until the old one's grace ends.
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "notifications", request_body = RotateIn,
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", params(("id" = i64, Path, description = "the webhook endpoint's id")), tag = "notifications", request_body = RotateIn,
     security(("bearer" = [])),
     responses((status = 200, body = WebhookWithSecretOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn rotate_secret(
@@ -305,7 +297,7 @@ async fn rotate_secret(
 }
 
 /// Queue a `webhook.test` message to the endpoint; follow it in the delivery log.
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", params(("id" = i64, Path, description = "the webhook endpoint's id")), tag = "notifications", security(("bearer" = [])),
     responses((status = 202, body = DeliveryOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn test_endpoint(
     State(state): State<AppState>,
@@ -411,11 +403,13 @@ pub struct DeliveryQuery {
     pub incident: Option<i64>,
     pub endpoint: Option<i64>,
     /// `email`, `webhook` or `upload`.
+    #[param(pattern = "^(email|webhook|upload)$")]
     pub channel: Option<String>,
     /// `pending`, `delivered`, `failed` or `dead` (the dead-letter list).
     pub status: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 200, default 50.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 
@@ -490,7 +484,7 @@ async fn list_deliveries(
 }
 
 /// One delivery with its attempts.
-#[utoipa::path(get, path = "/api/v1/notifications/deliveries/{id}", tag = "notifications",
+#[utoipa::path(get, path = "/api/v1/notifications/deliveries/{id}", params(("id" = i64, Path, description = "the delivery's id")), tag = "notifications",
     security(("bearer" = [])),
     responses((status = 200, body = DeliveryOut), (status = 404, body = Problem)))]
 async fn get_delivery(
@@ -505,7 +499,7 @@ async fn get_delivery(
 
 /// Send a delivery again (typically a dead one, but any) with a fresh attempt budget and the
 /// same message id. A webhook whose endpoint is disabled must have the endpoint re-enabled first.
-#[utoipa::path(post, path = "/api/v1/notifications/deliveries/{id}/replay", tag = "notifications",
+#[utoipa::path(post, path = "/api/v1/notifications/deliveries/{id}/replay", params(("id" = i64, Path, description = "the delivery's id")), tag = "notifications",
     security(("bearer" = [])),
     responses((status = 202, body = DeliveryOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn replay_delivery(

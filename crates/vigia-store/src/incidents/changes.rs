@@ -341,7 +341,8 @@ pub async fn vote(db: &Db, incident: IncidentId, user: UserId, now: Timestamp) -
     })
 }
 
-/// Withdraws `user`'s vote; [`StoreError::NotFound`] if there was none.
+/// Withdraws `user`'s vote and returns the incident's votes. Idempotent: without a vote to
+/// withdraw nothing changes (no event) and the current count is returned.
 pub async fn withdraw_vote(
     db: &Db,
     incident: IncidentId,
@@ -358,7 +359,11 @@ pub async fn withdraw_vote(
                 .await?
                 .rows_affected();
         if removed == 0 {
-            return Err(StoreError::NotFound);
+            let votes: i64 = sqlx::query_scalar("SELECT votes FROM incidents WHERE id = $1")
+                .bind(incident.0)
+                .fetch_one(&mut *tx)
+                .await?;
+            return Ok(votes);
         }
         let votes: i64 = sqlx::query_scalar(
             "UPDATE incidents SET votes = votes - 1 WHERE id = $1 RETURNING votes",

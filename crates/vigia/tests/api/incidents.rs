@@ -427,7 +427,7 @@ backend_tests! {
         assert_ne!(first, next, "the one with fewer open incidents is picked");
     }
 
-    async fn public_incidents_take_one_vote_per_person_and_the_board_hides_who_reported(app: TestApp) {
+    async fn public_incidents_take_one_vote_per_person_withdrawn_idempotently_and_the_board_hides_who_reported(app: TestApp) {
         let c = campus(&app).await;
         let public = report(&app, &c.reporter, leak_report(&c, "public")).await["id"].as_i64().expect("id");
         let private = report(&app, &c.reporter, leak_report(&c, "private")).await["id"].as_i64().expect("id");
@@ -442,7 +442,11 @@ backend_tests! {
         assert_eq!(mine.status, StatusCode::CONFLICT, "private incidents take no votes");
         let withdrawn = app.delete(&format!("/api/v1/incidents/{public}/votes"), Some(&c.other.token)).await;
         assert_eq!(withdrawn.body["votes"], 1);
-        assert_eq!(app.delete(&format!("/api/v1/incidents/{public}/votes"), Some(&c.other.token)).await.status, StatusCode::NOT_FOUND);
+        let again = app.delete(&format!("/api/v1/incidents/{public}/votes"), Some(&c.other.token)).await;
+        assert_eq!(again.status, StatusCode::OK, "withdrawing a vote one does not have is idempotent: {:?}", again.body);
+        assert_eq!((again.body["votes"].clone(), again.body["voted"].clone()), (json!(1), json!(false)));
+        let missing = app.delete("/api/v1/incidents/999999/votes", Some(&c.other.token)).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "a missing incident is still 404");
 
         let board = app.get("/api/v1/public/incidents", None).await;
         assert_eq!(board.status, StatusCode::OK);

@@ -17,6 +17,7 @@ mod jobs;
 mod mail_links;
 mod memory;
 mod notify;
+mod privacy;
 mod realtime;
 mod reports;
 mod revocation;

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Fuzzes the live API against its own OpenAPI document with schemathesis, every check on:
+# builds `vigia`, starts `vigia serve --demo` on a free 127.0.0.1 port with a temporary data
+# directory, signs in as the demo admin, runs `st run` (bounded: examples per operation and a
+# time budget), stops the server. Fails on any failure schemathesis reports.
+#
+#   scripts/schemathesis.sh                 # uses $HOME/.cache/vigia-venv/bin/st
+#   ST_MAX_EXAMPLES=10 ST_MAX_TIME=120 scripts/schemathesis.sh
+#
+# Only the endless streams (WebSocket /ws and SSE /api/v1/stream) are left out.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+VENV="${VENV:-$HOME/.cache/vigia-venv}"
+ST="$VENV/bin/st"
+[ -x "$ST" ] || { echo "error: $ST not found: pip install schemathesis into $VENV" >&2; exit 1; }
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigia-target}"
+
+echo "==> building vigia"
+cargo build --quiet -p vigia --bin vigia
+BIN="$CARGO_TARGET_DIR/debug/vigia"
+
+WORK="$(mktemp -d)"
+PORT="$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+URL="http://127.0.0.1:$PORT"
+SERVER=""
+cleanup() {
+    if [ -n "$SERVER" ]; then
+        kill "$SERVER" 2>/dev/null || true
+        wait "$SERVER" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "==> vigia serve --demo on $URL (data in $WORK)"
+# Sign-in limits are raised: the fuzzer signs in again whenever a fuzzed call signed it out.
+VIGIA_LOG__LEVEL=warn VIGIA_HTTP__LOGIN_PER_MINUTE=100000 VIGIA_HTTP__REGISTER_PER_HOUR=100000 \
+    "$BIN" --data-dir "$WORK" serve --demo --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 1 240); do
+    curl -fsS "$URL/ready" >/dev/null 2>&1 && break
+    kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; echo "error: the server exited" >&2; exit 1; }
+    sleep 0.5
+done
+curl -fsS "$URL/ready" >/dev/null || { cat "$WORK/server.log"; echo "error: the server is not ready" >&2; exit 1; }
+
+# Authentication for every fuzzed call: the demo admin's access token, checked before each
+# call and renewed by signing in again when a fuzzed call revoked it (logout, ...).
+cat >"$WORK/vigia_auth.py" <<'PY'
+import json
+import os
+import urllib.request
+
+import schemathesis
+
+URL = os.environ["VIGIA_URL"]
+ACCOUNT = {"email": "admin@demo.vigia.local", "password": "faro-norte-2026"}
+
+
+def _call(method, path, body=None, token=None):
+    request = urllib.request.Request(URL + path, method=method)
+    if body is not None:
+        request.data = json.dumps(body).encode()
+        request.add_header("content-type", "application/json")
+    if token:
+        request.add_header("authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+@schemathesis.auth(refresh_interval=None)
+class AdminToken:
+    token = None
+
+    def get(self, case, ctx):
+        if AdminToken.token is None or _call("GET", "/api/v1/me", token=AdminToken.token)[0] != 200:
+            status, body = _call("POST", "/api/v1/auth/login", ACCOUNT)
+            if status != 200:
+                raise RuntimeError(f"cannot sign in as the demo admin: {status}")
+            AdminToken.token = body["access_token"]
+        return AdminToken.token
+
+    def set(self, case, data, ctx):
+        case.headers = case.headers or {}
+        case.headers["Authorization"] = "Bearer " + data
+PY
+
+echo "==> st run (every check)"
+export VIGIA_URL="$URL"
+export SCHEMATHESIS_HOOKS=vigia_auth
+PYTHONPATH="$WORK" "$ST" run "$URL/api/openapi.json" \
+    --url "$URL" \
+    --checks all \
+    --exclude-path /ws --exclude-path /api/v1/stream \
+    --max-examples "${ST_MAX_EXAMPLES:-20}" \
+    --max-time "${ST_MAX_TIME:-300}" \
+    --workers 2 \
+    --seed "${ST_SEED:-1}" \
+    --request-timeout 30 \
+    --no-color
