@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Memory under storms, release build, SQLite, 127.0.0.1 only:
 #   - a login storm: LOGINS failed logins at once, ROUNDS times; RSS after each round against
-#     RSS after a warm-up of one login per core (Argon2id: 19 MiB per hash)
+#     RSS after a warm-up of one login per core (Argon2id: 19 MiB per hash, one per core)
 #   - an upload storm: UPLOADS images of 24 MP (the thumbnail budget, 72 MB decoded each)
 #     and UPLOADS of 9000x9000 (above it), all at once; the server's peak RSS against before
 #
@@ -55,7 +55,7 @@ echo "idle:               $(mb "$(rss)") MB"
 storm "$(nproc)" >/dev/null
 sleep 1
 WARM="$(rss)"
-echo "after $(nproc) logins:     $(mb "$WARM") MB (warm: one working memory per core)"
+echo "after $(nproc) logins:     $(mb "$WARM") MB (warm)"
 for round in $(seq 1 "$ROUNDS"); do
     reset_peak
     START="$(date +%s%N)"

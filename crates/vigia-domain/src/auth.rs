@@ -17,14 +17,23 @@ fn params() -> Params {
     Params::new(19 * 1024, 2, 1, None).unwrap_or_default()
 }
 
-/// Argon2's working memory for one hash (19 MiB with our parameters). Hashing in memory that
-/// is kept and reused, instead of allocating it for every hash, is what keeps a burst of logins
-/// from leaving hundreds of MB behind in the allocator's per-thread arenas.
+/// Argon2's working memory for one hash (19 MiB with our parameters), given back to the
+/// operating system when dropped. Its allocation asks for more than 32 MiB of address space
+/// (only the 19 MiB used are ever touched), because glibc always serves and frees so large a
+/// request with `mmap`/`munmap`: a 19 MiB one, after the first is freed, comes from a
+/// per-thread arena that keeps it, and a burst of logins on many threads kept hundreds of MB.
 pub struct HashMemory(Vec<Block>);
+
+/// Address space asked for: above glibc's largest dynamic mmap threshold (32 MiB).
+const RESERVED_BYTES: usize = 33 * 1024 * 1024;
 
 impl HashMemory {
     pub fn new() -> Self {
-        Self(vec![Block::default(); params().block_count()])
+        let blocks = params().block_count();
+        let reserved = (RESERVED_BYTES / Block::SIZE).max(blocks);
+        let mut memory = Vec::with_capacity(reserved);
+        memory.resize(blocks, Block::default());
+        Self(memory)
     }
 
     /// The first `blocks` blocks, grown first if a stored hash asks for more than ours.
