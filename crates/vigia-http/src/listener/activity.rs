@@ -4,7 +4,7 @@
 //! requests starting and their responses ending.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
@@ -41,6 +41,10 @@ struct State {
     idle_since: Instant,
     /// The first byte of a request whose handler has not started yet.
     head_since: Option<Instant>,
+    /// Set when the listener, out of room, closes this idle connection to make some.
+    evicted: bool,
+    /// The task of the read waiting on this connection, woken by an eviction.
+    reader: Option<Waker>,
 }
 
 impl Activity {
@@ -51,6 +55,8 @@ impl Activity {
                 upgraded: false,
                 idle_since: Instant::now(),
                 head_since: None,
+                evicted: false,
+                reader: None,
             }),
             header_read_timeout: limits.header_read_timeout,
             idle_timeout: limits.idle_timeout,
@@ -80,11 +86,19 @@ impl Activity {
     }
 
     /// When a read that finds nothing should end the connection, and why; `None` while a
-    /// request is in flight and once upgraded.
-    pub(super) fn deadline(&self) -> Option<(Instant, Expiry)> {
-        let state = self.state();
+    /// request is in flight and once upgraded. `waker` is the waiting read's, which an
+    /// eviction wakes.
+    pub(super) fn deadline(&self, waker: &Waker) -> Option<(Instant, Expiry)> {
+        let mut state = self.state();
         if state.upgraded || state.in_flight > 0 {
             return None;
+        }
+        if state.evicted {
+            return Some((Instant::now(), Expiry::Idle));
+        }
+        match &mut state.reader {
+            Some(reader) if reader.will_wake(waker) => {}
+            reader => *reader = Some(waker.clone()),
         }
         match state.head_since {
             Some(head) => self
@@ -93,6 +107,27 @@ impl Activity {
             None => self
                 .idle_timeout
                 .map(|timeout| (state.idle_since + timeout, Expiry::Idle)),
+        }
+    }
+
+    /// Since when the connection has waited for a request, if it is doing nothing else: no
+    /// request in flight, none arriving, not upgraded.
+    pub(super) fn idle_since(&self) -> Option<Instant> {
+        let state = self.state();
+        let idle = !state.upgraded && state.in_flight == 0 && state.head_since.is_none();
+        (idle && !state.evicted).then_some(state.idle_since)
+    }
+
+    /// Ends the connection at its waiting read (a clean close), if it is still idle.
+    pub(super) fn evict(&self) {
+        let mut state = self.state();
+        if state.upgraded || state.in_flight > 0 || state.head_since.is_some() {
+            return;
+        }
+        state.evicted = true;
+        if let Some(reader) = state.reader.take() {
+            drop(state);
+            reader.wake();
         }
     }
 

@@ -16,8 +16,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 
+use super::Listener;
 use super::activity::{Activity, Expiry};
-use super::{ConnectionLimits, Listener};
 
 /// An accepted TCP connection. Reads are tokio's own; the write half is shared with [`Peer`]
 /// so that a WebSocket can write into it from any thread after the upgrade.
@@ -84,13 +84,13 @@ impl Connection {
     pub(super) fn new(
         stream: TcpStream,
         slot: OwnedSemaphorePermit,
-        limits: &ConnectionLimits,
+        activity: Arc<Activity>,
     ) -> Self {
         let (read, write) = stream.into_split();
         Connection {
             read,
             write: Arc::new(write),
-            activity: Arc::new(Activity::new(limits)),
+            activity,
             timer: None,
             _slot: slot,
         }
@@ -98,16 +98,19 @@ impl Connection {
 
     /// Pending until the connection's deadline, if it has one now.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some((deadline, expiry)) = self.activity.deadline() else {
+        let Some((deadline, expiry)) = self.activity.deadline(cx.waker()) else {
             return Poll::Pending;
         };
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
+        // A deadline already past (an evicted connection's is "now") ends the read at once.
+        if deadline > tokio::time::Instant::now() {
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            ready!(timer.as_mut().poll(cx));
         }
-        ready!(timer.as_mut().poll(cx));
         match expiry {
             Expiry::Idle => Poll::Ready(Ok(())),
             Expiry::Header => Poll::Ready(Err(io::Error::new(

@@ -12,20 +12,25 @@
 //!   idle deadline while no request is in flight. A request is in flight from its handler's
 //!   start to the end of its response body (an SSE stream or a download never idles); an
 //!   upgraded WebSocket has no deadline (its heartbeats watch it).
-//! - [`Listener::accept`]: beyond `max_connections` a connection is answered 503 at once and
-//!   closed; when `accept` fails for lack of descriptors (EMFILE) it backs off, 5 ms doubling
-//!   to 200 ms, and accepts again as soon as any connection has closed.
+//! - [`Listener::accept`]: at `max_connections`, or when `accept` fails for lack of
+//!   descriptors (EMFILE), the longest-idle connections (no request in flight or arriving, not
+//!   upgraded) are closed to make room, as nginx drains its keep-alive connections; a
+//!   connection for which no room can be made is answered 503 at once and closed. Without
+//!   descriptors, accept backs off, 5 ms doubling to 200 ms, and accepts again as soon as any
+//!   connection has closed.
 
 mod activity;
 mod connection;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use activity::Activity;
 
 pub use activity::track_requests;
 pub use connection::{Connection, Peer};
@@ -53,6 +58,11 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Idle connections closed at once when there is no room for a new one.
+const EVICT_AT_ONCE: usize = 16;
+/// How long a new connection waits for an evicted one to give its place back.
+const EVICTION_WAIT: Duration = Duration::from_millis(250);
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const LAST_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -62,6 +72,9 @@ pub struct Listener {
     limits: ConnectionLimits,
     /// One permit per open connection; a connection gives its permit back when it closes.
     slots: Arc<Semaphore>,
+    /// The open connections' activity, for closing idle ones when room runs out (entries of
+    /// closed connections are dropped as the list grows).
+    open: Mutex<Vec<Weak<Activity>>>,
 }
 
 impl Listener {
@@ -73,7 +86,55 @@ impl Listener {
             inner,
             limits,
             slots,
+            open: Mutex::new(Vec::new()),
         }
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Activity>>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn connection(&self, stream: TcpStream, slot: OwnedSemaphorePermit) -> Connection {
+        let activity = Arc::new(Activity::new(&self.limits));
+        let mut open = self.open();
+        if open.len() == open.capacity() {
+            open.retain(|a| a.strong_count() > 0);
+        }
+        open.push(Arc::downgrade(&activity));
+        drop(open);
+        Connection::new(stream, slot, activity)
+    }
+
+    /// Closes up to [`EVICT_AT_ONCE`] of the longest-idle connections; how many.
+    fn evict_idle(&self) -> usize {
+        let mut open = self.open();
+        open.retain(|a| a.strong_count() > 0);
+        let mut idle: Vec<(tokio::time::Instant, Arc<Activity>)> = open
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|a| a.idle_since().map(|since| (since, a)))
+            .collect();
+        drop(open);
+        idle.sort_by_key(|(since, _)| *since);
+        idle.truncate(EVICT_AT_ONCE);
+        for (_, activity) in &idle {
+            activity.evict();
+        }
+        idle.len()
+    }
+
+    /// A place for a new connection, closing idle ones to make room if need be.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        if self.evict_idle() == 0 {
+            return None;
+        }
+        tokio::time::timeout(EVICTION_WAIT, self.slots.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
     }
 }
 
@@ -85,12 +146,14 @@ impl axum::serve::Listener for Listener {
         let mut backoff = FIRST_BACKOFF;
         loop {
             match self.inner.accept().await {
-                Ok((stream, addr)) => match self.slots.clone().try_acquire_owned() {
-                    Ok(slot) => return (Connection::new(stream, slot, &self.limits), addr),
-                    Err(_) => refuse(&stream, addr),
+                Ok((stream, addr)) => match self.slot().await {
+                    Some(slot) => return (self.connection(stream, slot), addr),
+                    None => refuse(&stream, addr),
                 },
                 Err(error) if is_connection_error(&error) => {}
                 Err(error) => {
+                    // Out of descriptors, most likely: idle connections give theirs back.
+                    self.evict_idle();
                     if backoff == FIRST_BACKOFF {
                         tracing::warn!(%error, "cannot accept connections; retrying as connections close");
                     }
