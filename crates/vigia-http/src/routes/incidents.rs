@@ -611,6 +611,7 @@ pub struct IncidentQuery {
     /// `-created` (newest first, default) or `created`.
     #[param(pattern = "^-?created$")]
     pub sort: Option<String>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
@@ -795,6 +796,7 @@ pub struct EventPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]

@@ -143,6 +143,7 @@ pub struct ReportLinkPage {
 pub struct ReportLinkQuery {
     /// Only the links of this incident.
     pub incident: Option<i64>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     pub limit: Option<u32>,
 }

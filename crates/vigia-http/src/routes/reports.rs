@@ -175,6 +175,7 @@ pub struct ReportQuery {
     /// Reports whose period ends before this.
     #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<Timestamp>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]

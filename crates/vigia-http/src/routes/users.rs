@@ -39,6 +39,7 @@ pub struct UserQuery {
     /// Matches e-mail or display name.
     pub q: Option<String>,
     /// From `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// 1 to 200, default 50.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]

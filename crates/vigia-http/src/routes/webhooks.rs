@@ -407,6 +407,7 @@ pub struct DeliveryQuery {
     pub channel: Option<String>,
     /// `pending`, `delivered`, `failed` or `dead` (the dead-letter list).
     pub status: Option<String>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// 1 to 200, default 50.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
