@@ -84,8 +84,13 @@ pub struct ApiKeyCreatedOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 100
+    )]
     pub name: String,
     /// E.g. `incidents:write`, `detections:write`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<String>,
     /// The departments whose incidents the key may act on.
     #[serde(default)]

@@ -85,6 +85,7 @@ pub struct JobPage {
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
     /// `queued`, `running`, `failed`, `succeeded`, `dead` (the dead-letter list) or `cancelled`.
+    #[param(pattern = "^(queued|running|failed|succeeded|dead|cancelled)$")]
     pub state: Option<String>,
     /// A job kind, e.g. `event.dispatch`.
     pub kind: Option<String>,

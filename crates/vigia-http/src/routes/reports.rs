@@ -407,6 +407,12 @@ async fn run(
 
 // --- custom ------------------------------------------------------------------------------------
 
+/// A dimension a custom report groups by.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^(status|urgency|category|department|zone|assignee|source|day)$")]
+#[allow(dead_code)]
+pub struct GroupBy(String);
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomIn {
@@ -415,7 +421,8 @@ pub struct CustomIn {
     #[schema(value_type = Object)]
     pub filters: Option<serde_json::Value>,
     /// Up to three of `status`, `urgency`, `category`, `department`, `zone`, `assignee`,
-    /// `source`, `day`.
+    /// `source`, `day`, each named once.
+    #[schema(value_type = Vec<GroupBy>, min_items = 1, max_items = 3)]
     pub group_by: Vec<String>,
     /// `json` (default: rows in the response), `csv` or `xlsx` (a file).
     pub format: Option<String>,
@@ -544,6 +551,8 @@ fn export_request(raw: Option<&str>) -> ApiResult<(Format, IncidentQuery)> {
         &[Format::Ndjson, Format::Csv, Format::Xlsx],
     )?;
     let query: IncidentQuery = parse_query(&rest.finish())?;
+    // The list's parameters are checked as the list checks them (the export streams every page).
+    cursor(query.cursor.as_deref())?;
     Ok((format, query))
 }
 
