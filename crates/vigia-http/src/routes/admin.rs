@@ -81,6 +81,15 @@ pub struct ApiKeyCreatedOut {
     pub api_key: ApiKeyOut,
 }
 
+/// An API key's scope (see `Scope::ALL`; a unit test keeps the pattern in step).
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^(catalog:read|incidents:read|incidents:write|detections:write|media:write|reports:read)$"
+)]
+#[allow(dead_code)]
+pub struct ScopeName(String);
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
@@ -90,7 +99,7 @@ pub struct ApiKeyIn {
     )]
     pub name: String,
     /// E.g. `incidents:write`, `detections:write`.
-    #[schema(min_items = 1)]
+    #[schema(value_type = Vec<ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
     /// The departments whose incidents the key may act on.
     #[serde(default)]

@@ -570,7 +570,11 @@ async fn list_sla(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlaPolicyIn {
+    /// 60 seconds to 366 days.
+    #[schema(minimum = 60, maximum = 31622400)]
     pub acknowledge_within_secs: i64,
+    /// 60 seconds to 366 days, and not shorter than `acknowledge_within_secs`.
+    #[schema(minimum = 60, maximum = 31622400)]
     pub resolve_within_secs: i64,
     #[serde(default)]
     pub raise_urgency_on_breach: bool,

@@ -1009,6 +1009,7 @@ async fn comments(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentAssignIn {
+    #[schema(minimum = 1)]
     pub department_id: i64,
 }
 

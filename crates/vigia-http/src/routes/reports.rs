@@ -418,7 +418,7 @@ pub struct GroupBy(String);
 pub struct CustomIn {
     /// The incident list's filters, same names and forms (e.g. `{"status": "new,acknowledged",
     /// "created_from": "2026-11-01T00:00:00Z"}`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub filters: Option<serde_json::Value>,
     /// Up to three of `status`, `urgency`, `category`, `department`, `zone`, `assignee`,
     /// `source`, `day`, each named once.
@@ -449,7 +449,10 @@ pub struct CustomOut {
 /// Counts and mean times of the incidents matching the list filters, grouped by up to three
 /// dimensions (staff: their departments' incidents; admins: all). As rows, or a CSV/XLSX file.
 #[utoipa::path(post, path = "/api/v1/reports/custom", tag = "reports", request_body = CustomIn, security(("bearer" = [])),
-    responses((status = 200, body = CustomOut), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "the rows (`json`), or a file (`csv`, `xlsx`)", content(
+        (CustomOut = "application/json"), (FileBytes = "text/csv; charset=utf-8"),
+        (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn custom_report(
     State(state): State<AppState>,
     auth: Auth,
