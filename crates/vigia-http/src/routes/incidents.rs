@@ -928,6 +928,7 @@ pub struct CommentIn {
     )]
     pub body: String,
     /// `public` (default; the reporter sees it) or `internal` (staff only).
+    #[schema(pattern = "^(public|internal)$")]
     pub visibility: Option<String>,
 }
 
@@ -1074,6 +1075,7 @@ async fn assign_user(
 #[serde(deny_unknown_fields)]
 pub struct VisibilityIn {
     /// `public` or `private`.
+    #[schema(pattern = "^(public|private)$")]
     pub visibility: String,
 }
 
