@@ -121,4 +121,20 @@ mod tests {
             "docs/openapi.json has drifted from the routes: run `cargo run -p vigia -- openapi > docs/openapi.json`"
         );
     }
+
+    /// The document's patterns for enumerations the domain owns name exactly what the domain
+    /// parses (a scope added to the domain must be added to `ScopeName`'s pattern).
+    #[test]
+    fn the_scope_pattern_names_every_scope_the_server_takes() {
+        let document: serde_json::Value =
+            serde_json::from_str(&super::document_json().expect("encodes")).expect("json");
+        let pattern = document["components"]["schemas"]["ScopeName"]["pattern"]
+            .as_str()
+            .expect("ScopeName has a pattern");
+        let names: Vec<&str> = vigia_domain::auth::Scope::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(pattern, format!("^({})$", names.join("|")));
+    }
 }

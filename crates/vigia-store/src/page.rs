@@ -1,24 +1,30 @@
 //! Cursor pagination shared by every list.
 
-use base64::Engine;
 use serde::Serialize;
 
-/// An opaque position in a list ordered by id: clients pass back what they were given.
+/// A position in a list ordered by id: clients pass back what they were given. Written as
+/// exactly 16 lowercase hexadecimal digits (the id's 64 bits), so that the OpenAPI document
+/// can describe every cursor the server accepts with one pattern ([`Cursor::PATTERN`]); any
+/// string of that form is a position, anything else is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor(pub i64);
 
 impl Cursor {
+    /// Every string [`Cursor::decode`] accepts, and only those.
+    pub const PATTERN: &'static str = "^[0-9a-f]{16}$";
+
     pub fn encode(self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{}", self.0))
+        format!("{:016x}", self.0 as u64)
     }
 
-    /// `None` for anything this server did not produce.
+    /// `None` for anything not of the form [`Cursor::encode`] writes.
     pub fn decode(raw: &str) -> Option<Self> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw)
-            .ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        text.strip_prefix("v1:")?.parse().ok().map(Self)
+        if raw.len() != 16 || !raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        u64::from_str_radix(raw, 16)
+            .ok()
+            .map(|bits| Self(bits as i64))
     }
 }
 
@@ -67,6 +73,10 @@ mod tests {
         assert_eq!(Cursor::decode(&Cursor(42).encode()), Some(Cursor(42)));
         assert_eq!(Cursor::decode("42"), None);
         assert_eq!(Cursor::decode("!!"), None);
+        assert_eq!(Cursor::decode("+00000000000002a"), None);
+        assert_eq!(Cursor::decode("000000000000002A"), None);
+        assert_eq!(Cursor::decode("000000000000002a"), Some(Cursor(42)));
+        assert_eq!(Cursor::decode(&Cursor(-1).encode()), Some(Cursor(-1)));
     }
 
     #[test]

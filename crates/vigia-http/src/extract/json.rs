@@ -236,13 +236,20 @@ fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<Read<T>, ApiError> {
             super::clean_serde_message(&inner.to_string())
         )));
     }
+    // Well-formed but not a `T`: read it again to find every error, not only the first.
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    if whole_numbers_as_integers(&mut value) {
+        // `2.0` is an integer in JSON Schema's sense (and in the OpenAPI document's): read the
+        // body again with whole numbers written as integers, which serde takes for any number.
+        if let Ok(valid) = serde_path_to_error::deserialize::<_, T>(&value) {
+            return Ok(Read::Valid(valid));
+        }
+    }
     let first = FieldError::new(
         if path == "." { "body".to_owned() } else { path },
         super::clean_serde_message(&inner.to_string()),
     );
-    // Well-formed but not a `T`: read it again to find every error, not only the first.
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     let mut recovered = recover::<T>(&value);
     if recovered.errors.is_empty() {
         // The second reading found nothing serde did: serde's error is the answer.
@@ -252,6 +259,35 @@ fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<Read<T>, ApiError> {
         };
     }
     Ok(Read::Invalid(recovered))
+}
+
+/// Rewrites every number with a zero fractional part that fits an `i64` (`-2293.0`, `1e3`) as
+/// that integer; says whether any was rewritten. Fields of floating-point type read integers as
+/// well, so only integer fields see a difference: they accept whole numbers however written.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) => match number.as_f64() {
+            Some(f)
+                if !number.is_i64()
+                    && !number.is_u64()
+                    && f.fract() == 0.0
+                    && f >= i64::MIN as f64
+                    && f < i64::MAX as f64 =>
+            {
+                *number = (f as i64).into();
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            whole_numbers_as_integers(item) | changed
+        }),
+        Value::Object(fields) => fields.values_mut().fold(false, |changed, field| {
+            whole_numbers_as_integers(field) | changed
+        }),
+        Value::Null | Value::Bool(_) | Value::String(_) => false,
+    }
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -389,6 +425,23 @@ mod tests {
         assert_eq!(found[5].1, "is required");
         assert_eq!(found[6].1, "invalid value: integer `300`, expected u8");
         assert!(found[7].1.starts_with("unknown field `admin`"), "{found:?}");
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_fraction_or_exponent_are_integers() {
+        let login: Login = parse_json(br#"{"email": "a", "tries": 3.0}"#).expect("3.0 is 3");
+        assert_eq!(login.tries, 3);
+        let login: Login = parse_json(br#"{"email": "a", "tries": 2e1}"#).expect("2e1 is 20");
+        assert_eq!(login.tries, 20);
+        let (status, detail) = problem(parse_json(br#"{"email": "a", "tries": 3.5}"#));
+        assert_eq!(status, 422);
+        assert!(
+            detail.contains("tries: invalid type: floating point `3.5`"),
+            "{detail}"
+        );
+        let (status, detail) = problem(parse_json(br#"{"email": "a", "tries": -2.0}"#));
+        assert_eq!(status, 422, "a whole number out of range is still refused");
+        assert!(detail.starts_with("tries|"), "{detail}");
     }
 
     #[test]

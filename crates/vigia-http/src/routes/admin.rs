@@ -81,11 +81,25 @@ pub struct ApiKeyCreatedOut {
     pub api_key: ApiKeyOut,
 }
 
+/// An API key's scope (see `Scope::ALL`; a unit test keeps the pattern in step).
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^(catalog:read|incidents:read|incidents:write|detections:write|media:write|reports:read)$"
+)]
+#[allow(dead_code)]
+pub struct ScopeName(String);
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 100
+    )]
     pub name: String,
     /// E.g. `incidents:write`, `detections:write`.
+    #[schema(value_type = Vec<ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
     /// The departments whose incidents the key may act on.
     #[serde(default)]
@@ -104,6 +118,7 @@ pub struct ApiKeyPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
@@ -211,6 +226,7 @@ pub struct AuditQuery {
     /// RFC 3339; exclusive.
     #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<Timestamp>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]

@@ -75,8 +75,14 @@ impl From<users::User> for UserOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterIn {
+    #[schema(format = Email)]
     pub email: String,
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 100
+    )]
     pub display_name: String,
     /// `es` (default) or `en`.
     #[schema(pattern = "^(es|en)$")]
@@ -394,6 +400,10 @@ async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<UserOut
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MePatch {
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 100
+    )]
     pub display_name: Option<String>,
     /// `es` or `en`.
     #[schema(pattern = "^(es|en)$")]
@@ -442,6 +452,7 @@ async fn update_me(
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeIn {
     pub current_password: String,
+    #[schema(min_length = 10, max_length = 128)]
     pub new_password: String,
 }
 

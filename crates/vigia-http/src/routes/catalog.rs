@@ -82,15 +82,27 @@ fn department_out(d: Department, auth: &Auth) -> DepartmentOut {
     }
 }
 
+/// An e-mail address, such as `ana@example.org`.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Email)]
+#[allow(dead_code)]
+pub struct EmailAddress(String);
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentIn {
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 120
+    )]
     pub name: String,
     /// Told (by e-mail) about incidents routed to the department. At most 20.
     #[serde(default)]
+    #[schema(value_type = Vec<EmailAddress>, max_items = 20)]
     pub contact_emails: Vec<String>,
     /// Told (by e-mail) when one of its incidents misses an SLA target. At most 20.
     #[serde(default)]
+    #[schema(value_type = Vec<EmailAddress>, max_items = 20)]
     pub escalation_emails: Vec<String>,
     /// How new incidents get an assignee: `manual` (default), `round_robin` (in turn) or
     /// `least_open` (fewest open incidents). Staff marked away are skipped.
@@ -242,8 +254,16 @@ impl From<Category> for CategoryOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryIn {
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 120
+    )]
     pub name_es: String,
     /// Defaults to the Spanish name.
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 120
+    )]
     pub name_en: Option<String>,
     pub default_department_id: Option<i64>,
     /// Defaults to `medium`.
@@ -346,7 +366,9 @@ async fn delete_category(
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointIo {
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
 }
 
@@ -392,12 +414,18 @@ impl From<Zone> for ZoneOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneIn {
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 120
+    )]
     pub name: String,
     pub description: Option<String>,
     /// The zone's reference point; with `radius_m` the zone is that circle.
     pub center: Option<PointIo>,
+    #[schema(exclusive_minimum = 0, maximum = 100000)]
     pub radius_m: Option<f64>,
     /// A ring of at least 3 vertices.
+    #[schema(min_items = 3)]
     pub polygon: Option<Vec<PointIo>>,
 }
 
@@ -542,7 +570,11 @@ async fn list_sla(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlaPolicyIn {
+    /// 60 seconds to 366 days.
+    #[schema(minimum = 60, maximum = 31622400)]
     pub acknowledge_within_secs: i64,
+    /// 60 seconds to 366 days, and not shorter than `acknowledge_within_secs`.
+    #[schema(minimum = 60, maximum = 31622400)]
     pub resolve_within_secs: i64,
     #[serde(default)]
     pub raise_urgency_on_breach: bool,
@@ -550,7 +582,7 @@ pub struct SlaPolicyIn {
 
 /// Set a category's SLA policy for one urgency (audited). New incidents use it; open incidents
 /// switch to it when their category or urgency changes, keeping time spent on hold.
-#[utoipa::path(put, path = "/api/v1/categories/{id}/sla/{urgency}", params(("id" = i64, Path, description = "the category's id"), ("urgency" = String, Path, description = "`low`, `medium`, `high` or `critical`")), tag = "catalog", request_body = SlaPolicyIn,
+#[utoipa::path(put, path = "/api/v1/categories/{id}/sla/{urgency}", params(("id" = i64, Path, description = "the category's id"), ("urgency" = String, Path, description = "`low`, `medium`, `high` or `emergency`", pattern = "^(low|medium|high|emergency)$")), tag = "catalog", request_body = SlaPolicyIn,
     security(("bearer" = [])),
     responses((status = 200, body = Vec<SlaPolicyOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn put_sla(

@@ -290,12 +290,17 @@ fn check_if_match(headers: &HeaderMap, incident: &Incident) -> ApiResult<()> {
     let raw = value
         .to_str()
         .map_err(|_| ApiError::bad_request("If-Match must be an ETag such as \"3\""))?;
-    let version: Option<i64> = raw
-        .trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .ok();
+    // `"3"`, `W/"3"` or a bare `3` (the document's pattern, IF_MATCH_PATTERN), or `*`.
+    let tag = raw.trim();
+    let unweak = tag.strip_prefix("W/").unwrap_or(tag);
+    let digits = unweak
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(unweak);
+    let version: Option<i64> =
+        (!digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok())
+            .flatten();
     match version {
         Some(v) if v == incident.version => Ok(()),
         Some(_) => Err(ApiError::PreconditionFailed {
@@ -304,7 +309,7 @@ fn check_if_match(headers: &HeaderMap, incident: &Incident) -> ApiResult<()> {
                 incident.version
             ),
         }),
-        None if raw.trim() == "*" => Ok(()),
+        None if tag == "*" => Ok(()),
         None => Err(ApiError::bad_request(
             "If-Match must be an ETag such as \"3\"",
         )),
@@ -329,16 +334,31 @@ fn require_staff_of(actor: Actor) -> ApiResult<()> {
 #[serde(deny_unknown_fields)]
 pub struct IncidentIn {
     /// Required: without it the report is refused (422 naming this field).
-    #[schema(value_type = i64, required = true)]
+    #[schema(value_type = i64, required = true, minimum = 1)]
     pub category_id: Option<i64>,
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub title: String,
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 5000
+    )]
     pub description: String,
     /// Defaults to the category's urgency.
     #[schema(pattern = "^(low|medium|high|emergency)$")]
     pub urgency: Option<String>,
     /// Defaults to the category's department. Only staff and admins may choose it.
+    #[schema(minimum = 1)]
     pub department_id: Option<i64>,
+    #[schema(minimum = 1)]
     pub zone_id: Option<i64>,
+    /// Blank is the same as leaving it out.
+    #[schema(
+        pattern = r"^(?:\s*|[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*)$",
+        max_length = 300
+    )]
     pub location_text: Option<String>,
     pub point: Option<PointIo>,
     /// `public` (default) or `private`.
@@ -393,7 +413,7 @@ fn parse_incident(input: &IncidentIn, principal: &Principal) -> ApiResult<NewInc
 /// and body returns the incident created the first time.
 #[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = IncidentIn,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe", pattern = r"^[\x21-\x7E](?:[\x20-\x7E]{0,198}[\x21-\x7E])?$")),
     responses((status = 201, body = IncidentOut), (status = 200, body = IncidentOut, description = "replayed"),
         (status = 409, body = Problem, description = "key reused with another body"),
         (status = 422, body = Problem)))]
@@ -411,7 +431,9 @@ async fn create(
             let key = value
                 .to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .filter(|k| {
+                    (1..=200).contains(&k.len()) && k.bytes().all(|b| (0x20..=0x7e).contains(&b))
+                })
                 .ok_or_else(|| {
                     ApiError::bad_request(
                         "Idempotency-Key must be 1 to 200 visible ASCII characters",
@@ -590,9 +612,15 @@ async fn validate_location(
 #[into_params(parameter_in = Query)]
 pub struct IncidentQuery {
     /// Comma-separated statuses, e.g. `new,acknowledged`.
+    #[param(
+        pattern = r"^\s*(?:new|acknowledged|in_progress|on_hold|resolved|closed)?\s*(?:,\s*(?:new|acknowledged|in_progress|on_hold|resolved|closed)?\s*)*$"
+    )]
     pub status: Option<String>,
     pub category: Option<i64>,
     /// Comma-separated urgencies.
+    #[param(
+        pattern = r"^\s*(?:low|medium|high|emergency)?\s*(?:,\s*(?:low|medium|high|emergency)?\s*)*$"
+    )]
     pub urgency: Option<String>,
     pub department: Option<i64>,
     pub assignee: Option<i64>,
@@ -611,6 +639,7 @@ pub struct IncidentQuery {
     /// `-created` (newest first, default) or `created`.
     #[param(pattern = "^-?created$")]
     pub sort: Option<String>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
@@ -795,6 +824,7 @@ pub struct EventPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
@@ -850,7 +880,7 @@ pub struct TransitionIn {
 
 /// Move the incident through its lifecycle. Invalid moves get 409 listing the allowed ones.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/transitions", tag = "incidents", request_body = TransitionIn,
-    security(("bearer" = [])), params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), ("If-Match" = Option<String>, Header, description = "the version read")),
+    security(("bearer" = [])), params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), ("If-Match" = Option<String>, Header, description = "the version read", pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#)),
     responses((status = 200, body = IncidentOut), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 412, body = Problem)))]
 async fn transition(
@@ -892,8 +922,13 @@ async fn transition(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentIn {
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 5000
+    )]
     pub body: String,
     /// `public` (default; the reporter sees it) or `internal` (staff only).
+    #[schema(pattern = "^(public|internal)$")]
     pub visibility: Option<String>,
 }
 
@@ -975,6 +1010,7 @@ async fn comments(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentAssignIn {
+    #[schema(minimum = 1)]
     pub department_id: i64,
 }
 
@@ -1039,6 +1075,7 @@ async fn assign_user(
 #[serde(deny_unknown_fields)]
 pub struct VisibilityIn {
     /// `public` or `private`.
+    #[schema(pattern = "^(public|private)$")]
     pub visibility: String,
 }
 
@@ -1122,7 +1159,15 @@ async fn withdraw_vote(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentPatch {
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub title: Option<String>,
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 5000
+    )]
     pub description: Option<String>,
     /// Staff only. Re-applies the SLA policy, keeping time already spent on hold.
     pub category_id: Option<i64>,
@@ -1136,6 +1181,11 @@ pub struct IncidentPatch {
 #[serde(deny_unknown_fields)]
 pub struct LocationPatch {
     pub zone_id: Option<i64>,
+    /// Blank is the same as leaving it out.
+    #[schema(
+        pattern = r"^(?:\s*|[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*)$",
+        max_length = 300
+    )]
     pub text: Option<String>,
     pub point: Option<PointIo>,
 }
@@ -1143,7 +1193,7 @@ pub struct LocationPatch {
 /// Edit an incident. Department staff and admins may change everything; the reporter may fix
 /// title, description and location while it is still `new`.
 #[utoipa::path(patch, path = "/api/v1/incidents/{id}", tag = "incidents", request_body = IncidentPatch,
-    security(("bearer" = [])), params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), ("If-Match" = Option<String>, Header, description = "the version read")),
+    security(("bearer" = [])), params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)"), ("If-Match" = Option<String>, Header, description = "the version read", pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#)),
     responses((status = 200, body = IncidentOut), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn edit(

@@ -85,9 +85,11 @@ pub struct JobPage {
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
     /// `queued`, `running`, `failed`, `succeeded`, `dead` (the dead-letter list) or `cancelled`.
+    #[param(pattern = "^(queued|running|failed|succeeded|dead|cancelled)$")]
     pub state: Option<String>,
     /// A job kind, e.g. `event.dispatch`.
     pub kind: Option<String>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
@@ -258,6 +260,7 @@ pub struct ScheduleRunPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RunQuery {
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]

@@ -143,7 +143,10 @@ pub struct ReportLinkPage {
 pub struct ReportLinkQuery {
     /// Only the links of this incident.
     pub incident: Option<i64>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
+    /// 1 to 200, default 50.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
 }
 

@@ -175,6 +175,7 @@ pub struct ReportQuery {
     /// Reports whose period ends before this.
     #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<Timestamp>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// Page size; out-of-range values are brought into the endpoint's range.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
@@ -406,15 +407,22 @@ async fn run(
 
 // --- custom ------------------------------------------------------------------------------------
 
+/// A dimension a custom report groups by.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^(status|urgency|category|department|zone|assignee|source|day)$")]
+#[allow(dead_code)]
+pub struct GroupBy(String);
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomIn {
     /// The incident list's filters, same names and forms (e.g. `{"status": "new,acknowledged",
     /// "created_from": "2026-11-01T00:00:00Z"}`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub filters: Option<serde_json::Value>,
     /// Up to three of `status`, `urgency`, `category`, `department`, `zone`, `assignee`,
-    /// `source`, `day`.
+    /// `source`, `day`, each named once.
+    #[schema(value_type = Vec<GroupBy>, min_items = 1, max_items = 3)]
     pub group_by: Vec<String>,
     /// `json` (default: rows in the response), `csv` or `xlsx` (a file).
     pub format: Option<String>,
@@ -441,7 +449,10 @@ pub struct CustomOut {
 /// Counts and mean times of the incidents matching the list filters, grouped by up to three
 /// dimensions (staff: their departments' incidents; admins: all). As rows, or a CSV/XLSX file.
 #[utoipa::path(post, path = "/api/v1/reports/custom", tag = "reports", request_body = CustomIn, security(("bearer" = [])),
-    responses((status = 200, body = CustomOut), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "the rows (`json`), or a file (`csv`, `xlsx`)", content(
+        (CustomOut = "application/json"), (FileBytes = "text/csv; charset=utf-8"),
+        (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn custom_report(
     State(state): State<AppState>,
     auth: Auth,
@@ -543,6 +554,8 @@ fn export_request(raw: Option<&str>) -> ApiResult<(Format, IncidentQuery)> {
         &[Format::Ndjson, Format::Csv, Format::Xlsx],
     )?;
     let query: IncidentQuery = parse_query(&rest.finish())?;
+    // The list's parameters are checked as the list checks them (the export streams every page).
+    cursor(query.cursor.as_deref())?;
     Ok((format, query))
 }
 

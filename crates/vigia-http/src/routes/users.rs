@@ -39,6 +39,7 @@ pub struct UserQuery {
     /// Matches e-mail or display name.
     pub q: Option<String>,
     /// From `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// 1 to 200, default 50.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
@@ -97,8 +98,14 @@ async fn list(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserIn {
+    #[schema(format = Email)]
     pub email: String,
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 100
+    )]
     pub display_name: String,
     /// `reporter`, `staff` or `admin`.
     #[schema(pattern = "^(reporter|staff|admin)$")]
@@ -164,6 +171,10 @@ async fn find(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchIn {
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$",
+        max_length = 100
+    )]
     pub display_name: Option<String>,
     /// `reporter`, `staff` or `admin`.
     #[schema(pattern = "^(reporter|staff|admin)$")]

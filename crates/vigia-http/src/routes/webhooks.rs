@@ -89,18 +89,22 @@ pub struct WebhookWithSecretOut {
 pub struct WebhookIn {
     /// `https://...` (loopback and private addresses are refused unless
     /// `webhooks.allow_private_targets`).
+    #[schema(max_length = 2000)]
     pub url: String,
     #[serde(default)]
     pub description: String,
     /// Message types to receive, e.g. `["incident.created", "incident.status_changed"]`, or `["*"]`.
+    #[schema(min_items = 1, max_items = 50)]
     pub event_types: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatchIn {
+    #[schema(max_length = 2000)]
     pub url: Option<String>,
     pub description: Option<String>,
+    #[schema(min_items = 1, max_items = 50)]
     pub event_types: Option<Vec<String>>,
     /// Re-enabling clears the failure streak.
     pub enabled: Option<bool>,
@@ -268,6 +272,7 @@ async fn delete_endpoint(
 pub struct RotateIn {
     /// How long the previous secret keeps signing, in hours (0 to 168, default 24), so
     /// receivers can switch without rejecting messages.
+    #[schema(maximum = 168)]
     pub grace_hours: Option<u32>,
 }
 
@@ -406,7 +411,9 @@ pub struct DeliveryQuery {
     #[param(pattern = "^(email|webhook|upload)$")]
     pub channel: Option<String>,
     /// `pending`, `delivered`, `failed` or `dead` (the dead-letter list).
+    #[param(pattern = "^(pending|delivered|failed|dead)$")]
     pub status: Option<String>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
     pub cursor: Option<String>,
     /// 1 to 200, default 50.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]

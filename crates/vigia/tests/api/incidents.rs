@@ -232,6 +232,24 @@ backend_tests! {
             .expect("send");
         assert_eq!(fresh.status(), StatusCode::OK);
         assert_eq!(fresh.headers()["etag"], "\"2\"");
+
+        // If-Match takes exactly the forms its documented pattern describes: `"2"`, `W/"2"`,
+        // `2` or `*`; anything else is a 400, even when it contains the current version.
+        let transition = |tag: &'static str, to: &'static str| {
+            app.client
+                .post(format!("{}/api/v1/incidents/{id}/transitions", app.url))
+                .bearer_auth(&c.staff_a.token)
+                .header("if-match", tag)
+                .json(&json!({ "to": to }))
+                .send()
+        };
+        for sloppy in ["\"\"2\"\"", "+2", "W/W/\"2\"", "\"2", "0x2"] {
+            let refused = transition(sloppy, "in_progress").await.expect("send");
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "If-Match: {sloppy}");
+        }
+        let weak = transition("W/\"2\"", "in_progress").await.expect("send");
+        assert_eq!(weak.status(), StatusCode::OK);
+        assert_eq!(weak.headers()["etag"], "\"3\"");
     }
 
     async fn bad_reports_name_the_field_and_create_nothing(app: TestApp) {
