@@ -300,9 +300,10 @@ async fn download(
     stream_file(&state, &report, format).await
 }
 
-/// The report of one incident (written when it is routed to a department), streamed as JSON:
-/// the newest of the caller's departments' reports of it (e-mails carry a signed link of their
-/// own, see `report_links`). 404 until it exists or when the caller may not see it.
+/// The report of one incident (written when it is routed to a department, or here if that job
+/// has not run yet), streamed as JSON: the newest of the caller's departments' reports of it
+/// (e-mails carry a signed link of their own, see `report_links`). 404 when the incident has
+/// no department or the caller may not see it.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/report", tag = "reports", security(("bearer" = [])),
     params(("id" = i64, Path, description = "the incident's number")),
     responses((status = 200, description = "the report", body = IncidentReportOut),
@@ -320,7 +321,22 @@ async fn incident_report(
         ..ReportFilter::default()
     };
     let page = reports::list(&state.db, &scope, &filter, None, 1).await?;
-    let report = page.items.into_iter().next().ok_or(ApiError::NotFound)?;
+    let report = match page.items.into_iter().next() {
+        Some(report) => report,
+        None => {
+            // Not written yet (its `report.incident` job has not run): written now for the
+            // incident's department, if the caller may read the incident at all; the scope
+            // below still decides whether they may read that department's report.
+            let id = IncidentId(incident);
+            vigia_store::incidents::find(&state.db, &ReadScope::of(&auth.0), id).await?;
+            let label = auth.0.label();
+            vigia_reports::incident::run(&state.db, &state.objects, id, None, &label)
+                .await
+                .map_err(ApiError::Internal)?;
+            let page = reports::list(&state.db, &scope, &filter, None, 1).await?;
+            page.items.into_iter().next().ok_or(ApiError::NotFound)?
+        }
+    };
     stream_file(&state, &report, Format::Json).await
 }
 

@@ -40,6 +40,27 @@ fn comment_bodies(report: &Value) -> Vec<&str> {
 }
 
 backend_tests! {
+    async fn a_report_asked_for_before_its_job_ran_is_written_on_the_spot_for_its_staff_only(app: TestApp) {
+        let c = campus(&app).await;
+        let incident = report(&app, &c.reporter, json!({
+            "category_id": c.leak, "title": "Tubería rota en el baño", "description": "Sale agua sin parar."
+        })).await;
+        let id = incident["id"].as_i64().expect("id");
+        comment(&app, &c.staff_a, id, "Cerramos la llave de paso").await;
+        let path = format!("/api/v1/incidents/{id}/report");
+        // Another department's staff may not read it: nothing is written for them either.
+        let refused = app.get(&path, Some(&c.staff_b.token)).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+        // The test server runs no job worker: the department's staff get it at once.
+        let reply = app.get(&path, Some(&c.staff_a.token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        assert_eq!(reply.body["incident"]["id"], id);
+        assert_eq!(comment_bodies(&reply.body), ["Cerramos la llave de paso"]);
+        let listed = app.get(&format!("/api/v1/reports?kind=incident&incident={id}"), Some(&c.admin.token)).await;
+        assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+        assert_eq!(listed.body["items"].as_array().expect("items").len(), 1, "{:?}", listed.body);
+    }
+
     async fn a_quick_reroute_leaves_each_department_its_own_report(app: TestApp) {
         let c = campus(&app).await;
         let incident = report(&app, &c.reporter, json!({
