@@ -19,6 +19,11 @@ use super::hub::{Closing, Conn, Hub, Registration, Viewer};
 use super::protocol::{ClientMessage, Frame, Rendered, Topics, control, parse_event_id};
 use crate::auth::Standing;
 
+/// How long a closing connection's last frames (what was queued, then the close) may take to
+/// reach the client: a slow consumer that resumes reading within it learns why it was cut off
+/// (4008) instead of finding its stream ended.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 /// Close code for a connection that did not keep up; it may reconnect with its last id.
 pub const SLOW_CONSUMER: (u16, &str) = (4008, "slow consumer, reconnect with last id");
 /// Close code for a client message over the size limit.
@@ -181,7 +186,7 @@ pub async fn run<T: Transport, S: Stream<Item = Incoming> + Unpin + Send>(
         Stop::Expired => EXPIRED,
         Stop::Revoked => REVOKED,
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), transport.close(code, reason)).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, transport.close(code, reason)).await;
 }
 
 /// Why the hub told `conn` to close (once its `kill` has completed).
