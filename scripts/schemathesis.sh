@@ -77,17 +77,54 @@ def _call(method, path, body=None, token=None):
         return error.code, None
 
 
+# The fuzzer may disable, demote or re-password the account it runs as (that is part of the
+# API it tests). So it runs as one of a pool of administrators made at the start, and moves
+# to the next one when the current one can no longer act as an administrator.
+SPARES = 60
+POOL = []
+
+
+def _is_admin(token):
+    status, me = _call("GET", "/api/v1/me", token=token)
+    return status == 200 and me.get("role") == "admin" and not me.get("disabled", False)
+
+
+def _sign_in(account):
+    status, body = _call("POST", "/api/v1/auth/login", account)
+    return body["access_token"] if status == 200 else None
+
+
+def _fill_pool():
+    token = _sign_in(ACCOUNT)
+    if token is None:
+        raise RuntimeError("cannot sign in as the demo admin")
+    for i in range(SPARES):
+        account = {"email": f"fuzz-admin-{i}@demo.vigia.local", "password": f"Nube-roja-7319-{i}"}
+        status, _ = _call("POST", "/api/v1/users", {
+            "email": account["email"], "password": account["password"],
+            "display_name": f"Fuzz admin {i}", "role": "admin",
+        }, token=token)
+        if status != 201:
+            raise RuntimeError(f"cannot create the spare administrator {i}: {status}")
+        POOL.append(account)
+
+
 @schemathesis.auth(refresh_interval=None)
 class AdminToken:
     token = None
 
     def get(self, case, ctx):
-        if AdminToken.token is None or _call("GET", "/api/v1/me", token=AdminToken.token)[0] != 200:
-            status, body = _call("POST", "/api/v1/auth/login", ACCOUNT)
-            if status != 200:
-                raise RuntimeError(f"cannot sign in as the demo admin: {status}")
-            AdminToken.token = body["access_token"]
-        return AdminToken.token
+        if AdminToken.token is not None and _is_admin(AdminToken.token):
+            return AdminToken.token
+        if not POOL and AdminToken.token is None:
+            _fill_pool()
+        while POOL:
+            token = _sign_in(POOL[0])
+            if token is not None and _is_admin(token):
+                AdminToken.token = token
+                return token
+            POOL.pop(0)
+        raise RuntimeError("every spare administrator was disabled, demoted or re-passworded")
 
     def set(self, case, data, ctx):
         case.headers = case.headers or {}
