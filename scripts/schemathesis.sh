@@ -55,6 +55,7 @@ curl -fsS "$URL/ready" >/dev/null || { cat "$WORK/server.log"; echo "error: the 
 cat >"$WORK/vigia_auth.py" <<'PY'
 import json
 import os
+import threading
 import urllib.request
 
 import schemathesis
@@ -82,6 +83,7 @@ def _call(method, path, body=None, token=None):
 # to the next one when the current one can no longer act as an administrator.
 SPARES = 60
 POOL = []
+LOCK = threading.Lock()
 
 
 def _is_admin(token):
@@ -104,7 +106,8 @@ def _fill_pool():
             "email": account["email"], "password": account["password"],
             "display_name": f"Fuzz admin {i}", "role": "admin",
         }, token=token)
-        if status != 201:
+        # 409: made by an earlier phase of the run (the pool is filled once per process).
+        if status not in (201, 409):
             raise RuntimeError(f"cannot create the spare administrator {i}: {status}")
         POOL.append(account)
 
@@ -114,6 +117,10 @@ class AdminToken:
     token = None
 
     def get(self, case, ctx):
+        with LOCK:
+            return self._get()
+
+    def _get(self):
         if AdminToken.token is not None and _is_admin(AdminToken.token):
             return AdminToken.token
         if not POOL and AdminToken.token is None:
