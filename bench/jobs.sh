@@ -4,9 +4,10 @@
 #
 #   bench/jobs.sh            # COUNT=100000 CONCURRENCY=256 BATCH=256 may be overridden
 #
-# `vigia jobs bench` enqueues COUNT no-op jobs (5,000 per transaction), then runs the real
+# `vigia jobs bench` enqueues COUNT `bench` jobs (5,000 per transaction), then runs the real
 # worker loop — batch claim, one task per job, batched completion, heartbeats — until every job
-# has succeeded, and prints both rates. A fresh scratch database is used and deleted.
+# has succeeded, and prints both rates. It always works in a scratch database of its own
+# (created and deleted by the command), and its worker handles only `bench` jobs.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,4 +33,4 @@ run() {
 
 run "concurrency $CONCURRENCY, batch $BATCH" \
     VIGIA_JOBS__CONCURRENCY="$CONCURRENCY" VIGIA_JOBS__BATCH="$BATCH"
-run "default settings (concurrency 8, batch 64)"
+run "default settings (concurrency 64, batch 128)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of webhook delivery, release build, SQLite (synchronous = full), 127.0.0.1 only:
-# reports COUNT incidents, and measures how fast the built-in dispatcher plans, signs and
-# delivers their events to one webhook endpoint (subscribed to every type), and the latency
+# reports COUNT incidents, and measures how fast the job queue (relay, `event.dispatch`,
+# `notification.deliver`) plans, signs and delivers their events to one webhook endpoint (subscribed to every type), and the latency
 # from the event to its arrival at the receiver.
 #
 #   bench/notify.sh      # COUNT=2000 POLL_MS=100 may be overridden
@@ -62,7 +62,7 @@ python3 "$WORK/receiver.py" "$HOOK_PORT" "$WORK/latencies.txt" &
 RECEIVER_PID=$!
 
 VIGIA_LOG__LEVEL=warn VIGIA_HTTP__LOGIN_PER_MINUTE=100000 \
-VIGIA_WEBHOOKS__ALLOW_PRIVATE_TARGETS=true VIGIA_NOTIFICATIONS__POLL_INTERVAL_MS="$POLL_MS" \
+VIGIA_WEBHOOKS__ALLOW_PRIVATE_TARGETS=true VIGIA_JOBS__POLL_INTERVAL_MS="$POLL_MS" VIGIA_JOBS__RELAY_INTERVAL_MS="$POLL_MS" \
     "$VIGIA" --data-dir "$WORK/data" serve --demo --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 200); do curl -sf "$BASE/ready" >/dev/null && break; sleep 0.05; done

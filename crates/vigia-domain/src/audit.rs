@@ -14,6 +14,10 @@ pub enum AuditEntity {
     Setting,
     WebhookEndpoint,
     ReportLink,
+    Subject,
+    Device,
+    AlertRule,
+    Silence,
 }
 
 impl AuditEntity {
@@ -27,6 +31,10 @@ impl AuditEntity {
             AuditEntity::Setting => "setting",
             AuditEntity::WebhookEndpoint => "webhook_endpoint",
             AuditEntity::ReportLink => "report_link",
+            AuditEntity::Subject => "subject",
+            AuditEntity::Device => "device",
+            AuditEntity::AlertRule => "alert_rule",
+            AuditEntity::Silence => "silence",
         }
     }
 }

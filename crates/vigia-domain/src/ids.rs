@@ -65,3 +65,27 @@ id_type!(
     /// An entry of an incident's event log.
     EventId
 );
+id_type!(
+    /// A monitored person or asset.
+    SubjectId
+);
+id_type!(
+    /// A registered sensing device (camera, edge box).
+    DeviceId
+);
+id_type!(
+    /// A monitoring session of one subject by one device.
+    MonitoringSessionId
+);
+id_type!(
+    /// An alert rule over detections.
+    AlertRuleId
+);
+id_type!(
+    /// An alert raised by a rule.
+    AlertId
+);
+id_type!(
+    /// A silence: a period in which matching alerts are not raised.
+    SilenceId
+);

@@ -6,8 +6,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backoff;
 pub mod catalog;
 pub mod clock;
+pub mod competitions;
+pub mod detections;
 pub mod ids;
 pub mod incidents;
 pub mod links;

@@ -30,18 +30,64 @@ pub enum Keys {
     AnyOf(&'static [Scope]),
 }
 
-use Scope::{CatalogRead, IncidentsRead, IncidentsWrite, ReportsRead};
+use Scope::{CatalogRead, DetectionsWrite, IncidentsRead, IncidentsWrite, MediaWrite, ReportsRead};
 
 const CATALOG: Keys = Keys::AnyOf(&[CatalogRead]);
 const READ: Keys = Keys::AnyOf(&[IncidentsRead, IncidentsWrite]);
 const WRITE: Keys = Keys::AnyOf(&[IncidentsWrite]);
 const REPORTS: Keys = Keys::AnyOf(&[ReportsRead]);
+const MEDIA: Keys = Keys::AnyOf(&[MediaWrite]);
+const DEVICE: Keys = Keys::AnyOf(&[DetectionsWrite]);
 const OPEN: Keys = Keys::Open;
 const PEOPLE: Keys = Keys::People;
 
 /// Every operation of the API (method, path as routed and documented) and the keys it admits.
 pub const TABLE: &[(&str, &str, Keys)] = &[
     ("GET", "/health", OPEN),
+    // competitions
+    ("POST", "/api/v1/competitions", PEOPLE),
+    ("GET", "/api/v1/competitions", OPEN),
+    ("GET", "/api/v1/competitions/{id}", OPEN),
+    ("GET", "/api/v1/competitions/{id}/board", OPEN),
+    ("POST", "/api/v1/competitions/{id}/votes", PEOPLE),
+    ("DELETE", "/api/v1/competitions/{id}/votes", PEOPLE),
+    ("POST", "/api/v1/competitions/{id}/entries", PEOPLE),
+    ("GET", "/api/v1/competitions/{id}/entries/mine", PEOPLE),
+    ("GET", "/api/v1/competitions/{id}/entries/{entry_id}", OPEN),
+    (
+        "GET",
+        "/api/v1/competitions/{id}/entries/{entry_id}/processed/{file}",
+        OPEN,
+    ),
+    // proctoring
+    ("POST", "/api/v1/exams", PEOPLE),
+    ("GET", "/api/v1/exams", PEOPLE),
+    ("GET", "/api/v1/exams/{id}", PEOPLE),
+    ("POST", "/api/v1/exams/{id}/participants", PEOPLE),
+    ("GET", "/api/v1/exams/{id}/participants", PEOPLE),
+    (
+        "PUT",
+        "/api/v1/exams/{id}/participants/{participant_id}/reference",
+        PEOPLE,
+    ),
+    (
+        "POST",
+        "/api/v1/exams/{id}/participants/{participant_id}/captures",
+        MEDIA,
+    ),
+    ("GET", "/api/v1/exams/{id}/captures", PEOPLE),
+    ("GET", "/api/v1/captures/{id}", PEOPLE),
+    ("POST", "/api/v1/captures/{id}/review", PEOPLE),
+    (
+        "GET",
+        "/api/v1/incidents/{id}/attachments/{aid}/processing",
+        READ,
+    ),
+    (
+        "GET",
+        "/api/v1/incidents/{id}/attachments/{aid}/processed/{file}",
+        READ,
+    ),
     ("GET", "/ready", OPEN),
     ("GET", "/metrics", OPEN),
     // accounts
@@ -156,6 +202,41 @@ pub const TABLE: &[(&str, &str, Keys)] = &[
     ("PATCH", "/api/v1/schedules/{name}", PEOPLE),
     ("POST", "/api/v1/schedules/{name}/run", PEOPLE),
     ("GET", "/api/v1/schedules/{name}/runs", PEOPLE),
+    // devices, subjects, detections and alerts
+    ("GET", "/api/v1/subjects", PEOPLE),
+    ("POST", "/api/v1/subjects", PEOPLE),
+    ("GET", "/api/v1/subjects/{id}", PEOPLE),
+    ("PUT", "/api/v1/subjects/{id}", PEOPLE),
+    ("DELETE", "/api/v1/subjects/{id}", PEOPLE),
+    ("PUT", "/api/v1/subjects/{id}/consent", PEOPLE),
+    ("DELETE", "/api/v1/subjects/{id}/consent", PEOPLE),
+    ("GET", "/api/v1/subjects/{id}/export", PEOPLE),
+    ("GET", "/api/v1/devices", PEOPLE),
+    ("POST", "/api/v1/devices", PEOPLE),
+    ("GET", "/api/v1/devices/{id}", PEOPLE),
+    ("PUT", "/api/v1/devices/{id}", PEOPLE),
+    ("POST", "/api/v1/devices/{id}/key", PEOPLE),
+    ("POST", "/api/v1/devices/heartbeat", DEVICE),
+    ("GET", "/api/v1/monitoring-sessions", PEOPLE),
+    ("POST", "/api/v1/monitoring-sessions", PEOPLE),
+    ("POST", "/api/v1/monitoring-sessions/{id}/end", PEOPLE),
+    ("POST", "/api/v1/detections", DEVICE),
+    ("POST", "/api/v1/detections/batch", DEVICE),
+    ("GET", "/api/v1/detections/overview", PEOPLE),
+    ("GET", "/api/v1/detections/stats", PEOPLE),
+    ("GET", "/api/v1/exports/detections", REPORTS),
+    ("GET", "/api/v1/alert-rules", PEOPLE),
+    ("POST", "/api/v1/alert-rules", PEOPLE),
+    ("GET", "/api/v1/alert-rules/{id}", PEOPLE),
+    ("PUT", "/api/v1/alert-rules/{id}", PEOPLE),
+    ("DELETE", "/api/v1/alert-rules/{id}", PEOPLE),
+    ("GET", "/api/v1/silences", PEOPLE),
+    ("POST", "/api/v1/silences", PEOPLE),
+    ("DELETE", "/api/v1/silences/{id}", PEOPLE),
+    ("GET", "/api/v1/alerts", PEOPLE),
+    ("GET", "/api/v1/alerts/{id}", PEOPLE),
+    ("POST", "/api/v1/alerts/{id}/acknowledge", PEOPLE),
+    ("POST", "/api/v1/alerts/{id}/resolve", PEOPLE),
     // real time
     ("GET", "/ws", READ),
     ("GET", "/api/v1/stream", READ),

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 use vigia_domain::FieldError;
+use vigia_domain::incidents::Denied;
 use vigia_store::StoreError;
 
 pub type ApiResult<T, E = ApiError> = Result<T, E>;
@@ -243,6 +244,17 @@ impl From<StoreError> for ApiError {
 impl From<Vec<FieldError>> for ApiError {
     fn from(errors: Vec<FieldError>) -> Self {
         ApiError::Validation(errors)
+    }
+}
+
+/// A domain refusal ([`vigia_domain::incidents::permissions`]) as the API shows it.
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Forbidden(detail) => ApiError::Forbidden { detail },
+            Denied::Field { field, message } => ApiError::field(field, message),
+            Denied::Conflict(detail) => ApiError::conflict(detail),
+        }
     }
 }
 

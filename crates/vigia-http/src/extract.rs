@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-pub use json::{Json, LenientJson, OptionalJson, parse_json};
+pub use json::{BATCH_BODY_BYTES, BatchJson, Json, LenientJson, OptionalJson, parse_json};
 
 use crate::error::ApiError;
 

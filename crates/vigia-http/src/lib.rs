@@ -6,6 +6,7 @@
 pub mod access;
 pub mod auth;
 pub mod contract;
+pub mod detections;
 pub mod error;
 pub mod extract;
 pub mod json_out;
@@ -41,14 +42,19 @@ pub fn app(state: AppState) -> Router {
     // Routes only: the document is built from the same routes when first asked for.
     let (api, _) = routes::api(routes::Routes::router(), state.config.max_upload_bytes).finish();
     let api = api
-        .fallback(|| async { ApiError::NotFound.into_response() })
+        .fallback(
+            |uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+                ui::not_found(uri.path(), &headers)
+                    .unwrap_or_else(|| ApiError::NotFound.into_response())
+            },
+        )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() });
     let docs = SwaggerUi::new("/api/docs").config(Config::from(openapi::DOCUMENT_PATH));
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .merge(docs)
         .merge(openapi::router())
-        .merge(ui::router())
+        .merge(ui::router(state.clone()))
         .merge(api)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -31,6 +31,10 @@ use crate::error::ApiError;
         (name = "notifications", description = "Webhook endpoints and the delivery log of e-mails and webhooks"),
         (name = "realtime", description = "Live incident events over WebSocket and Server-Sent Events"),
         (name = "jobs", description = "Background jobs, the dead-letter list and schedules"),
+        (name = "devices", description = "Monitored subjects (consent, export, erasure), devices, heartbeats and monitoring sessions"),
+        (name = "detections", description = "Detection ingestion (single and batch) and the detections dashboard"),
+        (name = "alerts", description = "Alert rules, silences and alerts with their history"),
+        (name = "competitions", description = "Video competitions: entries, the public board, votes and rankings"),
     )
 )]
 pub struct ApiDoc;

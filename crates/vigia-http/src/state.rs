@@ -43,6 +43,8 @@ pub struct HttpConfig {
     pub webhooks_allow_private_targets: bool,
     /// WebSocket/SSE settings.
     pub realtime: crate::realtime::RealtimeConfig,
+    /// What detections are accepted (labels, clock skew).
+    pub detections: vigia_domain::detections::IngestPolicy,
 }
 
 impl Default for HttpConfig {
@@ -60,6 +62,7 @@ impl Default for HttpConfig {
             auth_cache_ttl: Duration::from_secs(2),
             webhooks_allow_private_targets: false,
             realtime: Default::default(),
+            detections: Default::default(),
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct Inner {
     /// Password hashing, one per core at a time.
     pub hashing: Hashing,
     pub realtime: crate::realtime::Hub,
+    /// Detection ingestion and this node's alert rule engine.
+    pub ingestion: crate::detections::Ingestion,
     /// This node, in the standing changes it announces (so it skips its own).
     node: u64,
 }
@@ -170,8 +175,13 @@ impl AppState {
     ) -> Self {
         let limits = RateLimits::new(config.login_per_minute, config.register_per_hour);
         let auth_cache = AuthCache::new(config.auth_cache_ttl);
-        let realtime =
-            crate::realtime::Hub::new(db.clone(), config.realtime.clone(), metrics.registry_mut());
+        let tally = crate::realtime::detections::Tally::default();
+        let realtime = crate::realtime::Hub::new(
+            db.clone(),
+            config.realtime.clone(),
+            metrics.registry_mut(),
+            tally.clone(),
+        );
         Self(Arc::new(Inner {
             db,
             objects,
@@ -182,6 +192,7 @@ impl AppState {
             limits,
             auth_cache,
             hashing: Hashing::per_core(),
+            ingestion: crate::detections::Ingestion::new(config.detections.clone(), tally),
             config,
             node: rand::random(),
         }))

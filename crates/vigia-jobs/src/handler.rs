@@ -1,4 +1,4 @@
-//! The extension point: a handler runs the jobs of one kind.
+//! The extension point: a handler runs the jobs of one [`JobKind`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use vigia_domain::Timestamp;
 use vigia_store::Db;
-use vigia_store::jobs::JobId;
+use vigia_store::jobs::{JobId, JobKind, Task};
 
 /// A boxed, sendable future (handlers return one, so the trait stays object-safe without
 /// `async-trait`).
@@ -19,7 +19,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct JobContext {
     pub db: Db,
     pub job_id: JobId,
-    pub kind: String,
+    pub kind: JobKind,
     /// This attempt's number, from 1.
     pub attempt: u32,
     pub max_attempts: u32,
@@ -74,30 +74,34 @@ impl From<anyhow::Error> for JobError {
 /// conditional, or enqueue follow-up work with a dedup key.
 ///
 /// ```ignore
-/// struct SendDigest;
-/// impl Handler for SendDigest {
-///     fn kind(&self) -> &'static str { "digest.send" }
-///     fn run<'a>(&'a self, ctx: &'a JobContext, payload: serde_json::Value)
+/// struct Escalate;
+/// impl Handler for Escalate {
+///     fn kind(&self) -> JobKind { JobKind::SlaEscalate }
+///     fn run<'a>(&'a self, ctx: &'a JobContext, task: Task)
 ///         -> BoxFuture<'a, Result<(), JobError>> {
 ///         Box::pin(async move { /* ... */ Ok(()) })
 ///     }
 /// }
 /// ```
 pub trait Handler: Send + Sync + 'static {
-    /// The job kind this handler runs, e.g. `event.dispatch`.
-    fn kind(&self) -> &'static str;
+    /// The kind of job this handler runs; the worker hands it only tasks of that kind.
+    fn kind(&self) -> JobKind;
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobContext,
-        payload: serde_json::Value,
-    ) -> BoxFuture<'a, Result<(), JobError>>;
+    fn run<'a>(&'a self, ctx: &'a JobContext, task: Task) -> BoxFuture<'a, Result<(), JobError>>;
 }
 
-/// Job kind → handler. A job whose kind has no handler is dead-lettered with a clear error.
+/// The error a handler returns when handed a task of another kind (a bug in the registry).
+pub fn wrong_task(expected: JobKind, task: &Task) -> JobError {
+    JobError::permanent(format!(
+        "a {expected} handler was handed a {} job",
+        task.kind()
+    ))
+}
+
+/// Kind → handler. A worker claims only the kinds registered here.
 #[derive(Clone, Default)]
 pub struct Registry {
-    handlers: BTreeMap<&'static str, Arc<dyn Handler>>,
+    handlers: BTreeMap<JobKind, Arc<dyn Handler>>,
 }
 
 impl Registry {
@@ -105,23 +109,22 @@ impl Registry {
         Self::default()
     }
 
-    /// Adds `handler` for its kind, replacing the handler registered for that kind before (so a
-    /// built-in placeholder such as `event.dispatch` is replaced by registering the real one).
+    /// Adds `handler` for its kind, replacing the handler registered for that kind before.
     pub fn register(&mut self, handler: impl Handler) -> &mut Self {
         self.handlers.insert(handler.kind(), Arc::new(handler));
         self
     }
 
-    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Handler>> {
-        self.handlers.get(kind)
+    pub fn get(&self, kind: JobKind) -> Option<&Arc<dyn Handler>> {
+        self.handlers.get(&kind)
     }
 
-    pub fn contains(&self, kind: &str) -> bool {
-        self.handlers.contains_key(kind)
+    pub fn contains(&self, kind: JobKind) -> bool {
+        self.handlers.contains_key(&kind)
     }
 
     /// Every registered kind, sorted.
-    pub fn kinds(&self) -> Vec<&'static str> {
+    pub fn kinds(&self) -> Vec<JobKind> {
         self.handlers.keys().copied().collect()
     }
 }

@@ -8,7 +8,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigia_domain::Timestamp;
 use vigia_store::Db;
-use vigia_store::jobs::relay::{self, EVENT_DISPATCH};
+use vigia_store::jobs::JobKind;
+use vigia_store::jobs::relay;
 
 use crate::handler::Registry;
 use crate::metrics::JobMetrics;
@@ -73,20 +74,26 @@ impl JobsRuntime {
         let worker = Arc::new(self.worker());
         let grace = self.config.shutdown_grace;
         let workers = tokio::spawn(worker.run(shutdown.clone(), grace));
-        let relay = tokio::spawn(relay_loop(
-            self.db.clone(),
-            self.config.worker.relay_batch,
-            self.config.relay_interval,
-            self.metrics.clone(),
-            shutdown.clone(),
-        ));
+        // The relay feeds `event.dispatch` jobs: only a node that runs them follows the outbox.
+        let relay = self.registry.contains(JobKind::EventDispatch).then(|| {
+            tokio::spawn(relay_loop(
+                self.db.clone(),
+                self.config.worker.relay_batch,
+                self.config.relay_interval,
+                self.metrics.clone(),
+                shutdown.clone(),
+            ))
+        });
         let ticks = tokio::spawn(scheduler_loop(
             scheduler,
             self.config.scheduler_tick,
             shutdown.clone(),
         ));
         Ok(tokio::spawn(async move {
-            let _ = tokio::join!(workers, relay, ticks);
+            let _ = tokio::join!(workers, ticks);
+            if let Some(relay) = relay {
+                let _ = relay.await;
+            }
         }))
     }
 }
@@ -102,7 +109,9 @@ async fn relay_loop(
         loop {
             match relay::relay_events(&db, batch, Timestamp::now()).await {
                 Ok(n) => {
-                    metrics.enqueued(EVENT_DISPATCH, n as u64);
+                    if n > 0 {
+                        metrics.enqueued(JobKind::EventDispatch.as_str(), 1);
+                    }
                     if n < batch {
                         break;
                     }

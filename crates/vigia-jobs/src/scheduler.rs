@@ -9,6 +9,7 @@
 
 use vigia_domain::Timestamp;
 use vigia_store::Db;
+use vigia_store::jobs::JobKind;
 use vigia_store::schedules::{self, ScheduleSpec};
 
 use crate::cron::CronExpr;
@@ -19,8 +20,8 @@ use crate::metrics::JobMetrics;
 #[derive(Debug, Clone)]
 pub struct ScheduleDef {
     pub name: String,
-    /// The job kind it enqueues.
-    pub kind: String,
+    /// The job kind it enqueues (one without data: see `JobKind::scheduled_task`).
+    pub kind: JobKind,
     pub cron: CronExpr,
     pub enabled: bool,
 }
@@ -33,12 +34,12 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Keeps the schedules whose job kind has a handler in `registry`; the others are logged and
-    /// left out (a kind another part of Vigía has not registered yet, e.g. `report.global`).
+    /// left out (a node that does not run that kind of job).
     pub fn new(db: Db, defs: Vec<ScheduleDef>, registry: &Registry, metrics: JobMetrics) -> Self {
         let schedules = defs
             .into_iter()
             .filter(|d| {
-                let known = registry.contains(&d.kind);
+                let known = registry.contains(d.kind);
                 if !known && d.enabled {
                     tracing::info!(schedule = %d.name, kind = %d.kind,
                         "schedule not active: no handler is registered for its job kind");
@@ -66,7 +67,7 @@ impl Scheduler {
             .filter_map(|d| {
                 Some(ScheduleSpec {
                     name: d.name.clone(),
-                    kind: d.kind.clone(),
+                    kind: d.kind.as_str().to_owned(),
                     cron: d.cron.as_str().to_owned(),
                     enabled: d.enabled,
                     next_run_at: d.cron.next_after(now)?,

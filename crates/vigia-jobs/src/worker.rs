@@ -10,13 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use rand::Rng;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use vigia_domain::Timestamp;
 use vigia_store::Db;
 use vigia_store::jobs::queue::{self, ClaimedJob, Outcome};
-use vigia_store::jobs::{JobId, relay};
+use vigia_store::jobs::{JobId, JobKind, relay};
 
 use crate::handler::{JobContext, JobError, Registry};
 use crate::metrics::{Finished, JobMetrics};
@@ -45,8 +44,8 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            concurrency: 8,
-            batch: 64,
+            concurrency: 64,
+            batch: 128,
             poll_interval: Duration::from_millis(250),
             lease: Duration::from_secs(60),
             max_attempts: 8,
@@ -57,15 +56,7 @@ impl Default for WorkerConfig {
     }
 }
 
-/// The delay before retrying after attempt `attempt` (from 1): `base · 2^(attempt-1)`, capped at
-/// `max`, then "equal jitter" — a random point in its upper half — so jobs that failed together
-/// do not retry together.
-pub fn backoff(attempt: u32, base: Duration, max: Duration, rng: &mut impl Rng) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(30);
-    let full = base.saturating_mul(1u32 << exponent).min(max);
-    let half = full / 2;
-    half + full.saturating_sub(half).mul_f64(rng.random::<f64>())
-}
+pub use vigia_domain::backoff::backoff;
 
 /// What one call of [`Worker::try_execute_task`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +64,7 @@ pub enum ExecutionOutcome {
     /// A job ran; `state` is where it went: `succeeded`, `failed` (retry later) or `dead`.
     TaskCompleted {
         id: JobId,
-        kind: String,
+        kind: JobKind,
         state: &'static str,
     },
     /// Nothing was due.
@@ -84,6 +75,8 @@ pub enum ExecutionOutcome {
 pub struct Worker {
     db: Db,
     registry: Arc<Registry>,
+    /// The kinds this worker claims: those its registry has handlers for.
+    kinds: Vec<JobKind>,
     config: WorkerConfig,
     metrics: JobMetrics,
     owner: String,
@@ -93,6 +86,7 @@ impl Worker {
     pub fn new(db: Db, registry: Arc<Registry>, config: WorkerConfig, metrics: JobMetrics) -> Self {
         Self {
             db,
+            kinds: registry.kinds(),
             registry,
             config,
             metrics,
@@ -113,13 +107,27 @@ impl Worker {
         Timestamp::from_millis(now.millis() + self.config.lease.as_millis() as i64)
     }
 
-    /// Claims one due job as of `now`, runs it here and records the outcome.
+    /// The kinds this worker claims.
+    pub fn kinds(&self) -> &[JobKind] {
+        &self.kinds
+    }
+
+    /// Claims one due job of this worker's kinds as of `now`, runs it here and records the
+    /// outcome.
     pub async fn try_execute_task(&self, now: Timestamp) -> anyhow::Result<ExecutionOutcome> {
-        let mut jobs = queue::claim(&self.db, &self.owner, 1, self.lease_until(now), now).await?;
+        let mut jobs = queue::claim(
+            &self.db,
+            &self.owner,
+            &self.kinds,
+            1,
+            self.lease_until(now),
+            now,
+        )
+        .await?;
         let Some(job) = jobs.pop() else {
             return Ok(ExecutionOutcome::EmptyQueue);
         };
-        let (id, kind) = (job.id, job.kind.clone());
+        let (id, kind) = (job.id, job.kind);
         let outcome = self.execute(job, now).await;
         let state = match &outcome {
             Outcome::Succeeded => "succeeded",
@@ -130,14 +138,17 @@ impl Worker {
         Ok(ExecutionOutcome::TaskCompleted { id, kind, state })
     }
 
-    /// Relays new incident events into jobs, then runs every job due at `now`, one at a time,
+    /// Relays new incident events into jobs (when this worker dispatches them), then runs every
+    /// job of its kinds due at `now`, one at a time,
     /// until none is left; returns how many attempts ran. Retries land in the future, so they
     /// wait for a later `drain` with a later `now`. Stops after `limit` attempts (a handler that
     /// keeps enqueueing due work would otherwise never let it return).
     pub async fn drain(&self, now: Timestamp, limit: usize) -> anyhow::Result<usize> {
-        while relay::relay_events(&self.db, self.config.relay_batch, now).await?
-            == self.config.relay_batch
-        {}
+        if self.registry.contains(JobKind::EventDispatch) {
+            while relay::relay_events(&self.db, self.config.relay_batch, now).await?
+                == self.config.relay_batch
+            {}
+        }
         let mut ran = 0;
         while ran < limit {
             match self.try_execute_task(now).await? {
@@ -151,9 +162,10 @@ impl Worker {
     /// Runs one claimed job and decides what becomes of it.
     #[tracing::instrument(skip_all, fields(job_id = %job.id, kind = %job.kind, attempt = job.attempt))]
     async fn execute(&self, job: ClaimedJob, now: Timestamp) -> Outcome {
+        let kind = job.kind.as_str();
         let max_attempts = job.max_attempts.unwrap_or(self.config.max_attempts).max(1);
         if job.attempt > max_attempts {
-            self.metrics.finished(&job.kind, Finished::Dead, 0.0);
+            self.metrics.finished(kind, Finished::Dead, 0.0);
             return Outcome::Dead {
                 error: format!(
                     "its lease expired during the last attempt ({} of {max_attempts}): the worker stopped or hung",
@@ -161,28 +173,33 @@ impl Worker {
                 ),
             };
         }
-        let Some(handler) = self.registry.get(&job.kind) else {
-            self.metrics.finished(&job.kind, Finished::Dead, 0.0);
-            tracing::warn!("no handler for this job kind; dead-lettered");
-            return Outcome::Dead {
-                error: format!(
-                    "no handler is registered for job kind {:?} (known kinds: {})",
-                    job.kind,
-                    self.registry.kinds().join(", ")
-                ),
+        // Claimed by kind, so the handler is there unless the registry changed under a claim.
+        let Some(handler) = self.registry.get(job.kind) else {
+            self.metrics.finished(kind, Finished::Failed, 0.0);
+            return Outcome::Retry {
+                at: now,
+                error: format!("this worker has no handler for {kind} jobs"),
             };
         };
-        self.metrics.started(&job.kind);
+        let task = match job.task {
+            Ok(task) => task,
+            Err(error) => {
+                tracing::warn!(%error, "unreadable job; dead-lettered");
+                self.metrics.finished(kind, Finished::Dead, 0.0);
+                return Outcome::Dead { error };
+            }
+        };
+        self.metrics.started(kind);
         let ctx = JobContext {
             db: self.db.clone(),
             job_id: job.id,
-            kind: job.kind.clone(),
+            kind: job.kind,
             attempt: job.attempt,
             max_attempts,
             now,
         };
         let started = Instant::now();
-        let result = AssertUnwindSafe(handler.run(&ctx, job.payload))
+        let result = AssertUnwindSafe(handler.run(&ctx, task))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -196,18 +213,17 @@ impl Worker {
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => {
-                self.metrics
-                    .finished(&job.kind, Finished::Succeeded, seconds);
+                self.metrics.finished(kind, Finished::Succeeded, seconds);
                 Outcome::Succeeded
             }
             Err(JobError::Permanent(reason)) => {
                 tracing::warn!(%reason, "job failed permanently; dead-lettered");
-                self.metrics.finished(&job.kind, Finished::Dead, seconds);
+                self.metrics.finished(kind, Finished::Dead, seconds);
                 Outcome::Dead { error: reason }
             }
             Err(JobError::Retry { reason, .. }) if job.attempt >= max_attempts => {
                 tracing::warn!(%reason, "job failed on its last attempt; dead-lettered");
-                self.metrics.finished(&job.kind, Finished::Dead, seconds);
+                self.metrics.finished(kind, Finished::Dead, seconds);
                 Outcome::Dead {
                     error: format!("{reason} (gave up after {max_attempts} attempts)"),
                 }
@@ -222,7 +238,7 @@ impl Worker {
                     )
                 });
                 tracing::info!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
-                self.metrics.finished(&job.kind, Finished::Failed, seconds);
+                self.metrics.finished(kind, Finished::Failed, seconds);
                 Outcome::Retry {
                     at: Timestamp::from_millis(now.millis() + delay.as_millis() as i64),
                     error: reason,
@@ -256,14 +272,21 @@ impl Worker {
             };
             let want = (1 + slots.available_permits()).min(self.config.batch.max(1));
             let now = Timestamp::now();
-            let jobs =
-                match queue::claim(&self.db, &self.owner, want, self.lease_until(now), now).await {
-                    Ok(jobs) => jobs,
-                    Err(error) => {
-                        tracing::error!(error = %error, "cannot claim jobs");
-                        Vec::new()
-                    }
-                };
+            let claimed = queue::claim(
+                &self.db,
+                &self.owner,
+                &self.kinds,
+                want,
+                self.lease_until(now),
+                now,
+            );
+            let jobs = match claimed.await {
+                Ok(jobs) => jobs,
+                Err(error) => {
+                    tracing::error!(error = %error, "cannot claim jobs");
+                    Vec::new()
+                }
+            };
             if jobs.is_empty() {
                 drop(first);
                 tokio::select! {
@@ -370,26 +393,6 @@ impl Worker {
                     tracing::warn!(error = %error, "cannot extend job leases");
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
-        let mut rng = rand::rng();
-        let base = Duration::from_secs(1);
-        let max = Duration::from_secs(60);
-        for _ in 0..100 {
-            let first = backoff(1, base, max, &mut rng);
-            assert!(first >= Duration::from_millis(500) && first <= base);
-            let fourth = backoff(4, base, max, &mut rng);
-            assert!(fourth >= Duration::from_secs(4) && fourth <= Duration::from_secs(8));
-            let late = backoff(40, base, max, &mut rng);
-            assert!(late >= Duration::from_secs(30) && late <= max);
         }
     }
 }

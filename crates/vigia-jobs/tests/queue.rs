@@ -13,7 +13,7 @@ use vigia_jobs::{
     BoxFuture, CronExpr, ExecutionOutcome, Handler, JobContext, JobError, JobMetrics, Registry,
     ScheduleDef, Scheduler, Worker, WorkerConfig,
 };
-use vigia_store::jobs::{self, JobState, NewJob, queue};
+use vigia_store::jobs::{self, JobKind, JobState, NewJob, Task, queue};
 use vigia_store::{Db, DbOptions, schedules};
 
 /// A fresh database; a PostgreSQL one is dropped with it.
@@ -111,21 +111,17 @@ fn worker(db: &Db, registry: Registry) -> Worker {
     Worker::new(db.clone(), Arc::new(registry), config(), JobMetrics::new())
 }
 
-/// Fails `failures` times, then succeeds.
+/// Runs `noop` jobs: fails `failures` times, then succeeds.
 struct Flaky {
     failures: u32,
     runs: Arc<AtomicU32>,
 }
 
 impl Handler for Flaky {
-    fn kind(&self) -> &'static str {
-        "flaky"
+    fn kind(&self) -> JobKind {
+        JobKind::Noop
     }
-    fn run<'a>(
-        &'a self,
-        _: &'a JobContext,
-        _: serde_json::Value,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
+    fn run<'a>(&'a self, _: &'a JobContext, _: Task) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
             if run <= self.failures {
@@ -137,44 +133,40 @@ impl Handler for Flaky {
     }
 }
 
-/// Fails permanently.
+/// Runs `fail` jobs: fails permanently.
 struct Rejects;
 
 impl Handler for Rejects {
-    fn kind(&self) -> &'static str {
-        "rejects"
+    fn kind(&self) -> JobKind {
+        JobKind::Fail
     }
-    fn run<'a>(
-        &'a self,
-        _: &'a JobContext,
-        _: serde_json::Value,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
+    fn run<'a>(&'a self, _: &'a JobContext, _: Task) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async { Err(JobError::permanent("the receiver said 400 Bad Request")) })
     }
 }
 
-/// Its effect is a follow-up job with a dedup key derived from the payload: running twice
-/// enqueues it once.
+/// Runs `noop` jobs whose effect is a follow-up `fail` job with a dedup key derived from the
+/// task: running twice enqueues it once.
 struct Effect {
     runs: Arc<AtomicU32>,
 }
 
 impl Handler for Effect {
-    fn kind(&self) -> &'static str {
-        "effect"
+    fn kind(&self) -> JobKind {
+        JobKind::Noop
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobContext,
-        payload: serde_json::Value,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
+    fn run<'a>(&'a self, ctx: &'a JobContext, task: Task) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             self.runs.fetch_add(1, Ordering::SeqCst);
-            let n = payload["n"].as_i64().unwrap_or_default();
+            let Task::Noop { n } = task else {
+                return Err(JobError::permanent("not a noop job"));
+            };
             // Parked far in the future: this test only counts it.
-            let follow_up = NewJob::new("effect.done", json!({ "n": n }))
-                .dedup(format!("effect:{n}"))
-                .run_at(Timestamp::from_millis(i64::MAX / 2));
+            let follow_up = NewJob::new(&Task::Fail {
+                reason: format!("effect {n}"),
+            })
+            .dedup(format!("effect:{n}"))
+            .run_at(Timestamp::from_millis(i64::MAX / 2));
             jobs::enqueue(&ctx.db, &follow_up, ctx.now).await?;
             Ok(())
         })
@@ -191,7 +183,7 @@ async fn a_failing_job_is_retried_with_backoff_then_succeeds() {
             runs: runs.clone(),
         });
         let worker = worker(&db, registry);
-        let id = jobs::enqueue(&db, &NewJob::new("flaky", json!({})), at(0))
+        let id = jobs::enqueue(&db, &NewJob::new(&Task::Noop { n: 0 }), at(0))
             .await
             .expect("enqueue")
             .expect("new job");
@@ -239,10 +231,14 @@ async fn a_job_out_of_attempts_goes_to_the_dead_letter_list() {
             runs: runs.clone(),
         });
         let worker = worker(&db, registry);
-        let id = jobs::enqueue(&db, &NewJob::new("flaky", json!({})).max_attempts(3), at(0))
-            .await
-            .expect("enqueue")
-            .expect("new job");
+        let id = jobs::enqueue(
+            &db,
+            &NewJob::new(&Task::Noop { n: 0 }).max_attempts(3),
+            at(0),
+        )
+        .await
+        .expect("enqueue")
+        .expect("new job");
         for hour in 0..10 {
             worker.drain(at(hour * 3600), 100).await.expect("drain");
         }
@@ -271,33 +267,62 @@ async fn a_job_out_of_attempts_goes_to_the_dead_letter_list() {
 }
 
 #[tokio::test]
-async fn permanent_errors_and_unknown_kinds_are_dead_lettered_at_once() {
+async fn permanent_errors_are_dead_lettered_at_once_and_other_kinds_are_left_to_their_workers() {
     for (db, _dir) in databases().await {
         let mut registry = Registry::new();
         registry.register(Rejects);
         let worker = worker(&db, registry);
-        let rejected = jobs::enqueue(&db, &NewJob::new("rejects", json!({})), at(0))
+        let reason = "the receiver said 400 Bad Request";
+        let rejected = jobs::enqueue(
+            &db,
+            &NewJob::new(&Task::Fail {
+                reason: reason.into(),
+            }),
+            at(0),
+        )
+        .await
+        .expect("enqueue")
+        .expect("new");
+        // This worker has no `sleep` handler: it does not claim the job, let alone bury it.
+        let other = jobs::enqueue(&db, &NewJob::new(&Task::Sleep { ms: 1 }), at(0))
             .await
             .expect("enqueue")
             .expect("new");
-        let unknown = jobs::enqueue(&db, &NewJob::new("report.nobody", json!({})), at(0))
-            .await
-            .expect("enqueue")
-            .expect("new");
-        assert_eq!(worker.drain(at(0), 100).await.expect("drain"), 2);
+        assert_eq!(worker.drain(at(0), 100).await.expect("drain"), 1);
         let job = jobs::find(&db, rejected).await.expect("job");
         assert_eq!((job.state, job.attempts), (JobState::Dead, 1));
+        assert_eq!(job.last_error.as_deref(), Some(reason));
+        let job = jobs::find(&db, other).await.expect("job");
         assert_eq!(
-            job.last_error.as_deref(),
-            Some("the receiver said 400 Bad Request")
+            (job.state, job.attempts),
+            (JobState::Queued, 0),
+            "left alone"
         );
-        let job = jobs::find(&db, unknown).await.expect("job");
-        assert_eq!(job.state, JobState::Dead);
+    }
+}
+
+#[tokio::test]
+async fn a_stored_payload_that_is_not_its_kinds_task_is_dead_lettered_with_the_reason() {
+    for (db, _dir) in databases().await {
+        let mut registry = Registry::new();
+        vigia_jobs::builtin::register_defaults(&mut registry, Duration::from_secs(60), true);
+        let worker = worker(&db, registry);
+        let bad = NewJob {
+            kind: JobKind::Sleep,
+            payload: json!({ "ms": "soon" }),
+            dedup_key: None,
+            run_at: None,
+            max_attempts: None,
+        };
+        let id = jobs::enqueue(&db, &bad, at(0))
+            .await
+            .expect("enqueue")
+            .expect("new");
+        assert_eq!(worker.drain(at(0), 100).await.expect("drain"), 1);
+        let job = jobs::find(&db, id).await.expect("job");
+        assert_eq!((job.state, job.attempts), (JobState::Dead, 1));
         let error = job.last_error.expect("error");
-        assert!(
-            error.contains("no handler is registered for job kind \"report.nobody\""),
-            "{error}"
-        );
+        assert!(error.contains("not a sleep job"), "{error}");
     }
 }
 
@@ -308,13 +333,13 @@ async fn a_job_whose_worker_died_runs_again_after_its_lease_and_its_effect_happe
         let mut registry = Registry::new();
         registry.register(Effect { runs: runs.clone() });
         let survivor = worker(&db, registry.clone());
-        let id = jobs::enqueue(&db, &NewJob::new("effect", json!({ "n": 7 })), at(0))
+        let id = jobs::enqueue(&db, &NewJob::new(&Task::Noop { n: 7 }), at(0))
             .await
             .expect("enqueue")
             .expect("new");
 
         // A worker claims the job, runs its effect, and dies before recording the outcome.
-        let claimed = queue::claim(&db, "worker-that-dies", 10, at(30), at(0))
+        let claimed = queue::claim(&db, "worker-that-dies", &[JobKind::Noop], 10, at(30), at(0))
             .await
             .expect("claim");
         assert_eq!(claimed.len(), 1);
@@ -322,13 +347,13 @@ async fn a_job_whose_worker_died_runs_again_after_its_lease_and_its_effect_happe
         let ctx = JobContext {
             db: db.clone(),
             job_id: id,
-            kind: "effect".into(),
+            kind: JobKind::Noop,
             attempt: 1,
             max_attempts: 5,
             now: at(1),
         };
         Effect { runs: runs.clone() }
-            .run(&ctx, json!({ "n": 7 }))
+            .run(&ctx, Task::Noop { n: 7 })
             .await
             .expect("effect");
         drop(ghost);
@@ -357,7 +382,7 @@ async fn a_job_whose_worker_died_runs_again_after_its_lease_and_its_effect_happe
             &db,
             &jobs::JobFilter {
                 state: None,
-                kind: Some("effect.done".into()),
+                kind: Some("fail".into()),
             },
             None,
             10,
@@ -399,7 +424,7 @@ async fn drain_runs_exactly_the_due_jobs_and_dedup_keys_enqueue_once() {
         });
         let worker = worker(&db, registry);
         let batch: Vec<NewJob> = (0..10)
-            .map(|i| NewJob::new("flaky", json!({ "i": i })).dedup(format!("k{}", i % 5)))
+            .map(|i| NewJob::new(&Task::Noop { n: i }).dedup(format!("k{}", i % 5)))
             .collect();
         assert_eq!(
             jobs::enqueue_batch(&db, &batch, at(0))
@@ -407,9 +432,13 @@ async fn drain_runs_exactly_the_due_jobs_and_dedup_keys_enqueue_once() {
                 .expect("batch"),
             5
         );
-        jobs::enqueue(&db, &NewJob::new("flaky", json!({})).run_at(at(60)), at(0))
-            .await
-            .expect("enqueue");
+        jobs::enqueue(
+            &db,
+            &NewJob::new(&Task::Noop { n: 0 }).run_at(at(60)),
+            at(0),
+        )
+        .await
+        .expect("enqueue");
         assert_eq!(worker.drain(at(0), 100).await.expect("drain"), 5);
         assert_eq!(runs.load(Ordering::SeqCst), 5);
         assert_eq!(worker.drain(at(0), 100).await.expect("drain"), 0);
@@ -431,7 +460,7 @@ async fn workers_run_jobs_concurrently_and_stop_on_shutdown() {
             runs: runs.clone(),
         });
         let batch: Vec<NewJob> = (0..300)
-            .map(|i| NewJob::new("flaky", json!({ "i": i })))
+            .map(|i| NewJob::new(&Task::Noop { n: i }))
             .collect();
         jobs::enqueue_batch(&db, &batch, Timestamp::now())
             .await
@@ -485,14 +514,10 @@ async fn workers_run_jobs_concurrently_and_stop_on_shutdown() {
 fn noop_registry() -> Registry {
     struct Noop;
     impl Handler for Noop {
-        fn kind(&self) -> &'static str {
-            "noop"
+        fn kind(&self) -> JobKind {
+            JobKind::Noop
         }
-        fn run<'a>(
-            &'a self,
-            _: &'a JobContext,
-            _: serde_json::Value,
-        ) -> BoxFuture<'a, Result<(), JobError>> {
+        fn run<'a>(&'a self, _: &'a JobContext, _: Task) -> BoxFuture<'a, Result<(), JobError>> {
             Box::pin(async { Ok(()) })
         }
     }
@@ -508,13 +533,13 @@ async fn a_schedule_fires_once_per_due_time_and_once_after_downtime() {
         let defs = vec![
             ScheduleDef {
                 name: "minutely".into(),
-                kind: "noop".into(),
+                kind: JobKind::Noop,
                 cron: CronExpr::parse("* * * * *").expect("cron"),
                 enabled: true,
             },
             ScheduleDef {
                 name: "unhandled".into(),
-                kind: "report.global".into(),
+                kind: JobKind::GlobalReport,
                 cron: CronExpr::parse("*/15 * * * *").expect("cron"),
                 enabled: true,
             },

@@ -1,3 +1,7 @@
+//! `vigia-loadtest paced` (see [`paced`]) creates incidents at a fixed rate.
+//!
+//! `vigia-loadtest alert-latency` (see [`alert`]) times alerts from detection to WebSocket.
+//!
 //! `vigia-loadtest ws`: opens many WebSocket clients against a running Vigía, makes incident
 //! events through the REST API, and measures how they are delivered: per-delivery latency
 //! (the event's server `ts` against the time it arrives; same machine, same clock), messages
@@ -5,7 +9,9 @@
 //!
 //! Loopback only: the target must be a 127.0.0.1 / localhost URL.
 
+mod alert;
 mod client;
+mod paced;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,6 +34,10 @@ struct Cli {
 enum Command {
     /// WebSocket fan-out: N clients subscribed to all incidents, events made over REST.
     Ws(WsArgs),
+    /// Incidents created at a fixed rate for a fixed time (bench/sustained.sh).
+    Paced(paced::PacedArgs),
+    /// Detection that triggers an alert → `alert.raised` on a WebSocket (bench/detections.sh).
+    AlertLatency(alert::AlertArgs),
 }
 
 #[derive(clap::Args)]
@@ -121,32 +131,47 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Ws(args) => ws(args).await,
+        Command::Paced(args) => paced::paced(args).await,
+        Command::AlertLatency(args) => alert::alert_latency(args).await,
     }
 }
 
-async fn ws(args: WsArgs) -> anyhow::Result<()> {
-    let host = reqwest::Url::parse(&args.url)
-        .context("invalid --url")?
-        .host_str()
-        .unwrap_or_default()
-        .to_owned();
-    if !["127.0.0.1", "localhost", "[::1]"].contains(&host.as_str()) {
+/// Refuses any target but this machine: the load clients never send traffic elsewhere.
+fn require_loopback(url: &str) -> anyhow::Result<()> {
+    let parsed = reqwest::Url::parse(url).context("invalid --url")?;
+    let host = parsed.host_str().unwrap_or_default();
+    if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
         bail!("the load client only targets loopback addresses, not {host}");
     }
-    let http = reqwest::Client::new();
+    Ok(())
+}
+
+/// Signs in; returns the access token.
+async fn login(
+    http: &reqwest::Client,
+    url: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
     let login: Value = http
-        .post(format!("{}/api/v1/auth/login", args.url))
-        .json(&json!({ "email": args.email, "password": args.password }))
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
         .send()
         .await?
         .error_for_status()
         .context("login failed")?
         .json()
         .await?;
-    let token = login["access_token"]
+    Ok(login["access_token"]
         .as_str()
         .context("no access token")?
-        .to_owned();
+        .to_owned())
+}
+
+async fn ws(args: WsArgs) -> anyhow::Result<()> {
+    require_loopback(&args.url)?;
+    let http = reqwest::Client::new();
+    let token = login(&http, &args.url, &args.email, &args.password).await?;
     let incident = make_incident(&http, &args.url, &token).await?;
 
     let shared = Arc::new(Shared {
@@ -163,7 +188,7 @@ async fn ws(args: WsArgs) -> anyhow::Result<()> {
         let permit = permits.clone().acquire_owned().await?;
         let (shared, token, ws_url) = (shared.clone(), token.clone(), ws_url.clone());
         tokio::spawn(async move {
-            match connect(&ws_url, &token).await {
+            match connect(&ws_url, &token, &["incidents"]).await {
                 Ok(socket) => {
                     shared.connected.fetch_add(1, Ordering::Relaxed);
                     drop(permit);
@@ -251,10 +276,11 @@ async fn ws(args: WsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(url: &str, token: &str) -> anyhow::Result<Client> {
+/// A WebSocket client subscribed to `topics`, once the server said so.
+async fn connect(url: &str, token: &str, topics: &[&str]) -> anyhow::Result<Client> {
     let mut client = Client::connect(url, token).await?;
     client
-        .send_text(&json!({ "type": "subscribe", "topics": ["incidents"] }).to_string())
+        .send_text(&json!({ "type": "subscribe", "topics": topics }).to_string())
         .await?;
     loop {
         match client.next().await? {

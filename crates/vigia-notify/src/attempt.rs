@@ -1,4 +1,6 @@
-//! One attempt of one delivery: claim it, send, log the attempt, decide what comes next.
+//! One attempt of one delivery: send, log the attempt, decide what comes next. The caller is a
+//! `notification.deliver` job (its lease is the only one: a delivery has no claim of its own);
+//! logging a retry enqueues the job of the next attempt in the same transaction.
 
 use std::time::{Duration, Instant};
 
@@ -6,7 +8,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use vigia_domain::Timestamp;
 use vigia_store::StoreError;
 use vigia_store::notifications::{
-    self, AttemptRecord, AttemptResult, Channel, Delivery, DeliveryStatus,
+    self, AttemptRecord, AttemptResult, Channel, Delivery, DeliveryStatus, digest,
 };
 use vigia_store::webhooks;
 
@@ -18,56 +20,48 @@ use crate::retry::{Verdict, backoff, classify_status, parse_retry_after};
 use crate::signature::signature_header;
 use crate::ssrf::check_url;
 
-/// What the caller (a job runner, or [`deliver_with_retries`]) should do next.
+/// What became of an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
     /// It arrived (now or before).
     Delivered,
-    /// Try again after this long (the delivery row says when, too).
-    RetryAfter(Option<Duration>),
+    /// It failed; the next attempt is queued to run after this long.
+    RetryAfter(Duration),
     /// No further attempt: the delivery is dead (replay revives it).
     GiveUp(String),
+    /// Nothing was sent: attempt `number` was already made (this job ran before, and its
+    /// process died after logging it), or the delivery was finished or replayed since.
+    AlreadyDone,
+    /// Not sent on its own: its recipient is over their rate, so it waits in this digest.
+    Held { digest_id: i64 },
 }
 
-/// Performs one attempt of delivery `id` and logs it. Safe to call twice or concurrently: an
-/// attempt first claims the delivery, and a delivered or dead delivery is not sent again.
+/// Performs attempt `number` of delivery `id` (from its `notification.deliver` job) and logs
+/// it. Safe to run twice: an attempt whose number the log already has is not made again, and
+/// a delivered or dead delivery is not sent again.
 #[tracing::instrument(skip(n))]
-pub async fn attempt(n: &Notifier, id: i64) -> anyhow::Result<AttemptOutcome> {
+pub async fn attempt(n: &Notifier, id: i64, number: u32) -> anyhow::Result<AttemptOutcome> {
     let db = n.db();
-    let lease = n.config().webhooks.timeout.max(n.config().email.timeout) + Duration::from_secs(60);
-    let lease_until = Timestamp::from_millis(Timestamp::now().millis() + lease.as_millis() as i64);
-    let Some(delivery) = notifications::claim(db, id, lease_until).await? else {
-        let d = notifications::find(db, id).await?;
-        return Ok(match d.status {
-            DeliveryStatus::Delivered => AttemptOutcome::Delivered,
-            DeliveryStatus::Dead => AttemptOutcome::GiveUp(d.last_error.unwrap_or_default()),
-            // Someone else holds it; their lease ends by then at the latest.
-            _ => AttemptOutcome::RetryAfter(Some(Duration::from_secs(1))),
-        });
-    };
+    let delivery = notifications::find(db, id).await?;
+    let made = u32::try_from(delivery.attempts).unwrap_or(u32::MAX);
+    if made >= number
+        || matches!(
+            delivery.status,
+            DeliveryStatus::Delivered | DeliveryStatus::Dead
+        )
+    {
+        return Ok(AttemptOutcome::AlreadyDone);
+    }
+    if let Some(digest_id) = delivery.digest_id {
+        // Held before (this job ran, and its process died after holding it).
+        return Ok(AttemptOutcome::Held { digest_id });
+    }
     match delivery.channel {
         Channel::Email => attempt_email(n, delivery).await,
         Channel::Webhook => attempt_webhook(n, delivery).await,
-        Channel::Upload => {
-            notifications::release(db, id).await?;
-            Ok(AttemptOutcome::GiveUp(
-                "report uploads are attempted by the reports stage".into(),
-            ))
-        }
-    }
-}
-
-/// Attempts delivery `id` until it arrives or is given up, sleeping between attempts as
-/// [`attempt`] says (backoff with jitter, or the receiver's Retry-After). A stand-in for the
-/// job queue, used by tests and the CLI.
-pub async fn deliver_with_retries(n: &Notifier, id: i64) -> anyhow::Result<AttemptOutcome> {
-    loop {
-        match attempt(n, id).await? {
-            AttemptOutcome::RetryAfter(after) => {
-                tokio::time::sleep(after.unwrap_or(Duration::from_secs(1))).await;
-            }
-            done => return Ok(done),
-        }
+        Channel::Upload => Ok(AttemptOutcome::GiveUp(
+            "report uploads are attempted by the reports stage".into(),
+        )),
     }
 }
 
@@ -98,7 +92,7 @@ async fn conclude(
             (
                 AttemptResult::Retry,
                 Some(next),
-                AttemptOutcome::RetryAfter(Some(wait)),
+                AttemptOutcome::RetryAfter(wait),
             )
         }
         (Verdict::Retry { .. }, None) => {
@@ -150,7 +144,20 @@ async fn attempt_email(n: &Notifier, delivery: Delivery) -> anyhow::Result<Attem
         };
         return conclude(n, &delivery, at, sent, &policy, None).await;
     };
-    let payload: EmailPayload = match serde_json::from_str(&delivery.payload) {
+    let is_digest = delivery.message_type == digest::DIGEST_TYPE;
+    let stored = if is_digest {
+        match crate::digest::write(n, &delivery).await? {
+            Some(payload) => payload,
+            None => {
+                let reason = "the digest carries no e-mail";
+                notifications::mark_dead(n.db(), delivery.id, reason).await?;
+                return Ok(AttemptOutcome::GiveUp(reason.into()));
+            }
+        }
+    } else {
+        delivery.payload.clone()
+    };
+    let payload: EmailPayload = match serde_json::from_str(&stored) {
         Ok(p) => p,
         Err(e) => {
             let sent = Sent {
@@ -162,6 +169,13 @@ async fn attempt_email(n: &Notifier, delivery: Delivery) -> anyhow::Result<Attem
             return conclude(n, &delivery, at, sent, &policy, None).await;
         }
     };
+    if payload.digest.is_some()
+        && delivery.attempts == 0
+        && crate::digest::over_rate(n, &payload.to).await?
+    {
+        let digest_id = crate::digest::hold(n, &delivery, &payload.to).await?;
+        return Ok(AttemptOutcome::Held { digest_id });
+    }
     let started = Instant::now();
     let result = mailer
         .send(&payload.to, &delivery.message_id, &payload.mail)

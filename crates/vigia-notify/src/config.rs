@@ -67,6 +67,26 @@ pub struct EmailSettings {
     pub report_recipients: Vec<String>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    pub digest: DigestPolicy,
+}
+
+/// When a recipient's e-mails are gathered into a digest instead of sent one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestPolicy {
+    /// E-mails a minute (with a burst of as many) sent to one recipient one by one; beyond
+    /// it, the digestible ones are held for a digest. 0: never.
+    pub after_per_minute: u32,
+    /// How long a digest gathers, from the first e-mail it holds.
+    pub window: Duration,
+}
+
+impl Default for DigestPolicy {
+    fn default() -> Self {
+        Self {
+            after_per_minute: 6,
+            window: Duration::from_secs(300),
+        }
+    }
 }
 
 impl Default for EmailSettings {
@@ -84,6 +104,7 @@ impl Default for EmailSettings {
             report_recipients: Vec::new(),
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
+            digest: DigestPolicy::default(),
         }
     }
 }
@@ -137,8 +158,6 @@ pub struct NotifyConfig {
     pub email: EmailSettings,
     pub webhooks: WebhookSettings,
     pub report_links: ReportLinkSettings,
-    /// How often the built-in dispatcher looks for new events and due deliveries.
-    pub poll_interval: Duration,
 }
 
 impl Default for NotifyConfig {
@@ -148,7 +167,6 @@ impl Default for NotifyConfig {
             email: EmailSettings::default(),
             webhooks: WebhookSettings::default(),
             report_links: ReportLinkSettings::default(),
-            poll_interval: Duration::from_secs(1),
         }
     }
 }

@@ -1,18 +1,20 @@
 //! Vigía's outbound notifications: e-mail over SMTP and Standard Webhooks, with a
 //! per-attempt delivery log in the store.
 //!
-//! The API is two plain async functions a job runner calls, with retry decisions as values:
-//! [`plan`] turns one stored incident event into delivery rows (idempotent per event, channel
-//! and target) and [`attempt`] performs one attempt of one delivery, logs it, and answers
-//! [`AttemptOutcome`]. [`deliver_with_retries`] is a small driver that loops over `attempt`
-//! with backoff, and [`dispatcher::run`] polls the event outbox and due deliveries for
-//! installations without a job queue.
+//! The API is two plain async functions the job queue's handlers call, with retry decisions
+//! as values: [`plan`] turns one stored incident event (and [`plan_exam`] one exam event) into delivery rows (idempotent per
+//! event, channel and target), each enqueued with the `notification.deliver` job of its first
+//! attempt, and [`attempt`] performs one attempt of one delivery, logs it (enqueueing the next
+//! attempt's job when it failed and may be retried), and answers [`AttemptOutcome`]. There is
+//! no queue, poller or lease here: the job queue is the only one.
 
 mod attempt;
 pub mod config;
-pub mod dispatcher;
+mod digest;
 pub mod mail;
 mod plan;
+mod plan_alert;
+mod plan_exam;
 pub mod retry;
 pub mod signature;
 pub mod ssrf;
@@ -31,11 +33,13 @@ pub fn report_path(department_id: i64, incident_id: i64) -> String {
     format!("/reports/incidents/{department_id}/incident_{incident_id}.json")
 }
 
-pub use attempt::{AttemptOutcome, attempt, deliver_with_retries};
+pub use attempt::{AttemptOutcome, attempt};
 pub use config::{
-    EmailSettings, NotifyConfig, ReportLinkSettings, RetryPolicy, SmtpMode, WebhookSettings,
+    DigestPolicy, EmailSettings, NotifyConfig, ReportLinkSettings, RetryPolicy, SmtpMode,
+    WebhookSettings,
 };
 pub use plan::{plan, send_report_email, send_test_webhook, webhook_body};
+pub use plan_exam::plan_exam;
 
 /// What `plan` and `attempt` need: the database, settings, an SMTP client, an HTTP client
 /// guarded against SSRF, and the templates. Cheap to clone.
@@ -83,6 +87,16 @@ impl Notifier {
 
     pub fn config(&self) -> &NotifyConfig {
         &self.0.config
+    }
+
+    /// `{public_url}/alerts/{id}`: the alert's page for staff.
+    pub fn alert_link(&self, id: i64) -> String {
+        format!("{}/alerts/{id}", self.public_url())
+    }
+
+    /// `{public_url}/proctoring/exams/{id}/live`: an exam's live proctoring view.
+    pub fn exam_link(&self, id: i64) -> String {
+        format!("{}/proctoring/exams/{id}/live", self.public_url())
     }
 
     /// `{public_url}/incidents/{code}`.

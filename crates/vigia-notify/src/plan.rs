@@ -7,6 +7,7 @@
 //! - `incident.escalated` → the department's escalation contacts.
 //! - Webhooks: every enabled endpoint subscribed to the message type. Internal events (internal
 //!   comments) never leave through webhooks: endpoints are outside the staff boundary.
+//! - Alert events (`alert.*`): see [`crate::plan_alert`].
 
 use serde_json::{Value, json};
 use vigia_domain::Timestamp;
@@ -20,7 +21,7 @@ use crate::Notifier;
 use crate::templates::{Lang, Template, breach_label, status_label, urgency_label};
 
 /// A new message id, the same on every attempt of its delivery (`webhook-id`, Message-ID).
-fn message_id() -> String {
+pub(crate) fn message_id() -> String {
     format!("msg_{}", uuid::Uuid::now_v7().simple())
 }
 
@@ -34,21 +35,29 @@ pub fn webhook_body(message_type: &str, timestamp: &str, data: Value) -> String 
 #[tracing::instrument(skip_all, fields(event_id = event.id.0, kind = %event.kind))]
 pub async fn plan(n: &Notifier, event: &StoredEvent) -> anyhow::Result<Vec<i64>> {
     let db = n.db();
+    let incident_id = match (event.incident_id, event.alert_id) {
+        (Some(incident), _) => incident,
+        (None, Some(alert)) => {
+            let planned = crate::plan_alert::plan_alert(n, event, alert.0).await?;
+            return Ok(notifications::insert_planned(db, &planned).await?);
+        }
+        (None, None) => return Ok(Vec::new()),
+    };
     let mut planned: Vec<NewDelivery> = Vec::new();
-    let brief = match notifications::incident_brief(db, event.incident_id.0).await {
+    let brief = match notifications::incident_brief(db, incident_id.0).await {
         Ok(brief) => Some(brief),
         Err(StoreError::NotFound) => None,
         Err(e) => return Err(e.into()),
     };
     if let (Some(brief), true) = (&brief, n.config().email.enabled) {
-        plan_emails(n, event, brief, &mut planned).await?;
+        plan_emails(n, event, incident_id, brief, &mut planned).await?;
     }
     if !event.internal {
         for endpoint in webhooks::subscribed(db, &event.message_type).await? {
             let data = json!({
                 "event_id": event.id.0,
-                "incident_id": event.incident_id.0,
-                "code": event.code.to_string(),
+                "incident_id": incident_id.0,
+                "code": event.code.map(|c| c.to_string()),
                 "actor": event.actor,
                 "at": event.at,
                 "change": event.data,
@@ -58,7 +67,8 @@ pub async fn plan(n: &Notifier, event: &StoredEvent) -> anyhow::Result<Vec<i64>>
                 target: endpoint.id.to_string(),
                 endpoint_id: Some(endpoint.id),
                 event_id: Some(event.id.0),
-                incident_id: Some(event.incident_id.0),
+                exam_event_id: None,
+                incident_id: Some(incident_id.0),
                 message_type: event.message_type.clone(),
                 message_id: message_id(),
                 payload: webhook_body(&event.message_type, &event.at.to_rfc3339(), data),
@@ -71,6 +81,7 @@ pub async fn plan(n: &Notifier, event: &StoredEvent) -> anyhow::Result<Vec<i64>>
 async fn plan_emails(
     n: &Notifier,
     event: &StoredEvent,
+    incident_id: vigia_domain::ids::IncidentId,
     brief: &IncidentBrief,
     planned: &mut Vec<NewDelivery>,
 ) -> anyhow::Result<()> {
@@ -138,7 +149,7 @@ async fn plan_emails(
                 let link = report_links::issue(
                     db,
                     &NewReportLink {
-                        incident_id: event.incident_id,
+                        incident_id,
                         department_id: DepartmentId(department),
                         event_id: event.id.0,
                         recipient: to.clone(),
@@ -152,15 +163,21 @@ async fn plan_emails(
         };
         let context = incident_context(n, brief, lang, &extra, report_link);
         let rendered = n.0.templates.render(template, lang, context)?;
+        let digest = crate::digest::line(n, template, brief, lang);
         planned.push(NewDelivery {
             channel: Channel::Email,
             target: to.clone(),
             endpoint_id: None,
             event_id: Some(event.id.0),
-            incident_id: Some(event.incident_id.0),
+            exam_event_id: None,
+            incident_id: Some(incident_id.0),
             message_type: event.message_type.clone(),
             message_id: message_id(),
-            payload: serde_json::to_string(&EmailPayload { to, mail: rendered })?,
+            payload: serde_json::to_string(&EmailPayload {
+                to,
+                mail: rendered,
+                digest,
+            })?,
         });
     }
     Ok(())
@@ -171,6 +188,9 @@ async fn plan_emails(
 pub(crate) struct EmailPayload {
     pub to: String,
     pub mail: crate::templates::RenderedEmail,
+    /// Its line in a digest, when it may be gathered into one (never for emergencies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<crate::digest::DigestLine>,
 }
 
 /// When a link issued for an event at `at` stops opening its report.
@@ -244,10 +264,15 @@ pub async fn send_report_email(
             target: to.clone(),
             endpoint_id: None,
             event_id: None,
+            exam_event_id: None,
             incident_id: None,
             message_type: "report".into(),
             message_id: message_id(),
-            payload: serde_json::to_string(&EmailPayload { to, mail: rendered })?,
+            payload: serde_json::to_string(&EmailPayload {
+                to,
+                mail: rendered,
+                digest: None,
+            })?,
         });
     }
     Ok(notifications::insert_planned(db, &planned).await?)
@@ -263,6 +288,7 @@ pub async fn send_test_webhook(db: &vigia_store::Db, endpoint_id: i64) -> anyhow
         target: endpoint_id.to_string(),
         endpoint_id: Some(endpoint_id),
         event_id: None,
+        exam_event_id: None,
         incident_id: None,
         message_type: "webhook.test".into(),
         message_id: message_id(),

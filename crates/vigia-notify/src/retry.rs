@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 use crate::config::RetryPolicy;
 
 /// What one attempt's result means for the delivery.
@@ -43,19 +41,19 @@ pub fn parse_retry_after(raw: &str, now: time::OffsetDateTime) -> Option<Duratio
     Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
 }
 
-/// The wait before attempt `next_attempt` (2 for the first retry): exponential from
-/// `policy.base`, capped at `policy.max`, with "equal jitter" (a random point in the upper
-/// half) so that receivers recovering from an outage are not hit by every sender at once. A
-/// receiver's `Retry-After` wins when it is longer, capped at `policy.max` too.
+/// The wait before attempt `next_attempt` (2 for the first retry): Vigía's one backoff rule
+/// ([`vigia_domain::backoff::backoff`]) over `policy`. A receiver's `Retry-After` wins when it
+/// is longer, capped at `policy.max` too.
 pub fn backoff(policy: &RetryPolicy, next_attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let exponent = next_attempt.saturating_sub(2).min(30);
-    let full = policy.base.saturating_mul(1u32 << exponent).min(policy.max);
-    let half = full / 2;
-    let jitter_ms = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
-    let computed = half + Duration::from_millis(jitter_ms);
+    let computed = vigia_domain::backoff::backoff(
+        next_attempt.saturating_sub(1),
+        policy.base,
+        policy.max,
+        &mut rand::rng(),
+    );
     match retry_after {
         Some(asked) if asked > computed => asked.min(policy.max),
-        _ => computed.min(policy.max),
+        _ => computed,
     }
 }
 

@@ -31,13 +31,16 @@ fn forbidden_v4(ip: Ipv4Addr) -> bool {
         || a == 0
         // carrier-grade NAT, 100.64.0.0/10
         || (a == 100 && (64..128).contains(&b))
+        // IETF protocol assignments 192.0.0.0/24 (DS-Lite, NAT64 discovery, ...)
+        || (a == 192 && b == 0 && ip.octets()[2] == 0)
         // benchmarking 198.18.0.0/15 and reserved 240.0.0.0/4
         || (a == 198 && (b == 18 || b == 19))
         || a >= 240
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
@@ -45,8 +48,23 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xfe00) == 0xfc00
         // link-local fe80::/10
         || (first & 0xffc0) == 0xfe80
-        // IPv4-compatible / NAT64 well-known prefix embedding a forbidden v4 address
-        || (first == 0x64 && ip.segments()[1] == 0xff9b)
+        // IPv4-compatible ::a.b.c.d (::/96, deprecated by RFC 4291): refused whatever the
+        // address, as a stack may still route it to IPv4
+        || segments[..6].iter().all(|s| *s == 0)
+        // 6to4 2002::/16 carries an IPv4 address in its next 32 bits: refused when that
+        // address is
+        || (first == 0x2002 && forbidden_v4(embedded_v4(segments[1], segments[2])))
+        // NAT64 64:ff9b::/32 (the well-known prefix 64:ff9b::/96 and the local-use
+        // 64:ff9b:1::/48): refused whole, whatever IPv4 address it embeds, since the gateway
+        // translating it may reach private IPv4 networks
+        || (first == 0x64 && segments[1] == 0xff9b)
+}
+
+/// The IPv4 address carried by two 16-bit segments of an IPv6 address.
+fn embedded_v4(high: u16, low: u16) -> Ipv4Addr {
+    let [a, b] = high.to_be_bytes();
+    let [c, d] = low.to_be_bytes();
+    Ipv4Addr::new(a, b, c, d)
 }
 
 /// Why a URL may not receive webhooks.
@@ -137,6 +155,7 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "64:ff9b::808:808",
         ] {
             assert!(
                 is_forbidden(ip.parse().expect("ip")),
@@ -171,6 +190,71 @@ mod tests {
             Err(UrlRefused::Private(_))
         ));
         assert!(check_url("http://127.0.0.1:9/", true).is_ok());
+    }
+
+    #[test]
+    fn ietf_protocol_assignments_192_0_0_0_24_are_forbidden() {
+        for ip in ["192.0.0.1", "192.0.0.8", "192.0.0.170", "192.0.0.255"] {
+            assert!(
+                is_forbidden(ip.parse().expect("ip")),
+                "{ip} must be forbidden"
+            );
+        }
+        // Neighbours of the range stay allowed.
+        for ip in ["192.0.1.1", "192.1.0.1"] {
+            assert!(
+                !is_forbidden(ip.parse().expect("ip")),
+                "{ip} must be allowed"
+            );
+        }
+    }
+
+    #[test]
+    fn six_to_four_addresses_are_forbidden_when_their_embedded_ipv4_is() {
+        // 2002:AABB:CCDD:: carries AA.BB.CC.DD.
+        for ip in [
+            "2002:7f00:1::",      // 127.0.0.1
+            "2002:a00:1::1",      // 10.0.0.1
+            "2002:a9fe:a9fe::",   // 169.254.169.254
+            "2002:c0a8:101:1::1", // 192.168.1.1
+            "2002:c000:8::",      // 192.0.0.8
+        ] {
+            assert!(
+                is_forbidden(ip.parse().expect("ip")),
+                "{ip} must be forbidden"
+            );
+        }
+        // 8.8.8.8 and 93.184.216.34 are public: so are their 6to4 addresses.
+        for ip in ["2002:808:808::1", "2002:5db8:d822::"] {
+            assert!(
+                !is_forbidden(ip.parse().expect("ip")),
+                "{ip} must be allowed"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv4_compatible_ipv6_addresses_are_forbidden() {
+        for ip in [
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "::8.8.8.8",
+            "::0.0.0.2",
+        ] {
+            assert!(
+                is_forbidden(ip.parse().expect("ip")),
+                "{ip} must be forbidden"
+            );
+        }
+        assert!(matches!(
+            check_url("http://[::127.0.0.1]:8080/", false),
+            Err(UrlRefused::Private(_))
+        ));
+        assert!(matches!(
+            check_url("http://[2002:7f00:1::]/", false),
+            Err(UrlRefused::Private(_))
+        ));
     }
 
     #[tokio::test]

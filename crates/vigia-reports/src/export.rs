@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use vigia_domain::Timestamp;
 use vigia_domain::auth::Principal;
-use vigia_domain::incidents::{Actor, ReadScope};
+use vigia_domain::incidents::{ReadScope, Relation};
 use vigia_store::incidents::{self, Incident, IncidentFilter};
 use vigia_store::reports::{ExportEvent, count_incidents, events_page};
 use vigia_store::{Cursor, Db};
@@ -105,15 +105,15 @@ fn optional_time(t: Option<Timestamp>) -> Cell {
     t.map_or(Cell::Empty, time)
 }
 
-fn relation(viewer: Option<&Principal>, i: &Incident) -> Actor {
-    viewer.map_or(Actor::Admin, |p| {
-        Actor::of(p, i.department_id, i.reporter_id)
+fn relation(viewer: Option<&Principal>, i: &Incident) -> Relation {
+    viewer.map_or(Relation::Admin, |p| {
+        Relation::of(p, i.department_id, i.reporter_id)
     })
 }
 
 fn incident_row(i: Incident, viewer: Option<&Principal>) -> [Cell; 26] {
     // What the API shows anyone of a public incident that is not theirs: no people.
-    let people = relation(viewer, &i) != Actor::Other;
+    let people = relation(viewer, &i).sees_people();
     let person = |id: Option<i64>| if people { Cell::from(id) } else { Cell::Empty };
     [
         Cell::Int(i.id.0),
@@ -148,16 +148,16 @@ fn incident_row(i: Incident, viewer: Option<&Principal>) -> [Cell; 26] {
 /// The row of an event for `viewer`, or `None` if the viewer may not see it (an internal event
 /// of an incident they do not work on).
 fn event_row(e: ExportEvent, viewer: Option<&Principal>) -> Option<[Cell; 8]> {
-    let actor = viewer.map_or(Actor::Admin, |p| {
-        Actor::of(p, e.department_id, e.reporter_id)
+    let relation = viewer.map_or(Relation::Admin, |p| {
+        Relation::of(p, e.department_id, e.reporter_id)
     });
-    if e.internal && !actor.may_see_internal() {
+    if e.internal && !relation.may_see_internal() {
         return None;
     }
-    let who = if actor == Actor::Other {
-        Cell::Empty
-    } else {
+    let who = if relation.sees_people() {
         Cell::Text(e.actor)
+    } else {
+        Cell::Empty
     };
     Some([
         Cell::Int(e.id),
@@ -250,7 +250,7 @@ pub fn write<W: Write + Send>(
 
 /// A `Write` that hands chunks of about 64 KiB to a bounded channel, blocking when the reader
 /// is behind. Fails with `BrokenPipe` once the reader is gone (the client hung up).
-struct ChannelWriter {
+pub(crate) struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     buf: Vec<u8>,
 }
@@ -258,6 +258,13 @@ struct ChannelWriter {
 const CHUNK: usize = 64 * 1024;
 
 impl ChannelWriter {
+    pub(crate) fn new(tx: mpsc::Sender<Result<Bytes, std::io::Error>>) -> Self {
+        Self {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -313,7 +320,7 @@ pub fn stream(
     ReceiverStream(rx)
 }
 
-struct ReceiverStream<T>(mpsc::Receiver<T>);
+pub(crate) struct ReceiverStream<T>(pub(crate) mpsc::Receiver<T>);
 
 impl<T> futures::Stream for ReceiverStream<T> {
     type Item = T;

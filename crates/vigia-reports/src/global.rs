@@ -353,6 +353,7 @@ pub async fn run(
     let record = reports::save(
         db,
         &NewReport {
+            competition_id: None,
             kind: ReportKind::Global,
             period_start: Some(period.from()),
             period_end: Some(period.to()),

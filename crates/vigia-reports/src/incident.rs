@@ -124,6 +124,7 @@ pub async fn run(
     let record = reports::save(
         db,
         &NewReport {
+            competition_id: None,
             kind: ReportKind::Incident,
             period_start: Some(report.incident.created_at),
             period_end: Some(report.generated_at),

@@ -8,6 +8,10 @@
 //! - [`incident`]: one incident and its history, written to
 //!   `reports/incidents/{department id}/incident_{id}.json` once it has a department.
 //! - [`custom`]: counts and mean times of filtered incidents grouped by chosen dimensions.
+//! - [`detections`]: the detection window report of a period (per subject: detections per
+//!   label, stress share, average confidence, alerts raised; totals), written to
+//!   `reports/detections/detections_YYYY-MM-DD_HH-MM.*` every 15 minutes by the scheduler.
+//! - [`detection_export`]: stored detections matching filters, streamed like [`export`].
 //! - [`export`]: incidents or events matching the list filters, streamed as NDJSON, CSV or XLSX
 //!   page by page (keyset pagination), so memory stays flat for any number of rows.
 //!
@@ -16,6 +20,8 @@
 //! code.
 
 pub mod custom;
+pub mod detection_export;
+pub mod detections;
 pub mod export;
 pub mod global;
 pub mod incident;

@@ -10,7 +10,7 @@ use vigia_domain::ids::{ApiKeyId, DepartmentId, UserId};
 use crate::audit::{AuditDraft, insert_audit};
 use crate::composed;
 use crate::page::{Cursor, Page};
-use crate::{Actor, Db, StoreError, StoreResult, on_reader, on_writer};
+use crate::{ChangeAuthor, Db, StoreError, StoreResult, on_reader, on_writer};
 
 /// An API key as listed (never the secret or its hash).
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +78,7 @@ const COLUMNS: &str =
     "id, name, key_prefix, scopes, created_by, created_at, expires_at, last_used_at, revoked_at";
 
 /// Stores a new key (audited).
-pub async fn create(db: &Db, new: &NewApiKey, actor: &Actor) -> StoreResult<ApiKey> {
+pub async fn create(db: &Db, new: &NewApiKey, actor: &ChangeAuthor) -> StoreResult<ApiKey> {
     for (i, department) in new.departments.iter().enumerate() {
         if !crate::catalog::department_exists(db, *department).await? {
             return Err(StoreError::UnknownReference {
@@ -204,7 +204,7 @@ pub async fn list(db: &Db, before: Option<Cursor>, limit: usize) -> StoreResult<
 }
 
 /// Revokes a key (audited). Revoking twice is not an error.
-pub async fn revoke(db: &Db, id: ApiKeyId, actor: &Actor) -> StoreResult<ApiKey> {
+pub async fn revoke(db: &Db, id: ApiKeyId, actor: &ChangeAuthor) -> StoreResult<ApiKey> {
     let before = find(db, id).await?;
     if before.revoked_at.is_some() {
         return Ok(before);

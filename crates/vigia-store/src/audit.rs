@@ -7,7 +7,7 @@ use vigia_domain::audit::AuditEntity;
 
 use crate::composed;
 use crate::page::{Cursor, Page};
-use crate::{Actor, Db, StoreResult, on_reader};
+use crate::{ChangeAuthor, Db, StoreResult, on_reader};
 
 /// An audit entry being prepared inside a store function.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub struct AuditDraft {
 
 impl AuditDraft {
     pub fn new(
-        actor: &Actor,
+        actor: &ChangeAuthor,
         action: &'static str,
         entity: AuditEntity,
         entity_id: Option<i64>,

@@ -10,7 +10,7 @@ use vigia_domain::incidents::AssignmentStrategy;
 
 use crate::audit::{AuditDraft, insert_audit};
 use crate::composed;
-use crate::{Actor, Db, StoreError, StoreResult, on_reader, on_writer};
+use crate::{ChangeAuthor, Db, StoreError, StoreResult, on_reader, on_writer};
 
 // ---------------------------------------------------------------------------------------------
 // Departments
@@ -114,7 +114,7 @@ pub async fn create_department(
     db: &Db,
     spec: &DepartmentSpec,
     strategy: AssignmentStrategy,
-    actor: &Actor,
+    actor: &ChangeAuthor,
 ) -> StoreResult<Department> {
     let now = Timestamp::now().millis();
     let sql = format!(
@@ -152,7 +152,7 @@ pub async fn update_department(
     id: DepartmentId,
     spec: &DepartmentSpec,
     strategy: AssignmentStrategy,
-    actor: &Actor,
+    actor: &ChangeAuthor,
 ) -> StoreResult<Department> {
     let before = find_department(db, id).await?;
     let now = Timestamp::now().millis();
@@ -188,7 +188,7 @@ pub async fn update_department(
     })
 }
 
-pub async fn delete_department(db: &Db, id: DepartmentId, actor: &Actor) -> StoreResult<()> {
+pub async fn delete_department(db: &Db, id: DepartmentId, actor: &ChangeAuthor) -> StoreResult<()> {
     let before = find_department(db, id).await?;
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -268,7 +268,11 @@ async fn check_default_department(db: &Db, spec: &CategorySpec) -> StoreResult<(
     Ok(())
 }
 
-pub async fn create_category(db: &Db, spec: &CategorySpec, actor: &Actor) -> StoreResult<Category> {
+pub async fn create_category(
+    db: &Db,
+    spec: &CategorySpec,
+    actor: &ChangeAuthor,
+) -> StoreResult<Category> {
     check_default_department(db, spec).await?;
     let now = Timestamp::now().millis();
     let sql = format!(
@@ -303,7 +307,7 @@ pub async fn update_category(
     db: &Db,
     id: CategoryId,
     spec: &CategorySpec,
-    actor: &Actor,
+    actor: &ChangeAuthor,
 ) -> StoreResult<Category> {
     let before = find_category(db, id).await?;
     check_default_department(db, spec).await?;
@@ -333,7 +337,7 @@ pub async fn update_category(
     })
 }
 
-pub async fn delete_category(db: &Db, id: CategoryId, actor: &Actor) -> StoreResult<()> {
+pub async fn delete_category(db: &Db, id: CategoryId, actor: &ChangeAuthor) -> StoreResult<()> {
     let before = find_category(db, id).await?;
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -462,7 +466,7 @@ fn polygon_json(spec: &ZoneSpec) -> Option<String> {
         .and_then(|p| serde_json::to_string(p).ok())
 }
 
-pub async fn create_zone(db: &Db, spec: &ZoneSpec, actor: &Actor) -> StoreResult<Zone> {
+pub async fn create_zone(db: &Db, spec: &ZoneSpec, actor: &ChangeAuthor) -> StoreResult<Zone> {
     let now = Timestamp::now().millis();
     let sql = format!(
         "INSERT INTO zones (name, description, center_lat, center_lon, radius_m, polygon, created_at, updated_at) \
@@ -491,7 +495,12 @@ pub async fn create_zone(db: &Db, spec: &ZoneSpec, actor: &Actor) -> StoreResult
     })
 }
 
-pub async fn update_zone(db: &Db, id: ZoneId, spec: &ZoneSpec, actor: &Actor) -> StoreResult<Zone> {
+pub async fn update_zone(
+    db: &Db,
+    id: ZoneId,
+    spec: &ZoneSpec,
+    actor: &ChangeAuthor,
+) -> StoreResult<Zone> {
     let before = find_zone(db, id).await?;
     let now = Timestamp::now().millis();
     let sql = format!(
@@ -522,7 +531,7 @@ pub async fn update_zone(db: &Db, id: ZoneId, spec: &ZoneSpec, actor: &Actor) ->
     })
 }
 
-pub async fn delete_zone(db: &Db, id: ZoneId, actor: &Actor) -> StoreResult<()> {
+pub async fn delete_zone(db: &Db, id: ZoneId, actor: &ChangeAuthor) -> StoreResult<()> {
     let before = find_zone(db, id).await?;
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;

@@ -237,7 +237,8 @@ impl Db {
         })
     }
 
-    /// Notified after a transaction that wrote incident events commits: on SQLite by the commit
+    /// Notified after a transaction that wrote events (or changed a video's processing, see
+    /// [`wakes_readers`]) commits: on SQLite by the commit
     /// hooks of both writer connections (the sqlx writer's and the group commit's), on PostgreSQL by the `LISTEN vigia_events` task that
     /// [`crate::incidents::feed::listen`] runs. A wake-up only says "read again": consumers read
     /// `id > last seen` from the table, and poll as well, so a missed wake-up costs latency only.
@@ -351,7 +352,16 @@ impl Db {
 }
 
 /// Installs hooks on a SQLite writer connection that notify `signal` when a transaction that
-/// inserted into `incident_events` commits (the flag is cleared on rollback).
+/// inserted into `incident_events` or `exam_events` commits (the flag is cleared on rollback).
+/// Whether a write to `table` wakes the real-time readers at commit: the event log, and the
+/// processing state of videos (whose changes the hub sends as `video.*` messages).
+pub(crate) fn wakes_readers(table: &str) -> bool {
+    matches!(
+        table,
+        "incident_events" | "exam_events" | "media_transcodes" | "competition_entries"
+    )
+}
+
 fn watch_event_commits(
     conn: &mut sqlx::SqliteConnection,
     signal: Arc<Notify>,
@@ -361,7 +371,7 @@ fn watch_event_commits(
         let mut handle = conn.lock_handle().await?;
         let flag = wrote_events.clone();
         handle.set_update_hook(move |change| {
-            if change.table == "incident_events" {
+            if wakes_readers(change.table) {
                 flag.store(true, Ordering::Relaxed);
             }
         });

@@ -46,6 +46,44 @@ fn prepare<'c>(
     Ok(statement)
 }
 
+/// The position of `name` in `columns`, a comma-separated list of column names as written in
+/// a SELECT (`"id, category_id, title"`), computed at compile time: rows are decoded by column
+/// name at no run-time cost, and a name missing from the list fails the build.
+///
+/// ```ignore
+/// const TITLE: usize = column_index(INCIDENT_COLUMNS, "title");
+/// ```
+pub const fn column_index(columns: &str, name: &str) -> usize {
+    let list = columns.as_bytes();
+    let wanted = name.as_bytes();
+    let mut index = 0;
+    let mut start = 0;
+    while start < list.len() {
+        // Skip separators: commas and whitespace.
+        while start < list.len() && (list[start] == b',' || list[start].is_ascii_whitespace()) {
+            start += 1;
+        }
+        let mut end = start;
+        while end < list.len() && list[end] != b',' && !list[end].is_ascii_whitespace() {
+            end += 1;
+        }
+        if end > start {
+            if end - start == wanted.len() {
+                let mut i = 0;
+                while i < wanted.len() && list[start + i] == wanted[i] {
+                    i += 1;
+                }
+                if i == wanted.len() {
+                    return index;
+                }
+            }
+            index += 1;
+        }
+        start = end;
+    }
+    panic!("column not in the list")
+}
+
 /// Column `index` of `row`, a stored name (a status, an urgency, ...) parsed by `parse` from the
 /// text SQLite holds, without copying it first. A name the domain does not know is a decoding
 /// error, not a silent default.
@@ -125,5 +163,25 @@ impl StoreError {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_index;
+
+    #[test]
+    fn a_column_is_found_by_name_across_commas_spaces_and_line_breaks() {
+        const COLUMNS: &str = "id, sla_started_at,\n    started_at,updated_at";
+        assert_eq!(column_index(COLUMNS, "id"), 0);
+        assert_eq!(column_index(COLUMNS, "sla_started_at"), 1);
+        assert_eq!(column_index(COLUMNS, "started_at"), 2);
+        assert_eq!(column_index(COLUMNS, "updated_at"), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "column not in the list")]
+    fn a_name_missing_from_the_list_is_refused() {
+        column_index("id, title", "tit");
     }
 }

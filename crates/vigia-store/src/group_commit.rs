@@ -149,7 +149,7 @@ fn open(settings: &Settings) -> anyhow::Result<Connection> {
     let flag = wrote_events.clone();
     conn.update_hook(Some(
         move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
-            if table == "incident_events" {
+            if crate::db::wakes_readers(table) {
                 flag.store(true, Ordering::Relaxed);
             }
         },

@@ -5,14 +5,27 @@
 //! [`on_writer!`], which type-check the same body against each backend. On SQLite all writes go
 //! through a single connection (SQLite allows one writer at a time; queueing in the pool is
 //! cheaper than retrying `SQLITE_BUSY`) while reads use a pool of their own.
+//!
+//! The hottest paths bypass sqlx on SQLite, where every statement is a round trip to the
+//! connection's thread: [`grouped_write!`] runs a write on the group commit's own rusqlite
+//! connection, batched with the writes waiting beside it into one transaction and one `fsync`
+//! ([`group_commit`], `direct`); [`direct_read!`] runs a read on a read-only
+//! rusqlite connection, on the caller's thread within a step budget or on a reader thread
+//! ([`readers`]). On PostgreSQL both run through sqlx. WAL checkpoints run on a thread of their
+//! own ([`checkpoint`]), and a LIMIT is written into the SQL text, never bound (`sql`).
+//! ARCHITECTURE.md ("How a store function is written") says which to use and where the store
+//! is heading.
 
 pub mod api_keys;
 pub mod audit;
 pub mod catalog;
 pub mod checkpoint;
+pub mod competitions;
 mod db;
+pub mod detections;
 pub(crate) mod direct;
 mod error;
+pub mod exam_events;
 pub mod group_commit;
 pub mod idempotency;
 pub mod incidents;
@@ -20,6 +33,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod objects;
 pub mod page;
+pub mod proctoring;
 pub mod rate_limits;
 pub mod readers;
 pub mod report_links;
@@ -29,6 +43,7 @@ pub mod sessions;
 pub mod settings;
 mod sql;
 pub mod standing;
+pub mod transcodes;
 pub mod users;
 pub mod webhooks;
 
@@ -37,15 +52,17 @@ pub use error::{StoreError, StoreResult};
 pub use objects::{ObjectKey, Objects};
 pub use page::{Cursor, Page};
 
-/// Who is making a change, carried into the audit log written in the same transaction.
+/// Who is making a change, carried into the audit log written in the same transaction (its
+/// `actor` column). Not to be confused with the domain's `incidents::Relation`: a caller's
+/// relation to one incident, which decides what they may do to it.
 #[derive(Debug, Clone)]
-pub struct Actor {
+pub struct ChangeAuthor {
     /// `user:12`, `api_key:3` or `system`.
     pub label: String,
     pub request_id: Option<String>,
 }
 
-impl Actor {
+impl ChangeAuthor {
     pub fn system() -> Self {
         Self {
             label: "system".into(),

@@ -1,12 +1,18 @@
 //! The delivery log shared by every outbound channel (e-mail, webhooks, report uploads): one
 //! row per message to one target, one row per attempt. It answers "who was notified, when,
-//! and did it arrive". Also the planner's cursor over the event outbox, and the few reads the
-//! planner needs (an incident's summary, who opted in, a recipient's language).
+//! and did it arrive". It is a log, not a queue: each attempt of an e-mail or webhook is a
+//! `notification.deliver` job ([`crate::jobs::Task::Deliver`]), enqueued in the transaction
+//! that plans the delivery ([`insert_planned`]), logs the failed attempt before it
+//! ([`record_attempt`]) or replays it ([`replay`]). Also the few reads the planner needs (an
+//! incident's summary, who opted in, a recipient's language).
+
+pub mod digest;
 
 use serde::Serialize;
 use sqlx::FromRow;
 use vigia_domain::Timestamp;
 
+use crate::jobs::{NewJob, Task, enqueue_direct, enqueue_in};
 use crate::page::{Cursor, Page};
 use crate::sql::{Arg, Sql, bind_args};
 use crate::{Db, StoreError, StoreResult, composed, direct, on_reader, on_writer};
@@ -17,12 +23,16 @@ use crate::{Db, StoreError, StoreResult, composed, direct, on_reader, on_writer}
 pub enum Channel {
     Email,
     Webhook,
-    /// A report upload, logged here by the reports stage with [`insert_planned`], [`claim`]
-    /// and [`record_attempt`]; the notifier never attempts these.
+    /// A report upload, logged here by the reports stage; the notifier never attempts these.
     Upload,
 }
 
 impl Channel {
+    /// E-mails and webhooks are sent by `notification.deliver` jobs.
+    pub fn is_sent(self) -> bool {
+        matches!(self, Channel::Email | Channel::Webhook)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",
@@ -82,6 +92,8 @@ pub struct NewDelivery {
     pub endpoint_id: Option<i64>,
     /// The incident event it is about; `None` for reports and test events.
     pub event_id: Option<i64>,
+    /// The exam event (proctoring) it is about, instead of an incident event.
+    pub exam_event_id: Option<i64>,
     pub incident_id: Option<i64>,
     /// `incident.created`, `report`, `webhook.test`, ...
     pub message_type: String,
@@ -112,6 +124,9 @@ pub struct Delivery {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub delivered_at: Option<Timestamp>,
+    /// The digest e-mail that carries (or carried) this one, when it was held back because
+    /// its recipient had had too many (see [`digest`]).
+    pub digest_id: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -132,6 +147,7 @@ struct DeliveryRow {
     created_at: i64,
     updated_at: i64,
     delivered_at: Option<i64>,
+    digest_id: Option<i64>,
 }
 
 impl From<DeliveryRow> for Delivery {
@@ -153,21 +169,33 @@ impl From<DeliveryRow> for Delivery {
             created_at: Timestamp::from_millis(row.created_at),
             updated_at: Timestamp::from_millis(row.updated_at),
             delivered_at: row.delivered_at.map(Timestamp::from_millis),
+            digest_id: row.digest_id,
         }
     }
 }
 
 const COLUMNS: &str = "id, channel, target, endpoint_id, event_id, incident_id, message_type, \
                        message_id, payload, status, attempts, next_attempt_at, last_error, \
-                       created_at, updated_at, delivered_at";
+                       created_at, updated_at, delivered_at, digest_id";
 
-/// Creates the deliveries that do not exist yet and returns the ids of all of them, in order.
-/// Idempotent per (event, channel, target): planning the same event twice creates nothing new.
+/// The job of attempt `attempt` of delivery `id`, due at `at`.
+fn attempt_job(id: i64, attempt: u32, at: Timestamp) -> NewJob {
+    NewJob::new(&Task::Deliver {
+        delivery_id: id,
+        attempt,
+    })
+    .run_at(at)
+}
+
+/// Creates the deliveries that do not exist yet, each with the job of its first attempt in
+/// the same transaction, and returns the ids of all of them, in order. Idempotent per (event,
+/// channel, target): planning the same event twice creates nothing new.
 pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec<i64>> {
     if planned.is_empty() {
         return Ok(Vec::new());
     }
-    let now = Timestamp::now().millis();
+    let at = Timestamp::now();
+    let now = at.millis();
     let planned = planned.to_vec();
     // One write for all of an event's deliveries; on SQLite in the group commit, where the
     // deliveries planned by concurrent jobs share a commit.
@@ -175,7 +203,7 @@ pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec
         sqlite: |conn| {
             let mut ids = Vec::with_capacity(planned.len());
             for d in &planned {
-                let args: [&dyn rusqlite::ToSql; 9] = [
+                let args: [&dyn rusqlite::ToSql; 10] = [
                     &d.channel.as_str(),
                     &d.target,
                     &d.endpoint_id,
@@ -185,14 +213,18 @@ pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec
                     &d.message_id,
                     &d.payload,
                     &now,
+                    &d.exam_event_id,
                 ];
                 let inserted = direct::query_optional(conn, INSERT_DELIVERY, &args, |r| r.get(0))?;
+                if let (Some(id), true) = (inserted, d.channel.is_sent()) {
+                    enqueue_direct(conn, &attempt_job(id, 1, at), at)?;
+                }
                 let id = match inserted {
                     Some(id) => Some(id),
                     None => direct::query_optional(
                         conn,
                         EXISTING_DELIVERY,
-                        &[&d.event_id, &d.channel.as_str(), &d.target],
+                        &[&d.event_id, &d.channel.as_str(), &d.target, &d.exam_event_id],
                         |r| r.get(0),
                     )?,
                 };
@@ -213,14 +245,19 @@ pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec
                     .bind(&d.message_id)
                     .bind(&d.payload)
                     .bind(now)
+                    .bind(d.exam_event_id)
                     .fetch_optional(&mut *conn)
                     .await?;
+                if let (Some(id), true) = (inserted, d.channel.is_sent()) {
+                    enqueue_in(&mut *conn, &attempt_job(id, 1, at), at).await?;
+                }
                 let id = match inserted {
                     Some(id) => Some(id),
                     None => sqlx::query_scalar(EXISTING_DELIVERY)
                         .bind(d.event_id)
                         .bind(d.channel.as_str())
                         .bind(&d.target)
+                        .bind(d.exam_event_id)
                         .fetch_optional(&mut *conn)
                         .await?,
                 };
@@ -232,11 +269,13 @@ pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec
 }
 
 const INSERT_DELIVERY: &str = "INSERT INTO notification_deliveries (channel, target, endpoint_id, event_id, \
-     incident_id, message_type, message_id, payload, status, attempts, next_attempt_at, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9) \
+     incident_id, message_type, message_id, payload, status, attempts, next_attempt_at, created_at, updated_at, \
+     exam_event_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9, $10) \
      ON CONFLICT DO NOTHING RETURNING id";
-const EXISTING_DELIVERY: &str =
-    "SELECT id FROM notification_deliveries WHERE event_id = $1 AND channel = $2 AND target = $3";
+/// The delivery of an event (incident `$1` or exam `$4`) on a channel to a target.
+const EXISTING_DELIVERY: &str = "SELECT id FROM notification_deliveries \
+     WHERE channel = $2 AND target = $3 AND (event_id = $1 OR exam_event_id = $4)";
 
 fn collided(d: &NewDelivery) -> StoreError {
     StoreError::Other(anyhow::anyhow!(
@@ -274,24 +313,6 @@ pub async fn find(db: &Db, id: i64) -> StoreResult<Delivery> {
     row.map(Delivery::from).ok_or(StoreError::NotFound)
 }
 
-/// Takes a delivery for one attempt: only if it may still be attempted and nobody else holds
-/// it. The lease ends at `lease_until` (a crashed sender's claim expires on its own).
-pub async fn claim(db: &Db, id: i64, lease_until: Timestamp) -> StoreResult<Option<Delivery>> {
-    let now = Timestamp::now().millis();
-    let sql = format!(
-        "UPDATE notification_deliveries SET locked_until = $2 \
-         WHERE id = $1 AND status IN ('pending', 'failed') \
-         AND (locked_until IS NULL OR locked_until < $3) RETURNING {COLUMNS}"
-    );
-    let row: Option<DeliveryRow> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id)
-        .bind(lease_until.millis())
-        .bind(now)
-        .fetch_optional(pool)
-        .await?);
-    Ok(row.map(Delivery::from))
-}
-
 /// How one attempt ended, as the log records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -327,7 +348,9 @@ pub struct AttemptRecord {
 }
 
 /// Logs an attempt and moves the delivery on (delivered, failed with a next time, or dead),
-/// releasing the claim, in one transaction.
+/// in one transaction with the job of the next attempt (for `Retry`): a failed attempt is
+/// never left without its retry, even if the process dies right after. A delivered digest
+/// marks the e-mails it carried delivered in the same transaction.
 pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreResult<Delivery> {
     let status = match record.result {
         AttemptResult::Delivered => DeliveryStatus::Delivered,
@@ -338,7 +361,7 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
     let delivered_at = (status == DeliveryStatus::Delivered).then_some(record.at.millis());
     let sql = format!(
         "UPDATE notification_deliveries SET status = $2, attempts = attempts + 1, \
-         next_attempt_at = $3, locked_until = NULL, last_error = $4, updated_at = $5, \
+         next_attempt_at = $3, last_error = $4, updated_at = $5, \
          delivered_at = COALESCE($6, delivered_at) WHERE id = $1 RETURNING {COLUMNS}"
     );
     on_writer!(db, |pool| {
@@ -366,28 +389,33 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
         .bind(&record.error)
         .execute(&mut *tx)
         .await?;
+        if let Some(at) = delivered_at {
+            // A digest delivered: so are the e-mails it carried.
+            sqlx::query(digest::MARK_CARRIED_DELIVERED)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let (AttemptResult::Retry, Some(next)) = (record.result, record.next_attempt_at) {
+            let attempt = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+            enqueue_in(
+                &mut *tx,
+                &attempt_job(id, attempt, next),
+                Timestamp::from_millis(now),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(Delivery::from(row))
     })
-}
-
-/// Releases a claim without an attempt.
-pub async fn release(db: &Db, id: i64) -> StoreResult<()> {
-    on_writer!(db, |pool| sqlx::query(
-        "UPDATE notification_deliveries SET locked_until = NULL WHERE id = $1"
-    )
-    .bind(id)
-    .execute(pool)
-    .await?
-    .rows_affected());
-    Ok(())
 }
 
 /// Gives a delivery up without an attempt (its endpoint was disabled or deleted).
 pub async fn mark_dead(db: &Db, id: i64, reason: &str) -> StoreResult<()> {
     let now = Timestamp::now().millis();
     on_writer!(db, |pool| sqlx::query(
-        "UPDATE notification_deliveries SET status = 'dead', locked_until = NULL, \
+        "UPDATE notification_deliveries SET status = 'dead', \
          next_attempt_at = NULL, last_error = $2, updated_at = $3 WHERE id = $1"
     )
     .bind(id)
@@ -399,21 +427,32 @@ pub async fn mark_dead(db: &Db, id: i64, reason: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Puts a delivery back in line with a fresh attempt budget. The message id stays the same, so
-/// receivers can still tell a replay from a new message. Refused (`Stale`) while an attempt
-/// holds it.
+/// Puts a dead (or delivered) delivery back in line with a fresh attempt budget and the job
+/// of its first new attempt, in one transaction. The message id stays the same, so receivers
+/// can still tell a replay from a new message. Refused (`Stale`) while the delivery is pending
+/// or failed: its next attempt is already queued.
 pub async fn replay(db: &Db, id: i64) -> StoreResult<Delivery> {
-    let now = Timestamp::now().millis();
+    let at = Timestamp::now();
+    let now = at.millis();
     let sql = format!(
         "UPDATE notification_deliveries SET status = 'pending', attempts = 0, \
-         next_attempt_at = $2, last_error = NULL, updated_at = $2 \
-         WHERE id = $1 AND (locked_until IS NULL OR locked_until < $2) RETURNING {COLUMNS}"
+         next_attempt_at = $2, last_error = NULL, updated_at = $2, digest_id = NULL \
+         WHERE id = $1 AND status IN ('dead', 'delivered') \
+         AND channel IN ('email', 'webhook') RETURNING {COLUMNS}"
     );
-    let row: Option<DeliveryRow> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id)
-        .bind(now)
-        .fetch_optional(pool)
-        .await?);
+    let row: Option<DeliveryRow> = on_writer!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let row: Option<DeliveryRow> = sqlx::query_as(composed(&sql))
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if row.is_some() {
+            enqueue_in(&mut *tx, &attempt_job(id, 1, at), at).await?;
+        }
+        tx.commit().await?;
+        row
+    });
     match row {
         Some(row) => Ok(row.into()),
         None => {
@@ -421,23 +460,6 @@ pub async fn replay(db: &Db, id: i64) -> StoreResult<Delivery> {
             Err(StoreError::Stale)
         }
     }
-}
-
-/// E-mail and webhook deliveries waiting for an attempt whose time has come, oldest first.
-pub async fn due(db: &Db, now: Timestamp, limit: usize) -> StoreResult<Vec<i64>> {
-    let sql = format!(
-        "SELECT id FROM notification_deliveries WHERE status IN ('pending', 'failed') \
-         AND channel IN ('email', 'webhook') AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until < $1) \
-         ORDER BY next_attempt_at, id{}",
-        crate::sql::limit(limit)
-    );
-    let ids: Vec<i64> = on_reader!(db, |pool| {
-        sqlx::query_scalar(crate::composed(&sql))
-            .bind(now.millis())
-            .fetch_all(pool)
-            .await?
-    });
-    Ok(ids)
 }
 
 /// What to list.
@@ -525,42 +547,6 @@ pub async fn attempts_of(db: &Db, delivery_ids: &[i64]) -> StoreResult<Vec<Attem
         out.extend(rows);
     }
     Ok(out)
-}
-
-// --- the planner's cursor over incident events --------------------------------------------------
-
-/// The last event the planner handled. On first use it starts at the newest event, so turning
-/// notifications on does not mail the whole history.
-pub async fn planner_cursor(db: &Db) -> StoreResult<i64> {
-    let now = Timestamp::now().millis();
-    on_writer!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO notification_cursor (id, last_event_id, updated_at) \
-             SELECT 1, COALESCE(MAX(id), 0), $1 FROM incident_events WHERE TRUE ON CONFLICT DO NOTHING",
-        )
-        .bind(now)
-        .execute(pool)
-        .await?;
-        let id: i64 =
-            sqlx::query_scalar("SELECT last_event_id FROM notification_cursor WHERE id = 1")
-                .fetch_one(pool)
-                .await?;
-        Ok(id)
-    })
-}
-
-pub async fn set_planner_cursor(db: &Db, last_event_id: i64) -> StoreResult<()> {
-    let now = Timestamp::now().millis();
-    on_writer!(db, |pool| sqlx::query(
-        "UPDATE notification_cursor SET last_event_id = $1, updated_at = $2 \
-         WHERE id = 1 AND last_event_id < $1"
-    )
-    .bind(last_event_id)
-    .bind(now)
-    .execute(pool)
-    .await?
-    .rows_affected());
-    Ok(())
 }
 
 // --- what the planner reads ---------------------------------------------------------------------
@@ -676,4 +662,42 @@ pub async fn locale_of_email(db: &Db, email: &str) -> StoreResult<Option<String>
     .fetch_optional(pool)
     .await?);
     Ok(locale)
+}
+
+/// The account behind an address, as far as who may receive what cares.
+#[derive(Debug, Clone)]
+pub struct AddressAccount {
+    pub user_id: vigia_domain::ids::UserId,
+    pub disabled: bool,
+    pub role: vigia_domain::users::Role,
+    pub departments: Vec<vigia_domain::ids::DepartmentId>,
+}
+
+/// The account with this address, if there is one.
+pub async fn account_of_email(db: &Db, email: &str) -> StoreResult<Option<AddressAccount>> {
+    let row: Option<(i64, String, bool)> = on_reader!(db, |pool| sqlx::query_as(
+        "SELECT id, role, disabled FROM users WHERE LOWER(email) = LOWER($1)"
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await?);
+    let Some((id, role, disabled)) = row else {
+        return Ok(None);
+    };
+    let departments: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(
+        "SELECT department_id FROM department_members WHERE user_id = $1 ORDER BY department_id"
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?);
+    Ok(Some(AddressAccount {
+        user_id: vigia_domain::ids::UserId(id),
+        disabled,
+        role: vigia_domain::users::Role::parse("role", &role)
+            .unwrap_or(vigia_domain::users::Role::Reporter),
+        departments: departments
+            .into_iter()
+            .map(vigia_domain::ids::DepartmentId)
+            .collect(),
+    }))
 }

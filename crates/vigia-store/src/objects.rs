@@ -78,6 +78,13 @@ pub fn sanitize_segment(raw: &str) -> String {
     if out.is_empty() { "_".to_owned() } else { out }
 }
 
+/// One listed object: its key and its version ([`Objects::list_versions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: ObjectKey,
+    pub version: String,
+}
+
 /// The object store, with all keys relative to a configured prefix.
 #[derive(Clone)]
 pub struct Objects {
@@ -250,6 +257,18 @@ impl Objects {
 
     /// Keys under `prefix`, relative to the store's own prefix.
     pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<ObjectKey>> {
+        Ok(self
+            .list_versions(prefix)
+            .await?
+            .into_iter()
+            .map(|listed| listed.key)
+            .collect())
+    }
+
+    /// Keys under `prefix` with their version: S3's ETag, a local file's inode, modification
+    /// time and size (what `object_store` gives as its ETag); without an ETag, the modification
+    /// time and size. A replaced object has another version; the same one listed again, the same.
+    pub async fn list_versions(&self, prefix: &str) -> anyhow::Result<Vec<Listed>> {
         let full = match (&self.prefix, prefix.trim_matches('/')) {
             (Some(p), "") => Some(p.clone()),
             (Some(p), rest) => Some(p.parts().chain(Path::from(rest).parts()).collect()),
@@ -263,9 +282,12 @@ impl Objects {
             .await
             .context("cannot list objects")?;
         let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
-        let mut keys: Vec<ObjectKey> = metas
+        let mut keys: Vec<Listed> = metas
             .into_iter()
             .filter_map(|meta| {
+                let version = meta.e_tag.clone().unwrap_or_else(|| {
+                    format!("{}-{}", meta.last_modified.timestamp_micros(), meta.size)
+                });
                 // Locations come back percent-encoded (`tubería` → `tuber%C3%ADa`): decode them
                 // so a listed key is the key that was stored.
                 let location = percent_encoding::percent_decode_str(meta.location.as_ref())
@@ -276,10 +298,11 @@ impl Objects {
                     Some(s) => location.strip_prefix(s.as_str())?.to_owned(),
                     None => location,
                 };
-                ObjectKey::parse(&relative).ok()
+                let key = ObjectKey::parse(&relative).ok()?;
+                Some(Listed { key, version })
             })
             .collect();
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys.sort_by(|a, b| a.key.0.cmp(&b.key.0));
         Ok(keys)
     }
 

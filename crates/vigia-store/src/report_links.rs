@@ -11,7 +11,7 @@ use vigia_domain::ids::{DepartmentId, IncidentId};
 
 use crate::audit::{AuditDraft, insert_audit};
 use crate::page::{Cursor, Page};
-use crate::{Actor, Db, StoreError, StoreResult, on_reader, on_writer};
+use crate::{ChangeAuthor, Db, StoreError, StoreResult, on_reader, on_writer};
 
 /// A stored report link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,7 +129,7 @@ pub async fn list(
 }
 
 /// Revokes a link from now on (audited). Revoking it again changes nothing.
-pub async fn revoke(db: &Db, id: i64, actor: &Actor) -> StoreResult<ReportLink> {
+pub async fn revoke(db: &Db, id: i64, actor: &ChangeAuthor) -> StoreResult<ReportLink> {
     let before = find(db, id).await?;
     if before.revoked_at.is_some() {
         return Ok(before);

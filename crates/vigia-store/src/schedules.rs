@@ -133,6 +133,12 @@ fn payload(name: &str, scheduled_for: Timestamp, trigger: &str) -> serde_json::V
     json!({ "schedule": name, "scheduled_for": scheduled_for.millis(), "trigger": trigger })
 }
 
+/// The job a schedule of `kind` enqueues; an error names a kind that cannot be scheduled.
+fn scheduled_job(kind: &str, metadata: serde_json::Value) -> StoreResult<NewJob> {
+    NewJob::scheduled(kind, metadata)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("schedule kind: {e}")))
+}
+
 const INSERT_RUN: &str = "INSERT INTO schedule_runs (schedule, triggered_by, scheduled_for, job_id, status, created_at) \
      VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING id";
 
@@ -146,8 +152,11 @@ pub async fn fire(
     now: Timestamp,
 ) -> StoreResult<Option<(i64, JobId)>> {
     let seen = schedule.next_run_at;
-    let job = NewJob::new(schedule.kind.clone(), payload(&schedule.name, seen, "cron"))
-        .dedup(format!("schedule:{}:{}", schedule.name, seen.millis()));
+    let job = scheduled_job(&schedule.kind, payload(&schedule.name, seen, "cron"))?.dedup(format!(
+        "schedule:{}:{}",
+        schedule.name,
+        seen.millis()
+    ));
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
         let won = sqlx::query(
@@ -186,7 +195,7 @@ pub async fn fire(
 /// Runs `name` now, outside its timetable (its next due time does not change).
 pub async fn run_now(db: &Db, name: &str, now: Timestamp) -> StoreResult<ScheduleRun> {
     let schedule = find(db, name).await?;
-    let job = NewJob::new(schedule.kind.clone(), payload(name, now, "manual"));
+    let job = scheduled_job(&schedule.kind, payload(name, now, "manual"))?;
     let run_id = on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
         let job_id = enqueue_in(&mut *tx, &job, now)

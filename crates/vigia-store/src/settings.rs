@@ -4,7 +4,7 @@ use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 
 use crate::audit::{AuditDraft, insert_audit};
-use crate::{Actor, Db, StoreResult, on_reader, on_writer};
+use crate::{ChangeAuthor, Db, StoreResult, on_reader, on_writer};
 
 /// A setting's stored value, as JSON, if it was ever set.
 pub async fn get(db: &Db, key: &str) -> StoreResult<Option<serde_json::Value>> {
@@ -28,7 +28,12 @@ pub async fn all(db: &Db) -> StoreResult<Vec<(String, serde_json::Value)>> {
 }
 
 /// Stores a setting, auditing the old and new value.
-pub async fn set(db: &Db, key: &str, value: &serde_json::Value, actor: &Actor) -> StoreResult<()> {
+pub async fn set(
+    db: &Db,
+    key: &str,
+    value: &serde_json::Value,
+    actor: &ChangeAuthor,
+) -> StoreResult<()> {
     let before = get(db, key).await?;
     let now = Timestamp::now().millis();
     let text = value.to_string();

@@ -10,7 +10,7 @@ use vigia_domain::users::{Email, Locale, Role};
 use crate::audit::{AuditDraft, insert_audit};
 use crate::composed;
 use crate::page::{Cursor, Page};
-use crate::{Actor, Db, StoreError, StoreResult, on_reader, on_writer};
+use crate::{ChangeAuthor, Db, StoreError, StoreResult, on_reader, on_writer};
 
 /// A user as the rest of Vigía sees it (never the password hash).
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -89,7 +89,7 @@ pub struct AuthState {
 const USER_COLUMNS: &str = "id, email, display_name, role, locale, disabled, away, notify_status_changes, created_at, updated_at";
 
 /// Creates an account (self-registration: not audited).
-pub async fn create(db: &Db, new: &NewUser, actor: Option<&Actor>) -> StoreResult<User> {
+pub async fn create(db: &Db, new: &NewUser, actor: Option<&ChangeAuthor>) -> StoreResult<User> {
     create_with_departments_inner(db, new, &[], actor).await
 }
 
@@ -98,7 +98,7 @@ pub async fn create_with_departments(
     db: &Db,
     new: &NewUser,
     departments: &[DepartmentId],
-    actor: &Actor,
+    actor: &ChangeAuthor,
 ) -> StoreResult<User> {
     create_with_departments_inner(db, new, departments, Some(actor)).await
 }
@@ -108,7 +108,7 @@ async fn create_with_departments_inner(
     db: &Db,
     new: &NewUser,
     departments: &[DepartmentId],
-    actor: Option<&Actor>,
+    actor: Option<&ChangeAuthor>,
 ) -> StoreResult<User> {
     let now = Timestamp::now().millis();
     let sql = format!(
@@ -312,7 +312,12 @@ pub async fn counts(db: &Db) -> StoreResult<(i64, i64)> {
 /// Applies an admin's changes to a user, audited with before and after. Disabling a user
 /// revokes all their sessions in the same transaction.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn update(db: &Db, id: UserId, patch: &UserPatch, actor: &Actor) -> StoreResult<User> {
+pub async fn update(
+    db: &Db,
+    id: UserId,
+    patch: &UserPatch,
+    actor: &ChangeAuthor,
+) -> StoreResult<User> {
     let before = find(db, id).await?;
     let now = Timestamp::now().millis();
     if let Some(departments) = &patch.departments {

@@ -8,7 +8,7 @@ use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 
 use crate::audit::{AuditDraft, insert_audit};
-use crate::{Actor, Db, StoreError, StoreResult, on_reader, on_writer};
+use crate::{ChangeAuthor, Db, StoreError, StoreResult, on_reader, on_writer};
 
 /// One signing secret (`whsec_...`). Expired secrets no longer sign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,11 +46,14 @@ impl WebhookEndpoint {
             .collect()
     }
 
-    /// True when the endpoint wants messages of `message_type`.
+    /// True when the endpoint wants messages of `message_type`. Proctoring results name
+    /// people and carry face-verification verdicts: they leave only to endpoints that chose
+    /// their type by name, never through `*`.
     pub fn subscribes_to(&self, message_type: &str) -> bool {
+        let wildcard = !crate::exam_events::WEBHOOK_TYPES.contains(&message_type);
         self.event_types
             .iter()
-            .any(|t| t == "*" || t == message_type)
+            .any(|t| (wildcard && t == "*") || t == message_type)
     }
 }
 
@@ -111,7 +114,11 @@ fn json<T: Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Other(e.into()))
 }
 
-pub async fn create(db: &Db, new: &NewEndpoint, actor: &Actor) -> StoreResult<WebhookEndpoint> {
+pub async fn create(
+    db: &Db,
+    new: &NewEndpoint,
+    actor: &ChangeAuthor,
+) -> StoreResult<WebhookEndpoint> {
     let now = Timestamp::now().millis();
     let secrets = vec![EndpointSecret {
         secret: new.secret.clone(),
@@ -181,7 +188,7 @@ pub async fn update(
     db: &Db,
     id: i64,
     patch: &EndpointPatch,
-    actor: &Actor,
+    actor: &ChangeAuthor,
 ) -> StoreResult<WebhookEndpoint> {
     let before = find(db, id).await?;
     let now = Timestamp::now().millis();
@@ -231,7 +238,7 @@ pub async fn rotate_secret(
     id: i64,
     new_secret: &str,
     old_expires_at: Timestamp,
-    actor: &Actor,
+    actor: &ChangeAuthor,
 ) -> StoreResult<WebhookEndpoint> {
     let before = find(db, id).await?;
     let now = Timestamp::now();
@@ -279,7 +286,7 @@ pub async fn rotate_secret(
     })
 }
 
-pub async fn delete(db: &Db, id: i64, actor: &Actor) -> StoreResult<()> {
+pub async fn delete(db: &Db, id: i64, actor: &ChangeAuthor) -> StoreResult<()> {
     let before = find(db, id).await?;
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;

@@ -24,11 +24,36 @@ pub struct Config {
     pub log: LogSection,
     pub email: EmailSection,
     pub webhooks: WebhooksSection,
-    pub notifications: NotificationsSection,
     pub realtime: RealtimeSection,
+    pub detections: DetectionsSection,
     pub jobs: crate::jobs::JobsSection,
     #[serde(default)]
     pub schedules: crate::jobs::Schedules,
+    #[serde(default)]
+    pub media: MediaSection,
+}
+
+/// `[media]`: video processing (face analysis reads its models from `VIGIA_MODELS_DIR`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MediaSection {
+    /// Videos longer than this fail with a reason instead of being processed.
+    pub max_video_secs: u64,
+    /// One FFmpeg run (probe, transcode, stills) is stopped after this long.
+    pub ffmpeg_timeout_secs: u64,
+    pub ffmpeg_path: String,
+    pub ffprobe_path: String,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        Self {
+            max_video_secs: 600,
+            ffmpeg_timeout_secs: 1800,
+            ffmpeg_path: "ffmpeg".into(),
+            ffprobe_path: "ffprobe".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +141,11 @@ pub struct EmailSection {
     pub retry_base_ms: u64,
     pub retry_max_secs: u64,
     pub report_link_ttl_days: u64,
+    /// E-mails one recipient gets a minute before the rest are gathered into a digest
+    /// (0: never); emergencies are never held.
+    pub digest_after_per_minute: u32,
+    /// How long a digest gathers before it is sent.
+    pub digest_window_secs: u64,
 }
 
 /// `[webhooks]`: outgoing Standard Webhooks.
@@ -127,13 +157,6 @@ pub struct WebhooksSection {
     pub retry_max_secs: u64,
     pub allow_private_targets: bool,
     pub disable_after_failures: u32,
-}
-
-/// `[notifications]`: the built-in dispatcher.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NotificationsSection {
-    pub dispatcher: bool,
-    pub poll_interval_ms: u64,
 }
 
 impl Config {
@@ -166,6 +189,10 @@ impl Config {
                     base: Duration::from_millis(e.retry_base_ms),
                     max: Duration::from_secs(e.retry_max_secs.max(1)),
                 },
+                digest: vigia_notify::DigestPolicy {
+                    after_per_minute: e.digest_after_per_minute,
+                    window: Duration::from_secs(e.digest_window_secs.max(1)),
+                },
             },
             webhooks: vigia_notify::WebhookSettings {
                 timeout: Duration::from_secs(w.timeout_secs.max(1)),
@@ -186,7 +213,30 @@ impl Config {
                 },
                 ttl: Duration::from_secs(e.report_link_ttl_days.max(1).saturating_mul(86_400)),
             },
-            poll_interval: Duration::from_millis(self.notifications.poll_interval_ms.max(10)),
+        })
+    }
+}
+
+/// `[detections]`: device detections.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DetectionsSection {
+    pub labels: Vec<String>,
+    pub max_future_skew_secs: u64,
+    pub retention_days: u64,
+    pub rollup_retention_days: u64,
+    pub mqtt_url: String,
+}
+
+impl DetectionsSection {
+    /// The ingestion policy, or a message naming the bad key.
+    pub fn policy(&self) -> anyhow::Result<vigia_domain::detections::IngestPolicy> {
+        let vocabulary =
+            vigia_domain::detections::Vocabulary::parse("detections.labels", &self.labels)
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
+        Ok(vigia_domain::detections::IngestPolicy {
+            vocabulary,
+            max_future_skew_ms: (self.max_future_skew_secs.min(86_400) * 1000) as i64,
+            max_extra_bytes: 4096,
         })
     }
 }

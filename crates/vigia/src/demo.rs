@@ -5,7 +5,7 @@ use vigia_domain::catalog::{CategorySpec, DepartmentSpec, ZoneSpec};
 use vigia_domain::ids::UserId;
 use vigia_domain::incidents::AssignmentStrategy;
 use vigia_domain::users::Role;
-use vigia_store::{Actor, Db, catalog, users};
+use vigia_store::{ChangeAuthor, Db, catalog, users};
 
 /// The demo accounts: (e-mail, password, role).
 pub const ACCOUNTS: [(&str, &str, Role); 3] = [
@@ -24,7 +24,7 @@ pub async fn seed(db: &Db) -> anyhow::Result<bool> {
     if count > 0 {
         return Ok(false);
     }
-    let actor = Actor::system();
+    let actor = ChangeAuthor::system();
     let mut departments = Vec::new();
     for (name, email) in [
         ("Mantenimiento", "mantenimiento@demo.vigia.local"),

@@ -4,27 +4,31 @@
 //!
 //! | kind | what it does |
 //! |---|---|
-//! | `event.dispatch` | plans the e-mails and webhooks one incident event causes (`vigia_notify::plan`, idempotent); for an incident routed to a department it enqueues `report.incident` |
-//! | `report.incident` | writes `reports/incidents/{department}/incident_{id}.json` for the department of the routing event that caused it (reruns replace it) |
+//! | `event.dispatch` | for a batch of events of the log (incidents' and alerts' in `incident_events`, proctoring's in `exam_events`: one id range covers both): plans the e-mails and webhooks each causes (`vigia_notify::plan`, `vigia_notify::plan_exam`; idempotent), and enqueues one `report.incident` for the batch's routings |
+//! | `notification.deliver` | one attempt of one e-mail or webhook delivery (`vigia_notify::attempt`); a failed attempt that may be retried is logged with the job of the next one, due when the backoff (or the receiver's `Retry-After`) says |
+//! | `report.incident` | writes `reports/incidents/{department}/incident_{id}.json` for each routing it carries (reruns replace them) |
 //! | `report.global` | writes the global report of the last complete quarter hour as JSON, CSV and XLSX, and mails its link to `email.report_recipients` |
 //!
-//! Deliveries themselves are attempted by the notification dispatcher, which keeps each
-//! delivery's own schedule (backoff, `Retry-After`) and its per-attempt log.
+//! A delivery's own retry budget (`email.max_attempts`, `webhooks.max_attempts`) decides when
+//! it is given up; the job of an attempt is retried by the queue only when the attempt could not
+//! run at all (the database was unreachable).
 
-use serde::Deserialize;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{DepartmentId, EventId, IncidentId};
-use vigia_jobs::{BoxFuture, Handler, JobContext, JobError, Registry};
+use vigia_jobs::{BoxFuture, Handler, JobContext, JobError, Registry, wrong_task};
 use vigia_notify::Notifier;
 use vigia_reports::{Format, Period};
 use vigia_store::Objects;
-use vigia_store::incidents::events;
-use vigia_store::jobs::{self, NewJob};
+use vigia_store::exam_events::{self, LogEvent};
+use vigia_store::jobs::{self, JobKind, NewJob, ReportItem, Task};
 
-/// Registers the handlers of this module, replacing the built-in `event.dispatch`.
+/// Registers the handlers of this module.
 pub fn register(registry: &mut Registry, notifier: &Notifier, objects: &Objects) {
     registry
-        .register(DispatchEvent {
+        .register(DispatchEvents {
+            notifier: notifier.clone(),
+        })
+        .register(Deliver {
             notifier: notifier.clone(),
         })
         .register(IncidentReport {
@@ -36,67 +40,116 @@ pub fn register(registry: &mut Registry, notifier: &Notifier, objects: &Objects)
         });
 }
 
-#[derive(Deserialize)]
-struct EventPayload {
-    event_id: i64,
-}
-
-#[derive(Deserialize)]
-struct IncidentPayload {
-    incident_id: i64,
-    /// The department the routing event sent it to; absent in jobs queued before it was carried
-    /// (then: the incident's current department).
-    #[serde(default)]
-    department_id: Option<i64>,
-}
-
-fn payload<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, JobError> {
-    serde_json::from_value(value).map_err(|e| JobError::permanent(format!("bad payload: {e}")))
-}
+/// Events read per round trip while dispatching a batch.
+const EVENT_PAGE: usize = 500;
 
 /// `event.dispatch`.
-struct DispatchEvent {
+struct DispatchEvents {
     notifier: Notifier,
 }
 
-impl Handler for DispatchEvent {
-    fn kind(&self) -> &'static str {
-        jobs::relay::EVENT_DISPATCH
+impl Handler for DispatchEvents {
+    fn kind(&self) -> JobKind {
+        JobKind::EventDispatch
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobContext,
-        payload_json: serde_json::Value,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
+    fn run<'a>(&'a self, ctx: &'a JobContext, task: Task) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            let EventPayload { event_id } = payload(payload_json)?;
-            let found = events::list_after(&ctx.db, EventId(event_id - 1), 1).await?;
-            let Some(event) = found.into_iter().find(|e| e.id.0 == event_id) else {
-                return Err(JobError::permanent(format!(
-                    "event {event_id} does not exist"
-                )));
+            let Task::EventDispatch { after, through } = task else {
+                return Err(wrong_task(JobKind::EventDispatch, &task));
             };
-            vigia_notify::plan(&self.notifier, &event).await?;
-            // Each routing gets its own report, for the department it routed to: a quick reroute
-            // must not leave the first department without one.
-            let routed_to = match event.kind.as_str() {
-                "department_assigned" => event.data["to"].as_i64(),
-                "created" => event.data["department_id"].as_i64(),
-                _ => None,
-            };
-            if let Some(department_id) = routed_to {
-                let job = NewJob::new(
-                    "report.incident",
-                    serde_json::json!({
-                        "incident_id": event.incident_id.0,
-                        "department_id": department_id,
-                    }),
-                )
-                .dedup(format!("report.incident:{event_id}"));
+            let mut reports = Vec::new();
+            let mut cursor = after;
+            while cursor < through {
+                let page = exam_events::log_after(&ctx.db, EventId(cursor), EVENT_PAGE).await?;
+                let Some(last) = page.last().map(|e| e.id().0) else {
+                    break;
+                };
+                for entry in page.iter().filter(|e| e.id().0 <= through) {
+                    let event = match entry {
+                        LogEvent::Incident(event) => event,
+                        LogEvent::Exam(event) => {
+                            planned(
+                                event.id,
+                                vigia_notify::plan_exam(&self.notifier, event).await,
+                            )?;
+                            continue;
+                        }
+                    };
+                    planned(event.id, vigia_notify::plan(&self.notifier, event).await)?;
+                    // Each routing gets its own report, for the department it routed to: a
+                    // quick reroute must not leave the first department without one.
+                    let routed_to = match event.kind.as_str() {
+                        _ if event.alert_id.is_some() => None,
+                        "department_assigned" => event.data["to"].as_i64(),
+                        "created" => event.data["department_id"].as_i64(),
+                        _ => None,
+                    };
+                    if let (Some(department_id), Some(incident)) = (routed_to, event.incident_id) {
+                        reports.push(ReportItem {
+                            incident_id: incident.0,
+                            department_id,
+                            event_id: event.id.0,
+                        });
+                    }
+                }
+                cursor = last;
+            }
+            if !reports.is_empty() {
+                let job = NewJob::new(&Task::IncidentReport { items: reports })
+                    .dedup(format!("reports:{through}"));
                 jobs::enqueue(&ctx.db, &job, ctx.now).await?;
             }
             Ok(())
+        })
+    }
+}
+
+/// The outcome of planning one event. A message that cannot be planned (say, a template bug)
+/// must not hold up the rest of the batch: it is logged and skipped. Database errors retry the
+/// batch (planning is idempotent per event, channel and target).
+fn planned(event: EventId, result: anyhow::Result<Vec<i64>>) -> Result<(), JobError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.downcast_ref::<vigia_store::StoreError>().is_some() => Err(e.into()),
+        Err(e) => {
+            tracing::error!(event_id = event.0, error = %format!("{e:#}"), "cannot plan notifications");
+            Ok(())
+        }
+    }
+}
+
+/// `notification.deliver`.
+struct Deliver {
+    notifier: Notifier,
+}
+
+impl Handler for Deliver {
+    fn kind(&self) -> JobKind {
+        JobKind::Deliver
+    }
+
+    fn run<'a>(&'a self, _ctx: &'a JobContext, task: Task) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let Task::Deliver {
+                delivery_id,
+                attempt,
+            } = task
+            else {
+                return Err(wrong_task(JobKind::Deliver, &task));
+            };
+            match vigia_notify::attempt(&self.notifier, delivery_id, attempt).await {
+                Ok(outcome) => {
+                    tracing::debug!(delivery_id, attempt, ?outcome, "delivery attempt");
+                    Ok(())
+                }
+                Err(e) => match e.downcast_ref::<vigia_store::StoreError>() {
+                    Some(vigia_store::StoreError::NotFound) => Err(JobError::permanent(format!(
+                        "delivery {delivery_id} does not exist"
+                    ))),
+                    _ => Err(e.into()),
+                },
+            }
         })
     }
 }
@@ -107,30 +160,27 @@ struct IncidentReport {
 }
 
 impl Handler for IncidentReport {
-    fn kind(&self) -> &'static str {
-        "report.incident"
+    fn kind(&self) -> JobKind {
+        JobKind::IncidentReport
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobContext,
-        payload_json: serde_json::Value,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
+    fn run<'a>(&'a self, ctx: &'a JobContext, task: Task) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            let IncidentPayload {
-                incident_id,
-                department_id,
-            } = payload(payload_json)?;
-            let written = vigia_reports::incident::run(
-                &ctx.db,
-                &self.objects,
-                IncidentId(incident_id),
-                department_id.map(DepartmentId),
-                "system",
-            )
-            .await?;
-            if written.is_none() {
-                tracing::debug!(incident_id, "no department: no incident report");
+            let Task::IncidentReport { items } = task else {
+                return Err(wrong_task(JobKind::IncidentReport, &task));
+            };
+            for item in items {
+                let written = vigia_reports::incident::run(
+                    &ctx.db,
+                    &self.objects,
+                    IncidentId(item.incident_id),
+                    Some(DepartmentId(item.department_id)),
+                    "system",
+                )
+                .await?;
+                if written.is_none() {
+                    tracing::debug!(item.incident_id, "no department: no incident report");
+                }
             }
             Ok(())
         })
@@ -144,15 +194,11 @@ struct GlobalReport {
 }
 
 impl Handler for GlobalReport {
-    fn kind(&self) -> &'static str {
-        "report.global"
+    fn kind(&self) -> JobKind {
+        JobKind::GlobalReport
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a JobContext,
-        _payload: serde_json::Value,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
+    fn run<'a>(&'a self, ctx: &'a JobContext, _task: Task) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             let period = Period::window_before(ctx.now, 15);
             let record = vigia_reports::global::run(

@@ -1,9 +1,9 @@
 //! Wiring of background work: the `[jobs]` and `[schedules.*]` configuration, the handler
 //! registry, and the runtime `Application` starts beside the HTTP server.
 //!
-//! To plug in a new kind of job, register its handler in [`registry`] (one line); to replace
-//! the placeholder `event.dispatch` handler with the notification fan-out, register a handler
-//! of that kind after `register_defaults`.
+//! To plug in a new kind of job, add its variant to `vigia_store::jobs::Task` and register its
+//! handler in [`registry`] (one line). Every kind the queue carries has its real handler here:
+//! the built-ins, then the notification and report handlers of [`crate::job_handlers`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 use vigia_jobs::{CronExpr, Registry, RuntimeConfig, ScheduleDef, WorkerConfig, builtin};
+use vigia_store::jobs::JobKind;
 
 use crate::config::Config;
 
@@ -77,14 +78,14 @@ pub fn schedule_defs(config: &Config) -> anyhow::Result<Vec<ScheduleDef>> {
         {
             bail!("schedules.{name}: a schedule name may only use letters, digits, '_' and '-'");
         }
-        if section.kind.trim().is_empty() {
-            bail!("schedules.{name}.kind must name a job kind, e.g. \"cleanup\"");
-        }
+        let kind = JobKind::parse(section.kind.trim())
+            .and_then(|kind| kind.scheduled_task().map(|task| task.kind()))
+            .map_err(|e| anyhow::anyhow!("schedules.{name}.kind: {e}"))?;
         let cron = CronExpr::parse(&section.cron)
             .map_err(|e| anyhow::anyhow!("schedules.{name}.cron {e}"))?;
         defs.push(ScheduleDef {
             name: name.clone(),
-            kind: section.kind.trim().to_owned(),
+            kind,
             cron,
             enabled: section.enabled,
         });
@@ -105,6 +106,18 @@ pub fn registry(
         config.jobs.test_handlers,
     );
     crate::job_handlers::register(&mut registry, notifier, objects);
+    crate::media::register(&mut registry, objects);
+    crate::competition_jobs::register(&mut registry, objects);
+    registry.register(crate::media_video::Transcode {
+        objects: objects.clone(),
+        limits: crate::media_video::VideoLimits {
+            max_duration_secs: config.media.max_video_secs,
+            timeout: Duration::from_secs(config.media.ffmpeg_timeout_secs),
+            ffmpeg: config.media.ffmpeg_path.clone(),
+            ffprobe: config.media.ffprobe_path.clone(),
+        },
+    });
+    crate::detection_jobs::register(&mut registry, &config.detections, notifier, objects);
     registry
 }
 
@@ -153,6 +166,26 @@ mod tests {
             "cleanup",
         ] {
             assert!(kinds.contains(&kind), "{kind} is scheduled by default");
+        }
+    }
+
+    #[test]
+    fn a_schedule_of_an_unknown_kind_or_of_a_kind_with_data_is_rejected_at_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (kind, expected) in [
+            ("report.nobody", "is not a job kind"),
+            ("event.dispatch", "cannot be scheduled"),
+        ] {
+            let file = dir.path().join("vigia.toml");
+            std::fs::write(
+                &file,
+                format!("[schedules.odd]\nkind = \"{kind}\"\ncron = \"0 * * * * *\"\n"),
+            )
+            .expect("write");
+            let error = Config::load(Some(&file), &Overrides::default()).expect_err("rejected");
+            let message = format!("{error:#}");
+            assert!(message.contains("schedules.odd.kind"), "{message}");
+            assert!(message.contains(expected), "{message}");
         }
     }
 

@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Subcommand;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use vigia_domain::Timestamp;
 use vigia_jobs::{JobMetrics, Registry, Worker, WorkerConfig, builtin};
-use vigia_store::jobs::{self, JobActionError, JobFilter, JobId, JobState, NewJob};
+use vigia_store::jobs::{self, JobActionError, JobFilter, JobId, JobKind, JobState, NewJob, Task};
 use vigia_store::{Db, schedules};
 
 use crate::config::Config;
@@ -33,11 +32,17 @@ pub enum JobsCommand {
     Retry { id: i64 },
     /// Cancel a queued (or failed, waiting) job.
     Cancel { id: i64 },
-    /// Measure queue throughput: enqueue N no-op jobs, run them with this node's worker
-    /// settings, print jobs per second. Use a scratch database.
+    /// Measure queue throughput: enqueue N `bench` jobs, run them with this node's worker
+    /// settings, print jobs per second. It never touches this node's database: it works in a
+    /// scratch SQLite database it creates (and deletes), or in the empty database given with
+    /// --scratch-database-url, and its worker handles only `bench` jobs.
     Bench {
         #[arg(long, default_value_t = 50_000)]
         count: u32,
+        /// An empty database to bench instead (e.g. a PostgreSQL database made for it); refused
+        /// if it is this node's database or holds any incident or job other than bench jobs.
+        #[arg(long)]
+        scratch_database_url: Option<String>,
     },
 }
 
@@ -60,6 +65,13 @@ pub enum SchedulesCommand {
 }
 
 pub async fn jobs(config: &Config, command: JobsCommand) -> anyhow::Result<()> {
+    if let JobsCommand::Bench {
+        count,
+        scratch_database_url,
+    } = command
+    {
+        return bench_in_scratch(config, count, scratch_database_url).await;
+    }
     let db = open_database(config).await?;
     let result = match command {
         JobsCommand::List { state, kind, limit } => {
@@ -93,7 +105,7 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> anyhow::Result<()> {
             jobs::cancel(&db, JobId(id), Timestamp::now()).await,
             "cancelled",
         ),
-        JobsCommand::Bench { count } => bench(config, &db, count).await,
+        JobsCommand::Bench { .. } => Ok(()),
     };
     db.close().await;
     result
@@ -197,21 +209,51 @@ pub async fn schedules(config: &Config, command: SchedulesCommand) -> anyhow::Re
     result
 }
 
-/// Enqueues `count` no-op jobs (in transactions of 5,000), then runs the real worker loop until
-/// all succeeded.
+/// Opens the bench's own database: a fresh SQLite file in a temporary directory (with this
+/// node's database settings), or `url` after checking that it holds no real work.
+async fn bench_in_scratch(config: &Config, count: u32, url: Option<String>) -> anyhow::Result<()> {
+    let scratch = tempfile::Builder::new()
+        .prefix("vigia-jobs-bench-")
+        .tempdir()
+        .context("cannot create a scratch directory for the bench")?;
+    let url = match url {
+        Some(url) => {
+            anyhow::ensure!(
+                url != config.database_url(),
+                "--scratch-database-url is this node's own database: give the bench an empty one"
+            );
+            url
+        }
+        None => format!("sqlite://{}", scratch.path().join("bench.db").display()),
+    };
+    let db = Db::connect(&url, &config.db_options()).await?;
+    db.migrate().await?;
+    let result = match jobs::real_work(&db).await.map_err(anyhow::Error::from) {
+        Ok(0) => bench(config, &db, count).await,
+        Ok(n) => Err(anyhow::anyhow!(
+            "the scratch database holds {n} incidents or non-bench jobs: give the bench an empty database"
+        )),
+        Err(e) => Err(e),
+    };
+    db.close().await;
+    result
+}
+
+/// Enqueues `count` bench jobs (in transactions of 5,000), then runs the real worker loop with
+/// only the bench handler until all succeeded.
 async fn bench(config: &Config, db: &Db, count: u32) -> anyhow::Result<()> {
     let started = Instant::now();
     let chunk: Vec<u32> = (0..count).collect();
     for part in chunk.chunks(5_000) {
         let batch: Vec<NewJob> = part
             .iter()
-            .map(|i| NewJob::new("noop", json!({ "i": i })))
+            .map(|&n| NewJob::new(&Task::Bench { n }))
             .collect();
         jobs::enqueue_batch(db, &batch, Timestamp::now()).await?;
     }
     let enqueue = started.elapsed();
     let mut registry = Registry::new();
-    builtin::register_defaults(&mut registry, Duration::from_secs(86_400), true);
+    registry.register(builtin::Bench);
     let metrics = JobMetrics::new();
     let settings: WorkerConfig = crate::jobs::worker_config(config);
     let worker = Arc::new(Worker::new(
@@ -224,7 +266,7 @@ async fn bench(config: &Config, db: &Db, count: u32) -> anyhow::Result<()> {
     let started = Instant::now();
     let running = tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(30)));
     let deadline = Instant::now() + Duration::from_secs(600);
-    while metrics.succeeded_count("noop") < u64::from(count) {
+    while metrics.succeeded_count(JobKind::Bench.as_str()) < u64::from(count) {
         anyhow::ensure!(
             Instant::now() < deadline,
             "the jobs did not finish within 10 minutes"
@@ -237,7 +279,7 @@ async fn bench(config: &Config, db: &Db, count: u32) -> anyhow::Result<()> {
     let left = jobs::counts(db)
         .await?
         .into_iter()
-        .filter(|(kind, state, _)| kind == "noop" && *state != JobState::Succeeded)
+        .filter(|(kind, state, _)| kind == JobKind::Bench.as_str() && *state != JobState::Succeeded)
         .map(|(_, _, n)| n)
         .sum::<i64>();
     anyhow::ensure!(left == 0, "{left} jobs did not succeed");

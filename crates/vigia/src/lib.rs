@@ -1,18 +1,28 @@
 //! The `vigia` binary's library half: configuration, wiring and the application lifecycle, so
 //! tests can start the same application the binary runs.
 
+pub mod competition_jobs;
 pub mod config;
 pub mod connections;
 pub mod demo;
+pub mod detection_jobs;
 pub mod job_handlers;
 pub mod jobs;
 pub mod jobs_cli;
+pub mod media;
+pub mod media_bench;
+pub mod media_reference;
+pub mod media_video;
+pub mod mqtt;
 pub mod reports_cli;
 pub mod seed;
+pub mod simulate;
+pub mod simulate_mqtt;
 pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -33,9 +43,11 @@ pub struct Application {
     grace: Duration,
     limits: vigia_http::listener::ConnectionLimits,
     notifier: vigia_notify::Notifier,
-    dispatcher: bool,
     /// Background work (`[jobs] enabled`), started by [`Application::run`].
     jobs: Option<vigia_jobs::JobsRuntime>,
+    /// `detections.mqtt_url`, when MQTT ingestion is on.
+    mqtt: Option<String>,
+    mqtt_stats: Arc<mqtt::MqttStats>,
 }
 
 impl Application {
@@ -47,6 +59,7 @@ impl Application {
         let db = open_database(config).await?;
         let objects = Objects::open(&config.storage_url(), &config.s3_options())?;
         sweep_abandoned_uploads(&db, &objects).await;
+        media::check_prerequisites().await;
         let secret = jwt_secret(config, &db)?;
         bootstrap_admin(config, &db).await?;
         let listener = TcpListener::bind(config.listen_addr()?)
@@ -89,6 +102,7 @@ impl Application {
             auth_cache_ttl: Duration::from_millis(config.http.auth_cache_ttl_ms),
             webhooks_allow_private_targets: config.webhooks.allow_private_targets,
             realtime: config.realtime.to_http(),
+            detections: config.detections.policy()?,
         };
         let mut notify = config.notify_config(&http.public_url)?;
         notify.report_links.key = vigia_domain::links::LinkKey::derive(secret.as_bytes());
@@ -113,8 +127,10 @@ impl Application {
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
             limits,
             notifier,
-            dispatcher: config.notifications.dispatcher,
             jobs,
+            mqtt: (!config.detections.mqtt_url.is_empty())
+                .then(|| config.detections.mqtt_url.clone()),
+            mqtt_stats: Arc::new(mqtt::MqttStats::default()),
         })
     }
 
@@ -122,6 +138,11 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// This node's MQTT ingestion counters.
+    pub fn mqtt_stats(&self) -> Arc<mqtt::MqttStats> {
+        self.mqtt_stats.clone()
     }
 
     pub fn state(&self) -> &AppState {
@@ -137,20 +158,16 @@ impl Application {
     /// grace period) and closes the database.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let db = self.state.db.clone();
-        let dispatcher = self.dispatcher.then(|| {
-            let planning = if self.jobs.is_some() {
-                vigia_notify::dispatcher::Planning::ByJobs
-            } else {
-                vigia_notify::dispatcher::Planning::FollowEvents
-            };
-            tokio::spawn(vigia_notify::dispatcher::run(
-                self.notifier.clone(),
-                planning,
-                shutdown.clone(),
-            ))
-        });
         self.state.realtime.start(shutdown.clone());
         self.state.follow_standing_changes(shutdown.clone());
+        if let Some(url) = self.mqtt.clone() {
+            tokio::spawn(mqtt::run(
+                self.state.clone(),
+                url,
+                shutdown.clone(),
+                self.mqtt_stats.clone(),
+            ));
+        }
         let background = match self.jobs {
             Some(jobs) => Some(jobs.start(shutdown.clone()).await?),
             None => None,
@@ -171,9 +188,6 @@ impl Application {
                 tracing::warn!("in-flight requests did not finish within {} s; stopping anyway", grace.as_secs());
             }
         }
-        if let Some(dispatcher) = dispatcher {
-            let _ = tokio::time::timeout(Duration::from_secs(5), dispatcher).await;
-        }
         if let Some(background) = background {
             // The workers wait up to `jobs.shutdown_grace_secs` for running jobs.
             let _ = background.await;
@@ -191,6 +205,11 @@ async fn sweep_abandoned_uploads(db: &Db, objects: &Objects) {
         Ok(0) => {}
         Ok(removed) => tracing::info!(removed, "removed unfinished uploads"),
         Err(error) => tracing::warn!(%error, "cannot remove unfinished uploads"),
+    }
+    match vigia_store::competitions::entries::sweep_abandoned(db, objects, before).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed unfinished competition entries"),
+        Err(error) => tracing::warn!(%error, "cannot remove unfinished competition entries"),
     }
 }
 
@@ -307,7 +326,7 @@ pub async fn create_user_in(
         role,
         locale: Locale::Es,
     };
-    users::create_with_departments(db, &new, &departments, &vigia_store::Actor::system())
+    users::create_with_departments(db, &new, &departments, &vigia_store::ChangeAuthor::system())
         .await
         .map_err(|e| match e {
             vigia_store::StoreError::Duplicate { .. } => {

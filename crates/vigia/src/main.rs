@@ -67,6 +67,11 @@ enum Command {
     Schedules(vigia::jobs_cli::SchedulesCommand),
     /// Print the OpenAPI document of the API (the one served at /api/openapi.json).
     Openapi,
+    /// Media pipeline tools.
+    #[command(subcommand)]
+    Media(MediaCommand),
+    /// Run virtual devices that send detections (with stress episodes) to a running server.
+    Simulate(SimulateArgs),
     /// Replace the SQLite database with a backup (stop the server first).
     Restore {
         /// The backup file to restore.
@@ -78,6 +83,29 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum MediaCommand {
+    /// Measure face verification (true/false-match rates, timings, captures/s at 640x480) on
+    /// the labelled photos scripts/media-setup.sh fetched.
+    BenchFaces {
+        /// Distance under which two faces are the same person.
+        #[arg(long, default_value_t = 0.6)]
+        threshold: f64,
+        /// Passes over the photos for the throughput figure.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
+    /// Transcode one video as the media.transcode job does (≤720p H.264/AAC MP4, poster,
+    /// strip) into a directory, and print how fast it went.
+    Transcode {
+        /// The video to process.
+        input: PathBuf,
+        /// The directory to write video.mp4, poster.jpg and strip.jpg into (created).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+}
+
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on, e.g. 0.0.0.0:8080.
@@ -86,6 +114,31 @@ struct ServeArgs {
     /// Load a demo campus (departments, categories, zones, one account per role) into an empty database.
     #[arg(long)]
     demo: bool,
+    /// Also run the device simulator against this server (3 devices, 12 subjects, 20/s).
+    #[arg(long)]
+    simulate: bool,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Virtual devices.
+    #[arg(long, default_value_t = 3)]
+    devices: usize,
+    /// Monitored subjects (SIM-0001, …; created with consent if missing).
+    #[arg(long, default_value_t = 12)]
+    subjects: usize,
+    /// Detections per second, all devices together.
+    #[arg(long, default_value_t = 20)]
+    rate: u64,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Publish to the broker of `detections.mqtt_url` instead of the HTTP batch endpoint.
+    #[arg(long)]
+    mqtt: bool,
+    /// The server's base URL (default: `http.public_url`).
+    #[arg(long)]
+    url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -215,10 +268,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", vigia_http::openapi::document_json()?);
         return Ok(());
     }
+    if let Command::Media(command) = cli.command {
+        return match command {
+            MediaCommand::BenchFaces { threshold, rounds } => {
+                vigia::media_bench::bench_faces(threshold, rounds).await
+            }
+            MediaCommand::Transcode { input, output } => {
+                vigia::media_bench::transcode(&input, &output).await
+            }
+        };
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&config.log);
     match cli.command {
-        Command::Serve(args) => serve(&config, args.demo).await,
+        Command::Serve(args) => serve(&config, args.demo, args.simulate).await,
+        Command::Simulate(args) => simulate(&config, args).await,
         Command::Migrate => {
             let db = open_database(&config).await?;
             println!(
@@ -257,7 +321,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.redacted_toml()?);
             Ok(())
         }
-        Command::Config(ConfigCommand::Defaults) | Command::Openapi => Ok(()),
+        Command::Config(ConfigCommand::Defaults) | Command::Openapi | Command::Media(_) => Ok(()),
         Command::Backup { output } => {
             let db = open_database(&config).await?;
             db.backup_sqlite(&output).await?;
@@ -336,16 +400,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
+async fn simulate(config: &Config, args: SimulateArgs) -> anyhow::Result<()> {
+    let mqtt = if args.mqtt {
+        if config.detections.mqtt_url.is_empty() {
+            bail!(
+                "--mqtt needs detections.mqtt_url (e.g. VIGIA_DETECTIONS__MQTT_URL=mqtt://127.0.0.1:1883)"
+            );
+        }
+        Some(config.detections.mqtt_url.clone())
+    } else {
+        None
+    };
+    let db = open_database(config).await?;
+    let options = vigia::simulate::Options {
+        devices: args.devices,
+        subjects: args.subjects,
+        rate: args.rate,
+        duration: args.duration.map(std::time::Duration::from_secs),
+        url: args.url.unwrap_or_else(|| config.http.public_url.clone()),
+        mqtt,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        vigia::shutdown_signal().await;
+        trigger.cancel();
+    });
+    let started = std::time::Instant::now();
+    let summary = vigia::simulate::run(&db, options, stop).await;
+    db.close().await;
+    let summary = summary?;
+    println!("{}", summary.line(started.elapsed()));
+    Ok(())
+}
+
+async fn serve(config: &Config, demo: bool, simulate: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let app = Application::build(config).await?;
-    if demo && demo::seed(&app.state().db).await? {
+    let seeded = demo && demo::seed(&app.state().db).await?;
+    let url = app.state().config.public_url.clone();
+    // The web UI first: it is what a newcomer opens.
+    println!("Vigía web UI: {url}/");
+    if seeded {
         println!("demo data loaded; sign in with:");
         for (email, password, role) in demo::ACCOUNTS {
             println!("  {:<9} {email}  /  {password}", role.as_str());
         }
     }
-    let url = app.state().config.public_url.clone();
     let (users, _) = vigia_store::users::counts(&app.state().db).await?;
     println!("Vigía {} listening on {url}", env!("CARGO_PKG_VERSION"));
     println!("  API docs: {url}/api/docs   health: {url}/health   metrics: {url}/metrics");
@@ -363,6 +465,27 @@ async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         trigger.cancel();
     });
+    if simulate {
+        let db = app.state().db.clone();
+        let options = vigia::simulate::Options {
+            devices: 3,
+            subjects: 12,
+            rate: 20,
+            duration: None,
+            url: format!("http://{}", app.local_addr()),
+            mqtt: None,
+            progress: false,
+        };
+        let stop = shutdown.clone();
+        println!(
+            "  simulator: 3 devices, 12 subjects, 20 detections/s, a stress episode every minute"
+        );
+        tokio::spawn(async move {
+            if let Err(error) = vigia::simulate::run(&db, options, stop).await {
+                tracing::error!(%error, "the simulator stopped");
+            }
+        });
+    }
     app.run(shutdown).await
 }
 

@@ -19,7 +19,7 @@ use vigia_domain::incidents::{
     AssignmentStrategy, IncidentVisibility, SlaClock, SlaPolicy, Source, Status,
 };
 use vigia_store::incidents::stats::{DAY_MS, SyntheticIncident};
-use vigia_store::{Actor, Db, catalog, incidents};
+use vigia_store::{ChangeAuthor, Db, catalog, incidents};
 
 /// What `vigia seed incidents` loads.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +44,7 @@ pub async fn ensure_catalog(db: &Db) -> anyhow::Result<Option<&'static str>> {
             "loaded the demo campus (see `vigia serve --demo` for its accounts)",
         ));
     }
-    let actor = Actor::system();
+    let actor = ChangeAuthor::system();
     let spec = DepartmentSpec::parse("General", &[]).map_err(invalid)?;
     let department =
         catalog::create_department(db, &spec, AssignmentStrategy::Manual, &actor).await?;

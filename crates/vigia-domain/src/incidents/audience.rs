@@ -1,11 +1,12 @@
 //! Who may receive one event of the log: the rules of the REST API ([`ReadScope`] for the
-//! incident, [`Actor::may_see_internal`] for internal events, people hidden from callers with
+//! incident, [`Relation::may_see_internal`] for internal events, people hidden from callers with
 //! no relation to the incident), applied to the facts the real-time hub carries with each event.
 
-use crate::auth::Principal;
-use crate::ids::{DepartmentId, UserId};
-use crate::incidents::actor::Actor;
+use crate::auth::{Principal, UserPrincipal};
+use crate::ids::{DepartmentId, SessionId, UserId};
+use crate::incidents::relation::Relation;
 use crate::incidents::scope::ReadScope;
+use crate::users::Role;
 
 /// What visibility depends on: the incident's routing, reporter and public flag, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +40,38 @@ pub fn audience(
     if !scope.admits(facts.department, facts.reporter, facts.public) {
         return Audience::Hidden;
     }
-    let actor = Actor::of(principal, facts.department, facts.reporter);
-    if internal && !actor.may_see_internal() {
+    let relation = Relation::of(principal, facts.department, facts.reporter);
+    if internal && !relation.may_see_internal() {
         Audience::Hidden
-    } else if actor == Actor::Other {
+    } else if !relation.sees_people() {
         Audience::WithoutPeople
     } else {
         Audience::Full
     }
+}
+
+/// Whether an account — reached at its address, not over a connection — may receive an
+/// internal event of `department` (an exam event): the rule [`audience`] applies to the same
+/// account on the real-time stream (admins, and staff of the department).
+pub fn account_receives_internal(
+    user_id: UserId,
+    role: Role,
+    departments: Vec<DepartmentId>,
+    department: Option<DepartmentId>,
+) -> bool {
+    let principal = Principal::User(UserPrincipal {
+        user_id,
+        // No session: none of these rules reads it.
+        session_id: SessionId(0),
+        role,
+        departments,
+    });
+    let facts = IncidentFacts {
+        department,
+        reporter: None,
+        public: false,
+    };
+    audience(&principal, &ReadScope::of(&principal), facts, true) != Audience::Hidden
 }
 
 #[cfg(test)]
@@ -148,6 +173,26 @@ mod tests {
                 true
             ),
             Audience::Full
+        );
+    }
+
+    #[test]
+    fn an_account_receives_an_exam_event_only_as_admin_or_staff_of_its_department() {
+        let of = |role, departments: &[i64]| {
+            account_receives_internal(
+                UserId(3),
+                role,
+                departments.iter().copied().map(DepartmentId).collect(),
+                Some(DepartmentId(7)),
+            )
+        };
+        assert!(of(Role::Admin, &[]));
+        assert!(of(Role::Staff, &[7]));
+        assert!(!of(Role::Staff, &[8]), "staff of another department");
+        assert!(!of(Role::Reporter, &[7]), "a reporter is not staff of it");
+        assert!(
+            !account_receives_internal(UserId(3), Role::Staff, vec![DepartmentId(7)], None),
+            "an exam of no department is for admins only"
         );
     }
 }

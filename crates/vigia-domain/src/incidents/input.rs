@@ -193,7 +193,7 @@ name_enum!(
     Visibility, "visibility", {
         /// Everyone who can see the incident, the reporter included.
         Public => "public",
-        /// Department staff and admins only (see [`crate::incidents::Actor::may_see_internal`]).
+        /// Department staff and admins only (see [`crate::incidents::Relation::may_see_internal`]).
         Internal => "internal",
     }
 );

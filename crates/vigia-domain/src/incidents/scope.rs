@@ -73,12 +73,12 @@ impl ReadScope {
     }
 
     /// Whether the caller is shown who reported and who works an incident with these
-    /// attributes it may read (the rule of [`Actor::of`]: anyone but [`Actor::Other`]). A
+    /// attributes it may read (the rule of [`Relation::of`]: anyone but [`Relation::Other`]). A
     /// filter on a person matches only such incidents, or it would tell who is behind the
     /// others.
     ///
-    /// [`Actor::of`]: crate::incidents::Actor::of
-    /// [`Actor::Other`]: crate::incidents::Actor::Other
+    /// [`Relation::of`]: crate::incidents::Relation::of
+    /// [`Relation::Other`]: crate::incidents::Relation::Other
     pub fn sees_people(&self, department: Option<DepartmentId>, reporter: Option<UserId>) -> bool {
         match self {
             ReadScope::All => true,
@@ -122,7 +122,7 @@ mod tests {
     fn the_people_of_an_incident_are_seen_by_exactly_those_who_are_not_others_to_it() {
         use crate::auth::{ApiKeyPrincipal, Scope};
         use crate::ids::ApiKeyId;
-        use crate::incidents::Actor;
+        use crate::incidents::Relation;
         let key = |scopes: &[Scope]| {
             Principal::ApiKey(ApiKeyPrincipal {
                 key_id: ApiKeyId(1),
@@ -144,7 +144,7 @@ mod tests {
                 for reporter in [None, Some(UserId(7)), Some(UserId(8))] {
                     assert_eq!(
                         scope.sees_people(department, reporter),
-                        Actor::of(principal, department, reporter) != Actor::Other,
+                        Relation::of(principal, department, reporter) != Relation::Other,
                         "{principal:?} {department:?} {reporter:?}"
                     );
                 }

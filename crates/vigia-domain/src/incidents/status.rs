@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::incidents::actor::Actor;
+use crate::incidents::relation::Relation;
 use crate::validation::FieldError;
 
 /// Where an incident is in its lifecycle.
@@ -86,17 +86,17 @@ impl Status {
         }
     }
 
-    /// The statuses `actor` may move an incident in this status to (a subset of [`Self::allowed_next`]).
-    pub fn allowed_next_for(self, actor: Actor) -> &'static [Status] {
-        match actor {
-            Actor::Admin | Actor::DepartmentStaff => self.allowed_next(),
+    /// The statuses `relation` may move an incident in this status to (a subset of [`Self::allowed_next`]).
+    pub fn allowed_next_for(self, relation: Relation) -> &'static [Status] {
+        match relation {
+            Relation::Admin | Relation::DepartmentStaff => self.allowed_next(),
             // The reporter confirms a resolution or disputes it, nothing else.
-            Actor::Reporter => match self {
+            Relation::Reporter => match self {
                 Status::Resolved => &[Status::Closed, Status::InProgress],
                 Status::Closed => &[Status::InProgress],
                 _ => &[],
             },
-            Actor::Other => &[],
+            Relation::Other => &[],
         }
     }
 
@@ -119,7 +119,7 @@ impl TryFrom<String> for Status {
     }
 }
 
-/// Why a status change was refused. Both variants carry what the actor may do instead.
+/// Why a status change was refused. Both variants carry what the caller may do instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     /// The lifecycle has no such step (a conflict with the incident's current state, 409).
@@ -132,7 +132,7 @@ pub enum TransitionError {
         to: Status,
         allowed: &'static [Status],
     },
-    /// The step exists but this actor may not take it (403).
+    /// The step exists but this caller may not take it (403).
     #[error(
         "you may not change an incident from {from} to {to}; allowed for you: {}",
         list(allowed)
@@ -145,7 +145,7 @@ pub enum TransitionError {
 }
 
 impl TransitionError {
-    /// The statuses the actor could have moved the incident to.
+    /// The statuses the caller could have moved the incident to.
     pub fn allowed(&self) -> &'static [Status] {
         match self {
             TransitionError::NotInLifecycle { allowed, .. }
@@ -165,9 +165,13 @@ fn list(statuses: &[Status]) -> String {
         .join(", ")
 }
 
-/// Checks that `actor` may move an incident from `from` to `to`.
-pub fn check_transition(from: Status, to: Status, actor: Actor) -> Result<(), TransitionError> {
-    let allowed = from.allowed_next_for(actor);
+/// Checks that `relation` may move an incident from `from` to `to`.
+pub fn check_transition(
+    from: Status,
+    to: Status,
+    relation: Relation,
+) -> Result<(), TransitionError> {
+    let allowed = from.allowed_next_for(relation);
     if allowed.contains(&to) {
         Ok(())
     } else if from.allowed_next().contains(&to) {
@@ -204,11 +208,11 @@ pub fn sla_effect(from: Status, to: Status) -> Option<SlaEffect> {
 mod tests {
     use super::*;
 
-    const ACTORS: [Actor; 4] = [
-        Actor::Admin,
-        Actor::DepartmentStaff,
-        Actor::Reporter,
-        Actor::Other,
+    const RELATIONS: [Relation; 4] = [
+        Relation::Admin,
+        Relation::DepartmentStaff,
+        Relation::Reporter,
+        Relation::Other,
     ];
 
     #[test]
@@ -222,20 +226,24 @@ mod tests {
         ];
         for pair in path.windows(2) {
             assert_eq!(
-                check_transition(pair[0], pair[1], Actor::DepartmentStaff),
+                check_transition(pair[0], pair[1], Relation::DepartmentStaff),
                 Ok(())
             );
         }
         assert_eq!(
-            check_transition(Status::InProgress, Status::Resolved, Actor::DepartmentStaff),
+            check_transition(
+                Status::InProgress,
+                Status::Resolved,
+                Relation::DepartmentStaff
+            ),
             Ok(())
         );
         assert_eq!(
-            check_transition(Status::Resolved, Status::Closed, Actor::DepartmentStaff),
+            check_transition(Status::Resolved, Status::Closed, Relation::DepartmentStaff),
             Ok(())
         );
         assert_eq!(
-            check_transition(Status::Closed, Status::InProgress, Actor::Admin),
+            check_transition(Status::Closed, Status::InProgress, Relation::Admin),
             Ok(())
         );
         assert!(is_reopen(Status::Closed, Status::InProgress));
@@ -244,8 +252,8 @@ mod tests {
 
     #[test]
     fn an_incident_on_hold_must_resume_before_it_is_resolved() {
-        let error =
-            check_transition(Status::OnHold, Status::Resolved, Actor::Admin).expect_err("refused");
+        let error = check_transition(Status::OnHold, Status::Resolved, Relation::Admin)
+            .expect_err("refused");
         assert_eq!(error.allowed(), &[Status::InProgress]);
         assert!(matches!(error, TransitionError::NotInLifecycle { .. }));
         assert_eq!(
@@ -257,15 +265,15 @@ mod tests {
     #[test]
     fn no_status_may_follow_itself_or_skip_acknowledgement() {
         for status in Status::ALL {
-            for actor in ACTORS {
+            for relation in RELATIONS {
                 assert!(
-                    check_transition(status, status, actor).is_err(),
+                    check_transition(status, status, relation).is_err(),
                     "{status} -> {status}"
                 );
             }
         }
-        assert!(check_transition(Status::New, Status::InProgress, Actor::Admin).is_err());
-        assert!(check_transition(Status::New, Status::Resolved, Actor::Admin).is_err());
+        assert!(check_transition(Status::New, Status::InProgress, Relation::Admin).is_err());
+        assert!(check_transition(Status::New, Status::Resolved, Relation::Admin).is_err());
     }
 
     #[test]
@@ -279,13 +287,13 @@ mod tests {
                         | (Status::Closed, Status::InProgress)
                 );
                 assert_eq!(
-                    check_transition(from, to, Actor::Reporter).is_ok(),
+                    check_transition(from, to, Relation::Reporter).is_ok(),
                     reporter_may,
                     "{from} -> {to}"
                 );
             }
         }
-        let error = check_transition(Status::New, Status::Acknowledged, Actor::Reporter)
+        let error = check_transition(Status::New, Status::Acknowledged, Relation::Reporter)
             .expect_err("refused");
         assert!(matches!(
             error,
@@ -300,13 +308,13 @@ mod tests {
     #[test]
     fn outsiders_may_take_no_step_and_staff_and_admins_every_step() {
         for from in Status::ALL {
-            assert!(from.allowed_next_for(Actor::Other).is_empty());
-            assert_eq!(from.allowed_next_for(Actor::Admin), from.allowed_next());
+            assert!(from.allowed_next_for(Relation::Other).is_empty());
+            assert_eq!(from.allowed_next_for(Relation::Admin), from.allowed_next());
             assert_eq!(
-                from.allowed_next_for(Actor::DepartmentStaff),
+                from.allowed_next_for(Relation::DepartmentStaff),
                 from.allowed_next()
             );
-            for &to in from.allowed_next_for(Actor::Reporter) {
+            for &to in from.allowed_next_for(Relation::Reporter) {
                 assert!(
                     from.allowed_next().contains(&to),
                     "reporter step {from} -> {to} not in lifecycle"

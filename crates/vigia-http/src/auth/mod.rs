@@ -23,7 +23,7 @@ use vigia_domain::Timestamp;
 use vigia_domain::auth::{API_KEY_PREFIX, ApiKeyPrincipal, Principal, UserPrincipal, secret_hash};
 use vigia_domain::ids::{ApiKeyId, SessionId, UserId};
 use vigia_domain::users::Role;
-use vigia_store::{Actor, api_keys, users};
+use vigia_store::{ChangeAuthor, api_keys, users};
 
 use crate::access::Keys;
 use crate::error::ApiError;
@@ -418,6 +418,15 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+impl Admin {
+    /// `auth` as an admin, checked as the extractor checks it (for the web UI's forms, which
+    /// call the API's handlers with the caller they authenticated).
+    pub fn check(auth: Auth) -> Result<Admin, ApiError> {
+        auth.require_admin()?;
+        Ok(Admin(auth))
+    }
+}
+
 impl std::ops::Deref for Admin {
     type Target = Auth;
     fn deref(&self) -> &Auth {
@@ -463,9 +472,9 @@ impl Auth {
         }
     }
 
-    /// The caller as recorded in the audit log and event history.
-    pub fn actor(&self, request_id: Option<String>) -> Actor {
-        Actor {
+    /// The caller as the author of a change, recorded in the audit log and event history.
+    pub fn actor(&self, request_id: Option<String>) -> ChangeAuthor {
+        ChangeAuthor {
             label: self.0.label(),
             request_id,
         }

@@ -73,6 +73,16 @@ where
 }
 
 impl<T> LenientJson<T> {
+    /// A body read by other means (a web form already parsed into the wire type): nothing
+    /// rejected, no bytes kept.
+    pub fn from_value(value: T) -> Self {
+        Self {
+            value,
+            errors: Vec::new(),
+            bytes: Bytes::new(),
+        }
+    }
+
     /// The body as it was sent.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
@@ -106,6 +116,31 @@ impl<T> LenientJson<T> {
             }
         }
         Err(ApiError::Validation(errors))
+    }
+}
+
+/// Largest body of a detection batch (10,000 detections with room for their extras).
+pub const BATCH_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A JSON body read as [`Json`] reads it, but up to [`BATCH_BODY_BYTES`] long: for the
+/// detection batch, whose items are checked one by one by its handler.
+#[derive(Debug, Clone, Default)]
+pub struct BatchJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for BatchJson<T>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(not_json());
+        }
+        let bytes = read_body(req, BATCH_BODY_BYTES).await?;
+        parse_json(&bytes).map(BatchJson)
     }
 }
 

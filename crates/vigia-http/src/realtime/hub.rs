@@ -12,82 +12,29 @@ use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use vigia_domain::Timestamp;
 use vigia_domain::auth::Principal;
-use vigia_domain::ids::{EventId, UserId};
+use vigia_domain::detections::AlertScope;
+use vigia_domain::ids::{DepartmentId, EventId, IncidentId, UserId};
 use vigia_domain::incidents::{Audience, ReadScope, audience};
 use vigia_store::Db;
 use vigia_store::incidents::feed;
+use vigia_store::transcodes::live::LiveVideoOf;
 
 use super::RealtimeConfig;
-use super::protocol::{Frame, Rendered, Topics};
+use super::detections::Tally;
+pub use super::metrics::RealtimeMetrics;
+use super::protocol::{Frame, Rendered, Subject, Topics};
 use super::socket::{Sent, Socket};
+use super::videos::{VideoMessage, VideoWatch};
 
 /// How many events the reader takes from the log per query.
 const BATCH: usize = 512;
 /// Connections per fan-out task.
 const CHUNK: usize = 256;
-
-/// Real-time metrics, registered in the server's registry.
-#[derive(Clone)]
-pub struct RealtimeMetrics {
-    pub connections: Gauge,
-    pub sent: Counter,
-    pub dropped: Counter,
-    pub slow_disconnects: Counter,
-    pub rejected: Counter,
-    pub lag: Histogram,
-}
-
-impl RealtimeMetrics {
-    fn new(registry: &mut Registry) -> Self {
-        let metrics = Self {
-            connections: Gauge::default(),
-            sent: Counter::default(),
-            dropped: Counter::default(),
-            slow_disconnects: Counter::default(),
-            rejected: Counter::default(),
-            lag: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-        };
-        registry.register(
-            "realtime_connections",
-            "Open WebSocket and SSE connections",
-            metrics.connections.clone(),
-        );
-        registry.register(
-            "realtime_messages_sent",
-            "Messages written to real-time connections",
-            metrics.sent.clone(),
-        );
-        registry.register(
-            "realtime_messages_dropped",
-            "Messages not delivered because a connection's queue was full",
-            metrics.dropped.clone(),
-        );
-        registry.register(
-            "realtime_slow_consumer_disconnects",
-            "Connections closed because they did not keep up",
-            metrics.slow_disconnects.clone(),
-        );
-        registry.register(
-            "realtime_connections_rejected",
-            "Connections refused by the per-user or total limit",
-            metrics.rejected.clone(),
-        );
-        registry.register(
-            "realtime_fanout_lag_seconds",
-            "Time from an event's commit to its fan-out by this node",
-            metrics.lag.clone(),
-        );
-        metrics
-    }
-}
 
 /// The node's real-time hub. Cheap to clone.
 #[derive(Clone)]
@@ -109,6 +56,10 @@ pub struct HubInner {
     left: Notify,
     /// The newest event id offered to connections.
     cursor: AtomicI64,
+    /// Detections accepted by this node, published each second on `detections`.
+    tally: Tally,
+    /// Notified by the reader after each wake-up: the video task reads the videos' state.
+    videos_wake: Notify,
     /// Cancelled when the server shuts down; every connection is then told to close with 1001
     /// (through its own [`Conn::kill`], not by waiting on this token: a token shared by every
     /// connection is one lock every connection takes each time it wakes to send).
@@ -198,12 +149,15 @@ enum Offered {
 pub struct Viewer {
     pub principal: Principal,
     pub scope: ReadScope,
+    /// Whose alerts (and detection aggregates) it may see.
+    pub alerts: AlertScope,
 }
 
 impl Viewer {
     pub fn of(principal: Principal) -> Self {
         Self {
             scope: ReadScope::of(&principal),
+            alerts: AlertScope::of(&principal),
             principal,
         }
     }
@@ -352,7 +306,12 @@ impl Conn {
         viewer: &Viewer,
         topics: &Topics,
     ) -> Option<&'a Frame> {
-        if !topics.wants(event.incident, &event.facts) {
+        if event.subject == Subject::Alert {
+            // Alerts are seen by the staff of their subject's department and by admins.
+            let department = event.facts.department.unwrap_or(DepartmentId(0));
+            return (topics.alerts && viewer.alerts.admits(department)).then_some(&event.full);
+        }
+        if !topics.wants(event.subject, &event.facts) {
             return None;
         }
         match audience(
@@ -403,6 +362,57 @@ impl Conn {
         }
     }
 
+    /// Offers a `detections.tick` about `department` (not an event of the log: no id, not
+    /// buffered during a replay); true when it was handed to the connection.
+    fn offer_tick(
+        &self,
+        department: DepartmentId,
+        frame: &Frame,
+        metrics: &RealtimeMetrics,
+    ) -> bool {
+        if self.closing().is_some() {
+            return false;
+        }
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.topics.detections
+            || !state.viewer.alerts.admits(department)
+            || state.replay_buffer.is_some()
+        {
+            return false;
+        }
+        match self.outlet.offer(frame) {
+            Offered::Taken => true,
+            Offered::Full => {
+                drop(state);
+                self.kill(metrics);
+                false
+            }
+            Offered::Gone => false,
+        }
+    }
+
+    /// Offers a `video.*` message (not an event of the log: no id, not buffered during a
+    /// replay) to a connection subscribed to its incident or competition that may see it; true
+    /// when it was handed to the connection.
+    fn offer_video(&self, message: &VideoMessage, metrics: &RealtimeMetrics) -> bool {
+        if self.closing().is_some() {
+            return false;
+        }
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.replay_buffer.is_some() || !sees_video(&state.viewer, &state.topics, message) {
+            return false;
+        }
+        match self.outlet.offer(&message.frame) {
+            Offered::Taken => true,
+            Offered::Full => {
+                drop(state);
+                self.kill(metrics);
+                false
+            }
+            Offered::Gone => false,
+        }
+    }
+
     /// Hands over a frame from the connection's own task (after a replay); false when full.
     pub fn enqueue(&self, frame: &Frame) -> bool {
         matches!(self.outlet.offer(frame), Offered::Taken)
@@ -410,8 +420,10 @@ impl Conn {
 }
 
 impl Hub {
-    pub fn new(db: Db, config: RealtimeConfig, registry: &mut Registry) -> Self {
+    pub fn new(db: Db, config: RealtimeConfig, registry: &mut Registry, tally: Tally) -> Self {
         Hub(Arc::new(HubInner {
+            tally,
+            videos_wake: Notify::new(),
             db,
             config,
             metrics: RealtimeMetrics::new(registry),
@@ -473,6 +485,8 @@ impl Hub {
     /// fallback), until `shutdown`. On PostgreSQL it also starts the LISTEN task.
     pub fn start(&self, shutdown: CancellationToken) {
         let listener = tokio::spawn(feed::listen(self.db.clone()));
+        tokio::spawn(self.clone().ticks(shutdown.clone()));
+        tokio::spawn(self.clone().videos(shutdown.clone()));
         let hub = self.clone();
         tokio::spawn(async move {
             hub.clone().run(shutdown).await;
@@ -484,6 +498,72 @@ impl Hub {
             drop(conns);
             listener.abort();
         });
+    }
+
+    /// Every second, offers the detections counted since the last tick (see
+    /// [`super::detections`]).
+    async fn ticks(self, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let frames = self.tally.take_frames(1);
+            if frames.is_empty() {
+                continue;
+            }
+            let conns: Vec<Arc<Conn>> = self
+                .conns
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            let mut sent = 0;
+            for (department, frame) in &frames {
+                for conn in &conns {
+                    sent += u64::from(conn.offer_tick(*department, frame, &self.metrics));
+                }
+            }
+            self.metrics.sent.inc_by(sent);
+        }
+    }
+
+    /// After each wake-up of the reader (at most four times a second), reads the videos'
+    /// processing state and offers what changed (see [`super::videos`]).
+    async fn videos(self, shutdown: CancellationToken) {
+        let mut watch = VideoWatch::default();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.videos_wake.notified() => {}
+            }
+            match vigia_store::transcodes::live::read(&self.db, Timestamp::now()).await {
+                Ok(read) => {
+                    let messages = watch.changes(read);
+                    if !messages.is_empty() {
+                        let conns: Vec<Arc<Conn>> = self
+                            .conns
+                            .read()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .values()
+                            .cloned()
+                            .collect();
+                        let mut sent = 0;
+                        for message in &messages {
+                            for conn in &conns {
+                                sent += u64::from(conn.offer_video(message, &self.metrics));
+                            }
+                        }
+                        self.metrics.sent.inc_by(sent);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the videos being processed"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     async fn run(self, shutdown: CancellationToken) {
@@ -515,6 +595,7 @@ impl Hub {
                 }
             }
             self.db.settle_writes().await;
+            self.videos_wake.notify_one();
             loop {
                 let batch = match feed::read_after(&self.db, cursor, BATCH).await {
                     Ok(batch) => batch,
@@ -527,14 +608,14 @@ impl Hub {
                 let Some(last) = batch.last() else {
                     break;
                 };
-                let last_id = last.event.id;
+                let last_id = last.id();
                 let events: Arc<[Rendered]> = batch.iter().map(Rendered::of).collect();
                 self.fan_out(&events, &mut fan_out).await;
                 cursor = last_id;
                 self.cursor.store(cursor.0, Ordering::Release);
                 let now = Timestamp::now().millis();
                 for item in &batch {
-                    let lag = now - item.event.at.millis();
+                    let lag = now - item.at().millis();
                     self.metrics.lag.observe(lag.max(0) as f64 / 1000.0);
                 }
                 if !full {
@@ -596,4 +677,25 @@ fn offer_all(conns: &[Arc<Conn>], events: &[Rendered], metrics: &RealtimeMetrics
         }
     }
     sent
+}
+
+/// Whether a connection with `topics` receives `message`: an attachment's like an event of its
+/// incident that is not internal, an entry's by [`vigia_domain::competitions::may_see_entry`].
+pub(crate) fn sees_video(viewer: &Viewer, topics: &Topics, message: &VideoMessage) -> bool {
+    let video = &message.video;
+    match video.of {
+        LiveVideoOf::Attachment { incident, .. } => {
+            topics.wants(Subject::Incident(IncidentId(incident)), &video.facts)
+                && audience(&viewer.principal, &viewer.scope, video.facts, false)
+                    != Audience::Hidden
+        }
+        LiveVideoOf::Entry { competition, .. } => {
+            topics.wants_competition(competition)
+                && vigia_domain::competitions::may_see_entry(
+                    Some(&viewer.principal),
+                    video.author.unwrap_or(UserId(0)),
+                    video.status == "ready",
+                )
+        }
+    }
 }

@@ -5,17 +5,27 @@
 //! WebSocket sockets or queued for SSE connections), [`socket`] (a WebSocket's socket, written
 //! from any thread, with its bounded pending queue), [`session`] (one connection: subscribe,
 //! replay then live, heartbeats, slow-consumer close), [`protocol`] (messages, topics, the
-//! `{type, id, ts, data}` envelope), [`ws`] and [`sse`] (the two transports).
+//! `{type, id, ts, data}` envelope), [`ws`] and [`sse`] (the two transports), [`detections`]
+//! (the per-second aggregates of the `detections` topic), [`videos`] (video processing:
+//! `video.*` messages read from the videos' rows).
 //!
-//! Architecture invariant: messages are read from `incident_events` after commit, never built
+//! Architecture invariant: messages are read from the event log (`incident_events`, and
+//! `exam_events` for proctoring) after commit, never built
 //! by the handler that made the change; who receives an event is decided by
-//! [`vigia_domain::incidents::audience`], the same rules the REST API applies.
+//! [`vigia_domain::incidents::audience`] (incident events) and
+//! [`vigia_domain::detections::AlertScope`] (alert events), the same rules the REST API
+//! applies. The exceptions are the `detections` topic's per-second counts and the `video.*`
+//! messages (read from the videos' processing rows, woken like events), which are not events
+//! of the log.
 
+pub mod detections;
 pub mod hub;
+pub mod metrics;
 pub mod protocol;
 pub mod session;
 pub mod socket;
 pub mod sse;
+pub mod videos;
 pub mod ws;
 
 use std::time::Duration;

@@ -25,7 +25,8 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Comma-separated topics: `incidents` (default), `department:<id>`, `incident:<id>`,
-    /// `alerts`, `detections`, `reports`.
+    /// `alerts`, `detections`, `reports`, `proctoring` (every exam you may see), `exam:<id>`,
+    /// `competitions` (every competition's video processing), `competition:<id>`.
     pub topics: Option<String>,
     /// Resume after this event id (the `Last-Event-ID` header wins when both are sent).
     pub last_event_id: Option<String>,

@@ -128,7 +128,7 @@ pub struct PageQuery {
 /// List API keys, newest first.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "admin", params(PageQuery), security(("bearer" = [])),
     responses((status = 200, body = ApiKeyPage), (status = 403, body = Problem)))]
-async fn list_keys(
+pub(crate) async fn list_keys(
     State(state): State<AppState>,
     _admin: Admin,
     Query(q): Query<PageQuery>,
@@ -148,7 +148,7 @@ async fn list_keys(
 /// Create a scoped API key for a device or integration.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "admin", request_body = ApiKeyIn, security(("bearer" = [])),
     responses((status = 201, body = ApiKeyCreatedOut), (status = 422, body = Problem)))]
-async fn create_key(
+pub(crate) async fn create_key(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(rid): RequestId,
@@ -196,7 +196,7 @@ async fn get_key(
 /// Revoke an API key: it stops working at once.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", params(("id" = i64, Path, description = "the API key's id")), tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = ApiKeyOut), (status = 404, body = Problem)))]
-async fn revoke_key(
+pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(rid): RequestId,
@@ -274,7 +274,7 @@ pub struct AuditPage {
 /// The audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "admin", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = AuditPage), (status = 403, body = Problem)))]
-async fn list_audit(
+pub(crate) async fn list_audit(
     State(state): State<AppState>,
     _admin: Admin,
     Query(q): Query<AuditQuery>,
@@ -303,7 +303,7 @@ async fn list_audit(
 // --- settings ----------------------------------------------------------------------------------
 
 /// The settings an admin may change at run time, with the type each takes.
-const SETTINGS: &[(&str, &str)] = &[(REGISTRATION_SETTING, "boolean")];
+pub(crate) const SETTINGS: &[(&str, &str)] = &[(REGISTRATION_SETTING, "boolean")];
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingOut {
@@ -332,7 +332,7 @@ async fn effective(state: &AppState, key: &str) -> ApiResult<serde_json::Value> 
 /// Every runtime setting with its effective value.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<SettingOut>)))]
-async fn list_settings(
+pub(crate) async fn list_settings(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> ApiResult<Json<Vec<SettingOut>>> {
@@ -369,7 +369,7 @@ pub struct SettingIn {
 #[utoipa::path(put, path = "/api/v1/settings/{key}", params(("key" = String, Path, description = "the setting's key")), tag = "admin", request_body = SettingIn,
     security(("bearer" = [])),
     responses((status = 200, body = SettingOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn put_setting(
+pub(crate) async fn put_setting(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(rid): RequestId,

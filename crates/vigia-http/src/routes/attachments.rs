@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{AttachmentId, IncidentId};
 use vigia_domain::incidents::sniff::SNIFF_PREFIX_LEN;
-use vigia_domain::incidents::{Actor, SniffError, classify};
+use vigia_domain::incidents::{Relation, SniffError, classify};
 use vigia_store::StoreError;
 use vigia_store::incidents::attachments::{self, Attachment, Upload, Uploader};
 
@@ -70,7 +70,7 @@ pub struct AttachmentOut {
 }
 
 impl AttachmentOut {
-    fn new(a: Attachment, actor: Actor) -> Self {
+    fn new(a: Attachment, relation: Relation) -> Self {
         let url = format!("/api/v1/incidents/{}/attachments/{}", a.incident_id, a.id);
         Self {
             id: a.id.0,
@@ -81,15 +81,17 @@ impl AttachmentOut {
             sha256: a.sha256,
             thumbnail_url: a.thumbnail_key.as_ref().map(|_| format!("{url}/thumbnail")),
             url,
-            uploaded_by: (actor != Actor::Other).then_some(a.uploaded_by),
+            uploaded_by: relation.sees_people().then_some(a.uploaded_by),
             created_at: a.created_at,
         }
     }
 }
 
 /// The upload form: one part named `file`. Its file name is kept (made safe); its type is
-/// decided from its bytes.
-#[derive(Debug, ToSchema)]
+/// decided from its bytes. Any other part is refused (422).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // describes the multipart form; read part by part
 pub struct AttachmentUpload {
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
@@ -105,23 +107,23 @@ pub struct FileBytes(pub Vec<u8>);
 use super::incidents::load;
 
 /// The attachment of a visible incident; 404 when either is missing, invisible or deleted.
-async fn load_attachment(
+pub(crate) async fn load_attachment(
     state: &AppState,
     auth: &Auth,
     raw_id: &str,
     raw_attachment: &str,
-) -> ApiResult<(Attachment, Actor)> {
-    let (incident, actor) = load(state, auth, raw_id).await?;
+) -> ApiResult<(Attachment, Relation)> {
+    let (incident, relation) = load(state, auth, raw_id).await?;
     let id = raw_attachment
         .parse::<i64>()
         .map_err(|_| ApiError::NotFound)?;
     let attachment = attachments::find(&state.db, incident.id, AttachmentId(id)).await?;
-    Ok((attachment, actor))
+    Ok((attachment, relation))
 }
 
 // --- upload ------------------------------------------------------------------------------------
 
-fn multipart_error(limit: usize) -> impl Fn(MultipartError) -> ApiError {
+pub(crate) fn multipart_error(limit: usize) -> impl Fn(MultipartError) -> ApiError {
     move |error| {
         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge { limit }
@@ -131,7 +133,7 @@ fn multipart_error(limit: usize) -> impl Fn(MultipartError) -> ApiError {
     }
 }
 
-fn refused(error: SniffError) -> ApiError {
+pub(crate) fn refused(error: SniffError) -> ApiError {
     match error {
         SniffError::Empty => error.field_error("file").into(),
         SniffError::Executable(_) | SniffError::Unknown => ApiError::UnsupportedMediaType {
@@ -259,12 +261,8 @@ async fn upload(
     Path(id): Path<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
-    let (incident, actor) = load(&state, &auth, &id).await?;
-    if actor == Actor::Other {
-        return Err(ApiError::Forbidden {
-            detail: "only the reporter and the department's staff may attach files",
-        });
-    }
+    let (incident, relation) = load(&state, &auth, &id).await?;
+    relation.may_attach()?;
     let mut multipart = multipart.map_err(|_| ApiError::UnsupportedMediaType {
         detail: "send the file as multipart/form-data in a part named file".into(),
     })?;
@@ -282,7 +280,7 @@ async fn upload(
     .await?;
     let saved = upload.finish(Timestamp::now()).await?;
     tracing::info!(incident_id = %incident.id, attachment_id = %saved.id,         media = saved.media.mime(), size = saved.size_bytes, "file attached");
-    let out = AttachmentOut::new(saved, actor);
+    let out = AttachmentOut::new(saved, relation);
     let location = HeaderValue::from_str(&out.url).map_err(|e| ApiError::Internal(e.into()))?;
     Ok((
         StatusCode::CREATED,
@@ -303,19 +301,19 @@ async fn list(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<AttachmentOut>>> {
-    let (incident, actor) = load(&state, &auth, &id).await?;
+    let (incident, relation) = load(&state, &auth, &id).await?;
     let items = attachments::list(&state.db, incident.id).await?;
     Ok(Json(
         items
             .into_iter()
-            .map(|a| AttachmentOut::new(a, actor))
+            .map(|a| AttachmentOut::new(a, relation))
             .collect(),
     ))
 }
 
 /// `attachment; filename="..."; filename*=UTF-8''...` for a name made safe by the store (no
 /// quotes, backslashes or control characters); non-ASCII letters travel in `filename*`.
-fn disposition(kind: &str, name: &str) -> HeaderValue {
+pub(crate) fn disposition(kind: &str, name: &str) -> HeaderValue {
     let ascii: String = name
         .chars()
         .map(|c| if c.is_ascii() { c } else { '_' })
@@ -337,7 +335,7 @@ fn disposition(kind: &str, name: &str) -> HeaderValue {
 }
 
 /// Streams a stored object with the headers that stop browsers from second-guessing it.
-async fn serve(
+pub(crate) async fn serve(
     state: &AppState,
     key: &vigia_store::ObjectKey,
     content_type: &'static str,
@@ -420,13 +418,9 @@ async fn remove(
     auth: Auth,
     Path((id, aid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let (attachment, actor) = load_attachment(&state, &auth, &id, &aid).await?;
+    let (attachment, relation) = load_attachment(&state, &auth, &id, &aid).await?;
     let label = auth.0.label();
-    if !actor.is_staff() && attachment.uploaded_by != label {
-        return Err(ApiError::Forbidden {
-            detail: "only whoever attached the file, the department's staff and admins may remove it",
-        });
-    }
+    relation.may_remove_attachment(attachment.uploaded_by == label)?;
     attachments::delete(&state.db, &attachment, &label, Timestamp::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

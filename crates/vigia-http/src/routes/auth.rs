@@ -92,7 +92,7 @@ pub struct RegisterIn {
 /// The setting that switches self-registration on or off at run time.
 pub const REGISTRATION_SETTING: &str = "registration.enabled";
 
-async fn registration_open(state: &AppState) -> ApiResult<bool> {
+pub(crate) async fn registration_open(state: &AppState) -> ApiResult<bool> {
     Ok(
         match settings::get(&state.db, REGISTRATION_SETTING).await? {
             Some(serde_json::Value::Bool(open)) => open,
@@ -208,14 +208,29 @@ async fn login(
     headers: HeaderMap,
     Json(input): Json<LoginIn>,
 ) -> ApiResult<Response> {
-    state.limits.login(&state.db, ip, &input.email).await?;
-    let credentials = match Email::parse("email", &input.email) {
+    let user = check_credentials(&state, ip, &input.email, input.password).await?;
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let tokens = start_session(&state, user, user_agent).await?;
+    Ok(with_cookies(&state, tokens, input.cookie))
+}
+
+/// Counts a sign-in attempt against the quotas and checks an e-mail and password: the account
+/// if they match an enabled account, 401 otherwise (the answer takes as long either way).
+pub(crate) async fn check_credentials(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    email: &str,
+    password: String,
+) -> ApiResult<UserId> {
+    state.limits.login(&state.db, ip, email).await?;
+    let credentials = match Email::parse("email", email) {
         Ok(email) => users::credentials(&state.db, &email).await?,
         Err(_) => None,
     };
     // Verify against a decoy hash when the account does not exist, so the answer takes as long.
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    let password = input.password;
     let verified = state
         .hashing
         .run(move |memory| {
@@ -226,12 +241,35 @@ async fn login(
     let Some(credentials) = credentials.filter(|c| verified && !c.disabled) else {
         return Err(BAD_CREDENTIALS);
     };
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    let tokens = start_session(&state, credentials.id, user_agent).await?;
-    Ok(with_cookies(&state, tokens, input.cookie))
+    Ok(credentials.id)
 }
+
+/// A browser session for `user`: the session row and the value of its [`SESSION_COOKIE`]
+/// (an access token that lives as long as the browser session, at most
+/// [`BROWSER_SESSION_SECS`]; its standing is checked on every request, so signing out,
+/// a password change or an account disabled end it at once).
+pub(crate) async fn browser_session(
+    state: &AppState,
+    user: UserId,
+    user_agent: Option<&str>,
+) -> ApiResult<HeaderValue> {
+    let now = Timestamp::now();
+    let ttl = state
+        .config
+        .refresh_token_ttl
+        .as_secs()
+        .min(BROWSER_SESSION_SECS);
+    let refresh = random_secret(REFRESH_TOKEN_PREFIX);
+    let expires = now.plus_seconds(ttl as i64);
+    let session =
+        sessions::create(&state.db, user, &secret_hash(&refresh), user_agent, expires).await?;
+    let access = state.tokens.issue(user, session, now, ttl as i64);
+    let secure = state.config.public_url.starts_with("https://");
+    Ok(session_cookie(SESSION_COOKIE, &access, "/", ttl, secure))
+}
+
+/// The longest a web UI session lasts without signing in again (12 hours).
+pub const BROWSER_SESSION_SECS: u64 = 12 * 3600;
 
 /// The tokens as JSON, with the session cookies set when `cookies` is true.
 fn with_cookies(state: &AppState, tokens: TokensOut, cookies: bool) -> Response {
@@ -273,7 +311,7 @@ fn session_cookie(name: &str, value: &str, path: &str, max_age: u64, secure: boo
 }
 
 /// Headers that delete both session cookies.
-fn cleared_cookies() -> AppendHeaders<[(header::HeaderName, HeaderValue); 2]> {
+pub(crate) fn cleared_cookies() -> AppendHeaders<[(header::HeaderName, HeaderValue); 2]> {
     AppendHeaders([
         (
             header::SET_COOKIE,
@@ -422,6 +460,15 @@ async fn update_me(
     auth: Auth,
     Json(input): Json<MePatch>,
 ) -> ApiResult<Json<UserOut>> {
+    Ok(Json(update_profile(&state, &auth, &input).await?.into()))
+}
+
+/// Applies a change of the caller's own profile (display name, language, away, notices).
+pub(crate) async fn update_profile(
+    state: &AppState,
+    auth: &Auth,
+    input: &MePatch,
+) -> ApiResult<users::User> {
     let user = auth.user()?;
     let mut v = Validation::new();
     let display_name = input
@@ -441,11 +488,7 @@ async fn update_me(
         ..Default::default()
     };
     let actor = auth.actor(None);
-    Ok(Json(
-        users::update(&state.db, user.user_id, &patch, &actor)
-            .await?
-            .into(),
-    ))
+    Ok(users::update(&state.db, user.user_id, &patch, &actor).await?)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -465,15 +508,28 @@ async fn change_password(
     auth: Auth,
     Json(input): Json<PasswordChangeIn>,
 ) -> ApiResult<StatusCode> {
+    change_own_password(&state, &auth, &input.current_password, &input.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's password after checking the current one; every other session of the
+/// account is signed out.
+pub(crate) async fn change_own_password(
+    state: &AppState,
+    auth: &Auth,
+    current_password: &str,
+    new_password: &str,
+) -> ApiResult<()> {
     let principal = auth.user()?.clone();
     let current = users::find(&state.db, principal.user_id).await?;
     let email = Email::parse("email", &current.email).ok();
-    let new = NewPassword::parse("new_password", &input.new_password, email.as_ref())?;
+    let new = NewPassword::parse("new_password", new_password, email.as_ref())?;
     let stored = users::password_hash(&state.db, principal.user_id).await?;
+    let current_password = current_password.to_owned();
     let hashed = state
         .hashing
         .run(move |memory| {
-            verify_password_in(memory, &stored, &input.current_password)
+            verify_password_in(memory, &stored, &current_password)
                 .then(|| hash_password_in(memory, &new))
         })
         .await?;
@@ -491,5 +547,5 @@ async fn change_password(
     )
     .await?;
     state.forget_user(principal.user_id);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -144,7 +144,7 @@ fn department_input(
 /// List departments.
 #[utoipa::path(get, path = "/api/v1/departments", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = Vec<DepartmentOut>), (status = 401, body = Problem)))]
-async fn list_departments(
+pub(crate) async fn list_departments(
     State(state): State<AppState>,
     auth: Auth,
 ) -> ApiResult<Json<Vec<DepartmentOut>>> {
@@ -157,7 +157,7 @@ async fn list_departments(
 /// One department.
 #[utoipa::path(get, path = "/api/v1/departments/{id}", params(("id" = i64, Path, description = "the department's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = DepartmentOut), (status = 404, body = Problem)))]
-async fn get_department(
+pub(crate) async fn get_department(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<i64>,
@@ -172,7 +172,7 @@ async fn get_department(
 #[utoipa::path(post, path = "/api/v1/departments", tag = "catalog", request_body = DepartmentIn,
     security(("bearer" = [])),
     responses((status = 201, body = DepartmentOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_department(
+pub(crate) async fn create_department(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(rid): RequestId,
@@ -188,7 +188,7 @@ async fn create_department(
 #[utoipa::path(put, path = "/api/v1/departments/{id}", params(("id" = i64, Path, description = "the department's id")), tag = "catalog", request_body = DepartmentIn,
     security(("bearer" = [])),
     responses((status = 200, body = DepartmentOut), (status = 404, body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, body = Problem)))]
-async fn update_department(
+pub(crate) async fn update_department(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(rid): RequestId,
@@ -283,7 +283,7 @@ fn category_spec(input: &CategoryIn) -> Result<CategorySpec, Vec<vigia_domain::F
 /// List categories.
 #[utoipa::path(get, path = "/api/v1/categories", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = Vec<CategoryOut>)))]
-async fn list_categories(
+pub(crate) async fn list_categories(
     State(state): State<AppState>,
     _auth: Auth,
 ) -> ApiResult<Json<Vec<CategoryOut>>> {
@@ -299,7 +299,7 @@ async fn list_categories(
 /// One category.
 #[utoipa::path(get, path = "/api/v1/categories/{id}", params(("id" = i64, Path, description = "the category's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = CategoryOut), (status = 404, body = Problem)))]
-async fn get_category(
+pub(crate) async fn get_category(
     State(state): State<AppState>,
     _auth: Auth,
     Path(id): Path<i64>,
@@ -315,7 +315,7 @@ async fn get_category(
 #[utoipa::path(post, path = "/api/v1/categories", tag = "catalog", request_body = CategoryIn,
     security(("bearer" = [])),
     responses((status = 201, body = CategoryOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_category(
+pub(crate) async fn create_category(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(rid): RequestId,
@@ -330,7 +330,7 @@ async fn create_category(
 #[utoipa::path(put, path = "/api/v1/categories/{id}", params(("id" = i64, Path, description = "the category's id")), tag = "catalog", request_body = CategoryIn,
     security(("bearer" = [])),
     responses((status = 200, body = CategoryOut), (status = 404, body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, body = Problem)))]
-async fn update_category(
+pub(crate) async fn update_category(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(rid): RequestId,
@@ -446,7 +446,10 @@ fn zone_spec(input: &ZoneIn) -> Result<ZoneSpec, Vec<vigia_domain::FieldError>> 
 /// List zones.
 #[utoipa::path(get, path = "/api/v1/zones", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = Vec<ZoneOut>)))]
-async fn list_zones(State(state): State<AppState>, _auth: Auth) -> ApiResult<Json<Vec<ZoneOut>>> {
+pub async fn list_zones(
+    State(state): State<AppState>,
+    _auth: Auth,
+) -> ApiResult<Json<Vec<ZoneOut>>> {
     Ok(Json(
         catalog::list_zones(&state.db)
             .await?
@@ -459,7 +462,7 @@ async fn list_zones(State(state): State<AppState>, _auth: Auth) -> ApiResult<Jso
 /// One zone.
 #[utoipa::path(get, path = "/api/v1/zones/{id}", params(("id" = i64, Path, description = "the zone's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = ZoneOut), (status = 404, body = Problem)))]
-async fn get_zone(
+pub async fn get_zone(
     State(state): State<AppState>,
     _auth: Auth,
     Path(id): Path<i64>,
@@ -472,7 +475,7 @@ async fn get_zone(
 /// Create a zone.
 #[utoipa::path(post, path = "/api/v1/zones", tag = "catalog", request_body = ZoneIn, security(("bearer" = [])),
     responses((status = 201, body = ZoneOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_zone(
+pub async fn create_zone(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(rid): RequestId,
@@ -485,7 +488,7 @@ async fn create_zone(
 /// Replace a zone.
 #[utoipa::path(put, path = "/api/v1/zones/{id}", params(("id" = i64, Path, description = "the zone's id")), tag = "catalog", request_body = ZoneIn, security(("bearer" = [])),
     responses((status = 200, body = ZoneOut), (status = 404, body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, body = Problem)))]
-async fn update_zone(
+pub async fn update_zone(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(rid): RequestId,
@@ -548,7 +551,7 @@ pub struct SlaPolicyOut {
 /// The SLA policy of every urgency of a category.
 #[utoipa::path(get, path = "/api/v1/categories/{id}/sla", params(("id" = i64, Path, description = "the category's id")), tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = Vec<SlaPolicyOut>), (status = 404, body = Problem)))]
-async fn list_sla(
+pub(crate) async fn list_sla(
     State(state): State<AppState>,
     _auth: Auth,
     Path(id): Path<i64>,
@@ -585,7 +588,7 @@ pub struct SlaPolicyIn {
 #[utoipa::path(put, path = "/api/v1/categories/{id}/sla/{urgency}", params(("id" = i64, Path, description = "the category's id"), ("urgency" = String, Path, description = "`low`, `medium`, `high` or `emergency`", pattern = "^(low|medium|high|emergency)$")), tag = "catalog", request_body = SlaPolicyIn,
     security(("bearer" = [])),
     responses((status = 200, body = Vec<SlaPolicyOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn put_sla(
+pub(crate) async fn put_sla(
     State(state): State<AppState>,
     admin: Admin,
     RequestId(rid): RequestId,

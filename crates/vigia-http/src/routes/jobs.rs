@@ -99,7 +99,7 @@ pub struct JobQuery {
 /// List jobs, newest first, by state and kind.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobQuery), security(("bearer" = [])),
     responses((status = 200, body = JobPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn list_jobs(
+pub async fn list_jobs(
     State(state): State<AppState>,
     _admin: Admin,
     Query(q): Query<JobQuery>,
@@ -129,7 +129,7 @@ async fn list_jobs(
 /// One job.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = i64, Path, description = "the job's id")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = JobOut), (status = 404, body = Problem)))]
-async fn get_job(
+pub async fn get_job(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<i64>,
@@ -148,7 +148,7 @@ fn action_error(e: JobActionError) -> ApiError {
 /// Put a dead, failed or cancelled job back in the queue, to run now with its attempts reset.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", params(("id" = i64, Path, description = "the job's id")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = JobOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn retry_job(
+pub async fn retry_job(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<i64>,
@@ -162,7 +162,7 @@ async fn retry_job(
 /// Cancel a job that has not started (queued, or failed and waiting for a retry).
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = i64, Path, description = "the job's id")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = JobOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn cancel_job(
+pub async fn cancel_job(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<i64>,
@@ -270,7 +270,7 @@ pub struct RunQuery {
 /// List schedules.
 #[utoipa::path(get, path = "/api/v1/schedules", tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = Vec<ScheduleOut>), (status = 403, body = Problem)))]
-async fn list_schedules(
+pub async fn list_schedules(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> ApiResult<Json<Vec<ScheduleOut>>> {
@@ -281,7 +281,7 @@ async fn list_schedules(
 /// One schedule.
 #[utoipa::path(get, path = "/api/v1/schedules/{name}", params(("name" = String, Path, description = "the schedule's name")), tag = "jobs", security(("bearer" = [])),
     responses((status = 200, body = ScheduleOut), (status = 404, body = Problem)))]
-async fn get_schedule(
+pub async fn get_schedule(
     State(state): State<AppState>,
     _admin: Admin,
     Path(name): Path<String>,
@@ -293,7 +293,7 @@ async fn get_schedule(
 #[utoipa::path(patch, path = "/api/v1/schedules/{name}", params(("name" = String, Path, description = "the schedule's name")), tag = "jobs", request_body = SchedulePatchIn,
     security(("bearer" = [])),
     responses((status = 200, body = ScheduleOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn patch_schedule(
+pub async fn patch_schedule(
     State(state): State<AppState>,
     _admin: Admin,
     Path(name): Path<String>,
@@ -307,7 +307,7 @@ async fn patch_schedule(
 /// Run a schedule's job now, outside its timetable.
 #[utoipa::path(post, path = "/api/v1/schedules/{name}/run", params(("name" = String, Path, description = "the schedule's name")), tag = "jobs", security(("bearer" = [])),
     responses((status = 202, body = ScheduleRunOut), (status = 404, body = Problem)))]
-async fn run_schedule(
+pub async fn run_schedule(
     State(state): State<AppState>,
     _admin: Admin,
     Path(name): Path<String>,
@@ -324,7 +324,7 @@ async fn run_schedule(
 /// A schedule's runs, newest first, with status and duration.
 #[utoipa::path(get, path = "/api/v1/schedules/{name}/runs", tag = "jobs", params(("name" = String, Path, description = "the schedule's name"), RunQuery), security(("bearer" = [])),
     responses((status = 200, body = ScheduleRunPage), (status = 404, body = Problem)))]
-async fn list_runs(
+pub async fn list_runs(
     State(state): State<AppState>,
     _admin: Admin,
     Path(name): Path<String>,

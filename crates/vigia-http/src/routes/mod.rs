@@ -6,14 +6,21 @@
 //! row in [`crate::access::TABLE`] decides which API keys may call it.
 
 pub mod admin;
+pub mod alerts;
 pub mod attachments;
 pub mod auth;
 pub mod catalog;
+pub mod competitions;
+pub mod detections;
+pub mod devices;
 pub mod incidents;
 pub mod jobs;
+pub mod processing;
+pub mod proctoring;
 pub mod report_links;
 pub mod reports;
 pub mod stats;
+pub mod subjects;
 pub mod system;
 pub mod users;
 pub mod webhooks;
@@ -136,5 +143,12 @@ pub fn api(routes: Routes, max_upload_bytes: usize) -> Routes {
     let routes = jobs::router(routes);
     let routes = attachments::router(routes, max_upload_bytes);
     let routes = webhooks::router(routes);
+    let routes = proctoring::router(routes, max_upload_bytes);
+    let routes = processing::router(routes);
+    let routes = competitions::router(routes, max_upload_bytes);
+    let routes = subjects::router(routes);
+    let routes = devices::router(routes);
+    let routes = detections::router(routes);
+    let routes = alerts::router(routes);
     crate::realtime::router(routes)
 }

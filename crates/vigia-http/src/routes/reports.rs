@@ -66,7 +66,7 @@ pub struct ReportFileOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReportOut {
     pub id: i64,
-    /// `global`, `incident` or `custom`.
+    /// `global`, `incident`, `custom`, `detections` or `competition`.
     pub kind: String,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub period_start: Option<Timestamp>,
@@ -74,6 +74,8 @@ pub struct ReportOut {
     pub period_end: Option<Timestamp>,
     pub incident_id: Option<i64>,
     pub department_id: Option<i64>,
+    /// The competition of a `competition` report (its frozen ranking).
+    pub competition_id: Option<i64>,
     pub files: Vec<ReportFileOut>,
     /// Headline figures (global: totals, mean times, breaches, top zones).
     #[schema(value_type = Object)]
@@ -104,6 +106,7 @@ impl From<ReportRecord> for ReportOut {
             period_end: r.period_end,
             incident_id: r.incident_id.map(|i| i.0),
             department_id: r.department_id.map(|d| d.0),
+            competition_id: r.competition_id,
             files,
             summary: r.summary,
             created_by: r.created_by,
@@ -164,8 +167,8 @@ fn counted_departments(auth: &Auth) -> ApiResult<Option<Vec<DepartmentId>>> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
-    /// `global`, `incident` or `custom`.
-    #[param(pattern = "^(global|incident|custom)$")]
+    /// `global`, `incident`, `custom`, `detections` or `competition` (the detection window reports).
+    #[param(pattern = "^(global|incident|custom|detections|competition)$")]
     pub kind: Option<String>,
     pub incident: Option<i64>,
     pub department: Option<i64>,
@@ -185,7 +188,7 @@ pub struct ReportQuery {
 /// Reports, newest first (admins: all; staff: their departments' incident reports).
 #[utoipa::path(get, path = "/api/v1/reports", tag = "reports", params(ReportQuery), security(("bearer" = [])),
     responses((status = 200, body = ReportPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Query(q): Query<ReportQuery>,
@@ -195,8 +198,12 @@ async fn list(
         .kind
         .as_deref()
         .map(|k| {
-            ReportKind::parse(k)
-                .ok_or_else(|| ApiError::field("kind", "must be global, incident or custom"))
+            ReportKind::parse(k).ok_or_else(|| {
+                ApiError::field(
+                    "kind",
+                    "must be global, incident, custom, detections or competition",
+                )
+            })
         })
         .transpose()?;
     let filter = ReportFilter {
@@ -230,7 +237,7 @@ async fn load(state: &AppState, auth: &Auth, raw: &str) -> ApiResult<ReportRecor
 #[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports", security(("bearer" = [])),
     params(("id" = i64, Path, description = "the report's id")),
     responses((status = 200, body = ReportOut), (status = 404, body = Problem)))]
-async fn find(
+pub(crate) async fn find(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
@@ -389,7 +396,7 @@ pub struct RunIn {
 /// at the same minute replaces the same report and files.
 #[utoipa::path(post, path = "/api/v1/reports/run", tag = "reports", request_body = RunIn, security(("bearer" = [])),
     responses((status = 200, body = ReportOut), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn run(
+pub(crate) async fn run(
     State(state): State<AppState>,
     auth: Auth,
     Json(input): Json<RunIn>,
@@ -444,7 +451,7 @@ pub struct CustomIn {
     pub format: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CustomRowOut {
     /// One per `group_by` dimension, in order (`null`: no department, zone or assignee).
     pub keys: Vec<Option<String>>,
@@ -453,7 +460,7 @@ pub struct CustomRowOut {
     pub mean_time_to_resolve_secs: Option<f64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CustomOut {
     pub group_by: Vec<String>,
     pub rows: Vec<CustomRowOut>,
@@ -469,7 +476,7 @@ pub struct CustomOut {
         (CustomOut = "application/json"), (FileBytes = "text/csv; charset=utf-8"),
         (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn custom_report(
+pub(crate) async fn custom_report(
     State(state): State<AppState>,
     auth: Auth,
     Json(input): Json<CustomIn>,

@@ -66,7 +66,7 @@ pub fn cursor(raw: Option<&str>) -> ApiResult<Option<Cursor>> {
 /// List users.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery), security(("bearer" = [])),
     responses((status = 200, body = UserPage), (status = 403, body = Problem)))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     _admin: Admin,
     Query(q): Query<UserQuery>,
@@ -120,7 +120,7 @@ pub struct UserIn {
 /// Create an account of any role.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserIn, security(("bearer" = [])),
     responses((status = 201, body = UserOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(request_id): RequestId,
@@ -160,7 +160,7 @@ async fn create(
 /// One user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = i64, Path, description = "the user's id")), tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserOut), (status = 404, body = Problem)))]
-async fn find(
+pub(crate) async fn find(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<i64>,
@@ -195,7 +195,7 @@ pub struct UserPatchIn {
     security(("bearer" = [])),
     responses((status = 200, body = UserOut), (status = 404, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)))]
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     auth: Admin,
     RequestId(request_id): RequestId,

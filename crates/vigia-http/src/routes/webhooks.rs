@@ -1,5 +1,5 @@
 //! Webhook endpoints and the delivery log (admins only). Handlers never send: they create or
-//! re-queue deliveries, and the notifier (dispatcher or job queue) sends them.
+//! re-queue deliveries, and the job queue's `notification.deliver` jobs send them.
 
 use axum::extract::State;
 
@@ -110,12 +110,18 @@ pub struct WebhookPatchIn {
     pub enabled: Option<bool>,
 }
 
-fn known_types() -> Vec<&'static str> {
+pub fn known_types() -> Vec<&'static str> {
     let mut known: Vec<&str> = IncidentEventKind::ALL
         .iter()
         .map(|k| k.message_type())
         .collect();
     known.push("incident.escalated");
+    known.extend(
+        vigia_domain::detections::AlertEventKind::ALL
+            .iter()
+            .map(|k| k.message_type()),
+    );
+    known.extend(vigia_store::exam_events::WEBHOOK_TYPES);
     known.sort_unstable();
     known.dedup();
     known
@@ -161,7 +167,7 @@ fn parse_types(v: &mut Validation, raw: &[String]) -> Option<Vec<String>> {
 /// List webhook endpoints.
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = Vec<WebhookOut>), (status = 403, body = Problem)))]
-async fn list_endpoints(
+pub async fn list_endpoints(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> ApiResult<Json<Vec<WebhookOut>>> {
@@ -173,7 +179,7 @@ async fn list_endpoints(
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "notifications", request_body = WebhookIn,
     security(("bearer" = [])),
     responses((status = 201, body = WebhookWithSecretOut), (status = 422, body = Problem)))]
-async fn create_endpoint(
+pub async fn create_endpoint(
     State(state): State<AppState>,
     admin: Admin,
     RequestId(rid): RequestId,
@@ -208,7 +214,7 @@ async fn create_endpoint(
 /// One webhook endpoint.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", params(("id" = i64, Path, description = "the webhook endpoint's id")), tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = WebhookOut), (status = 404, body = Problem)))]
-async fn get_endpoint(
+pub async fn get_endpoint(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<i64>,
@@ -220,7 +226,7 @@ async fn get_endpoint(
 #[utoipa::path(patch, path = "/api/v1/webhooks/{id}", params(("id" = i64, Path, description = "the webhook endpoint's id")), tag = "notifications", request_body = WebhookPatchIn,
     security(("bearer" = [])),
     responses((status = 200, body = WebhookOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn update_endpoint(
+pub async fn update_endpoint(
     State(state): State<AppState>,
     admin: Admin,
     RequestId(rid): RequestId,
@@ -365,6 +371,9 @@ pub struct DeliveryOut {
     pub created_at: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub delivered_at: Option<Timestamp>,
+    /// The digest e-mail (`notification.digest` delivery) that carries or carried this e-mail,
+    /// when its recipient was over their rate; it is delivered when its digest is.
+    pub digest_id: Option<i64>,
     pub attempt_log: Vec<AttemptOut>,
 }
 
@@ -384,6 +393,7 @@ fn delivery_out(d: Delivery, attempts: Vec<notifications::Attempt>) -> DeliveryO
         last_error: d.last_error,
         created_at: d.created_at,
         delivered_at: d.delivered_at,
+        digest_id: d.digest_id,
         attempt_log: attempts
             .into_iter()
             .filter(|a| a.delivery_id == d.id)
@@ -430,7 +440,7 @@ pub struct DeliveryPage {
 #[utoipa::path(get, path = "/api/v1/notifications/deliveries", tag = "notifications", params(DeliveryQuery),
     security(("bearer" = [])),
     responses((status = 200, body = DeliveryPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn list_deliveries(
+pub async fn list_deliveries(
     State(state): State<AppState>,
     _admin: Admin,
     Query(q): Query<DeliveryQuery>,
@@ -504,12 +514,12 @@ async fn get_delivery(
     Ok(Json(delivery_out(delivery, attempts)))
 }
 
-/// Send a delivery again (typically a dead one, but any) with a fresh attempt budget and the
-/// same message id. A webhook whose endpoint is disabled must have the endpoint re-enabled first.
+/// Send a dead (or delivered) delivery again with a fresh attempt budget and the same message
+/// id; a pending one is refused (409), its next attempt being queued already. A webhook whose endpoint is disabled must have the endpoint re-enabled first.
 #[utoipa::path(post, path = "/api/v1/notifications/deliveries/{id}/replay", params(("id" = i64, Path, description = "the delivery's id")), tag = "notifications",
     security(("bearer" = [])),
     responses((status = 202, body = DeliveryOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn replay_delivery(
+pub async fn replay_delivery(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<i64>,
@@ -529,7 +539,9 @@ async fn replay_delivery(
         .await
         .map_err(|e| match e {
             vigia_store::StoreError::Stale => {
-                ApiError::conflict("an attempt is in progress; try again in a moment")
+                ApiError::conflict(
+                    "the delivery is still pending: its next attempt is already queued (only a dead or delivered delivery can be replayed)",
+                )
             }
             other => other.into(),
         })?;

@@ -1,37 +1,103 @@
-//! Server-rendered pages for people arriving from a link (an e-mail's "view the incident"),
-//! until the web UI replaces them. Spanish by default, English when the browser prefers it
-//! (`Accept-Language`); every value written into a page goes through [`escape`].
+//! The web UI: server-rendered pages at `/`, served by the same binary as the API and going
+//! through the same domain and store code (see `docs/web-ui.md` for how a page is built).
+//!
+//! - [`viewer`]: who is looking (the API's session cookie), their language, the CSRF token.
+//! - [`page`]: rendering, HTML error pages, forms and their field errors, the UI's headers.
+//! - [`i18n`]: one catalog per language (`locales/*.json`), dates and numbers.
+//! - [`assets`]: CSS, the small script for live updates, icons; compiled in.
+//! - one module per area of pages: [`account`], [`incident`]; [`staff`]: the console,
+//!   dashboard and admin pages, with [`charts`] (server-rendered SVG); [`proctoring`]: exams,
+//!   participants and reference photos, the proctor's live view.
+//!
+//! Templates are askama files under `crates/vigia-http/templates/ui/`, checked at compile
+//! time; every value is escaped by the template engine.
 
-mod incident;
-mod text;
+pub mod account;
+pub mod assets;
+pub mod charts;
+pub mod competitions;
+pub mod devices;
+pub mod i18n;
+pub mod incident;
+pub mod lists;
+pub mod map;
+pub mod page;
+pub mod proctoring;
+pub mod report;
+pub mod staff;
+pub mod viewer;
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
 
 use crate::state::AppState;
-pub use text::Lang;
+pub use i18n::Lang;
+pub use page::{FormData, FormErrors, UiError, render, see_other};
+pub use viewer::{Chrome, Viewer};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/incidents/{code}", get(incident::show))
+/// Every UI route, behind [`page::layer`].
+pub fn router(state: AppState) -> Router<AppState> {
+    // The report form carries a photo: it may be as large as an upload, plus its fields.
+    let upload_limit = state.config.max_upload_bytes + 64 * 1024;
+    Router::new()
+        .route("/", get(account::home))
+        .route("/board", get(lists::board))
+        .route("/my", get(lists::mine))
+        .route("/my/live", get(lists::mine_live))
+        .route(
+            "/report",
+            get(report::form)
+                .post(report::submit)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/signin", get(account::signin_page).post(account::signin))
+        .route("/signup", get(account::signup_page).post(account::signup))
+        .route("/signout", post(account::signout))
+        .route(
+            "/profile",
+            get(account::profile_page).post(account::profile),
+        )
+        .route(
+            "/password",
+            get(account::password_page).post(account::password),
+        )
+        .route("/lang", post(account::switch_lang))
+        .route("/incidents/{code}", get(incident::show))
+        .route("/incidents/{code}/live", get(incident::live))
+        .route("/incidents/{code}/vote", post(incident::vote))
+        .route("/assets/{name}", get(assets::serve))
+        .merge(staff::router())
+        .merge(proctoring::router(state.config.max_upload_bytes))
+        .merge(devices::router())
+        .merge(competitions::router(state.config.max_upload_bytes))
+        .layer(axum::middleware::from_fn_with_state(state, page::layer))
 }
 
-/// `s` with the five characters HTML gives meaning to replaced by their references (safe in
-/// element content and in quoted attribute values).
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+/// The answer for a path nothing serves: an HTML page for a browser, `None` for API clients
+/// (paths under `/api` and `/ws`, or requests that do not accept HTML).
+pub fn not_found(path: &str, headers: &HeaderMap) -> Option<Response> {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if path.starts_with("/api") || path.starts_with("/ws") || !wants_html {
+        return None;
     }
-    out
+    let lang = match headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("vigia_lang="))
+    {
+        Some("en") => Lang::En,
+        Some("es") => Lang::Es,
+        _ => language(headers),
+    };
+    Some(page::error_page(lang, StatusCode::NOT_FOUND, "error.404"))
 }
 
 /// The language a browser prefers among ours: the highest-weighted of `es` and `en` in
@@ -63,44 +129,10 @@ pub fn language(headers: &HeaderMap) -> Lang {
     best.map_or(Lang::Es, |(_, lang)| lang)
 }
 
-/// A whole page: `title` and `body` are HTML already (escaped by the caller). Never cached:
-/// what it shows depends on who is signed in.
-pub fn page(status: StatusCode, lang: Lang, title: &str, body: &str, head: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{head}\
-         <title>{title} · Vigía</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;\
-         line-height:1.5;color:#222}}dt{{font-weight:600}}dd{{margin:0 0 .5rem}}\
-         .note{{background:#fff6dd;padding:.5rem}}.meta{{color:#666;font-size:.9rem}}</style>\
-         </head><body><main>{body}</main></body></html>\n",
-        lang = lang.as_str(),
-    );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept-Language, Cookie"),
-    );
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escaping_neutralises_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
-        );
-    }
+    use axum::http::HeaderValue;
 
     #[test]
     fn the_language_is_spanish_unless_the_browser_prefers_english() {

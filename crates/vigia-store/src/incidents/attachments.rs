@@ -274,6 +274,20 @@ impl Upload {
                 size_bytes: size,
             };
             insert_event!(&mut *tx, incident.0, &uploader.label, now.millis(), &event);
+            if media.kind() == vigia_domain::incidents::MediaKind::Video {
+                // Its processing row and job, visible with it or not at all.
+                sqlx::query(crate::transcodes::INSERT)
+                    .bind(id)
+                    .bind(incident.0)
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?;
+                let job = crate::jobs::NewJob::new(&crate::jobs::Task::MediaTranscode {
+                    video: crate::jobs::VideoRef::Attachment(id),
+                })
+                .dedup(format!("{}:{id}", crate::transcodes::TRANSCODE));
+                crate::jobs::enqueue_in(&mut *tx, &job, now).await?;
+            }
             tx.commit().await?;
             Ok(())
         });

@@ -155,7 +155,7 @@ pub async fn create(
     let row = NewRow::new(new, reporter, &routing, claim.cloned(), now);
     let stored = crate::grouped_write!(db,
         sqlite: |conn| write_direct(conn, &row),
-        postgres: |conn| write_incident!(conn, row).await,
+        postgres: |conn| write_postgres(conn, row).await,
     )?;
     Ok(stored.into_incident(now))
 }
@@ -297,68 +297,61 @@ fn write_direct(conn: &direct::Conn, row: &NewRow) -> StoreResult<IncidentRow> {
     Ok(stored)
 }
 
-/// Writes a [`NewRow`] through `$conn`, a PostgreSQL transaction: the same steps as
+/// Writes a [`NewRow`] in `conn`, a PostgreSQL transaction: the same steps as
 /// [`write_direct`], the department's row locked while picking so concurrent round-robin picks
 /// take turns, and the events last (the first takes the commit-order lock, migration 0004).
-/// Evaluates to a future of `StoreResult<IncidentRow>`.
-macro_rules! write_incident {
-    ($conn:expr, $row:expr) => {
-        async move {
-            let conn = $conn;
-            let row: NewRow = $row;
-            let now = row.now;
-            let assigned = match row.department {
-                Some(department) if row.auto_assigns => {
-                    auto_assign!(&mut *conn, department.0, POSTGRES_DEPARTMENT_LOCK)
-                }
-                _ => None,
-            };
-            let record = row.clock.record();
-            let stored: IncidentRow = sqlx::query_as(composed(&INSERT_INCIDENT))
-                .bind(row.category_id)
-                .bind(row.department.map(|d| d.0))
-                .bind(assigned.map(|(user, _): (UserId, _)| user.0))
-                .bind(row.reporter_id)
-                .bind(&row.reporter_label)
-                .bind(&row.title)
-                .bind(&row.description)
-                .bind(row.zone_id)
-                .bind(row.location_text.as_deref())
-                .bind(row.lat)
-                .bind(row.lon)
-                .bind(row.urgency)
-                .bind(row.source)
-                .bind(row.visibility)
-                .bind(now.millis())
-                .bind(record.acknowledge_within_secs)
-                .bind(record.resolve_within_secs)
-                .bind(record.raise_urgency_on_breach)
-                .bind(row.clock.acknowledge_due().millis())
-                .bind(row.clock.resolve_due(now).millis())
-                .fetch_one(&mut *conn)
-                .await?;
-            let id = stored.id;
-            if let Some(claim) = &row.claim {
-                claim_key!(
-                    &mut *conn,
-                    claim,
-                    201u16,
-                    format!("incident:{id}"),
-                    now.millis()
-                );
-            }
-            insert_event!(
-                &mut *conn,
-                id,
-                &row.reporter_label,
-                now.millis(),
-                &row.created
-            );
-            if let Some(event) = assignment_event(assigned) {
-                insert_event!(&mut *conn, id, "system", now.millis(), &event);
-            }
-            Ok::<IncidentRow, StoreError>(stored)
+/// Returns the stored row.
+async fn write_postgres(conn: &mut sqlx::PgConnection, row: NewRow) -> StoreResult<IncidentRow> {
+    let now = row.now;
+    let assigned = match row.department {
+        Some(department) if row.auto_assigns => {
+            auto_assign!(&mut *conn, department.0, POSTGRES_DEPARTMENT_LOCK)
         }
+        _ => None,
     };
+    let record = row.clock.record();
+    let stored: IncidentRow = sqlx::query_as(composed(&INSERT_INCIDENT))
+        .bind(row.category_id)
+        .bind(row.department.map(|d| d.0))
+        .bind(assigned.map(|(user, _): (UserId, _)| user.0))
+        .bind(row.reporter_id)
+        .bind(&row.reporter_label)
+        .bind(&row.title)
+        .bind(&row.description)
+        .bind(row.zone_id)
+        .bind(row.location_text.as_deref())
+        .bind(row.lat)
+        .bind(row.lon)
+        .bind(row.urgency)
+        .bind(row.source)
+        .bind(row.visibility)
+        .bind(now.millis())
+        .bind(record.acknowledge_within_secs)
+        .bind(record.resolve_within_secs)
+        .bind(record.raise_urgency_on_breach)
+        .bind(row.clock.acknowledge_due().millis())
+        .bind(row.clock.resolve_due(now).millis())
+        .fetch_one(&mut *conn)
+        .await?;
+    let id = stored.id;
+    if let Some(claim) = &row.claim {
+        claim_key!(
+            &mut *conn,
+            claim,
+            201u16,
+            format!("incident:{id}"),
+            now.millis()
+        );
+    }
+    insert_event!(
+        &mut *conn,
+        id,
+        &row.reporter_label,
+        now.millis(),
+        &row.created
+    );
+    if let Some(event) = assignment_event(assigned) {
+        insert_event!(&mut *conn, id, "system", now.millis(), &event);
+    }
+    Ok(stored)
 }
-use write_incident;

@@ -11,7 +11,7 @@ use vigia_domain::incidents::{
 use super::events::insert_event;
 use super::{INCIDENT_COLUMNS, Incident, IncidentRow, sla_policy};
 use crate::audit::{AuditDraft, insert_audit};
-use crate::{Actor, Db, StoreError, StoreResult, catalog, composed, on_reader, on_writer};
+use crate::{ChangeAuthor, Db, StoreError, StoreResult, catalog, composed, on_reader, on_writer};
 
 /// What changes; `None` leaves a field as it is. `location: Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
@@ -185,7 +185,7 @@ pub async fn set_policy(
     category: CategoryId,
     urgency: Urgency,
     policy: &SlaPolicy,
-    actor: &Actor,
+    actor: &ChangeAuthor,
 ) -> StoreResult<()> {
     let before = list_policies(db, category)
         .await?

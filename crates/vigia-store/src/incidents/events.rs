@@ -4,7 +4,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 use vigia_domain::Timestamp;
-use vigia_domain::ids::{EventId, IncidentId};
+use vigia_domain::detections::AlertEventKind;
+use vigia_domain::ids::{AlertId, EventId, IncidentId};
 use vigia_domain::incidents::{EventData, IncidentCode};
 
 use crate::page::{Cursor, Page};
@@ -58,15 +59,18 @@ pub(crate) fn insert_event_direct(
     id.ok_or_else(|| crate::StoreError::Other(anyhow::anyhow!("inserting an event returned no id")))
 }
 
-/// One stored event.
+/// One stored event: about an incident (`incident_id` and `code`) or about an alert
+/// (`alert_id`; see `detections::alerts`), never both.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredEvent {
     pub id: EventId,
-    pub incident_id: IncidentId,
-    pub code: IncidentCode,
+    pub incident_id: Option<IncidentId>,
+    pub code: Option<IncidentCode>,
+    pub alert_id: Option<AlertId>,
     /// E.g. `status_changed`.
     pub kind: String,
-    /// The message type on the real-time channel, e.g. `incident.status_changed`.
+    /// The message type on the real-time channel, e.g. `incident.status_changed` or
+    /// `alert.raised`.
     #[serde(rename = "type")]
     pub message_type: String,
     pub actor: String,
@@ -78,16 +82,20 @@ pub struct StoredEvent {
 #[derive(FromRow)]
 pub(crate) struct EventRow {
     id: i64,
-    incident_id: i64,
+    incident_id: Option<i64>,
     kind: String,
     actor: String,
     at: i64,
     internal: bool,
     data: String,
+    alert_id: Option<i64>,
 }
 
+/// The columns an [`EventRow`] is read from, in its order (prefix `e.` for joins).
+pub(crate) const EVENT_COLUMNS: &str = "id, incident_id, kind, actor, at, internal, data, alert_id";
+
 impl EventRow {
-    /// A row of `id, incident_id, kind, actor, at, internal, data` read on a direct connection.
+    /// A row of [`EVENT_COLUMNS`] read on a direct connection.
     fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,
@@ -97,6 +105,7 @@ impl EventRow {
             at: row.get(4)?,
             internal: row.get(5)?,
             data: row.get(6)?,
+            alert_id: row.get(7)?,
         })
     }
 }
@@ -105,13 +114,21 @@ impl From<EventRow> for StoredEvent {
     fn from(row: EventRow) -> Self {
         let data: serde_json::Value =
             serde_json::from_str(&row.data).unwrap_or(serde_json::Value::Null);
-        let message_type = serde_json::from_value::<EventData>(data.clone())
-            .map(|d| d.kind().message_type().to_owned())
-            .unwrap_or_else(|_| format!("incident.{}", row.kind));
+        let message_type = match row.alert_id {
+            Some(_) => AlertEventKind::parse(&row.kind)
+                .map(|k| k.message_type().to_owned())
+                .unwrap_or_else(|| format!("alert.{}", row.kind)),
+            None => serde_json::from_value::<EventData>(data.clone())
+                .map(|d| d.kind().message_type().to_owned())
+                .unwrap_or_else(|_| format!("incident.{}", row.kind)),
+        };
         StoredEvent {
             id: EventId(row.id),
-            incident_id: IncidentId(row.incident_id),
-            code: IncidentCode::from_sequence(row.incident_id.max(0) as u64),
+            incident_id: row.incident_id.map(IncidentId),
+            code: row
+                .incident_id
+                .map(|id| IncidentCode::from_sequence(id.max(0) as u64)),
+            alert_id: row.alert_id.map(AlertId),
             kind: row.kind,
             message_type,
             actor: row.actor,
@@ -130,8 +147,10 @@ pub async fn list_for_incident(
     after: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<Page<StoredEvent>> {
-    let sql = "SELECT id, incident_id, kind, actor, at, internal, data FROM incident_events \
-               WHERE incident_id = $1 AND id > $2 AND ($3 OR NOT internal) ORDER BY id";
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM incident_events \
+         WHERE incident_id = $1 AND id > $2 AND ($3 OR NOT internal) ORDER BY id"
+    );
     let sql = format!("{sql}{}", crate::sql::limit(limit + 1));
     let rows: Vec<EventRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
         .bind(incident.0)
@@ -148,8 +167,7 @@ pub async fn list_for_incident(
 
 /// Every event after `after`, oldest first, for consumers of the outbox.
 pub async fn list_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
-    let sql = "SELECT id, incident_id, kind, actor, at, internal, data FROM incident_events \
-               WHERE id > $1 ORDER BY id";
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM incident_events WHERE id > $1 ORDER BY id");
     let sql = format!("{sql}{}", crate::sql::limit(limit));
     let after = after.0;
     // Hot: every `event.dispatch` job reads its event here.

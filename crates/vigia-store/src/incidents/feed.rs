@@ -1,7 +1,8 @@
 //! The event log as a feed for real-time delivery: events after a cursor together with the
 //! facts that decide who may see them (the incident's department, reporter and public flag,
 //! read in the same query so a fan-out never asks the database per connection), the head of
-//! the log, and the wake-ups that say "read again".
+//! the log, and the wake-ups that say "read again". The log is `incident_events` and
+//! `exam_events` (proctoring), whose ids share one sequence: both are read here as one feed.
 
 use std::time::Duration;
 
@@ -11,16 +12,44 @@ use vigia_domain::ids::{DepartmentId, EventId, UserId};
 use vigia_domain::incidents::IncidentFacts;
 
 use super::events::{EventRow, StoredEvent};
+use crate::exam_events::{self, ExamEvent};
 use crate::{Backend, Db, StoreResult, on_reader};
 
 /// The PostgreSQL channel migration 0005 notifies on every event insert (payload: the id).
 pub const CHANNEL: &str = "vigia_events";
 
-/// One event with the visibility facts of its incident, as they are when the event is read.
+/// One entry of the log: an incident event, or an exam event (proctoring).
+#[derive(Debug, Clone)]
+pub enum FeedEntry {
+    Incident(FeedItem),
+    Exam(ExamEvent),
+}
+
+impl FeedEntry {
+    pub fn id(&self) -> EventId {
+        match self {
+            FeedEntry::Incident(item) => item.event.id,
+            FeedEntry::Exam(event) => event.id,
+        }
+    }
+
+    pub fn at(&self) -> Timestamp {
+        match self {
+            FeedEntry::Incident(item) => item.event.at,
+            FeedEntry::Exam(event) => event.at,
+        }
+    }
+}
+
+/// One event with the visibility facts of its incident, as they are when the event is read;
+/// for an alert event, the department of the alert's subject.
 #[derive(Debug, Clone)]
 pub struct FeedItem {
     pub event: StoredEvent,
     pub facts: IncidentFacts,
+    /// Set for alert events: the alert's department (who may see it is decided by
+    /// `vigia_domain::detections::AlertScope`).
+    pub alert_department: Option<DepartmentId>,
 }
 
 #[derive(FromRow)]
@@ -29,7 +58,8 @@ struct FeedRow {
     event: EventRow,
     department_id: Option<i64>,
     reporter_id: Option<i64>,
-    visibility: String,
+    visibility: Option<String>,
+    alert_department_id: Option<i64>,
 }
 
 impl From<FeedRow> for FeedItem {
@@ -38,18 +68,41 @@ impl From<FeedRow> for FeedItem {
             facts: IncidentFacts {
                 department: row.department_id.map(DepartmentId),
                 reporter: row.reporter_id.map(UserId),
-                public: row.visibility == "public",
+                public: row.visibility.as_deref() == Some("public"),
             },
+            alert_department: row.alert_department_id.map(DepartmentId),
             event: StoredEvent::from(row.event),
         }
     }
 }
 
-/// Events with an id above `after`, oldest first, at most `limit`, with their incidents' facts.
-pub async fn read_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Vec<FeedItem>> {
-    let sql = "SELECT e.id, e.incident_id, e.kind, e.actor, e.at, e.internal, e.data, \
-               i.department_id, i.reporter_id, i.visibility \
-               FROM incident_events e JOIN incidents i ON i.id = e.incident_id \
+/// Entries with an id above `after`, oldest first, at most `limit`: incident events with their
+/// incidents' facts (or their alerts' departments) merged with exam events.
+pub async fn read_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Vec<FeedEntry>> {
+    let incidents = read_incident_events_after(db, after, limit).await?;
+    let exams = exam_events::read_after(db, after, limit).await?;
+    if exams.is_empty() {
+        return Ok(incidents.into_iter().map(FeedEntry::Incident).collect());
+    }
+    let mut merged: Vec<FeedEntry> = incidents
+        .into_iter()
+        .map(FeedEntry::Incident)
+        .chain(exams.into_iter().map(FeedEntry::Exam))
+        .collect();
+    merged.sort_by_key(FeedEntry::id);
+    merged.truncate(limit);
+    Ok(merged)
+}
+
+async fn read_incident_events_after(
+    db: &Db,
+    after: EventId,
+    limit: usize,
+) -> StoreResult<Vec<FeedItem>> {
+    let sql = "SELECT e.id, e.incident_id, e.kind, e.actor, e.at, e.internal, e.data, e.alert_id, \
+               i.department_id, i.reporter_id, i.visibility, a.department_id AS alert_department_id \
+               FROM incident_events e LEFT JOIN incidents i ON i.id = e.incident_id \
+               LEFT JOIN alerts a ON a.id = e.alert_id \
                WHERE e.id > $1 ORDER BY e.id";
     let sql = format!("{sql}{}", crate::sql::limit(limit));
     let rows: Vec<FeedRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
@@ -63,7 +116,7 @@ pub async fn read_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Ve
 pub async fn head(db: &Db) -> StoreResult<EventId> {
     let sql = "SELECT COALESCE(MAX(id), 0) FROM incident_events";
     let id: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql).fetch_one(pool).await?);
-    Ok(EventId(id))
+    Ok(EventId(id.max(exam_events::head(db).await?)))
 }
 
 /// When the first event after `after` happened, if there is one: a client resuming from
@@ -74,7 +127,11 @@ pub async fn first_after(db: &Db, after: EventId) -> StoreResult<Option<(EventId
         .bind(after.0)
         .fetch_optional(pool)
         .await?);
-    Ok(row.map(|(id, at)| (EventId(id), Timestamp::from_millis(at))))
+    let first = match (row, exam_events::first_after(db, after).await?) {
+        (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    };
+    Ok(first.map(|(id, at)| (EventId(id), Timestamp::from_millis(at))))
 }
 
 /// On PostgreSQL, listens on [`CHANNEL`] and wakes [`Db::events_committed`] for every

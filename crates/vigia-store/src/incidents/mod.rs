@@ -71,6 +71,41 @@ pub(crate) const INCIDENT_COLUMNS: &str = "id, category_id, department_id, assig
     sla_started_at, sla_acknowledge_secs, sla_resolve_secs, sla_raise_urgency, sla_paused_since, sla_paused_total_ms, \
     acknowledged_at, resolved_at, closed_at, created_at, updated_at";
 
+/// The position of each of [`INCIDENT_COLUMNS`] in a row, found by name at compile time (see
+/// [`direct::column_index`]): reordering the list cannot misread a row.
+mod col {
+    use super::INCIDENT_COLUMNS as C;
+    use crate::direct::column_index as at;
+    pub const ID: usize = at(C, "id");
+    pub const CATEGORY_ID: usize = at(C, "category_id");
+    pub const DEPARTMENT_ID: usize = at(C, "department_id");
+    pub const ASSIGNEE_ID: usize = at(C, "assignee_id");
+    pub const REPORTER_ID: usize = at(C, "reporter_id");
+    pub const TITLE: usize = at(C, "title");
+    pub const DESCRIPTION: usize = at(C, "description");
+    pub const ZONE_ID: usize = at(C, "zone_id");
+    pub const LOCATION_TEXT: usize = at(C, "location_text");
+    pub const LAT: usize = at(C, "lat");
+    pub const LON: usize = at(C, "lon");
+    pub const URGENCY: usize = at(C, "urgency");
+    pub const STATUS: usize = at(C, "status");
+    pub const SOURCE: usize = at(C, "source");
+    pub const VISIBILITY: usize = at(C, "visibility");
+    pub const VOTES: usize = at(C, "votes");
+    pub const VERSION: usize = at(C, "version");
+    pub const SLA_STARTED_AT: usize = at(C, "sla_started_at");
+    pub const SLA_ACKNOWLEDGE_SECS: usize = at(C, "sla_acknowledge_secs");
+    pub const SLA_RESOLVE_SECS: usize = at(C, "sla_resolve_secs");
+    pub const SLA_RAISE_URGENCY: usize = at(C, "sla_raise_urgency");
+    pub const SLA_PAUSED_SINCE: usize = at(C, "sla_paused_since");
+    pub const SLA_PAUSED_TOTAL_MS: usize = at(C, "sla_paused_total_ms");
+    pub const ACKNOWLEDGED_AT: usize = at(C, "acknowledged_at");
+    pub const RESOLVED_AT: usize = at(C, "resolved_at");
+    pub const CLOSED_AT: usize = at(C, "closed_at");
+    pub const CREATED_AT: usize = at(C, "created_at");
+    pub const UPDATED_AT: usize = at(C, "updated_at");
+}
+
 #[derive(Debug, FromRow)]
 pub(crate) struct IncidentRow {
     id: i64,
@@ -108,37 +143,38 @@ pub(crate) struct IncidentRow {
 }
 
 impl IncidentRow {
-    /// A row of [`INCIDENT_COLUMNS`] read on the SQLite group commit's connection.
+    /// A row of [`INCIDENT_COLUMNS`] read on a direct SQLite connection (the group commit's or
+    /// a reader's), each column found by its name ([`col`]).
     pub(crate) fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: row.get(0)?,
-            category_id: row.get(1)?,
-            department_id: row.get(2)?,
-            assignee_id: row.get(3)?,
-            reporter_id: row.get(4)?,
-            title: row.get(5)?,
-            description: row.get(6)?,
-            zone_id: row.get(7)?,
-            location_text: row.get(8)?,
-            lat: row.get(9)?,
-            lon: row.get(10)?,
-            urgency: direct::parsed(row, 11, Urgency::parse)?,
-            status: direct::parsed(row, 12, Status::parse)?,
-            source: direct::parsed(row, 13, Source::parse)?,
-            visibility: direct::parsed(row, 14, IncidentVisibility::parse)?,
-            votes: row.get(15)?,
-            version: row.get(16)?,
-            sla_started_at: row.get(17)?,
-            sla_acknowledge_secs: row.get(18)?,
-            sla_resolve_secs: row.get(19)?,
-            sla_raise_urgency: row.get(20)?,
-            sla_paused_since: row.get(21)?,
-            sla_paused_total_ms: row.get(22)?,
-            acknowledged_at: row.get(23)?,
-            resolved_at: row.get(24)?,
-            closed_at: row.get(25)?,
-            created_at: row.get(26)?,
-            updated_at: row.get(27)?,
+            id: row.get(col::ID)?,
+            category_id: row.get(col::CATEGORY_ID)?,
+            department_id: row.get(col::DEPARTMENT_ID)?,
+            assignee_id: row.get(col::ASSIGNEE_ID)?,
+            reporter_id: row.get(col::REPORTER_ID)?,
+            title: row.get(col::TITLE)?,
+            description: row.get(col::DESCRIPTION)?,
+            zone_id: row.get(col::ZONE_ID)?,
+            location_text: row.get(col::LOCATION_TEXT)?,
+            lat: row.get(col::LAT)?,
+            lon: row.get(col::LON)?,
+            urgency: direct::parsed(row, col::URGENCY, Urgency::parse)?,
+            status: direct::parsed(row, col::STATUS, Status::parse)?,
+            source: direct::parsed(row, col::SOURCE, Source::parse)?,
+            visibility: direct::parsed(row, col::VISIBILITY, IncidentVisibility::parse)?,
+            votes: row.get(col::VOTES)?,
+            version: row.get(col::VERSION)?,
+            sla_started_at: row.get(col::SLA_STARTED_AT)?,
+            sla_acknowledge_secs: row.get(col::SLA_ACKNOWLEDGE_SECS)?,
+            sla_resolve_secs: row.get(col::SLA_RESOLVE_SECS)?,
+            sla_raise_urgency: row.get(col::SLA_RAISE_URGENCY)?,
+            sla_paused_since: row.get(col::SLA_PAUSED_SINCE)?,
+            sla_paused_total_ms: row.get(col::SLA_PAUSED_TOTAL_MS)?,
+            acknowledged_at: row.get(col::ACKNOWLEDGED_AT)?,
+            resolved_at: row.get(col::RESOLVED_AT)?,
+            closed_at: row.get(col::CLOSED_AT)?,
+            created_at: row.get(col::CREATED_AT)?,
+            updated_at: row.get(col::UPDATED_AT)?,
         })
     }
 

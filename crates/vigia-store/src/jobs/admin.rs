@@ -235,3 +235,12 @@ pub async fn purge_finished(db: &Db, before: Timestamp) -> StoreResult<u64> {
         .await?
         .rows_affected()))
 }
+
+/// Incidents plus jobs of any kind but `bench`: what a benchmark's scratch database must not
+/// hold (`vigia jobs bench` refuses a database with real work in it).
+pub async fn real_work(db: &Db) -> StoreResult<i64> {
+    let sql = "SELECT (SELECT COUNT(*) FROM incidents) + (SELECT COUNT(*) FROM jobs WHERE kind <> 'bench')";
+    Ok(on_reader!(db, |pool| sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(pool)
+        .await?))
+}

@@ -1,6 +1,7 @@
 //! The durable job queue: one table, `jobs`, on either backend.
 //!
-//! A job is a `kind` (which handler runs it) and a JSON `payload`. It is enqueued with
+//! A job is one [`Task`] (its kind, the `type` tag, is also the `kind` column, so workers claim
+//! only the kinds they handle; the whole tagged value is the JSON `payload`). It is enqueued with
 //! [`enqueue_in`] inside the transaction of the change that causes it, so the job exists if and
 //! only if the change committed, or with [`enqueue`] on its own. An optional `dedup_key` is
 //! unique: enqueueing a key that exists adds nothing, which is how a handler that may run twice
@@ -18,8 +19,10 @@
 mod admin;
 pub mod queue;
 pub mod relay;
+mod task;
 
 pub use admin::*;
+pub use task::{JobKind, ReportItem, Task, VideoRef};
 
 use serde::Serialize;
 use vigia_domain::Timestamp;
@@ -95,7 +98,8 @@ impl std::fmt::Display for JobState {
 /// A job to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    pub kind: String,
+    pub kind: JobKind,
+    /// The tagged task, plus (for scheduled jobs) the schedule's metadata.
     pub payload: serde_json::Value,
     /// Unique: a second job with the same key is not added.
     pub dedup_key: Option<String>,
@@ -106,14 +110,27 @@ pub struct NewJob {
 }
 
 impl NewJob {
-    pub fn new(kind: impl Into<String>, payload: serde_json::Value) -> Self {
+    pub fn new(task: &Task) -> Self {
         Self {
-            kind: kind.into(),
-            payload,
+            kind: task.kind(),
+            payload: task.to_json(),
             dedup_key: None,
             run_at: None,
             max_attempts: None,
         }
+    }
+
+    /// A scheduled job of `kind` (only kinds without data), with the schedule's `metadata`
+    /// beside the task's tag.
+    pub fn scheduled(kind: &str, metadata: serde_json::Value) -> Result<Self, String> {
+        let task = JobKind::parse(kind)?.scheduled_task()?;
+        let mut job = Self::new(&task);
+        if let (serde_json::Value::Object(payload), serde_json::Value::Object(extra)) =
+            (&mut job.payload, metadata)
+        {
+            payload.extend(extra);
+        }
+        Ok(job)
     }
 
     /// Adds an idempotency key: enqueueing the same key again adds nothing.
@@ -143,7 +160,7 @@ const INSERT_JOB: &str = "INSERT INTO jobs (kind, payload, state, dedup_key, max
 /// on_writer!(db, |pool| {
 ///     let mut tx = pool.begin().await?;
 ///     // ... the change ...
-///     jobs::enqueue_in(&mut *tx, &NewJob::new("report.global", json!({})), now).await?;
+///     jobs::enqueue_in(&mut *tx, &NewJob::new(&Task::GlobalReport {}), now).await?;
 ///     tx.commit().await?;
 /// })
 /// ```
@@ -165,7 +182,7 @@ where
     let payload =
         serde_json::to_string(&job.payload).map_err(|e| crate::StoreError::Other(e.into()))?;
     let id: Option<i64> = sqlx::query_scalar::<DB, i64>(INSERT_JOB)
-        .bind(job.kind.clone())
+        .bind(job.kind.as_str().to_owned())
         .bind(payload)
         .bind(job.dedup_key.clone())
         .bind(job.max_attempts.map(i64::from))
@@ -188,7 +205,7 @@ pub(crate) fn enqueue_direct(
         conn,
         INSERT_JOB,
         &[
-            &job.kind,
+            &job.kind.as_str(),
             &payload,
             &job.dedup_key,
             &job.max_attempts.map(i64::from),

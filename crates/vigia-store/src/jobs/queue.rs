@@ -3,7 +3,7 @@
 
 use vigia_domain::Timestamp;
 
-use super::JobId;
+use super::{JobId, JobKind, Task};
 use crate::sql::{Arg, Sql, bind_args};
 use crate::{Db, StoreResult, composed, direct, on_writer};
 
@@ -11,8 +11,9 @@ use crate::{Db, StoreResult, composed, direct, on_writer};
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
     pub id: JobId,
-    pub kind: String,
-    pub payload: serde_json::Value,
+    pub kind: JobKind,
+    /// The task, or why the stored payload is not one of its kind.
+    pub task: Result<Task, String>,
     /// This attempt's number, from 1.
     pub attempt: u32,
     /// `None`: the worker's default.
@@ -34,40 +35,52 @@ pub enum Outcome {
     },
 }
 
-fn claim_sql(db: &Db, limit: usize) -> String {
+/// `kind IN ('a', 'b')`: the names are the enum's own constants, never input.
+fn kinds_sql(kinds: &[JobKind]) -> String {
+    let names: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+    format!("kind IN ({})", names.join(", "))
+}
+
+fn claim_sql(db: &Db, kinds: &[JobKind], limit: usize) -> String {
     let limit = crate::sql::limit(limit);
+    let kinds = kinds_sql(kinds);
     if db.is_sqlite() {
         // One writer: the inner SELECT and the UPDATE cannot interleave with another claim.
         // INDEXED BY: left alone, SQLite picks the state index and sorts every waiting job.
         format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, run_at = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due_idx WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
-                          ORDER BY run_at, id{limit}) \
+                          AND {kinds} ORDER BY run_at, id{limit}) \
              RETURNING id, kind, payload, attempts, max_attempts"
         )
     } else {
         format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, run_at = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'running', 'failed') AND run_at <= $3 \
-                          ORDER BY run_at, id{limit} FOR UPDATE SKIP LOCKED) \
+                          AND {kinds} ORDER BY run_at, id{limit} FOR UPDATE SKIP LOCKED) \
              RETURNING id, kind, payload, attempts, max_attempts"
         )
     }
 }
 
-/// Claims up to `limit` due jobs for `owner` until `lease_until`: queued jobs, failed jobs whose
-/// retry time came, and running jobs whose lease expired (their worker died or hung). Also marks
-/// the schedule runs of the claimed jobs as running.
+/// Claims up to `limit` due jobs of `kinds` (the kinds `owner` has handlers for) until
+/// `lease_until`: queued jobs, failed jobs whose retry time came, and running jobs whose lease
+/// expired (their worker died or hung). Jobs of other kinds are left to workers that handle
+/// them. Also marks the schedule runs of the claimed jobs as running.
 #[tracing::instrument(skip_all, fields(owner, limit))]
 pub async fn claim(
     db: &Db,
     owner: &str,
+    kinds: &[JobKind],
     limit: usize,
     lease_until: Timestamp,
     now: Timestamp,
 ) -> StoreResult<Vec<ClaimedJob>> {
     type Row = (i64, String, String, i64, Option<i64>);
-    let sql = claim_sql(db, limit);
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = claim_sql(db, kinds, limit);
     let owner = owner.to_owned();
     // The schedule runs of the claimed jobs are running now.
     let runs_of = move |rows: &[Row]| {
@@ -116,8 +129,11 @@ pub async fn claim(
         .into_iter()
         .map(|(id, kind, payload, attempts, max_attempts)| ClaimedJob {
             id: JobId(id),
-            kind,
-            payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+            // Claimed by one of `kinds`, so the name parses.
+            kind: JobKind::parse(&kind).unwrap_or(JobKind::Noop),
+            task: serde_json::from_str(&payload)
+                .map_err(|e| format!("the payload is not JSON: {e}"))
+                .and_then(|payload| Task::decode(&kind, &payload)),
             attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
             max_attempts: max_attempts.map(|m| u32::try_from(m).unwrap_or(u32::MAX)),
         })

@@ -1,65 +1,59 @@
-//! The event relay: turns new rows of the incident outbox (`incident_events`) into
-//! `event.dispatch` jobs.
+//! The event relay: turns new rows of the event log — the incident outbox (`incident_events`,
+//! incident and alert events) and the proctoring events (`exam_events`) — into `event.dispatch`
+//! jobs, one per batch of events. Both tables draw their ids from one sequence, so one cursor
+//! covers both and a batch's `(after, through]` is a range of either.
 //!
 //! An incident change writes its event in its own transaction; that event row *is* the enqueue.
-//! The relay reads events after a durable cursor and, in one transaction, enqueues one job per
-//! event and advances the cursor — so every committed event becomes exactly one job (the
-//! `event:{id}` dedup key makes even a replay harmless), and no incident store code needs to
-//! know about jobs. Event ids become visible in id order on both backends (see migration 0004),
+//! The relay reads events after a durable cursor and, in one transaction, enqueues one
+//! [`Task::EventDispatch`] for the ids it read (`(after, through]`) and advances the cursor — so
+//! every committed event is covered by exactly one job (the `events:{through}` dedup key makes
+//! even a replay harmless), and no incident store code needs to know about jobs. Event ids become visible in id order on both backends (see migration 0004),
 //! so reading `id > cursor` skips nothing.
 
-use serde_json::json;
 use vigia_domain::Timestamp;
-use vigia_domain::incidents::IncidentEventKind;
 
-use super::{NewJob, enqueue_direct, enqueue_in};
+use super::{NewJob, Task, enqueue_direct, enqueue_in};
 use crate::{Db, StoreResult, direct, on_writer};
-
-/// The job kind the relay enqueues, one per incident event.
-pub const EVENT_DISPATCH: &str = "event.dispatch";
 
 const CURSOR: &str = "event_relay";
 
-/// The events after a position, oldest first; [`crate::sql::limit`] follows.
-const READ_EVENTS: &str =
-    "SELECT id, incident_id, kind FROM incident_events WHERE id > $1 ORDER BY id";
+/// The ids of up to `limit` events of both tables after a position (`$1`), oldest first: the
+/// first `limit` of each table hold the first `limit` of both.
+fn read_events(limit: usize) -> String {
+    let limit = crate::sql::limit(limit);
+    format!(
+        "SELECT id FROM (\
+         SELECT id FROM (SELECT id FROM incident_events WHERE id > $1 ORDER BY id{limit}) AS i \
+         UNION ALL \
+         SELECT id FROM (SELECT id FROM exam_events WHERE id > $1 ORDER BY id{limit}) AS x\
+         ) AS log ORDER BY id{limit}"
+    )
+}
 const SAVE_CURSOR: &str = "INSERT INTO job_cursors (name, position, updated_at) VALUES ($1, $2, $3) \
      ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at";
 
-/// The job one event becomes.
-fn dispatch_job(id: i64, incident_id: i64, kind: &str) -> NewJob {
-    let message_type = IncidentEventKind::parse("kind", kind)
-        .map(|k| k.message_type().to_owned())
-        .unwrap_or_else(|_| format!("incident.{kind}"));
-    NewJob::new(
-        EVENT_DISPATCH,
-        json!({ "event_id": id, "incident_id": incident_id, "type": message_type }),
-    )
-    .dedup(format!("event:{id}"))
+/// The job a batch of events becomes.
+fn dispatch_job(after: i64, through: i64) -> NewJob {
+    NewJob::new(&Task::EventDispatch { after, through }).dedup(format!("events:{through}"))
 }
 
-/// Relays up to `limit` new events; returns how many.
+/// Relays up to `limit` new events as one job; returns how many events.
 #[tracing::instrument(skip_all)]
 pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<usize> {
-    let read_events = format!("{READ_EVENTS}{}", crate::sql::limit(limit));
+    let read_events = read_events(limit);
     // In the group commit on SQLite: the events it relays were committed by earlier batches,
     // or are in this one and commit (or roll back) with it.
     crate::grouped_write!(db,
         sqlite: |conn| {
             let read_cursor = "SELECT position FROM job_cursors WHERE name = $1";
             let position = direct::query_optional(conn, read_cursor, &[&CURSOR], |r| r.get(0))?;
-            let events: Vec<(i64, i64, String)> = direct::query(
-                conn,
-                &read_events,
-                &[&position.unwrap_or(0i64)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
-            let Some(&(last, _, _)) = events.last() else {
+            let after = position.unwrap_or(0i64);
+            let events: Vec<i64> =
+                direct::query(conn, &read_events, &[&after], |r| r.get(0))?;
+            let Some(&last) = events.last() else {
                 return Ok(0);
             };
-            for (id, incident_id, kind) in &events {
-                enqueue_direct(conn, &dispatch_job(*id, *incident_id, kind), now)?;
-            }
+            enqueue_direct(conn, &dispatch_job(after, last), now)?;
             direct::execute(conn, SAVE_CURSOR, &[&CURSOR, &last, &now.millis()])?;
             Ok(events.len())
         },
@@ -69,16 +63,15 @@ pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<
                     .bind(CURSOR)
                     .fetch_optional(&mut *conn)
                     .await?;
-            let events: Vec<(i64, i64, String)> = sqlx::query_as(crate::composed(&read_events))
-                .bind(position.unwrap_or(0))
+            let after = position.unwrap_or(0);
+            let events: Vec<i64> = sqlx::query_scalar(crate::composed(&read_events))
+                .bind(after)
                 .fetch_all(&mut *conn)
                 .await?;
-            let Some(&(last, _, _)) = events.last() else {
+            let Some(&last) = events.last() else {
                 return Ok(0);
             };
-            for (id, incident_id, kind) in &events {
-                enqueue_in(&mut *conn, &dispatch_job(*id, *incident_id, kind), now).await?;
-            }
+            enqueue_in(&mut *conn, &dispatch_job(after, last), now).await?;
             sqlx::query(SAVE_CURSOR)
                 .bind(CURSOR)
                 .bind(last)

@@ -37,7 +37,7 @@ const PNG_HEX: [&str; 18] = [
 const PNG_SHA256: &str = "44985f18ae3e3152c1e96d7a839e4b04a785c0336d927f489ae59e6a3633149f";
 const BOUNDARY: &str = "vigia-test-boundary-7d1f";
 
-fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     let hex: String = PNG_HEX.concat();
     (0..hex.len())
         .step_by(2)
@@ -46,7 +46,7 @@ fn png() -> Vec<u8> {
 }
 
 /// An ELF header followed by padding: a Linux program, whatever it is called.
-fn elf() -> Vec<u8> {
+pub(crate) fn elf() -> Vec<u8> {
     let mut bytes = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
     bytes.resize(1024, 0);
     bytes

@@ -98,9 +98,15 @@ backend_tests! {
         for named in ["/api/v1/incidents", "/api/v1/auth/refresh", "/api/v1/auth/login"] {
             assert!(routes.iter().any(|(_, p)| p == named), "{named} is walked: {routes:?}");
         }
-        let limit = app.config.http.max_body_bytes;
+        let default_limit = app.config.http.max_body_bytes;
         let before = app.snapshot().await;
         for (method, path) in &routes {
+            // The detection batch (10,000 detections) has a limit of its own.
+            let limit = if path == "/api/v1/detections/batch" {
+                vigia_http::extract::BATCH_BODY_BYTES
+            } else {
+                default_limit
+            };
             let send = |content_type: &'static str, body: String| {
                 app.client
                     .request(method.clone(), format!("{}{path}", app.url))

@@ -43,11 +43,11 @@ pub struct TestUser {
     pub refresh_token: String,
 }
 
-/// Tables a rejected request may change, so a snapshot leaves them out: the positions of the
-/// outbox's background consumers (the notification dispatcher, the job relay), moved on their
-/// own schedule while a test runs, and `rate_limits`, where every login or registration
+/// Tables a rejected request may change, so a snapshot leaves them out: the position of the
+/// outbox's background consumer (the job relay), moved on its own schedule while a test runs,
+/// and `rate_limits`, where every login or registration
 /// attempt is counted, refused or not (that is its purpose).
-const NOT_STATE: [&str; 3] = ["notification_cursor", "job_cursors", "rate_limits"];
+const NOT_STATE: [&str; 2] = ["job_cursors", "rate_limits"];
 
 /// One table as [`TestApp::snapshot`] sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,7 +80,11 @@ backend_tests! {
         worker.drain(Timestamp::now(), 1000).await.expect("drain again");
 
         let jobs = crate::jobs::jobs_of(&app.db, "report.incident").await;
-        assert_eq!(jobs.len(), 2, "one report job per routing: {jobs:?}");
+        let routings: Vec<i64> = jobs.iter().flat_map(|j| j.payload["items"].as_array().cloned().unwrap_or_default())
+            .filter(|item| item["incident_id"] == id)
+            .filter_map(|item| item["department_id"].as_i64())
+            .collect();
+        assert_eq!(routings, [c.dept_a, c.dept_b], "one report per routing: {jobs:?}");
         assert!(jobs.iter().all(|j| j.state == JobState::Succeeded), "{jobs:?}");
         let listed = app.get(&format!("/api/v1/reports?incident={id}"), Some(&c.admin.token)).await;
         let items = listed.body["items"].as_array().cloned().unwrap_or_default();

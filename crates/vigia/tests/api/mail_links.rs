@@ -111,7 +111,9 @@ async fn the_incident_link_in_the_mail_opens_the_incident_for_a_signed_in_browse
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(content_type, "text/html; charset=utf-8");
     assert!(
-        html.contains("Inicia sesión") && !html.contains("Fuga"),
+        html.contains("Iniciar sesión")
+            && html.contains("action=\"/signin\"")
+            && !html.contains("Fuga"),
         "{html}"
     );
     let (_, _, html) = fetch(
@@ -135,7 +137,7 @@ async fn the_incident_link_in_the_mail_opens_the_incident_for_a_signed_in_browse
     let (status, _, html) = fetch(&app, &link, &[("cookie", &cookie)]).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(
-        html.contains("Fuga &lt;b&gt;&quot;grande&quot;&lt;/b&gt; &amp; más"),
+        html.contains("Fuga &#60;b&#62;&#34;grande&#34;&#60;/b&#62; &#38; más"),
         "{html}"
     );
     assert!(
@@ -143,21 +145,36 @@ async fn the_incident_link_in_the_mail_opens_the_incident_for_a_signed_in_browse
         "markup from the title is never written as is: {html}"
     );
     assert!(
-        html.contains("<dt>Estado</dt><dd>nuevo</dd>") && html.contains("<dd>alta</dd>"),
+        html.contains(
+            "<dt>Estado</dt><dd><span class=\"status status-new\" data-status=\"new\">Nuevo</span>"
+        ) && html.contains("<dd>Alta</dd>"),
         "{html}"
     );
     assert!(
         html.contains("Mantenimiento") && html.contains("Fuga de agua"),
         "{html}"
     );
+    // The account's language wins over the browser's; in English once the account says so.
     let (_, _, html) = fetch(
         &app,
         &link,
         &[("cookie", &cookie), ("accept-language", "en")],
     )
     .await;
+    assert!(html.contains("<dt>Estado</dt>"), "{html}");
+    let english = app
+        .patch(
+            "/api/v1/me",
+            Some(&s.staff.token),
+            json!({ "locale": "en" }),
+        )
+        .await;
+    assert_eq!(english.status, StatusCode::OK, "{:?}", english.body);
+    let (_, _, html) = fetch(&app, &link, &[("cookie", &cookie)]).await;
     assert!(
-        html.contains("<dt>Status</dt><dd>new</dd>") && html.contains("Water leak"),
+        html.contains(
+            "<dt>Status</dt><dd><span class=\"status status-new\" data-status=\"new\">New</span>"
+        ) && html.contains("Water leak"),
         "{html}"
     );
     // The reporter sees their own incident; another reporter gets the same page as for an
@@ -172,7 +189,7 @@ async fn the_incident_link_in_the_mail_opens_the_incident_for_a_signed_in_browse
     let (status, _, html) = fetch(&app, &link, &[("cookie", &cookie)]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
-        html.contains("no encontrado") && !html.contains("Fuga"),
+        html.contains("no existe") && !html.contains("Fuga"),
         "{html}"
     );
     let (status, _, missing) = fetch(

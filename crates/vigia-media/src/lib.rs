@@ -1,0 +1,30 @@
+//! Vigía's media analysis, free of HTTP and SQL.
+//!
+//! - [`decode`]: an uploaded image's bytes → upright RGB pixels (content sniffed, a pixel budget
+//!   read from the header before decoding, EXIF orientation applied), with a reason when it
+//!   cannot be read.
+//! - [`face`]: the [`FaceEngine`] trait (detect faces, embed one) and its dlib implementation
+//!   [`DlibEngine`] (HOG detector, 5-point landmarks, ResNet 128-d embeddings); models are the
+//!   files of PyPI's `face-recognition-models` (see `scripts/media-setup.sh`).
+//! - [`quality`]: the blur measure (variance of the Laplacian of the face).
+//! - [`verify`]: the verdict on one image — exactly one face, large and sharp enough, close
+//!   enough to a reference — as [`Verdict`] with a machine-readable reason.
+//! - [`pool`]: [`FacePool`], worker threads that each own one engine (dlib's models are not
+//!   `Sync`), fed through a bounded channel from async code.
+//! - [`ffmpeg`]: `ffprobe`/`ffmpeg` run as processes (never a shell) with a timeout and
+//!   resource limits; probing and transcoding a video.
+
+pub mod decode;
+pub mod face;
+pub mod ffmpeg;
+pub mod pool;
+pub mod quality;
+pub mod verify;
+
+/// The `image` version this crate decodes with, for callers that build images to analyse.
+pub use image;
+
+pub use decode::{DecodeError, DecodeLimits, DecodedImage};
+pub use face::{BoundingBox, DlibEngine, Embedding, FaceEngine, ModelPaths};
+pub use pool::FacePool;
+pub use verify::{AlertReason, FaceReport, Gates, ImageAnalysis, Verdict};

@@ -1,0 +1,287 @@
+//! Competition entries: one per person and competition, a title and a video. The upload
+//! streams like an attachment's: [`EntryUpload::begin`] reserves the row (hidden while
+//! `uploading`; the unique index on competition and person answers a second entry with
+//! [`StoreError::Duplicate`] before any byte is stored), the bytes go to
+//! `uploaded/competitions/{competition}/{entry}/{name}` as they arrive, and
+//! [`EntryUpload::finish`] makes the entry visible together with its `media.transcode` job in
+//! one transaction. Anything failing leaves no row and no object. The processing state
+//! (`queued → processing → ready | failed`, reason, progress, processed keys) is kept in the
+//! entry's row and moved by `crate::transcodes`.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::FromRow;
+use vigia_domain::Timestamp;
+use vigia_domain::competitions::EntryTitle;
+use vigia_domain::incidents::AllowedMedia;
+
+use crate::incidents::attachments::stored_name;
+use crate::jobs::{self, NewJob, Task, VideoRef};
+use crate::objects::{ObjectKey, ObjectWriter, Objects};
+use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
+
+/// An entry as stored, with its author's name and its votes.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Entry {
+    pub id: i64,
+    pub competition_id: i64,
+    pub user_id: i64,
+    pub author: String,
+    pub title: String,
+    pub object_key: String,
+    pub original_name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// `queued`, `processing`, `ready`, `failed`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub progress: f64,
+    /// ffprobe's metadata as JSON.
+    pub info: Option<String>,
+    pub video_key: Option<String>,
+    pub poster_key: Option<String>,
+    pub strip_key: Option<String>,
+    pub votes: i64,
+    pub first_vote_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const SELECT: &str = "SELECT e.id, e.competition_id, e.user_id, u.display_name AS author, e.title, \
+     e.object_key, e.original_name, e.content_type, e.size_bytes, e.status, e.reason, e.progress, \
+     e.info, e.video_key, e.poster_key, e.strip_key, \
+     (SELECT COUNT(*) FROM competition_votes v WHERE v.entry_id = e.id) AS votes, \
+     (SELECT MIN(v.voted_at) FROM competition_votes v WHERE v.entry_id = e.id) AS first_vote_at, \
+     e.created_at, e.updated_at \
+     FROM competition_entries e JOIN users u ON u.id = e.user_id WHERE NOT e.uploading";
+
+/// One visible entry.
+pub async fn find(db: &Db, id: i64) -> StoreResult<Entry> {
+    let sql = format!("{SELECT} AND e.id = $1");
+    let found: Option<Entry> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+    found.ok_or(StoreError::NotFound)
+}
+
+/// `user`'s entry in `competition`, if they submitted one.
+pub async fn of_user(db: &Db, competition: i64, user: i64) -> StoreResult<Option<Entry>> {
+    let sql = format!("{SELECT} AND e.competition_id = $1 AND e.user_id = $2");
+    Ok(on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(competition)
+        .bind(user)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// The competition's entries whose video is ready, oldest first.
+pub async fn ready(db: &Db, competition: i64) -> StoreResult<Vec<Entry>> {
+    let sql = format!("{SELECT} AND e.competition_id = $1 AND e.status = 'ready' ORDER BY e.id");
+    Ok(on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+        .bind(competition)
+        .fetch_all(pool)
+        .await?))
+}
+
+/// An entry being received; see the module documentation.
+pub struct EntryUpload {
+    db: Db,
+    open: Option<Open>,
+}
+
+struct Open {
+    id: i64,
+    key: ObjectKey,
+    writer: ObjectWriter,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl EntryUpload {
+    /// Reserves `user`'s entry in `competition` (hidden until [`EntryUpload::finish`]) and
+    /// opens its object. [`StoreError::Duplicate`] (`entry`) when they already have one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn begin(
+        db: &Db,
+        objects: &Objects,
+        competition: i64,
+        user: i64,
+        title: &EntryTitle,
+        raw_name: &str,
+        media: AllowedMedia,
+        now: Timestamp,
+    ) -> StoreResult<Self> {
+        let name = stored_name(raw_name, media);
+        let insert = "INSERT INTO competition_entries (competition_id, user_id, title, object_key, \
+                      original_name, content_type, uploading, created_at, updated_at) \
+                      VALUES ($1, $2, $3, '', $4, $5, TRUE, $6, $6) RETURNING id";
+        let id: i64 = on_writer!(db, |pool| sqlx::query_scalar(insert)
+            .bind(competition)
+            .bind(user)
+            .bind(title.as_str())
+            .bind(&name)
+            .bind(media.mime())
+            .bind(now.millis())
+            .fetch_one(pool)
+            .await
+            .map_err(|e| StoreError::unique(
+                e,
+                "competition_entries_one_per_person",
+                "entry"
+            ))?);
+        let key = ObjectKey::join([
+            "uploaded",
+            "competitions",
+            &competition.to_string(),
+            &id.to_string(),
+            &name,
+        ]);
+        let writer = match objects.writer(&key).await {
+            Ok(writer) => writer,
+            Err(error) => {
+                forget_row(db, id).await;
+                return Err(error.into());
+            }
+        };
+        Ok(Self {
+            db: db.clone(),
+            open: Some(Open {
+                id,
+                key,
+                writer,
+                hasher: Sha256::new(),
+                size: 0,
+            }),
+        })
+    }
+
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.open.as_ref().map_or(0, |o| o.size)
+    }
+
+    /// Appends the next bytes of the file.
+    pub async fn write(&mut self, bytes: &[u8]) -> StoreResult<()> {
+        let open = self.open.as_mut().ok_or(StoreError::NotFound)?;
+        open.hasher.update(bytes);
+        open.size += bytes.len() as u64;
+        open.writer.write(bytes).await?;
+        Ok(())
+    }
+
+    /// Completes the object and makes the entry visible with its `media.transcode` job, in one
+    /// transaction. On failure nothing stays behind.
+    pub async fn finish(mut self, objects: &Objects, now: Timestamp) -> StoreResult<Entry> {
+        let open = self.open.take().ok_or(StoreError::NotFound)?;
+        let Open {
+            id,
+            key,
+            writer,
+            hasher,
+            size,
+        } = open;
+        if let Err(error) = writer.finish().await {
+            forget_row(&self.db, id).await;
+            return Err(error.into());
+        }
+        let sha256 = hex::encode(hasher.finalize());
+        let db = &self.db;
+        let written: StoreResult<()> = on_writer!(db, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(
+                "UPDATE competition_entries SET object_key = $2, size_bytes = $3, sha256 = $4, \
+                 uploading = FALSE, updated_at = $5 WHERE id = $1 AND uploading",
+            )
+            .bind(id)
+            .bind(key.as_str())
+            .bind(size as i64)
+            .bind(&sha256)
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::Other(anyhow::anyhow!(
+                    "entry {id} was removed while it was uploading"
+                )));
+            }
+            let job = NewJob::new(&Task::MediaTranscode {
+                video: VideoRef::Entry(id),
+            })
+            .dedup(format!("{}:entry:{id}", crate::transcodes::TRANSCODE));
+            jobs::enqueue_in(&mut *tx, &job, now).await?;
+            tx.commit().await?;
+            Ok(())
+        });
+        if let Err(error) = written {
+            if let Err(e) = objects.delete(&key).await {
+                tracing::error!(error = format!("{e:#}"), %key, "cannot delete an orphaned object");
+            }
+            forget_row(db, id).await;
+            return Err(error);
+        }
+        find(db, id).await
+    }
+
+    /// Drops what was received: the object and the reserved row.
+    pub async fn abandon(mut self) {
+        if let Some(open) = self.open.take() {
+            abandon(&self.db, open).await;
+        }
+    }
+}
+
+impl Drop for EntryUpload {
+    /// An upload dropped unfinished (the request was cancelled) is abandoned in the background.
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let db = self.db.clone();
+            runtime.spawn(async move { abandon(&db, open).await });
+        }
+    }
+}
+
+async fn abandon(db: &Db, open: Open) {
+    if let Err(error) = open.writer.abort().await {
+        tracing::warn!(error = format!("{error:#}"), key = %open.key, "cannot abort an upload");
+    }
+    forget_row(db, open.id).await;
+}
+
+/// Deletes a reserved row that never became visible; failures are logged.
+async fn forget_row(db: &Db, id: i64) {
+    let sql = "DELETE FROM competition_entries WHERE id = $1 AND uploading";
+    let deleted: Result<(), sqlx::Error> = on_writer!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ()));
+    if let Err(error) = deleted {
+        tracing::error!(%error, entry_id = id, "cannot remove an unfinished entry");
+    }
+}
+
+/// Removes entries whose upload started before `started_before` and never finished (their
+/// process died), so their authors may submit again: their objects and rows. Returns how many.
+pub async fn sweep_abandoned(
+    db: &Db,
+    objects: &Objects,
+    started_before: Timestamp,
+) -> StoreResult<usize> {
+    let sql =
+        "SELECT id, competition_id FROM competition_entries WHERE uploading AND created_at < $1";
+    let rows: Vec<(i64, i64)> = on_reader!(db, |pool| sqlx::query_as(sql)
+        .bind(started_before.millis())
+        .fetch_all(pool)
+        .await?);
+    for &(id, competition) in &rows {
+        objects
+            .delete_under(&format!("uploaded/competitions/{competition}/{id}"))
+            .await?;
+        forget_row(db, id).await;
+    }
+    Ok(rows.len())
+}
