@@ -141,4 +141,32 @@ mod tests {
             .collect();
         assert_eq!(pattern, format!("^({})$", names.join("|")));
     }
+
+    /// OpenAPI requires every `operationId` to be unique, and tools key operations by it: with
+    /// two handlers both named `download`, schemathesis took the attachment's `Location` for
+    /// a link to the report download and failed its stateful phase. utoipa names an operation
+    /// after its handler, so handlers that share a name get an explicit `operation_id`.
+    #[test]
+    fn every_operation_id_is_unique() {
+        let document: serde_json::Value =
+            serde_json::from_str(&super::document_json().expect("encodes")).expect("json");
+        let mut seen = std::collections::BTreeMap::<String, String>::new();
+        let mut duplicates = Vec::new();
+        for (path, operations) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in operations.as_object().expect("operations") {
+                let Some(id) = operation.get("operationId").and_then(|id| id.as_str()) else {
+                    continue;
+                };
+                let here = format!("{} {path}", method.to_uppercase());
+                if let Some(first) = seen.insert(id.to_owned(), here.clone()) {
+                    duplicates.push(format!("`{id}`: {first} and {here}"));
+                }
+            }
+        }
+        assert!(seen.len() > 100, "the document lists its operations");
+        assert!(
+            duplicates.is_empty(),
+            "operationIds used twice (add `operation_id = \"…\"` to one handler): {duplicates:?}"
+        );
+    }
 }

@@ -293,7 +293,7 @@ async fn upload(
 // --- read --------------------------------------------------------------------------------------
 
 /// The incident's attachments, oldest first (deleted ones are not listed).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/attachments", tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/attachments", operation_id = "list_attachments", tag = "incidents", security(("bearer" = [])),
     params(("id" = String, Path, description = "number or code such as INC-000123")),
     responses((status = 200, body = Vec<AttachmentOut>), (status = 404, body = Problem)))]
 async fn list(
@@ -363,7 +363,7 @@ pub(crate) async fn serve(
 }
 
 /// Download the file, as the type its bytes are (`X-Content-Type-Options: nosniff`).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/attachments/{aid}", tag = "incidents",
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/attachments/{aid}", operation_id = "download_attachment", tag = "incidents",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "number or code such as INC-000123"),
         ("aid" = i64, Path, description = "the attachment's id")),

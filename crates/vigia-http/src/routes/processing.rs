@@ -75,7 +75,7 @@ async fn processing(
 }
 
 /// A processed file of a ready video: `video.mp4`, `poster.jpg` or `strip.jpg`.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/attachments/{aid}/processed/{file}", tag = "incidents",
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/attachments/{aid}/processed/{file}", operation_id = "attachment_processed_file", tag = "incidents",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "number or code such as INC-000123"),
         ("aid" = i64, Path, description = "the attachment's id"),

@@ -151,7 +151,7 @@ pub struct ReportLinkQuery {
 }
 
 /// Report links mailed to department contacts, newest first (admins).
-#[utoipa::path(get, path = "/api/v1/report-links", tag = "reports", params(ReportLinkQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/report-links", operation_id = "list_report_links", tag = "reports", params(ReportLinkQuery), security(("bearer" = [])),
     responses((status = 200, body = ReportLinkPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn list(
     State(state): State<AppState>,

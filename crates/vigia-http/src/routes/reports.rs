@@ -186,7 +186,7 @@ pub struct ReportQuery {
 }
 
 /// Reports, newest first (admins: all; staff: their departments' incident reports).
-#[utoipa::path(get, path = "/api/v1/reports", tag = "reports", params(ReportQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/reports", operation_id = "list_reports", tag = "reports", params(ReportQuery), security(("bearer" = [])),
     responses((status = 200, body = ReportPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -234,7 +234,7 @@ async fn load(state: &AppState, auth: &Auth, raw: &str) -> ApiResult<ReportRecor
 }
 
 /// One report.
-#[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/reports/{id}", operation_id = "find_report", tag = "reports", security(("bearer" = [])),
     params(("id" = i64, Path, description = "the report's id")),
     responses((status = 200, body = ReportOut), (status = 404, body = Problem)))]
 pub(crate) async fn find(
@@ -287,7 +287,7 @@ fn file_headers(format: Format, name: &str) -> [(header::HeaderName, HeaderValue
 
 /// A report's file, streamed from object storage (404 if the report has no file in that
 /// format).
-#[utoipa::path(get, path = "/api/v1/reports/{id}/download", tag = "reports", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/reports/{id}/download", operation_id = "download_report", tag = "reports", security(("bearer" = [])),
     params(("id" = i64, Path, description = "the report's id"), DownloadQuery),
     responses((status = 200, description = "the file", content(
         (serde_json::Value = "application/json"), (FileBytes = "text/csv; charset=utf-8"), (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),

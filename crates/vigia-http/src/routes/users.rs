@@ -64,7 +64,7 @@ pub fn cursor(raw: Option<&str>) -> ApiResult<Option<Cursor>> {
 }
 
 /// List users.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "users", params(UserQuery), security(("bearer" = [])),
     responses((status = 200, body = UserPage), (status = 403, body = Problem)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -118,7 +118,7 @@ pub struct UserIn {
 }
 
 /// Create an account of any role.
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserIn, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "create_user", tag = "users", request_body = UserIn, security(("bearer" = [])),
     responses((status = 201, body = UserOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -158,7 +158,7 @@ pub(crate) async fn create(
 }
 
 /// One user.
-#[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = i64, Path, description = "the user's id")), tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}", operation_id = "find_user", params(("id" = i64, Path, description = "the user's id")), tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserOut), (status = 404, body = Problem)))]
 pub(crate) async fn find(
     State(state): State<AppState>,

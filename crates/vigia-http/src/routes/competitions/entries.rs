@@ -270,7 +270,7 @@ async fn submit(
 }
 
 /// Your entry in this competition and its processing status (404 when you have none).
-#[utoipa::path(get, path = "/api/v1/competitions/{id}/entries/mine", tag = "competitions",
+#[utoipa::path(get, path = "/api/v1/competitions/{id}/entries/mine", operation_id = "my_competition_entries", tag = "competitions",
     security(("bearer" = [])), params(("id" = i64, Path, description = "the competition's id")),
     responses((status = 200, body = EntryOut), (status = 404, body = Problem)))]
 async fn mine(
@@ -324,7 +324,7 @@ async fn get_entry(
 }
 
 /// A processed file of a ready entry (public): `video.mp4` or `poster.jpg`.
-#[utoipa::path(get, path = "/api/v1/competitions/{id}/entries/{entry_id}/processed/{file}", tag = "competitions",
+#[utoipa::path(get, path = "/api/v1/competitions/{id}/entries/{entry_id}/processed/{file}", operation_id = "competition_entry_processed_file", tag = "competitions",
     params(("id" = i64, Path, description = "the competition's id"), ("entry_id" = i64, Path, description = "the entry's id"),
         ("file" = String, Path, description = "video.mp4 or poster.jpg")),
     responses((status = 200, description = "the file", content_type = "application/octet-stream", body = FileBytes),

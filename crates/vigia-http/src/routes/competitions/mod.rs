@@ -274,7 +274,7 @@ pub(crate) async fn withdraw_vote(
 // --- handlers ---------------------------------------------------------------------------------
 
 /// Open a competition (admins).
-#[utoipa::path(post, path = "/api/v1/competitions", tag = "competitions", request_body = CompetitionIn,
+#[utoipa::path(post, path = "/api/v1/competitions", operation_id = "create_competition", tag = "competitions", request_body = CompetitionIn,
     security(("bearer" = [])),
     responses((status = 201, body = CompetitionOut), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn create(
@@ -289,7 +289,7 @@ async fn create(
 }
 
 /// Every competition, newest first (public).
-#[utoipa::path(get, path = "/api/v1/competitions", tag = "competitions",
+#[utoipa::path(get, path = "/api/v1/competitions", operation_id = "list_competitions", tag = "competitions",
     responses((status = 200, body = Vec<CompetitionOut>)))]
 async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<CompetitionOut>>> {
     let now = Timestamp::now();
@@ -332,7 +332,7 @@ async fn board(
 
 /// Vote for a ready entry: one vote per person and competition, only while voting is open
 /// (before: 422 naming `window`; after: 409, the results are frozen). A second vote: 409.
-#[utoipa::path(post, path = "/api/v1/competitions/{id}/votes", tag = "competitions",
+#[utoipa::path(post, path = "/api/v1/competitions/{id}/votes", operation_id = "vote_for_competition_entry", tag = "competitions",
     request_body = CompetitionVoteIn, security(("bearer" = [])),
     params(("id" = i64, Path, description = "the competition's id")),
     responses((status = 201, body = CompetitionVoteOut), (status = 404, body = Problem),

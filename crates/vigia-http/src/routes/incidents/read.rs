@@ -129,7 +129,7 @@ pub(super) async fn list_in_scope(
 }
 
 /// Incidents the caller may see, filtered, newest first.
-#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/incidents", operation_id = "list_incidents", tag = "incidents", params(IncidentQuery), security(("bearer" = [])),
     responses((status = 200, body = IncidentPage), (status = 422, body = Problem)))]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -141,7 +141,7 @@ pub(super) async fn list(
 }
 
 /// The incidents the caller reported.
-#[utoipa::path(get, path = "/api/v1/incidents/mine", tag = "incidents", params(IncidentQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/incidents/mine", operation_id = "my_incidents", tag = "incidents", params(IncidentQuery), security(("bearer" = [])),
     responses((status = 200, body = IncidentPage)))]
 pub(super) async fn mine(
     State(state): State<AppState>,
@@ -180,7 +180,7 @@ pub(super) async fn public_list(
 }
 
 /// One incident. Its `ETag` is its version.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", operation_id = "find_incident", tag = "incidents", security(("bearer" = [])),
     params(("id" = String, Path, description = "number or code such as INC-000123")),
     responses((status = 200, body = IncidentOut), (status = 404, body = Problem)))]
 pub(super) async fn find(

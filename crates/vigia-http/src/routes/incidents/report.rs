@@ -105,7 +105,7 @@ pub(crate) fn parse_incident(input: &IncidentIn, principal: &Principal) -> ApiRe
 
 /// Report an incident. Send `Idempotency-Key` to make retries safe: a retry with the same key
 /// and body returns the incident created the first time.
-#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = IncidentIn,
+#[utoipa::path(post, path = "/api/v1/incidents", operation_id = "create_incident", tag = "incidents", request_body = IncidentIn,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe", pattern = r"^[\x21-\x7E](?:[\x20-\x7E]{0,198}[\x21-\x7E])?$")),
     responses((status = 201, body = IncidentOut), (status = 200, body = IncidentOut, description = "replayed"),

@@ -24,7 +24,7 @@ pub struct VotesOut {
 }
 
 /// Say "me too" on a public incident (once per person).
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/votes", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/votes", operation_id = "vote_for_incident", params(("id" = String, Path, description = "the incident's number, or its code (`INC-000123`)")), tag = "incidents", security(("bearer" = [])),
     responses((status = 201, body = VotesOut), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub(super) async fn vote(
     State(state): State<AppState>,
