@@ -35,6 +35,7 @@ pub struct JobsRuntime {
     registry: Arc<Registry>,
     config: RuntimeConfig,
     metrics: JobMetrics,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl JobsRuntime {
@@ -44,7 +45,14 @@ impl JobsRuntime {
             registry: Arc::new(registry),
             config,
             metrics,
+            wake: Arc::default(),
         }
+    }
+
+    /// Wakes this node's idle worker (see [`Worker::with_wake`]): for work enqueued here that
+    /// should start without waiting for the poll interval, such as a capture that just landed.
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.wake)
     }
 
     /// A worker over this runtime's database and handlers (tests drain it by hand).
@@ -55,6 +63,7 @@ impl JobsRuntime {
             self.config.worker.clone(),
             self.metrics.clone(),
         )
+        .with_wake(Arc::clone(&self.wake))
     }
 
     pub fn registry(&self) -> &Registry {

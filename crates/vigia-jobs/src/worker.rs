@@ -80,6 +80,8 @@ pub struct Worker {
     config: WorkerConfig,
     metrics: JobMetrics,
     owner: String,
+    /// Cuts an idle poll short: see [`Worker::with_wake`].
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Worker {
@@ -91,7 +93,16 @@ impl Worker {
             config,
             metrics,
             owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            wake: Arc::default(),
         }
+    }
+
+    /// Shares `wake` with whatever enqueues work on this node: a `notify_one` on it makes an
+    /// idle worker claim at once instead of after its poll interval. Other nodes still find
+    /// the job on their next poll; the queue is the only channel.
+    pub fn with_wake(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.wake = wake;
+        self
     }
 
     /// This worker's lease owner id.
@@ -291,6 +302,7 @@ impl Worker {
                 drop(first);
                 tokio::select! {
                     () = tokio::time::sleep(self.config.poll_interval) => {}
+                    () = self.wake.notified() => {}
                     () = shutdown.cancelled() => break,
                 }
                 continue;

@@ -13,6 +13,7 @@
 //!   `Sync`), fed through a bounded channel from async code.
 //! - [`ffmpeg`]: `ffprobe`/`ffmpeg` run as processes (never a shell) with a timeout and
 //!   resource limits; probing and transcoding a video.
+//! - [`whole`]: whether a file still landing holds a whole image yet, from its ends.
 
 pub mod decode;
 pub mod face;
@@ -20,6 +21,7 @@ pub mod ffmpeg;
 pub mod pool;
 pub mod quality;
 pub mod verify;
+pub mod whole;
 
 /// The `image` version this crate decodes with, for callers that build images to analyse.
 pub use image;

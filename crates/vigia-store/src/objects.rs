@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -83,6 +83,19 @@ pub fn sanitize_segment(raw: &str) -> String {
 pub struct Listed {
     pub key: ObjectKey,
     pub version: String,
+    /// When it was last written, in milliseconds since the epoch.
+    pub modified_ms: i64,
+}
+
+/// One page of a listing after a cursor ([`Objects::list_page`]).
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<Listed>,
+    /// The store's own name of the last object listed (what the next page starts after), or
+    /// `None` when nothing came after the cursor.
+    pub last: Option<String>,
+    /// Whether the page is full, so more may follow at once.
+    pub full: bool,
 }
 
 /// The object store, with all keys relative to a configured prefix.
@@ -269,41 +282,138 @@ impl Objects {
     /// time and size (what `object_store` gives as its ETag); without an ETag, the modification
     /// time and size. A replaced object has another version; the same one listed again, the same.
     pub async fn list_versions(&self, prefix: &str) -> anyhow::Result<Vec<Listed>> {
-        let full = match (&self.prefix, prefix.trim_matches('/')) {
-            (Some(p), "") => Some(p.clone()),
-            (Some(p), rest) => Some(p.parts().chain(Path::from(rest).parts()).collect()),
-            (None, "") => None,
-            (None, rest) => Some(Path::from(rest)),
-        };
+        let full = self.full_prefix(prefix);
         let metas: Vec<_> = self
             .store
             .list(full.as_ref())
             .try_collect()
             .await
             .context("cannot list objects")?;
-        let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
-        let mut keys: Vec<Listed> = metas
-            .into_iter()
-            .filter_map(|meta| {
-                let version = meta.e_tag.clone().unwrap_or_else(|| {
-                    format!("{}-{}", meta.last_modified.timestamp_micros(), meta.size)
-                });
-                // Locations come back percent-encoded (`tubería` → `tuber%C3%ADa`): decode them
-                // so a listed key is the key that was stored.
-                let location = percent_encoding::percent_decode_str(meta.location.as_ref())
-                    .decode_utf8()
-                    .ok()?
-                    .into_owned();
-                let relative = match &strip {
-                    Some(s) => location.strip_prefix(s.as_str())?.to_owned(),
-                    None => location,
-                };
-                let key = ObjectKey::parse(&relative).ok()?;
-                Some(Listed { key, version })
-            })
-            .collect();
+        let mut keys: Vec<Listed> = metas.iter().filter_map(|meta| self.listed(meta)).collect();
         keys.sort_by(|a, b| a.key.0.cmp(&b.key.0));
         Ok(keys)
+    }
+
+    /// At most `limit` objects under `prefix` whose store name sorts after `after` (a
+    /// [`ListPage::last`] of an earlier page; `None`: from the start), in the store's order. On
+    /// S3 this is one `ListObjectsV2` request with `start-after` per 1,000 keys; a local
+    /// directory has no order of its own, so it is walked whole and sorted (the watcher, not
+    /// this, finds files there as they land).
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<ListPage> {
+        let full = self.full_prefix(prefix);
+        let limit = limit.max(1);
+        let mut metas: Vec<object_store::ObjectMeta> = if self.local_root.is_some() {
+            let mut all: Vec<object_store::ObjectMeta> = self
+                .store
+                .list(full.as_ref())
+                .try_filter(|m| {
+                    futures::future::ready(after.is_none_or(|a| m.location.as_ref() > a))
+                })
+                .try_collect()
+                .await
+                .context("cannot list objects")?;
+            all.sort_by(|a, b| a.location.cmp(&b.location));
+            all.truncate(limit);
+            all
+        } else {
+            let stream = match after {
+                Some(after) => {
+                    let offset = Path::parse(after)
+                        .with_context(|| format!("bad listing cursor {after:?}"))?;
+                    self.store.list_with_offset(full.as_ref(), &offset)
+                }
+                None => self.store.list(full.as_ref()),
+            };
+            stream
+                .take(limit)
+                .try_collect()
+                .await
+                .context("cannot list objects")?
+        };
+        // S3 already answers in key order; a page is kept in that order either way.
+        metas.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(ListPage {
+            full: metas.len() >= limit,
+            last: metas.last().map(|m| m.location.as_ref().to_owned()),
+            objects: metas.iter().filter_map(|meta| self.listed(meta)).collect(),
+        })
+    }
+
+    /// The store's own name of `prefix` (with the configured prefix): what a listing cursor
+    /// of it is kept under, so another storage prefix or bucket starts its own.
+    pub fn scope(&self, prefix: &str) -> String {
+        let full = self
+            .full_prefix(prefix)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        format!("{}#{full}", self.description)
+    }
+
+    /// The one object's version, as [`Objects::list_versions`] gives it; `None` if it does not
+    /// exist.
+    pub async fn head(&self, key: &ObjectKey) -> anyhow::Result<Option<Listed>> {
+        match self.store.head(&self.path(key)).await {
+            Ok(meta) => Ok(self.listed(&meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("cannot read object {key}")),
+        }
+    }
+
+    /// The directory of a local store (`None` on S3).
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    /// The key of a file under a local store's directory: its path below the directory, `/`
+    /// between segments; `None` outside it or for a name no key has.
+    pub fn key_of_local_path(&self, path: &std::path::Path) -> Option<ObjectKey> {
+        let relative = path.strip_prefix(self.local_root.as_ref()?).ok()?;
+        let segments: Option<Vec<&str>> = relative.iter().map(|s| s.to_str()).collect();
+        ObjectKey::parse(&segments?.join("/")).ok()
+    }
+
+    /// The file of `key` in a local store (`None` on S3).
+    pub fn local_path(&self, key: &ObjectKey) -> Option<std::path::PathBuf> {
+        let root = self.local_root.as_ref()?;
+        Some(key.as_str().split('/').fold(root.clone(), |p, s| p.join(s)))
+    }
+
+    fn full_prefix(&self, prefix: &str) -> Option<Path> {
+        match (&self.prefix, prefix.trim_matches('/')) {
+            (Some(p), "") => Some(p.clone()),
+            (Some(p), rest) => Some(p.parts().chain(Path::from(rest).parts()).collect()),
+            (None, "") => None,
+            (None, rest) => Some(Path::from(rest)),
+        }
+    }
+
+    /// A listed object's key (relative to the store's prefix) and version.
+    fn listed(&self, meta: &object_store::ObjectMeta) -> Option<Listed> {
+        let version = meta
+            .e_tag
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", meta.last_modified.timestamp_micros(), meta.size));
+        // Locations come back percent-encoded (`tubería` → `tuber%C3%ADa`): decode them so a
+        // listed key is the key that was stored.
+        let location = percent_encoding::percent_decode_str(meta.location.as_ref())
+            .decode_utf8()
+            .ok()?
+            .into_owned();
+        let relative = match &self.prefix {
+            Some(p) => location.strip_prefix(&format!("{p}/"))?.to_owned(),
+            None => location,
+        };
+        let key = ObjectKey::parse(&relative).ok()?;
+        Some(Listed {
+            key,
+            version,
+            modified_ms: meta.last_modified.timestamp_millis(),
+        })
     }
 
     /// Proves the store answers: writes a small probe object and reads it back.

@@ -12,6 +12,7 @@ use crate::exam_events::{self, insert_exam_event};
 use crate::jobs::{self, NewJob};
 use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
 
+pub mod landing;
 pub mod references;
 
 /// The job kind that analyses one capture.

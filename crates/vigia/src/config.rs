@@ -31,6 +31,37 @@ pub struct Config {
     pub schedules: crate::jobs::Schedules,
     #[serde(default)]
     pub media: MediaSection,
+    #[serde(default)]
+    pub landing: LandingSection,
+}
+
+/// `[landing]`: how captures and reference photos are found as they land in storage
+/// ([`crate::landing`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LandingSection {
+    /// Watch the local directory / list the bucket after its cursor (on nodes with `[jobs]`).
+    pub enabled: bool,
+    /// A local file written in place is taken once nothing touched it for this long.
+    pub settle_ms: u64,
+    /// An image that does not look whole yet is waited for up to this long, then taken as is.
+    pub incomplete_wait_secs: u64,
+    /// S3: list the keys after the cursor this often.
+    pub s3_poll_ms: u64,
+    /// S3: keys per listing request (S3 answers at most 1,000).
+    pub s3_page: usize,
+}
+
+impl Default for LandingSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            settle_ms: 200,
+            incomplete_wait_secs: 30,
+            s3_poll_ms: 500,
+            s3_page: 1000,
+        }
+    }
 }
 
 /// `[media]`: video processing (face analysis reads its models from `VIGIA_MODELS_DIR`).
@@ -352,6 +383,9 @@ impl Config {
             }
         }
         crate::jobs::validate(self)?;
+        if self.landing.s3_poll_ms == 0 || !(1..=1000).contains(&self.landing.s3_page) {
+            bail!("landing.s3_poll_ms must be positive and landing.s3_page from 1 to 1000");
+        }
         Ok(())
     }
 

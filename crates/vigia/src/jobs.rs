@@ -106,7 +106,7 @@ pub fn registry(
         config.jobs.test_handlers,
     );
     crate::job_handlers::register(&mut registry, notifier, objects);
-    crate::media::register(&mut registry, objects);
+    crate::media::register(&mut registry, objects, (&config.landing).into());
     crate::competition_jobs::register(&mut registry, objects);
     registry.register(crate::media_video::Transcode {
         objects: objects.clone(),

@@ -9,6 +9,7 @@ pub mod detection_jobs;
 pub mod job_handlers;
 pub mod jobs;
 pub mod jobs_cli;
+pub mod landing;
 pub mod media;
 pub mod media_bench;
 pub mod media_reference;
@@ -45,6 +46,8 @@ pub struct Application {
     notifier: vigia_notify::Notifier,
     /// Background work (`[jobs] enabled`), started by [`Application::run`].
     jobs: Option<vigia_jobs::JobsRuntime>,
+    /// Captures and reference photos found as they land (`[landing]`, on nodes with `[jobs]`).
+    landing: Option<landing::Landing>,
     /// `detections.mqtt_url`, when MQTT ingestion is on.
     mqtt: Option<String>,
     mqtt_stats: Arc<mqtt::MqttStats>,
@@ -120,6 +123,15 @@ impl Application {
         } else {
             None
         };
+        let landing = match &jobs {
+            Some(runtime) if config.landing.enabled => Some(landing::Landing {
+                db: db.clone(),
+                objects: objects.clone(),
+                section: config.landing.clone(),
+                wake: runtime.waker(),
+            }),
+            _ => None,
+        };
         let state = AppState::with_metrics(db, objects, http, secret.as_bytes(), metrics);
         Ok(Self {
             listener,
@@ -128,6 +140,7 @@ impl Application {
             limits,
             notifier,
             jobs,
+            landing,
             mqtt: (!config.detections.mqtt_url.is_empty())
                 .then(|| config.detections.mqtt_url.clone()),
             mqtt_stats: Arc::new(mqtt::MqttStats::default()),
@@ -172,6 +185,9 @@ impl Application {
             Some(jobs) => Some(jobs.start(shutdown.clone()).await?),
             None => None,
         };
+        let landing = self
+            .landing
+            .map(|landing| tokio::spawn(landing.run(shutdown.clone())));
         let app = vigia_http::app(self.state)
             .layer(axum::middleware::from_fn(
                 vigia_http::listener::track_requests,
@@ -191,6 +207,9 @@ impl Application {
         if let Some(background) = background {
             // The workers wait up to `jobs.shutdown_grace_secs` for running jobs.
             let _ = background.await;
+        }
+        if let Some(landing) = landing {
+            let _ = landing.await;
         }
         db.close().await;
         Ok(())

@@ -1,7 +1,7 @@
 //! The media pipeline's jobs: `media.analyze` (one capture against its participant's
-//! reference) and `media.scan` (captures that landed in storage under
-//! `images/{exam code}/{user}/{file}`, and reference photos under `reference/{user}.jpg`,
-//! enrolled by `media.enroll` in [`crate::media_reference`]). They live in the binary because
+//! reference) and `media.scan`, the reconciliation pass behind [`crate::landing`] (captures
+//! that landed in storage under `images/{exam code}/{user}/{file}`, and reference photos under
+//! `reference/{user}.jpg`, enrolled by `media.enroll` in [`crate::media_reference`]). They live in the binary because
 //! they join `vigia-media` (analysis), `vigia-store` (rows, objects) and incident creation.
 
 use serde_json::{Value, json};
@@ -12,20 +12,21 @@ use vigia_media::verify::{self, AlertReason, Gates, ImageAnalysis, Verdict};
 use vigia_media::{DecodeLimits, Embedding};
 use vigia_store::incidents::{self as incidents, Reporter};
 use vigia_store::jobs::{JobKind, Task};
-use vigia_store::proctoring::{self, Capture, Exam, NewCapture, Outcome, Participant};
+use vigia_store::proctoring::{self, Capture, Exam, Outcome, Participant};
 use vigia_store::{ObjectKey, Objects};
 
 /// The job kind that lists `images/` for captures that landed in storage.
 pub const SCAN: &str = "media.scan";
 
 /// Registers `media.analyze`, `media.scan` and `media.enroll`.
-pub fn register(registry: &mut Registry, objects: &Objects) {
+pub fn register(registry: &mut Registry, objects: &Objects, rules: crate::landing::Rules) {
     registry
         .register(Analyze {
             objects: objects.clone(),
         })
         .register(Scan {
             objects: objects.clone(),
+            rules,
         })
         .register(crate::media_reference::Enroll {
             objects: objects.clone(),
@@ -321,13 +322,15 @@ async fn open_incident(
     Ok(())
 }
 
-/// `media.scan`: records each object under `images/{exam code}/{user}/{file}` not seen yet
-/// as a capture (unique by key: two nodes scanning at once record it once) and enqueues its
-/// analysis. Objects of unknown exams are skipped (logged); of unknown users in a known exam,
-/// recorded and analysed as `reference_missing`. Then the same for reference photos
-/// ([`crate::media_reference::scan`], unique by key and version).
+/// `media.scan`, the reconciliation pass: lists `images/` and `reference/` whole and records
+/// what is not recorded yet — what the watcher or the S3 lister ([`crate::landing`]) missed:
+/// events lost, files landed while no node ran, S3 keys that sort before the lister's cursor,
+/// replaced reference photos. Known keys are read from the database once per page of 1,000.
+/// Objects of unknown exams are skipped (logged); of unknown users in a known exam, recorded
+/// and analysed as `reference_missing`.
 struct Scan {
     objects: Objects,
+    rules: crate::landing::Rules,
 }
 
 impl Handler for Scan {
@@ -337,59 +340,96 @@ impl Handler for Scan {
 
     fn run<'a>(&'a self, ctx: &'a JobContext, _task: Task) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            let added = scan(&ctx.db, &self.objects).await?;
+            let added = scan_with(&ctx.db, &self.objects, &self.rules).await?;
             if added > 0 {
-                tracing::info!(added, "captures found in storage");
+                tracing::info!(
+                    added,
+                    "captures found in storage by the reconciliation pass"
+                );
             }
-            let references = crate::media_reference::scan(&ctx.db, &self.objects).await?;
+            let references =
+                crate::media_reference::scan_with(&ctx.db, &self.objects, &self.rules).await?;
             if references > 0 {
-                tracing::info!(references, "reference photos found in storage");
+                tracing::info!(
+                    references,
+                    "reference photos found in storage by the reconciliation pass"
+                );
             }
             Ok(())
         })
     }
 }
 
-/// One pass over `images/`; returns how many new captures were recorded.
+/// The whole reconciliation pass (captures, then reference photos); how many were recorded.
+pub async fn reconcile(
+    db: &vigia_store::Db,
+    objects: &Objects,
+    rules: &crate::landing::Rules,
+) -> anyhow::Result<usize> {
+    Ok(scan_with(db, objects, rules).await?
+        + crate::media_reference::scan_with(db, objects, rules).await?)
+}
+
+/// One pass over `images/` with the default landing rules; returns how many new captures were
+/// recorded.
 pub async fn scan(db: &vigia_store::Db, objects: &Objects) -> anyhow::Result<usize> {
-    let keys = objects.list("images/").await?;
+    scan_with(db, objects, &crate::landing::Rules::default()).await
+}
+
+/// One pass over `images/`; returns how many new captures were recorded. In a local directory
+/// a file still being written (touched within `rules.settle`, or not ending like a whole image
+/// yet and younger than `rules.incomplete_wait`) is left for later.
+pub async fn scan_with(
+    db: &vigia_store::Db,
+    objects: &Objects,
+    rules: &crate::landing::Rules,
+) -> anyhow::Result<usize> {
+    let listed = objects.list_versions("images/").await?;
+    let mut exams = crate::landing::Exams::default();
     let mut added = 0;
-    for key in keys {
-        let parts: Vec<&str> = key.as_str().split('/').collect();
-        let [_, code, user, file] = parts.as_slice() else {
-            continue;
-        };
-        if proctoring::find_capture_by_key(db, key.as_str())
-            .await?
-            .is_some()
-        {
-            continue;
-        }
-        let exam = match proctoring::find_exam_by_code(db, code).await {
-            Ok(exam) => exam,
-            Err(vigia_store::StoreError::NotFound) => {
-                tracing::debug!(key = key.as_str(), "no exam with this code: object skipped");
+    for page in listed.chunks(1000) {
+        let keys: Vec<&str> = page
+            .iter()
+            .map(|l| l.key.as_str())
+            .filter(|k| crate::landing::capture_parts(k).is_some())
+            .collect();
+        let known = proctoring::landing::known_capture_keys(db, &keys).await?;
+        for listed in page {
+            let key = listed.key.as_str();
+            if known.contains(key) || !landed_whole(objects, listed, rules).await {
                 continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        let participant = proctoring::find_participant_by_external(db, exam.id, user).await?;
-        let new = NewCapture {
-            exam_id: exam.id,
-            participant_id: participant.map(|p| p.id),
-            external_id: (*user).to_owned(),
-            object_key: key.as_str().to_owned(),
-            file_name: (*file).to_owned(),
-            origin: "storage",
-        };
-        if proctoring::insert_capture(db, &new, Timestamp::now())
-            .await?
-            .is_some()
-        {
-            added += 1;
+            if crate::landing::record_capture(db, &mut exams, key)
+                .await?
+                .is_new()
+            {
+                added += 1;
+            }
         }
     }
     Ok(added)
+}
+
+/// Whether a listed object is complete enough to record: always on S3 (an object appears
+/// whole); in a local directory, see [`scan_with`].
+pub(crate) async fn landed_whole(
+    objects: &Objects,
+    listed: &vigia_store::objects::Listed,
+    rules: &crate::landing::Rules,
+) -> bool {
+    let Some(path) = objects.local_path(&listed.key) else {
+        return true;
+    };
+    let age = Timestamp::now().millis().saturating_sub(listed.modified_ms);
+    let age = std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0));
+    if age < rules.settle {
+        return false;
+    }
+    if age >= rules.incomplete_wait {
+        return true;
+    }
+    let ends = tokio::task::spawn_blocking(move || crate::landing::watch::file_ends(&path)).await;
+    !matches!(ends, Ok(Ok(Some(vigia_media::whole::Whole::No))))
 }
 
 /// Says at startup what the media pipeline lacks; the rest of Vigía works either way (face

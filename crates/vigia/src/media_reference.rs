@@ -8,6 +8,7 @@ use vigia_domain::Timestamp;
 use vigia_jobs::{BoxFuture, Handler, JobContext, JobError};
 use vigia_media::verify::{self, Gates};
 use vigia_store::jobs::{JobKind, Task};
+use vigia_store::proctoring::landing::known_reference_versions;
 use vigia_store::proctoring::references::{self, Check};
 use vigia_store::{ObjectKey, Objects};
 
@@ -26,22 +27,42 @@ pub fn user_of(key: &str) -> Option<&str> {
     (known && !user.is_empty()).then_some(user)
 }
 
-/// One pass over `reference/`: records each object version not seen yet; returns how many.
+/// One pass over `reference/` with the default landing rules: records each object version not
+/// seen yet; returns how many.
 pub async fn scan(db: &vigia_store::Db, objects: &Objects) -> anyhow::Result<usize> {
+    scan_with(db, objects, &crate::landing::Rules::default()).await
+}
+
+/// One pass over `reference/`: records each object version not seen yet (a local file still
+/// being written is left for later, as [`crate::media::scan_with`] does); returns how many.
+pub async fn scan_with(
+    db: &vigia_store::Db,
+    objects: &Objects,
+    rules: &crate::landing::Rules,
+) -> anyhow::Result<usize> {
+    let listed: Vec<_> = objects
+        .list_versions("reference/")
+        .await?
+        .into_iter()
+        .filter(|l| user_of(l.key.as_str()).is_some())
+        .collect();
     let mut added = 0;
-    for listed in objects.list_versions("reference/").await? {
-        let key = listed.key.as_str();
-        let Some(user) = user_of(key) else {
-            continue;
-        };
-        if references::is_known(db, key, &listed.version).await? {
-            continue;
-        }
-        if references::record_object(db, key, &listed.version, user, Timestamp::now())
-            .await?
-            .is_some()
-        {
-            added += 1;
+    for page in listed.chunks(1000) {
+        let keys: Vec<&str> = page.iter().map(|l| l.key.as_str()).collect();
+        let known = known_reference_versions(db, &keys).await?;
+        for object in page {
+            let key = object.key.as_str();
+            if known.contains(&(key.to_owned(), object.version.clone()))
+                || !crate::media::landed_whole(objects, object, rules).await
+            {
+                continue;
+            }
+            if crate::landing::record_reference(db, key, &object.version)
+                .await?
+                .is_new()
+            {
+                added += 1;
+            }
         }
     }
     Ok(added)

@@ -183,8 +183,16 @@ impl TestApp {
     /// Another node of this application: the same settings and database (which stays this
     /// app's to drop), a port of its own. On PostgreSQL, the two make a cluster.
     pub async fn spawn_peer(&self) -> TestApp {
+        self.spawn_peer_with(|_| {}).await
+    }
+
+    /// The same with `adjust` applied to the peer's copy of the settings (its database and
+    /// object storage stay this app's).
+    pub async fn spawn_peer_with(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        start(self.config.clone(), None, dir).await
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        start(config, None, dir).await
     }
 }
 
