@@ -377,8 +377,8 @@ pub async fn scan(db: &vigia_store::Db, objects: &Objects) -> anyhow::Result<usi
 }
 
 /// One pass over `images/`; returns how many new captures were recorded. In a local directory
-/// a file still being written (touched within `rules.settle`, or not ending like a whole image
-/// yet and younger than `rules.incomplete_wait`) is left for later.
+/// a file still being written (not ending like a whole image yet, and younger than
+/// `rules.incomplete_wait`) is left for later.
 pub async fn scan_with(
     db: &vigia_store::Db,
     objects: &Objects,
@@ -411,7 +411,8 @@ pub async fn scan_with(
 }
 
 /// Whether a listed object is complete enough to record: always on S3 (an object appears
-/// whole); in a local directory, see [`scan_with`].
+/// whole); in a local directory, unless it does not end like a whole image yet and was written
+/// less than `rules.incomplete_wait` ago (then it is left for the watcher or a later pass).
 pub(crate) async fn landed_whole(
     objects: &Objects,
     listed: &vigia_store::objects::Listed,
@@ -421,11 +422,7 @@ pub(crate) async fn landed_whole(
         return true;
     };
     let age = Timestamp::now().millis().saturating_sub(listed.modified_ms);
-    let age = std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0));
-    if age < rules.settle {
-        return false;
-    }
-    if age >= rules.incomplete_wait {
+    if std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0)) >= rules.incomplete_wait {
         return true;
     }
     let ends = tokio::task::spawn_blocking(move || crate::landing::watch::file_ends(&path)).await;

@@ -8,11 +8,14 @@
 //!   ([`vigia_media::whole`]); if it does not, it is looked at again every `settle`, and taken
 //!   as it is after `incomplete_wait` (then its analysis says `image_unreadable`).
 //!
+//! Files the store itself writes (a capture sent to the API: a staging file `name#N` renamed
+//! into place) are left to the request that wrote them, which records them.
+//!
 //! A directory created under the watch is walked once, for files that landed in it before its
 //! own watch was set. When the kernel's queue overflowed (events lost), a reconciliation pass
 //! runs at once. Temporary names ([`super::is_temporary`]) are never taken.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -183,6 +186,9 @@ pub fn file_ends(path: &Path) -> std::io::Result<Option<Whole>> {
 #[derive(Default)]
 struct Pending {
     files: HashMap<PathBuf, (Instant, Instant)>,
+    /// Renames (by inotify cookie) whose source is the store's own staging file: Vigía's own
+    /// writes (a capture sent to the API), recorded by the request that wrote them.
+    own_writes: HashSet<usize>,
 }
 
 impl Pending {
@@ -205,19 +211,32 @@ impl Pending {
         match event.kind {
             // Renamed into place: complete now.
             EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-                if let Some(to) = event.paths.first() {
+                let own = event
+                    .tracker()
+                    .is_some_and(|cookie| self.own_writes.remove(&cookie));
+                if let (Some(to), false) = (event.paths.first(), own) {
                     self.at(to.clone(), Duration::ZERO);
                 }
             }
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
                 if let [from, to, ..] = event.paths.as_slice() {
                     self.files.remove(from);
-                    self.at(to.clone(), Duration::ZERO);
+                    if is_own_staging(from) {
+                        self.files.remove(to);
+                    } else {
+                        self.at(to.clone(), Duration::ZERO);
+                    }
                 }
             }
             EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
                 for path in &event.paths {
                     self.files.remove(path);
+                    if let (Some(cookie), true) = (event.tracker(), is_own_staging(path)) {
+                        if self.own_writes.len() > 10_000 {
+                            self.own_writes.clear();
+                        }
+                        self.own_writes.insert(cookie);
+                    }
                 }
             }
             EventKind::Create(CreateKind::Folder) => {
@@ -261,6 +280,14 @@ impl Pending {
             .entry(path)
             .or_insert((Instant::now() + settle, first_seen));
     }
+}
+
+/// The store's own staging file (`name#N`, what `Objects::put` writes before renaming it).
+fn is_own_staging(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once('#'))
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Every file below `dir` (a directory just created: small).
