@@ -10,6 +10,7 @@ pub mod job_handlers;
 pub mod jobs;
 pub mod jobs_cli;
 pub mod landing;
+pub mod landing_bench;
 pub mod media;
 pub mod media_bench;
 pub mod media_reference;

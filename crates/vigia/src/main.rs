@@ -95,6 +95,19 @@ enum MediaCommand {
         #[arg(long, default_value_t = 20)]
         rounds: usize,
     },
+    /// Measure how long after a capture lands in storage its result JSON is written, on a
+    /// scratch node (watcher on a local directory, cursor lister on S3; media.scan off).
+    BenchLanding {
+        /// Captures to land, one at a time, a second apart.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// `s3://bucket/prefix` (credentials from AWS_*); default: a temporary directory.
+        #[arg(long, default_value = "")]
+        storage: String,
+        /// S3-compatible endpoint, e.g. http://127.0.0.1:5000.
+        #[arg(long, default_value = "")]
+        s3_endpoint: String,
+    },
     /// Transcode one video as the media.transcode job does (≤720p H.264/AAC MP4, poster,
     /// strip) into a directory, and print how fast it went.
     Transcode {
@@ -272,6 +285,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return match command {
             MediaCommand::BenchFaces { threshold, rounds } => {
                 vigia::media_bench::bench_faces(threshold, rounds).await
+            }
+            MediaCommand::BenchLanding {
+                rounds,
+                storage,
+                s3_endpoint,
+            } => {
+                let storage = vigia::landing_bench::BenchStorage {
+                    url: storage,
+                    s3_endpoint,
+                };
+                vigia::landing_bench::bench_landing(storage, rounds).await
             }
             MediaCommand::Transcode { input, output } => {
                 vigia::media_bench::transcode(&input, &output).await
