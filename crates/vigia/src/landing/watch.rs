@@ -308,3 +308,78 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+    use notify::{Event, EventKind};
+
+    use super::*;
+
+    const SETTLE: Duration = Duration::from_millis(200);
+
+    fn rename(from: &str, to: &str, cookie: usize) -> [Event; 3] {
+        let name = |mode| EventKind::Modify(ModifyKind::Name(mode));
+        [
+            Event::new(name(RenameMode::From))
+                .add_path(from.into())
+                .set_tracker(cookie),
+            Event::new(name(RenameMode::To))
+                .add_path(to.into())
+                .set_tracker(cookie),
+            Event::new(name(RenameMode::Both))
+                .add_path(from.into())
+                .add_path(to.into())
+                .set_tracker(cookie),
+        ]
+    }
+
+    #[test]
+    fn a_file_renamed_into_place_is_due_at_once_and_one_written_in_place_after_it_settles() {
+        let mut pending = Pending::default();
+        for event in rename("/s/images/E/u/.c.jpg.tmp", "/s/images/E/u/c.jpg", 7) {
+            pending.note(&event, SETTLE);
+        }
+        assert_eq!(
+            pending.take_due(Instant::now()),
+            vec![PathBuf::from("/s/images/E/u/c.jpg")]
+        );
+        let mut pending = Pending::default();
+        let written = "/s/images/E/u/d.jpg";
+        pending.note(
+            &Event::new(EventKind::Create(CreateKind::File)).add_path(written.into()),
+            SETTLE,
+        );
+        pending.note(
+            &Event::new(EventKind::Access(AccessKind::Close(AccessMode::Write)))
+                .add_path(written.into()),
+            SETTLE,
+        );
+        assert!(
+            pending.take_due(Instant::now()).is_empty(),
+            "not settled yet"
+        );
+        assert_eq!(
+            pending.take_due(Instant::now() + SETTLE),
+            vec![PathBuf::from(written)]
+        );
+    }
+
+    #[test]
+    fn the_stores_own_writes_and_temporary_names_are_never_due() {
+        let mut pending = Pending::default();
+        for event in rename("/s/images/E/u/c.jpg#3", "/s/images/E/u/c.jpg", 9) {
+            pending.note(&event, SETTLE);
+        }
+        pending.note(
+            &Event::new(EventKind::Create(CreateKind::File))
+                .add_path("/s/images/E/u/.c.jpg.swp".into()),
+            SETTLE,
+        );
+        assert!(pending.take_due(Instant::now() + SETTLE).is_empty());
+        assert!(
+            pending.own_writes.is_empty(),
+            "the rename's cookie is spent"
+        );
+    }
+}

@@ -43,6 +43,7 @@ fn assert_no_periodic_scan(app: &TestApp) {
 struct Exam {
     admin: TestUser,
     id: i64,
+    participant: i64,
 }
 
 /// An exam in progress with `user_456` enrolled from `obama.jpg`.
@@ -83,7 +84,11 @@ async fn exam(app: &TestApp, code: &str) -> Exam {
     )
     .await;
     assert_eq!(enrolled.status, StatusCode::OK, "{:?}", enrolled.body);
-    Exam { admin: c.admin, id }
+    Exam {
+        admin: c.admin,
+        id,
+        participant: participant.body["id"].as_i64().expect("id"),
+    }
 }
 
 async fn captures(app: &TestApp, exam: &Exam) -> Vec<Value> {
@@ -170,6 +175,28 @@ async fn watcher_finds_a_capture_renamed_into_place(backend: Backend) {
     assert_eq!(list[0]["origin"], "storage");
     // The temporary name it was written under is never a capture.
     assert_eq!(list[0]["object_key"], "images/LW1/user_456/cap_1.jpg");
+    // A capture sent to the API lands in the same directory; its request records it, not the
+    // watcher.
+    let path = format!(
+        "/api/v1/exams/{}/participants/{}/captures?name=by_api.jpg",
+        exam.id, exam.participant
+    );
+    let posted = send(
+        &app,
+        Method::POST,
+        &path,
+        &exam.admin.token,
+        photo_bytes("obama3.jpg"),
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::ACCEPTED, "{:?}", posted.body);
+    assert_eq!(posted.body["origin"], "api");
+    local_result(&root(&app), "LW1/user_456/by_api.jpg", WITHIN)
+        .await
+        .expect("analysed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(captures(&app, &exam).await.len(), 2);
+    assert_eq!(jobs_of(&app.db, "media.analyze").await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
