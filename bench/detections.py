@@ -7,10 +7,10 @@
   detections.py latency BASE TOKEN PATH REQUESTS
 
 Prints one JSON line with what it measured. `batch` builds its bodies before the clock
-starts; `load` (volume for the dashboards, timestamps spread over the last SPREAD_SECS) builds
-each body as it goes; `latency` times REQUESTS sequential GETs on one connection.
+starts; `load` (volume for the dashboards: COUNT detections whose timestamps run in order over the
+last SPREAD_SECS, as devices report them, sent in that order) builds each body as it goes; `latency` times REQUESTS sequential GETs on one connection.
 """
-import http.client, json, os, random, sys, threading, time, uuid
+import http.client, json, os, sys, threading, time, uuid
 from datetime import datetime, timedelta, timezone
 
 LABELS = ["neutral", "happy", "sad", "stress", "fatigue", "angry", "surprised", "fear"]
@@ -20,12 +20,13 @@ def stamp(at):
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def body(run, start, n, subjects, spread_secs=0):
-    now = datetime.now(timezone.utc)
-    fixed = stamp(now)
+def body(run, start, n, subjects, timeline=None):
+    """n detections numbered from `start`, all stamped now, or at their place on `timeline`
+    (first, step): the i-th detection of a run at first + i * step, in order."""
+    fixed = stamp(datetime.now(timezone.utc))
     return [{"client_id": f"{run}-{start + i}", "subject": f"B-{(start + i) % subjects:05d}",
              "label": LABELS[(start + i) % len(LABELS)], "confidence": 0.3 + ((start + i) % 7) / 10,
-             "timestamp": stamp(now - timedelta(seconds=random.uniform(0, spread_secs))) if spread_secs else fixed}
+             "timestamp": stamp(timeline[0] + (start + i) * timeline[1]) if timeline else fixed}
             for i in range(n)]
 
 
@@ -72,7 +73,10 @@ def load(base, key, subjects, count, size, connections, spread_secs):
     host = base.split("//")[1]
     run = uuid.uuid4().hex[:8]
     accepted, errors, lock = [0], [0], threading.Lock()
+    # Oldest first, ending now: the tables grow at their ends as they do in service.
+    timeline = (datetime.now(timezone.utc) - timedelta(seconds=spread_secs), timedelta(seconds=spread_secs / count))
     todo = list(range(0, count, size))
+    todo.reverse()
 
     def worker():
         conn = http.client.HTTPConnection(host, timeout=120)
@@ -81,7 +85,7 @@ def load(base, key, subjects, count, size, connections, spread_secs):
                 if not todo:
                     return
                 start = todo.pop()
-            payload = json.dumps({"detections": body(run, start, min(size, count - start), subjects, spread_secs)})
+            payload = json.dumps({"detections": body(run, start, min(size, count - start), subjects, timeline)})
             status, data = post(conn, key, "/api/v1/detections/batch", payload.encode())
             with lock:
                 if status == 200:

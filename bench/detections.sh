@@ -5,8 +5,8 @@
 #   - MQTT ingestion                 (messages of 1,000 detections through Mosquitto)
 #   - alert latency: the detection that triggers an alert acknowledged → `alert.raised` on an
 #     open WebSocket (vigia-loadtest alert-latency, PROBES alerts one at a time)
-#   - the dashboards against volume: detections loaded up to each of VOLUMES (timestamps over
-#     the last 24 h), then `/detections/overview` and `/detections/stats` p50/p99 at each
+#   - the dashboards against volume: detections loaded up to each of VOLUMES (timestamps in order
+#     over the last 24 h), the load rate and `/detections/overview` and `/detections/stats` p50/p99 at each
 #
 #   bench/detections.sh    # BATCHES=30 CONNECTIONS=4 SINGLE_SECONDS=10 MQTT_FILES=40 PROBES=50
 #                          # VOLUMES="1000000 3000000 10000000" may be overridden (VOLUMES="" skips)
@@ -153,9 +153,12 @@ import sqlite3, sys
 print(sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True).execute("SELECT COUNT(*) FROM detections").fetchone()[0])
 PY
 )"
+    LOAD_RATE="-"
     if [ "$VOLUME" -gt "$STORED" ]; then
-        step "load $((VOLUME - STORED)) detections (to $VOLUME stored, timestamps over the last 24 h)"
-        python3 bench/detections.py load "$BASE" "$KEY" "$SUBJECTS" "$((VOLUME - STORED))" "$BATCH_SIZE" "$CONNECTIONS" 86400
+        step "load $((VOLUME - STORED)) detections (to $VOLUME stored, timestamps in order over the last 24 h)"
+        LOADED="$(python3 bench/detections.py load "$BASE" "$KEY" "$SUBJECTS" "$((VOLUME - STORED))" "$BATCH_SIZE" "$CONNECTIONS" 86400)"
+        echo "$LOADED"
+        LOAD_RATE="$(echo "$LOADED" | json '["per_second"]')/s"
     fi
     step "dashboards at $VOLUME detections: 200 sequential requests each"
     TOKEN="$(sign_in)" # the first one may have expired while loading
@@ -164,7 +167,7 @@ PY
     echo "$OVERVIEW"; echo "$STATS"
     SIZE="$(du -sh "$WORK/data" | cut -f1)"
     VOLUME_ROWS="$VOLUME_ROWS
-$(printf '%-12s overview p50/p99 %s/%s ms   stats p50/p99 %s/%s ms   data %s' "$VOLUME" \
+$(printf '%-12s loaded at %-9s overview p50/p99 %s/%s ms   stats p50/p99 %s/%s ms   data %s' "$VOLUME" "$LOAD_RATE" \
         "$(echo "$OVERVIEW" | json '["p50_ms"]')" "$(echo "$OVERVIEW" | json '["p99_ms"]')" \
         "$(echo "$STATS" | json '["p50_ms"]')" "$(echo "$STATS" | json '["p99_ms"]')" "$SIZE")"
 done

@@ -170,7 +170,7 @@ impl Db {
             .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout)
-            .pragma("temp_store", "memory")
+            // Not `temp_store = memory` (see `group_commit::open`: statement journals).
             .pragma("cache_size", "-16000")
             // Checkpoints run on their own thread (crate::checkpoint), not in the committer.
             .pragma("wal_autocheckpoint", "0")
