@@ -142,7 +142,7 @@ fn quality(evaluation: &labelled::Evaluation) {
         evaluation.threshold
     );
     for (a, b, d) in evaluation.near_identical(0.1) {
-        println!("  near-identical pair (distance {d:.3}, crops of one shot?): {a} / {b}");
+        println!("  closest same-person pair (distance {d:.3} < 0.1): {a} / {b}");
     }
     let r = evaluation.rates();
     println!(
