@@ -382,7 +382,7 @@ impl Evaluation {
     pub fn near_identical(&self, distance: f64) -> Vec<(&str, &str, f64)> {
         self.pairs
             .iter()
-            .filter(|p| p.distance < distance)
+            .filter(|p| p.same_person && p.distance < distance)
             .map(|p| {
                 (
                     self.photos[p.a].photo.name.as_str(),
