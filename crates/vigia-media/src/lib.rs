@@ -9,6 +9,8 @@
 //! - [`quality`]: the blur measure (variance of the Laplacian of the face).
 //! - [`verify`]: the verdict on one image — exactly one face, large and sharp enough, close
 //!   enough to a reference — as [`Verdict`] with a machine-readable reason.
+//! - [`labelled`]: verification measured over labelled photos (every same-person and
+//!   different-people pair through the production gates), for the benchmark and the tests.
 //! - [`pool`]: [`FacePool`], worker threads that each own one engine (dlib's models are not
 //!   `Sync`), fed through a bounded channel from async code.
 //! - [`ffmpeg`]: `ffprobe`/`ffmpeg` run as processes (never a shell) with a timeout and
@@ -18,6 +20,7 @@
 pub mod decode;
 pub mod face;
 pub mod ffmpeg;
+pub mod labelled;
 pub mod pool;
 pub mod quality;
 pub mod verify;

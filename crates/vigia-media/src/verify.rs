@@ -182,6 +182,15 @@ fn one_usable_face<'a>(
     }
 }
 
+/// Whether `analysis` passes the gates every capture must pass before it is compared (exactly
+/// one face, at least `min_face_px`). Gives its embedding.
+pub fn check_capture<'a>(
+    analysis: &'a ImageAnalysis,
+    gates: &Gates,
+) -> Result<&'a Embedding, AlertReason> {
+    one_usable_face(analysis, gates).map(|(_, embedding)| embedding)
+}
+
 /// Whether `analysis` may serve as a reference photo: exactly one face, large and sharp
 /// enough. Gives its embedding.
 pub fn check_reference(analysis: &ImageAnalysis, gates: &Gates) -> Result<Embedding, AlertReason> {

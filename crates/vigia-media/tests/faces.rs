@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use image::{RgbImage, imageops};
+use vigia_media::labelled;
 use vigia_media::verify::{self, AlertReason, Gates, Verdict};
 use vigia_media::{DecodeLimits, DlibEngine, FaceEngine, FacePool, ModelPaths, decode};
 
@@ -230,4 +231,47 @@ async fn missing_models_fail_the_task_with_what_to_do() {
     .expect("pool");
     let failed = pool.run(|engine| engine.model_name()).await;
     assert!(failed.is_err());
+}
+
+#[test]
+fn over_the_labelled_set_false_matches_stay_at_most_1_percent_and_true_matches_at_least_97_percent()
+{
+    // Every same-person and different-people pair of the labelled photos (dlib's
+    // examples/johns from Debian's dlib source, plus the face_recognition and scikit-image
+    // photos) through the production gates and verdict at the default threshold.
+    let mut engine = engine();
+    let gates = Gates::default();
+    let set = labelled::labelled_photos(&models_dir().join("test-images"))
+        .expect("the labelled photos: run scripts/media-setup.sh");
+    let n = set.photos.len();
+    assert!(n >= 60, "only {n} labelled photos");
+    let evaluation = labelled::evaluate(&mut engine, &set.photos, &gates).expect("evaluates");
+    assert_eq!(
+        evaluation.pairs.len() + evaluation.refused_same + evaluation.refused_different,
+        n * (n - 1) / 2,
+        "every pair is either judged or counted as refused"
+    );
+    let rates = evaluation.rates();
+    // Enough pairs for a rate of 1 % to mean something (0/1000 bounds it at 0.3 %, 95 %).
+    assert!(
+        rates.different_pairs >= 1000 && rates.same_pairs >= 150 && evaluation.people() >= 8,
+        "too few judged pairs: {rates:?} over {} people",
+        evaluation.people()
+    );
+    assert!(
+        rates.false_match_rate() <= 0.01,
+        "false-match rate {:.2} % ({}/{}) at {}",
+        100.0 * rates.false_match_rate(),
+        rates.false_matches,
+        rates.different_pairs,
+        rates.threshold
+    );
+    assert!(
+        rates.true_match_rate() >= 0.97,
+        "true-match rate {:.2} % ({}/{}) at {}",
+        100.0 * rates.true_match_rate(),
+        rates.true_matches,
+        rates.same_pairs,
+        rates.threshold
+    );
 }
