@@ -11,6 +11,7 @@ pub mod digest;
 use serde::Serialize;
 use sqlx::FromRow;
 use vigia_domain::Timestamp;
+use vigia_domain::detections::AlertEventKind;
 
 use crate::jobs::{NewJob, Task, enqueue_direct, enqueue_in};
 use crate::page::{Cursor, Page};
@@ -110,7 +111,12 @@ pub struct Delivery {
     pub channel: Channel,
     pub target: String,
     pub endpoint_id: Option<i64>,
+    /// The incident or alert event it is about (`incident_events`).
     pub event_id: Option<i64>,
+    /// The exam event (proctoring, `exam_events`) it is about, instead of an incident event.
+    pub exam_event_id: Option<i64>,
+    /// Which event of the log it is about, read with it: `None` for reports, tests and digests.
+    pub event: Option<DeliveryEvent>,
     pub incident_id: Option<i64>,
     pub message_type: String,
     pub message_id: String,
@@ -129,6 +135,80 @@ pub struct Delivery {
     pub digest_id: Option<i64>,
 }
 
+/// Which table of the event log an event is in. Both share one id sequence, so an event id
+/// names one event whichever table holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventLog {
+    /// `incident_events`: incident and alert events.
+    Incident,
+    /// `exam_events`: proctoring events.
+    Exam,
+}
+
+impl EventLog {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventLog::Incident => "incident",
+            EventLog::Exam => "exam",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "incident" => Some(EventLog::Incident),
+            "exam" => Some(EventLog::Exam),
+            _ => None,
+        }
+    }
+}
+
+/// The event a delivery is about, as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryEvent {
+    pub id: i64,
+    pub log: EventLog,
+    /// The event's type: `incident.created`, `alert.raised`, `media.analyzed`,
+    /// `proctoring.reviewed`, ... (a delivery's message type can differ: `proctoring.alert` is
+    /// sent for a `media.analyzed` event that alerts). `None` if the event is gone.
+    pub message_type: Option<String>,
+    /// The alert an alert event is about.
+    pub alert_id: Option<i64>,
+    /// The exam an exam event is about.
+    pub exam_id: Option<i64>,
+}
+
+impl DeliveryEvent {
+    /// From the delivery's event ids and what the log's two tables say of them.
+    fn of(row: &DeliveryRow) -> Option<Self> {
+        if let Some(id) = row.event_id {
+            let message_type = row
+                .event_kind
+                .as_deref()
+                .map(|kind| match row.event_alert_id {
+                    Some(_) => AlertEventKind::parse(kind)
+                        .map(|k| k.message_type().to_owned())
+                        .unwrap_or_else(|| format!("alert.{kind}")),
+                    None => format!("incident.{kind}"),
+                });
+            return Some(Self {
+                id,
+                log: EventLog::Incident,
+                message_type,
+                alert_id: row.event_alert_id,
+                exam_id: None,
+            });
+        }
+        row.exam_event_id.map(|id| Self {
+            id,
+            log: EventLog::Exam,
+            message_type: row.exam_event_kind.clone(),
+            alert_id: None,
+            exam_id: row.exam_id,
+        })
+    }
+}
+
 #[derive(FromRow)]
 struct DeliveryRow {
     id: i64,
@@ -136,6 +216,13 @@ struct DeliveryRow {
     target: String,
     endpoint_id: Option<i64>,
     event_id: Option<i64>,
+    exam_event_id: Option<i64>,
+    /// `incident_events.kind` of `event_id`.
+    event_kind: Option<String>,
+    event_alert_id: Option<i64>,
+    /// `exam_events.kind` of `exam_event_id` (its message type).
+    exam_event_kind: Option<String>,
+    exam_id: Option<i64>,
     incident_id: Option<i64>,
     message_type: String,
     message_id: String,
@@ -153,11 +240,13 @@ struct DeliveryRow {
 impl From<DeliveryRow> for Delivery {
     fn from(row: DeliveryRow) -> Self {
         Self {
+            event: DeliveryEvent::of(&row),
             id: row.id,
             channel: Channel::parse(&row.channel).unwrap_or(Channel::Email),
             target: row.target,
             endpoint_id: row.endpoint_id,
             event_id: row.event_id,
+            exam_event_id: row.exam_event_id,
             incident_id: row.incident_id,
             message_type: row.message_type,
             message_id: row.message_id,
@@ -174,9 +263,16 @@ impl From<DeliveryRow> for Delivery {
     }
 }
 
-const COLUMNS: &str = "id, channel, target, endpoint_id, event_id, incident_id, message_type, \
-                       message_id, payload, status, attempts, next_attempt_at, last_error, \
-                       created_at, updated_at, delivered_at, digest_id";
+/// Every read of a [`Delivery`]: the row (`d`) and the event it is about, from either table
+/// of the log. Continue with ` WHERE ...` on `d.` columns.
+const SELECT: &str = "SELECT d.id, d.channel, d.target, d.endpoint_id, d.event_id, d.incident_id, \
+     d.message_type, d.message_id, d.payload, d.status, d.attempts, d.next_attempt_at, \
+     d.last_error, d.created_at, d.updated_at, d.delivered_at, d.digest_id, d.exam_event_id, \
+     ie.kind AS event_kind, ie.alert_id AS event_alert_id, xe.kind AS exam_event_kind, \
+     xe.exam_id AS exam_id \
+     FROM notification_deliveries d \
+     LEFT JOIN incident_events ie ON ie.id = d.event_id \
+     LEFT JOIN exam_events xe ON xe.id = d.exam_event_id";
 
 /// The job of attempt `attempt` of delivery `id`, due at `at`.
 fn attempt_job(id: i64, attempt: u32, at: Timestamp) -> NewJob {
@@ -304,7 +400,7 @@ pub async fn exists_for(
 }
 
 pub async fn find(db: &Db, id: i64) -> StoreResult<Delivery> {
-    let sql = format!("SELECT {COLUMNS} FROM notification_deliveries WHERE id = $1");
+    let sql = format!("{SELECT} WHERE d.id = $1");
     // Read through the writer: a delivery is often read right after it was planned or updated.
     let row: Option<DeliveryRow> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
         .bind(id)
@@ -351,7 +447,7 @@ pub struct AttemptRecord {
 /// in one transaction with the job of the next attempt (for `Retry`): a failed attempt is
 /// never left without its retry, even if the process dies right after. A delivered digest
 /// marks the e-mails it carried delivered in the same transaction.
-pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreResult<Delivery> {
+pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreResult<()> {
     let status = match record.result {
         AttemptResult::Delivered => DeliveryStatus::Delivered,
         AttemptResult::Retry => DeliveryStatus::Failed,
@@ -359,14 +455,12 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
     };
     let now = Timestamp::now().millis();
     let delivered_at = (status == DeliveryStatus::Delivered).then_some(record.at.millis());
-    let sql = format!(
-        "UPDATE notification_deliveries SET status = $2, attempts = attempts + 1, \
+    let sql = "UPDATE notification_deliveries SET status = $2, attempts = attempts + 1, \
          next_attempt_at = $3, last_error = $4, updated_at = $5, \
-         delivered_at = COALESCE($6, delivered_at) WHERE id = $1 RETURNING {COLUMNS}"
-    );
+         delivered_at = COALESCE($6, delivered_at) WHERE id = $1 RETURNING attempts";
     on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let row: DeliveryRow = sqlx::query_as(composed(&sql))
+        let attempts: i64 = sqlx::query_scalar(sql)
             .bind(id)
             .bind(status.as_str())
             .bind(record.next_attempt_at.map(Timestamp::millis))
@@ -381,7 +475,7 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
              latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
-        .bind(row.attempts)
+        .bind(attempts)
         .bind(record.at.millis())
         .bind(record.result.as_str())
         .bind(record.status_code)
@@ -398,7 +492,7 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
                 .await?;
         }
         if let (AttemptResult::Retry, Some(next)) = (record.result, record.next_attempt_at) {
-            let attempt = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+            let attempt = u32::try_from(attempts + 1).unwrap_or(u32::MAX);
             enqueue_in(
                 &mut *tx,
                 &attempt_job(id, attempt, next),
@@ -407,7 +501,7 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
             .await?;
         }
         tx.commit().await?;
-        Ok(Delivery::from(row))
+        Ok(())
     })
 }
 
@@ -434,38 +528,37 @@ pub async fn mark_dead(db: &Db, id: i64, reason: &str) -> StoreResult<()> {
 pub async fn replay(db: &Db, id: i64) -> StoreResult<Delivery> {
     let at = Timestamp::now();
     let now = at.millis();
-    let sql = format!(
-        "UPDATE notification_deliveries SET status = 'pending', attempts = 0, \
+    let sql = "UPDATE notification_deliveries SET status = 'pending', attempts = 0, \
          next_attempt_at = $2, last_error = NULL, updated_at = $2, digest_id = NULL \
          WHERE id = $1 AND status IN ('dead', 'delivered') \
-         AND channel IN ('email', 'webhook') RETURNING {COLUMNS}"
-    );
-    let row: Option<DeliveryRow> = on_writer!(db, |pool| {
+         AND channel IN ('email', 'webhook') RETURNING id";
+    let replayed: Option<i64> = on_writer!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let row: Option<DeliveryRow> = sqlx::query_as(composed(&sql))
+        let replayed: Option<i64> = sqlx::query_scalar(sql)
             .bind(id)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-        if row.is_some() {
+        if replayed.is_some() {
             enqueue_in(&mut *tx, &attempt_job(id, 1, at), at).await?;
         }
         tx.commit().await?;
-        row
+        replayed
     });
-    match row {
-        Some(row) => Ok(row.into()),
-        None => {
-            find(db, id).await?;
-            Err(StoreError::Stale)
-        }
+    let delivery = find(db, id).await?;
+    match replayed {
+        Some(_) => Ok(delivery),
+        None => Err(StoreError::Stale),
     }
 }
 
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
+    /// About this event, of either table of the log (their ids never collide).
     pub event_id: Option<i64>,
+    /// About an event of this table of the log.
+    pub event_log: Option<EventLog>,
     pub incident_id: Option<i64>,
     pub endpoint_id: Option<i64>,
     pub channel: Option<Channel>,
@@ -479,33 +572,37 @@ pub async fn list(
     before: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<Page<Delivery>> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM notification_deliveries WHERE 1 = 1"
-    ));
+    let mut sql = Sql::new(&format!("{SELECT} WHERE 1 = 1"));
     fn eq(sql: &mut Sql, column: &str, arg: Arg) {
         let p = sql.arg(arg);
         sql.push(&format!(" AND {column} = {p}"));
     }
     if let Some(v) = filter.event_id {
-        eq(&mut sql, "event_id", Arg::I64(v));
+        let p = sql.arg(Arg::I64(v));
+        sql.push(&format!(" AND (d.event_id = {p} OR d.exam_event_id = {p})"));
+    }
+    match filter.event_log {
+        Some(EventLog::Incident) => sql.push(" AND d.event_id IS NOT NULL"),
+        Some(EventLog::Exam) => sql.push(" AND d.exam_event_id IS NOT NULL"),
+        None => {}
     }
     if let Some(v) = filter.incident_id {
-        eq(&mut sql, "incident_id", Arg::I64(v));
+        eq(&mut sql, "d.incident_id", Arg::I64(v));
     }
     if let Some(v) = filter.endpoint_id {
-        eq(&mut sql, "endpoint_id", Arg::I64(v));
+        eq(&mut sql, "d.endpoint_id", Arg::I64(v));
     }
     if let Some(v) = filter.channel {
-        eq(&mut sql, "channel", Arg::Text(v.as_str().into()));
+        eq(&mut sql, "d.channel", Arg::Text(v.as_str().into()));
     }
     if let Some(v) = filter.status {
-        eq(&mut sql, "status", Arg::Text(v.as_str().into()));
+        eq(&mut sql, "d.status", Arg::Text(v.as_str().into()));
     }
     if let Some(c) = before {
         let p = sql.arg(Arg::I64(c.0));
-        sql.push(&format!(" AND id < {p}"));
+        sql.push(&format!(" AND d.id < {p}"));
     }
-    sql.push(" ORDER BY id DESC");
+    sql.push(" ORDER BY d.id DESC");
     sql.limit(limit + 1);
     let rows: Vec<DeliveryRow> = on_reader!(db, |pool| bind_args!(
         sqlx::query_as(composed(&sql.text)),
