@@ -12,7 +12,8 @@
 
 use vigia_domain::Timestamp;
 
-use super::{Delivery, DeliveryRow, SELECT, attempt_job};
+use super::lifecycle::attempt_job;
+use super::{Delivery, DeliveryRow, SELECT};
 use crate::jobs::{enqueue_direct, enqueue_in};
 use crate::{Db, StoreResult, composed, direct, on_writer};
 
