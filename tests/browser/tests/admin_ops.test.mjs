@@ -5,7 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
   DEMO, DESKTOP, PHONE, api, checkPage, context, launch, startVigia, token,
@@ -42,6 +44,18 @@ async function receiver() {
   };
 }
 
+/** A test photo of scripts/media-setup.sh (the dlib models analyse captures in this test). */
+const photo = (name) => readFileSync(join(process.env.VIGIA_MODELS_DIR || join(homedir(), '.cache', 'vigia-models'), 'test-images', name));
+
+/** Sends bytes to the API (a reference photo, a capture). */
+async function sendBytes(base, method, path, bearer, bytes) {
+  const r = await fetch(`${base}${path}`, {
+    method, headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/octet-stream' }, body: bytes,
+  });
+  const text = await r.text();
+  return { status: r.status, text, body: text ? JSON.parse(text) : null };
+}
+
 async function until(what, check, timeout = 20000) {
   const deadline = Date.now() + timeout;
   for (;;) {
@@ -52,7 +66,7 @@ async function until(what, check, timeout = 20000) {
   }
 }
 
-test('an admin registers a webhook, sees its delivery in the log with the receiver\'s answer, and replays it', async () => {
+test('an admin registers a webhook, sees its deliveries in the log with their events and the receiver\'s answer, and replays one', async () => {
   const server = await startVigia({ env: { VIGIA_WEBHOOKS__ALLOW_PRIVATE_TARGETS: 'true' } });
   const browser = await launch();
   const hook = await receiver();
@@ -74,6 +88,7 @@ test('an admin registers a webhook, sees its delivery in the log with the receiv
     await page.fill('#w-url', hook.url);
     await page.fill('#w-description', 'Tablero de operaciones');
     await page.check('input[name=event_types][value="incident.created"]');
+    await page.check('input[name=event_types][value="media.analyzed"]');
     await submit(page, 'main form.form');
     const secret = (await page.textContent('#new-webhook-secret')).trim();
     assert.match(secret, /^whsec_/);
@@ -104,11 +119,37 @@ test('an admin registers a webhook, sees its delivery in the log with the receiv
     assert.match(row, /incident\.created/);
     assert.match(row, /200/);
     assert.match(row, /entregado/);
+    assert.match(await delivered.$eval('p.event[data-log="incident"]', (p) => p.textContent), /Evento de incidente #\d+ · incident\.created/);
+
+    // A proctoring result (an exam event): its delivery names the exam event, its type and the exam.
+    const admin = await token(server.url, DEMO.admin);
+    const now = Date.now();
+    const exam = await api(server.url, 'POST', '/api/v1/exams', admin, {
+      code: 'EXW1', title: 'Cálculo I — final', category_id: categories.body[0].id,
+      starts_at: new Date(now - 3600e3).toISOString(), ends_at: new Date(now + 3600e3).toISOString(),
+    });
+    assert.equal(exam.status, 201, exam.text);
+    const participant = await api(server.url, 'POST', `/api/v1/exams/${exam.body.id}/participants`, admin, { external_id: 'user_456', name: 'Barack' });
+    assert.equal(participant.status, 201, participant.text);
+    const base = `/api/v1/exams/${exam.body.id}/participants/${participant.body.id}`;
+    const enrolled = await sendBytes(server.url, 'PUT', `${base}/reference`, admin, photo('obama.jpg'));
+    assert.equal(enrolled.status, 200, enrolled.text);
+    const captured = await sendBytes(server.url, 'POST', `${base}/captures?name=cap_001.jpg`, admin, photo('obama2.jpg'));
+    assert.equal(captured.status, 202, captured.text);
+    await until('the proctoring result', () => hook.received.find((m) => m.body?.type === 'media.analyzed'), 60000);
+    const result = await until('the exam event\'s delivery in the log', async () => {
+      await page.goto(logUrl);
+      return page.$('li.delivery[data-status="delivered"]:has(p.event[data-log="exam"])');
+    });
+    const examEvent = await result.$eval('p.event', (p) => p.textContent);
+    assert.match(examEvent, /Evento de examen \(supervisión\) #\d+ · media\.analyzed · Examen #\d+/);
+    assert.equal(await result.$eval('p.event a', (a) => a.getAttribute('href')), `/proctoring/exams/${exam.body.id}/live`);
+    assert.match(await result.textContent(), /200/);
     await checkPage(page, 'admin-webhook');
 
     // Replay: the same message (same webhook-id) again.
     const before = hook.received.length;
-    await submit(page, 'li.delivery[data-status="delivered"] form');
+    await submit(page, 'li.delivery[data-status="delivered"]:has(p.event[data-log="incident"]) form');
     assert.match(await page.textContent('main'), /Entrega puesta de nuevo en la cola/);
     await until('the replayed message', () => hook.received.length > before);
     assert.equal(hook.received.at(-1).id, first.id, 'a replay keeps the message id');

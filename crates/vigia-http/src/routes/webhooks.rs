@@ -13,7 +13,9 @@ use vigia_domain::validation::bounded_text;
 use vigia_domain::{FieldError, Timestamp, Validation};
 use vigia_notify::signature::generate_secret;
 use vigia_notify::ssrf::check_url;
-use vigia_store::notifications::{self, Channel, Delivery, DeliveryFilter, DeliveryStatus};
+use vigia_store::notifications::{
+    self, Channel, Delivery, DeliveryEvent, DeliveryFilter, DeliveryStatus, EventLog,
+};
 use vigia_store::page::clamp_limit;
 use vigia_store::webhooks::{self, EndpointPatch, NewEndpoint, WebhookEndpoint};
 
@@ -346,6 +348,38 @@ pub struct AttemptOut {
     pub error: Option<String>,
 }
 
+/// The event of the log a delivery is about.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryEventOut {
+    /// The event's id: incident and exam events share one id sequence, so it names one event.
+    pub id: i64,
+    /// `incident` (`incident_events`: incident and alert events) or `exam` (`exam_events`:
+    /// proctoring events).
+    pub log: String,
+    /// The event's type: `incident.created`, `alert.raised`, `media.analyzed`,
+    /// `proctoring.reviewed`, ... The delivery's `message_type` can differ from it
+    /// (`proctoring.alert` is sent for a `media.analyzed` event that alerts). `null` when the
+    /// event no longer exists.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The alert an alert event is about.
+    pub alert_id: Option<i64>,
+    /// The exam an exam event is about.
+    pub exam_id: Option<i64>,
+}
+
+impl From<DeliveryEvent> for DeliveryEventOut {
+    fn from(e: DeliveryEvent) -> Self {
+        Self {
+            id: e.id,
+            log: e.log.as_str().into(),
+            kind: e.message_type,
+            alert_id: e.alert_id,
+            exam_id: e.exam_id,
+        }
+    }
+}
+
 /// One message to one target, and how its attempts went.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryOut {
@@ -355,7 +389,13 @@ pub struct DeliveryOut {
     /// The address, or the endpoint id.
     pub target: String,
     pub endpoint_id: Option<i64>,
+    /// The incident or alert event it is about.
     pub event_id: Option<i64>,
+    /// The exam event (proctoring) it is about, instead of an incident event.
+    pub exam_event_id: Option<i64>,
+    /// The event it is about, of either table of the log, with its type; `null` for reports,
+    /// `webhook.test` and digests.
+    pub event: Option<DeliveryEventOut>,
     pub incident_id: Option<i64>,
     /// `incident.created`, `report`, `webhook.test`, ...
     pub message_type: String,
@@ -384,6 +424,8 @@ fn delivery_out(d: Delivery, attempts: Vec<notifications::Attempt>) -> DeliveryO
         target: d.target,
         endpoint_id: d.endpoint_id,
         event_id: d.event_id,
+        exam_event_id: d.exam_event_id,
+        event: d.event.map(DeliveryEventOut::from),
         incident_id: d.incident_id,
         message_type: d.message_type,
         message_id: d.message_id,
@@ -413,8 +455,13 @@ fn delivery_out(d: Delivery, attempts: Vec<notifications::Attempt>) -> DeliveryO
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    /// Deliveries about this incident event.
+    /// Deliveries about this event: an incident or alert event, or an exam event (proctoring);
+    /// both tables of the log share one id sequence.
     pub event: Option<i64>,
+    /// Deliveries about an event of this table of the log: `incident` (incident and alert
+    /// events) or `exam` (proctoring events).
+    #[param(pattern = "^(incident|exam)$")]
+    pub event_log: Option<String>,
     pub incident: Option<i64>,
     pub endpoint: Option<i64>,
     /// `email`, `webhook` or `upload`.
@@ -466,9 +513,17 @@ pub async fn list_deliveries(
         }
         parsed
     });
+    let event_log = q.event_log.as_deref().and_then(|l| {
+        let parsed = EventLog::parse(l);
+        if parsed.is_none() {
+            v.push(FieldError::new("event_log", "must be incident or exam"));
+        }
+        parsed
+    });
     v.finish()?;
     let filter = DeliveryFilter {
         event_id: q.event,
+        event_log,
         incident_id: q.incident,
         endpoint_id: q.endpoint,
         channel,

@@ -12,7 +12,8 @@
 
 use vigia_domain::Timestamp;
 
-use super::{COLUMNS, Delivery, DeliveryRow, attempt_job};
+use super::lifecycle::attempt_job;
+use super::{Delivery, DeliveryRow, SELECT};
 use crate::jobs::{enqueue_direct, enqueue_in};
 use crate::{Db, StoreResult, composed, direct, on_writer};
 
@@ -117,8 +118,7 @@ pub async fn close(db: &Db, id: i64, target: &str) -> StoreResult<()> {
 
 /// The e-mails digest `id` carries, oldest first.
 pub async fn carried(db: &Db, id: i64) -> StoreResult<Vec<Delivery>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM notification_deliveries WHERE digest_id = $1 ORDER BY id");
+    let sql = format!("{SELECT} WHERE d.digest_id = $1 ORDER BY d.id");
     let rows: Vec<DeliveryRow> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
         .bind(id)
         .fetch_all(pool)

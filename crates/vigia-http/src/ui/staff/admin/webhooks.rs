@@ -1,8 +1,9 @@
 //! `/admin/webhooks`: the endpoints (URL, message types, enabled, failure streak), a form to
 //! register one — its signing secret shown once, on the answer to that post — and
 //! `/admin/webhooks/{id}`: the endpoint's form (URL, description, types, enabled) and its
-//! delivery log (each delivery's attempts with status code, outcome and time), with a replay
-//! button per delivery; through `routes::webhooks`'s handlers.
+//! delivery log (each delivery's event — incident, alert or exam event, with its type — and its
+//! attempts with status code, outcome and time), with a replay button per delivery; through
+//! `routes::webhooks`'s handlers.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -11,12 +12,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::super::form::{Errors, error_status, settle, shown};
-use super::super::{Fields, Staff, see_other, staff, staff_form};
+use super::super::{Fields, Staff, Tr, see_other, staff, staff_form};
 use super::admin_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query, RequestId};
 use crate::path::Path;
-use crate::routes::webhooks::{self as api, DeliveryOut, DeliveryQuery, WebhookIn, WebhookPatchIn};
+use crate::routes::webhooks::{
+    self as api, DeliveryEventOut, DeliveryOut, DeliveryQuery, WebhookIn, WebhookPatchIn,
+};
 use crate::state::AppState;
 use crate::ui::{Chrome, UiError, Viewer as UiViewer};
 use vigia_store::exam_events;
@@ -42,6 +45,20 @@ pub struct AttemptRow {
     pub error: String,
 }
 
+/// The event a delivery is about: an incident, alert or exam event, with its type and a link to
+/// what it is about.
+pub struct EventCell {
+    /// `incident` or `exam`: the table of the log.
+    pub log: &'static str,
+    /// "Incident event", "Alert event" or "Exam event (proctoring)".
+    pub label: String,
+    pub id: i64,
+    /// The event's type (`incident.created`, `media.analyzed`, ...), or that it is gone.
+    pub kind: String,
+    /// The page of the alert or exam it is about, with its name.
+    pub link: Option<(String, String)>,
+}
+
 /// One delivery of the log.
 pub struct DeliveryRow {
     pub id: i64,
@@ -51,6 +68,7 @@ pub struct DeliveryRow {
     pub status_label: String,
     pub created: String,
     pub incident: String,
+    pub event: Option<EventCell>,
     pub attempts: Vec<AttemptRow>,
     /// Dead and delivered deliveries can be sent again; a pending one is on its way.
     pub replayable: bool,
@@ -215,9 +233,44 @@ struct WebhookPage<'a> {
     replayed: bool,
 }
 
+fn event_cell(t: Tr, e: &DeliveryEventOut) -> EventCell {
+    let (log, label, link) = match (e.log.as_str(), e.alert_id, e.exam_id) {
+        ("exam", _, exam) => (
+            "exam",
+            "staff.webhook.event_exam",
+            exam.map(|x| {
+                (
+                    format!("/proctoring/exams/{x}/live"),
+                    format!("{} #{x}", t.t("staff.webhook.exam")),
+                )
+            }),
+        ),
+        (_, Some(alert), _) => (
+            "incident",
+            "staff.webhook.event_alert",
+            Some((
+                format!("/alerts/{alert}"),
+                format!("{} #{alert}", t.t("staff.webhook.alert")),
+            )),
+        ),
+        _ => ("incident", "staff.webhook.event_incident", None),
+    };
+    EventCell {
+        log,
+        label: t.t(label).to_owned(),
+        id: e.id,
+        kind: e
+            .kind
+            .clone()
+            .unwrap_or_else(|| t.t("staff.webhook.event_gone").to_owned()),
+        link,
+    }
+}
+
 fn delivery_row(viewer: &Staff, d: &DeliveryOut) -> DeliveryRow {
     let t = viewer.t;
     DeliveryRow {
+        event: d.event.as_ref().map(|e| event_cell(t, e)),
         id: d.id,
         message_type: d.message_type.clone(),
         message_id: d.message_id.clone(),
@@ -270,6 +323,7 @@ async fn render_one(
         admin_of(viewer)?,
         Query(DeliveryQuery {
             event: None,
+            event_log: None,
             incident: None,
             endpoint: Some(id),
             channel: Some("webhook".into()),
