@@ -314,7 +314,11 @@ mod tests {
             })
             .await
             .expect("pragma");
-        assert_eq!(temp_store, Some(0), "temp_store is DEFAULT (0), not MEMORY (2)");
+        assert_eq!(
+            temp_store,
+            Some(0),
+            "temp_store is DEFAULT (0), not MEMORY (2)"
+        );
     }
 
     #[tokio::test]
