@@ -28,6 +28,7 @@ mod mqtt;
 mod notify;
 mod privacy;
 mod proctoring;
+mod proctoring_delivery_log;
 mod proctoring_landing;
 mod proctoring_live;
 mod proctoring_notify;

@@ -22,14 +22,14 @@ use crate::proctoring::{photo_bytes, send};
 
 const PROCTORING_TYPES: [&str; 3] = ["media.analyzed", "proctoring.alert", "proctoring.reviewed"];
 
-struct Exam {
-    id: i64,
-    participant: i64,
+pub(crate) struct Exam {
+    pub(crate) id: i64,
+    pub(crate) participant: i64,
 }
 
 /// An open exam of `department` whose `alerts_before_final`-th alert in a row is final, with
 /// one participant enrolled with a real reference photo.
-async fn exam(
+pub(crate) async fn exam(
     app: &TestApp,
     admin: &TestUser,
     code: &str,
@@ -86,7 +86,13 @@ async fn capture(app: &TestApp, admin: &TestUser, e: &Exam, name: &str, photo: &
 }
 
 /// Sends a capture and waits until the node's own workers analysed it; returns the capture.
-async fn analysed(app: &TestApp, admin: &TestUser, e: &Exam, name: &str, photo: &str) -> Value {
+pub(crate) async fn analysed(
+    app: &TestApp,
+    admin: &TestUser,
+    e: &Exam,
+    name: &str,
+    photo: &str,
+) -> Value {
     let id = capture(app, admin, e, name, photo).await;
     analysis_of(app, admin, id).await
 }
@@ -106,7 +112,7 @@ async fn analysis_of(app: &TestApp, admin: &TestUser, id: i64) -> Value {
 }
 
 /// The requests `r` received once there are `n` of them (no more, after a pause).
-async fn requests(r: &Receiver, n: usize) -> Vec<(String, bool, Value)> {
+pub(crate) async fn requests(r: &Receiver, n: usize) -> Vec<(String, bool, Value)> {
     for _ in 0..400 {
         if r.seen().requests.len() >= n {
             break;
@@ -119,7 +125,7 @@ async fn requests(r: &Receiver, n: usize) -> Vec<(String, bool, Value)> {
     seen
 }
 
-async fn endpoint(app: &TestApp, admin: &TestUser, types: Value) -> Receiver {
+pub(crate) async fn endpoint(app: &TestApp, admin: &TestUser, types: Value) -> Receiver {
     let (r, addr, _task) = receiver("127.0.0.1:0".parse().expect("addr"), vec![200]).await;
     let (_, secret) = register(app, admin, &format!("http://{addr}/hook"), types).await;
     *r.secret.lock().expect("lock") = secret;
@@ -439,159 +445,6 @@ async fn a_burst_of_final_alerts_reaches_a_contact_as_one_mail_and_one_digest(ba
     );
 }
 
-/// The delivery log of the webhook channel, filtered by `query`, once `n` deliveries match.
-async fn logged(app: &TestApp, admin: &TestUser, query: &str, n: usize) -> Vec<Value> {
-    let path = format!("/api/v1/notifications/deliveries?channel=webhook&{query}");
-    for _ in 0..400 {
-        let reply = app.get(&path, Some(&admin.token)).await;
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        let items = reply.body["items"].as_array().cloned().unwrap_or_default();
-        if items.len() >= n {
-            return items;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} deliveries match {query}");
-}
-
-async fn the_delivery_log_names_each_deliverys_event_and_filters_exam_events_by_id_and_log(
-    backend: Backend,
-) {
-    let Some(app) = spawn_app_with(backend, hook_config).await else {
-        return;
-    };
-    let c = campus(&app).await;
-    let results = endpoint(
-        &app,
-        &c.admin,
-        json!(["media.analyzed", "incident.created"]),
-    )
-    .await;
-    let alerts = endpoint(&app, &c.admin, json!(["proctoring.alert"])).await;
-    let e = exam(&app, &c.admin, "EXL", c.leak, c.dept_a, 3).await;
-    let alert = analysed(&app, &c.admin, &e, "capture_001.jpg", "biden.jpg").await;
-    assert_eq!(alert["status"], "ALERT", "{alert}");
-    let reply = app
-        .post(
-            "/api/v1/incidents",
-            Some(&c.reporter.token),
-            json!({ "category_id": c.leak, "title": "Fuga en el baño", "description": "Sale agua sin parar." }),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    let incident = reply.body["id"].as_i64().expect("id");
-    requests(&results, 2).await;
-    requests(&alerts, 1).await;
-
-    // The events, as their own logs have them.
-    let exam_events = vigia_store::exam_events::list_for_exam(&app.db, e.id, 10)
-        .await
-        .expect("exam events");
-    assert_eq!(exam_events.len(), 1, "{exam_events:?}");
-    let exam_event = exam_events[0].id.0;
-    let reply = app
-        .get(
-            &format!("/api/v1/incidents/{incident}/events"),
-            Some(&c.admin.token),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    let created = reply.body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|ev| ev["type"] == "incident.created")
-        .and_then(|ev| ev["id"].as_i64())
-        .expect("the incident.created event");
-
-    // event= an exam event: both deliveries of the analysed capture, each naming the exam event
-    // and its type (the alert endpoint's message type is not the event's).
-    let mut of_exam = logged(&app, &c.admin, &format!("event={exam_event}"), 2).await;
-    of_exam.sort_by_key(|d| d["message_type"].as_str().map(str::to_owned));
-    let types: Vec<&str> = of_exam
-        .iter()
-        .map(|d| d["message_type"].as_str().unwrap_or_default())
-        .collect();
-    assert_eq!(
-        types,
-        ["media.analyzed", "proctoring.alert"],
-        "{of_exam:#?}"
-    );
-    for d in &of_exam {
-        assert_eq!(d["exam_event_id"], exam_event, "{d}");
-        assert_eq!(d["event_id"], Value::Null, "{d}");
-        assert_eq!(
-            d["event"],
-            json!({ "id": exam_event, "log": "exam", "type": "media.analyzed", "alert_id": null, "exam_id": e.id }),
-            "{d}"
-        );
-    }
-    // event= an incident event: its delivery only, named as an incident event.
-    let of_incident = logged(&app, &c.admin, &format!("event={created}"), 1).await;
-    assert_eq!(of_incident.len(), 1, "{of_incident:#?}");
-    assert_eq!(of_incident[0]["message_type"], "incident.created");
-    assert_eq!(of_incident[0]["event_id"], created);
-    assert_eq!(of_incident[0]["exam_event_id"], Value::Null);
-    assert_eq!(
-        of_incident[0]["event"],
-        json!({ "id": created, "log": "incident", "type": "incident.created", "alert_id": null, "exam_id": null })
-    );
-
-    // event_log= one table of the log.
-    let exam_only = logged(&app, &c.admin, "event_log=exam", 2).await;
-    let mut ids: Vec<i64> = exam_only.iter().filter_map(|d| d["id"].as_i64()).collect();
-    ids.sort_unstable();
-    let mut expected: Vec<i64> = of_exam.iter().filter_map(|d| d["id"].as_i64()).collect();
-    expected.sort_unstable();
-    assert_eq!(ids, expected, "{exam_only:#?}");
-    let incident_only = logged(&app, &c.admin, "event_log=incident", 1).await;
-    assert!(
-        incident_only
-            .iter()
-            .all(|d| d["event"]["log"] == "incident"),
-        "{incident_only:#?}"
-    );
-    assert!(
-        incident_only
-            .iter()
-            .any(|d| d["id"] == of_incident[0]["id"]),
-        "{incident_only:#?}"
-    );
-    // Both filters together: nothing is about an incident event and the exam event at once.
-    let none = app
-        .get(
-            &format!("/api/v1/notifications/deliveries?event={exam_event}&event_log=incident"),
-            Some(&c.admin.token),
-        )
-        .await;
-    assert_eq!(none.status, StatusCode::OK, "{:?}", none.body);
-    assert_eq!(none.body["items"], json!([]));
-
-    // One delivery read alone names its event too.
-    let one = app
-        .get(
-            &format!("/api/v1/notifications/deliveries/{}", of_exam[1]["id"]),
-            Some(&c.admin.token),
-        )
-        .await;
-    assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
-    assert_eq!(one.body["event"], of_exam[1]["event"]);
-
-    // An unknown log is refused, naming the parameter.
-    let refused = app
-        .get(
-            "/api/v1/notifications/deliveries?event_log=proctoring",
-            Some(&c.admin.token),
-        )
-        .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        refused.body.to_string().contains("event_log"),
-        "{:?}",
-        refused.body
-    );
-}
-
 mod mail_and_webhooks {
     macro_rules! on_both_backends {
         ($($name:ident),+ $(,)?) => {
@@ -612,7 +465,6 @@ mod mail_and_webhooks {
     on_both_backends!(
         results_reach_subscribed_webhooks_signed_and_the_final_alert_mails_the_departments_contacts,
         a_burst_of_final_alerts_reaches_a_contact_as_one_mail_and_one_digest,
-        the_delivery_log_names_each_deliverys_event_and_filters_exam_events_by_id_and_log,
     );
 }
 
