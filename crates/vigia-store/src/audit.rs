@@ -54,10 +54,7 @@ impl AuditDraft {
 macro_rules! insert_audit {
     ($executor:expr, $draft:expr) => {{
         let draft: $crate::audit::AuditDraft = $draft;
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, entity, entity_id, before, after, request_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
+        sqlx::query($crate::audit::INSERT_AUDIT)
         .bind(vigia_domain::Timestamp::now().millis())
         .bind(draft.actor)
         .bind(draft.action)
@@ -71,6 +68,28 @@ macro_rules! insert_audit {
     }};
 }
 pub(crate) use insert_audit;
+
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, actor, action, entity, entity_id, before, after, request_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// [`insert_audit!`] on a SQLite connection inside a grouped write.
+pub(crate) fn insert_audit_direct(conn: &crate::direct::Conn, draft: AuditDraft) -> StoreResult<()> {
+    crate::direct::execute(
+        conn,
+        INSERT_AUDIT,
+        &[
+            &Timestamp::now().millis(),
+            &draft.actor,
+            &draft.action,
+            &draft.entity.as_str(),
+            &draft.entity_id,
+            &draft.before,
+            &draft.after,
+            &draft.request_id,
+        ],
+    )?;
+    Ok(())
+}
 
 /// One entry of the audit log.
 #[derive(Debug, Clone, Serialize)]

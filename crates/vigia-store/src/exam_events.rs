@@ -60,6 +60,29 @@ macro_rules! insert_exam_event {
 }
 pub(crate) use insert_exam_event;
 
+/// [`insert_exam_event!`] on a SQLite connection inside a grouped write.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_exam_event_direct(
+    conn: &crate::direct::Conn,
+    exam: i64,
+    capture: Option<i64>,
+    kind: &str,
+    actor: &str,
+    at: i64,
+    data: &Value,
+) -> StoreResult<()> {
+    const NEXT: &str =
+        "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'incident_events' RETURNING seq";
+    let id: i64 = crate::direct::query_optional(conn, NEXT, &[], |r| r.get(0))?
+        .ok_or_else(|| crate::StoreError::Other(anyhow::anyhow!("no incident_events sequence")))?;
+    crate::direct::execute(
+        conn,
+        INSERT,
+        &[&id, &exam, &capture, &kind, &actor, &at, &data.to_string()],
+    )?;
+    Ok(())
+}
+
 /// One exam event with the department that decides who may see it.
 #[derive(Debug, Clone)]
 pub struct ExamEvent {
