@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# Benchmark of webhook delivery, release build, SQLite (synchronous = full), 127.0.0.1 only:
-# reports COUNT incidents, and measures how fast the job queue (relay, `event.dispatch`,
-# `notification.deliver`) plans, signs and delivers their events to one webhook endpoint (subscribed to every type), and the latency
-# from the event to its arrival at the receiver.
+# Benchmark of webhook delivery, release build, SQLite (synchronous = full), 127.0.0.1 only.
+# One endpoint subscribed to every event type (`*`) at `vigia-loadtest sink` (a Rust receiver
+# that answers 204 and counts, so the receiver is not the limit). `vigia-loadtest paced`
+# reports RATE incidents/s for SECONDS; the job queue (relay, `event.dispatch`,
+# `notification.deliver`) plans, signs, sends and logs every delivery. The script reads the
+# sink's count while the incidents arrive and until every delivery is done, and prints the
+# delivery rate (from the receiver's clock: first to last arrival; and after the last report,
+# when only deliveries are left), the log's state (delivered / failed / dead) and the p50/p99
+# from event to delivery as the delivery log records it.
 #
-#   bench/notify.sh      # COUNT=2000 POLL_MS=100 may be overridden
+#   bench/notify.sh      # RATE=2500 SECONDS=10 POLL_MS=100 may be overridden
 #
-# Starts its own server and a Python receiver (standard library only) and stops them on exit.
+# Starts its own server and receiver and stops them on exit.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-COUNT="${COUNT:-2000}"
+RATE="${RATE:-2500}"
+SECONDS_OF_LOAD="${SECONDS:-10}"
 POLL_MS="${POLL_MS:-100}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigia-target}"
 
 fail() { printf '\nerror: %s\n' "$*" >&2; exit 1; }
-cargo build --release -p vigia
+cargo build --release -p vigia -p vigia-loadtest
 VIGIA="$CARGO_TARGET_DIR/release/vigia"
+LOAD="$CARGO_TARGET_DIR/release/vigia-loadtest"
 
 WORK="$(mktemp -d)"
 SERVER_PID=""
@@ -34,31 +41,7 @@ PORT="$(free_port)"
 HOOK_PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 
-# The receiver: answers 204 and appends "event-to-arrival latency in ms" per message.
-cat >"$WORK/receiver.py" <<'PY'
-import json, sys, time
-from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-out = open(sys.argv[2], "a", buffering=1)
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        at = body.get("data", {}).get("at")
-        if at:
-            sent = datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
-            out.write("%.1f\n" % ((time.time() - sent) * 1000))
-        self.send_response(204)
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-PY
-python3 "$WORK/receiver.py" "$HOOK_PORT" "$WORK/latencies.txt" &
+"$LOAD" sink --listen "127.0.0.1:$HOOK_PORT" &
 RECEIVER_PID=$!
 
 VIGIA_LOG__LEVEL=warn VIGIA_HTTP__LOGIN_PER_MINUTE=100000 \
@@ -72,44 +55,56 @@ token() {
     curl -sf "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
         -d "{\"email\":\"$1\",\"password\":\"$2\"}" | python3 -c 'import sys, json; print(json.load(sys.stdin)["access_token"])'
 }
-REPORTER="$(token reporter@demo.vigia.local faro-este-2026)"
 ADMIN="$(token admin@demo.vigia.local faro-norte-2026)"
 curl -sf "$BASE/api/v1/webhooks" -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \
     -d "{\"url\":\"http://127.0.0.1:$HOOK_PORT/hook\",\"event_types\":[\"*\"]}" >/dev/null \
     || fail "cannot register the endpoint"
 
-python3 - "$BASE" "$REPORTER" "$ADMIN" "$COUNT" "$WORK/latencies.txt" <<'PY'
-import http.client, json, sys, time
-base, reporter, admin, count, latencies = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-host = base.split("//")[1]
-conn = http.client.HTTPConnection(host)
-def call(method, path, token, body=None):
-    conn.request(method, path, body=json.dumps(body) if body else None,
-                 headers={"authorization": "Bearer " + token, "content-type": "application/json"})
-    r = conn.getresponse()
-    return r.status, json.loads(r.read() or b"null")
-body = {"category_id": 1, "title": "Tubería rota en el baño", "visibility": "public",
-        "description": "Sale agua sin parar desde la mañana en el tercer piso."}
-start = time.time()
-for _ in range(count):
-    status, _ = call("POST", "/api/v1/incidents", reporter, body)
-    assert status == 201, status
-created = time.time()
-def open_count():
-    n = 0
-    for status in ("pending", "failed"):
-        _, page = call("GET", "/api/v1/notifications/deliveries?limit=200&status=" + status, admin)
-        n += len(page["items"])
-    return n
-while open_count() > 0:
-    time.sleep(0.2)
-done = time.time()
-_, dead = call("GET", "/api/v1/notifications/deliveries?limit=200&status=dead", admin)
-lat = sorted(float(l) for l in open(latencies) if l.strip())
+sink() { curl -sf "http://127.0.0.1:$HOOK_PORT/count"; }
+# Work due and not done: jobs running or due, plus events not yet relayed.
+backlog() {
+    python3 - "$WORK/data/vigia.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=30)
+print(db.execute("SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'running' OR (state IN ('queued', 'failed') "
+    "AND run_at <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))) + "
+    "COALESCE((SELECT MAX(id) FROM incident_events), 0) - "
+    "COALESCE((SELECT position FROM job_cursors WHERE name = 'event_relay'), 0)").fetchone()[0])
+PY
+}
+field() { python3 -c "import sys, json; print(json.load(sys.stdin)[\"$1\"])"; }
+
+echo "reporting $RATE incidents/s for $SECONDS_OF_LOAD s"
+"$LOAD" paced --url "$BASE" --rate "$RATE" --duration "$SECONDS_OF_LOAD" >"$WORK/load.txt"
+cat "$WORK/load.txt"
+REPORTED_AT_MS="$(date +%s%3N)"
+AT_END_OF_LOAD="$(sink | field received)"
+
+# Every delivery done: no job of the queue left, the sink's count still for 2 s.
+LAST=-1
+for _ in $(seq 1 600); do
+    NOW="$(sink | field received)"
+    WAITING="$(backlog)"
+    [ "$NOW" = "$LAST" ] && [ "$WAITING" = "0" ] && break
+    LAST="$NOW"
+    sleep 2
+done
+COUNTS="$(sink)"
+python3 - "$COUNTS" "$AT_END_OF_LOAD" "$REPORTED_AT_MS" "$WORK/data/vigia.db" <<'PY'
+import json, sqlite3, sys
+counts, at_end, reported_ms, db = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+received, first, last = counts["received"], counts["first_ms"], counts["last_ms"]
+conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+states = dict(conn.execute("SELECT status, COUNT(*) FROM notification_deliveries WHERE channel = 'webhook' GROUP BY status"))
+lat = sorted(r[0] for r in conn.execute(
+    "SELECT d.delivered_at - e.at FROM notification_deliveries d JOIN incident_events e ON e.id = d.event_id "
+    "WHERE d.channel = 'webhook' AND d.delivered_at IS NOT NULL"))
 def pct(p):
-    return lat[min(len(lat) - 1, int(len(lat) * p))]
-print("incidents reported:        %d in %.1f s (%.0f/s)" % (count, created - start, count / (created - start)))
-print("webhooks delivered:        %d (dead: %d)" % (len(lat), len(dead["items"])))
-print("delivery rate:             %.0f webhooks/s (first report to last delivery)" % (len(lat) / (done - start)))
-print("event -> arrival latency:  p50 %.0f ms, p99 %.0f ms, max %.0f ms (poll interval included)" % (pct(0.5), pct(0.99), lat[-1]))
+    return lat[min(len(lat) - 1, int(len(lat) * p))] if lat else float("nan")
+print("webhooks received:         %d (delivery log: %s)" % (received, states))
+print("delivery rate:             %.0f/s first to last arrival (%.1f s)" % (received / max(0.001, (last - first) / 1000), (last - first) / 1000))
+if last > reported_ms and received > at_end:
+    print("after the last report:     %.0f/s (%d deliveries in %.1f s, only deliveries left)" % (
+        (received - at_end) / ((last - reported_ms) / 1000), received - at_end, (last - reported_ms) / 1000))
+print("event -> delivered:        p50 %.0f ms, p99 %.0f ms (from the delivery log)" % (pct(0.5), pct(0.99)))
 PY

@@ -2,6 +2,8 @@
 //!
 //! `vigia-loadtest alert-latency` (see [`alert`]) times alerts from detection to WebSocket.
 //!
+//! `vigia-loadtest sink` (see [`sink`]) receives webhooks and counts them.
+//!
 //! `vigia-loadtest ws`: opens many WebSocket clients against a running Vigía, makes incident
 //! events through the REST API, and measures how they are delivered: per-delivery latency
 //! (the event's server `ts` against the time it arrives; same machine, same clock), messages
@@ -12,6 +14,7 @@
 mod alert;
 mod client;
 mod paced;
+mod sink;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -38,6 +41,8 @@ enum Command {
     Paced(paced::PacedArgs),
     /// Detection that triggers an alert → `alert.raised` on a WebSocket (bench/detections.sh).
     AlertLatency(alert::AlertArgs),
+    /// A webhook receiver that answers 204 and counts (bench/notify.sh).
+    Sink(sink::SinkArgs),
 }
 
 #[derive(clap::Args)]
@@ -133,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Ws(args) => ws(args).await,
         Command::Paced(args) => paced::paced(args).await,
         Command::AlertLatency(args) => alert::alert_latency(args).await,
+        Command::Sink(args) => sink::sink(args).await,
     }
 }
 

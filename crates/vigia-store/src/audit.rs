@@ -55,16 +55,16 @@ macro_rules! insert_audit {
     ($executor:expr, $draft:expr) => {{
         let draft: $crate::audit::AuditDraft = $draft;
         sqlx::query($crate::audit::INSERT_AUDIT)
-        .bind(vigia_domain::Timestamp::now().millis())
-        .bind(draft.actor)
-        .bind(draft.action)
-        .bind(draft.entity.as_str())
-        .bind(draft.entity_id)
-        .bind(draft.before)
-        .bind(draft.after)
-        .bind(draft.request_id)
-        .execute($executor)
-        .await?;
+            .bind(vigia_domain::Timestamp::now().millis())
+            .bind(draft.actor)
+            .bind(draft.action)
+            .bind(draft.entity.as_str())
+            .bind(draft.entity_id)
+            .bind(draft.before)
+            .bind(draft.after)
+            .bind(draft.request_id)
+            .execute($executor)
+            .await?;
     }};
 }
 pub(crate) use insert_audit;
@@ -73,7 +73,10 @@ pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, actor, action,
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// [`insert_audit!`] on a SQLite connection inside a grouped write.
-pub(crate) fn insert_audit_direct(conn: &crate::direct::Conn, draft: AuditDraft) -> StoreResult<()> {
+pub(crate) fn insert_audit_direct(
+    conn: &crate::direct::Conn,
+    draft: AuditDraft,
+) -> StoreResult<()> {
     crate::direct::execute(
         conn,
         INSERT_AUDIT,

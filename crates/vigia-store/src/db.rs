@@ -54,6 +54,9 @@ pub enum Backend {
         group: GroupCommit,
         /// Checkpoints the WAL off the writers' threads (see [`crate::checkpoint`]).
         checkpoints: Arc<Checkpointer>,
+        /// The database file, and how long its connections wait for a lock.
+        path: std::path::PathBuf,
+        busy_timeout: Duration,
     },
     Postgres {
         pool: PgPool,
@@ -214,6 +217,8 @@ impl Db {
         Ok(Self {
             backend: Backend::Sqlite {
                 readers,
+                path: settings.path.clone(),
+                busy_timeout: options.busy_timeout,
                 group: GroupCommit::start(settings, writer.clone())?,
                 checkpoints: Arc::new(checkpoints),
                 writer,
@@ -261,29 +266,46 @@ impl Db {
         &self.backend
     }
 
+    /// The SQLite database file (`None` on PostgreSQL).
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres { .. } => None,
+        }
+    }
+
     pub fn is_sqlite(&self) -> bool {
         matches!(self.backend, Backend::Sqlite { .. })
     }
 
     /// Applies pending migrations and returns how many were applied. Safe to run on every
-    /// start and from several nodes at once (sqlx takes a lock on PostgreSQL).
+    /// start and from several nodes at once (sqlx takes a lock on PostgreSQL). On SQLite they
+    /// run through rusqlite ([`crate::sqlite_migrate`]) on a connection of their own.
     pub async fn migrate(&self) -> anyhow::Result<usize> {
-        let before = self.applied_migrations().await;
         match &self.backend {
-            Backend::Sqlite { writer, .. } => {
-                SQLITE_MIGRATIONS
-                    .run(writer)
-                    .await
-                    .context("applying SQLite migrations")?;
+            Backend::Sqlite {
+                path, busy_timeout, ..
+            } => {
+                let (path, timeout) = (path.clone(), *busy_timeout);
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = rusqlite::Connection::open(&path)
+                        .with_context(|| format!("cannot open {} to migrate it", path.display()))?;
+                    conn.busy_timeout(timeout)?;
+                    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+                    crate::sqlite_migrate::run(&mut conn, &SQLITE_MIGRATIONS)
+                })
+                .await
+                .context("the migration thread panicked")?
             }
             Backend::Postgres { pool } => {
+                let before = self.applied_migrations().await;
                 POSTGRES_MIGRATIONS
                     .run(pool)
                     .await
                     .context("applying PostgreSQL migrations")?;
+                Ok(self.applied_migrations().await.saturating_sub(before))
             }
         }
-        Ok(self.applied_migrations().await.saturating_sub(before))
     }
 
     /// How many migrations this database has applied (0 for a new database).

@@ -42,6 +42,7 @@ pub mod schedules;
 pub mod sessions;
 pub mod settings;
 mod sql;
+mod sqlite_migrate;
 pub mod standing;
 pub mod transcodes;
 pub mod users;

@@ -68,6 +68,43 @@ const HOURLY_DEVICES: &str = "INSERT INTO detection_hourly_devices \
      ON CONFLICT (hour, department_id, device_id) DO UPDATE SET \
      count = detection_hourly_devices.count + excluded.count";
 
+/// [`INSERT`] as the SQLite body runs it: without `RETURNING` (SQLite gathers a returning
+/// statement's rows in a table of their own before handing out the first), the new row's id
+/// read from the connection instead, with positional parameters bound once per row from one
+/// statement prepared for the whole batch. The hottest statement of the product: 10,000 per
+/// batch.
+const INSERT_SQLITE: &str = "INSERT INTO detections \
+     (device_id, client_id, subject_id, label, confidence, at, received_at, in_session, extra) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+     ON CONFLICT (device_id, client_id) DO NOTHING";
+
+/// Runs [`INSERT_SQLITE`] for one detection: the new row's id, or `None` if this device
+/// already sent this client id.
+#[allow(clippy::too_many_arguments)]
+fn insert_one(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    conn: &rusqlite::Connection,
+    device: i64,
+    subject: i64,
+    d: &ValidDetection,
+    received: i64,
+    in_session: bool,
+) -> StoreResult<Option<i64>> {
+    insert.raw_bind_parameter(1, device)?;
+    insert.raw_bind_parameter(2, &d.client_id)?;
+    insert.raw_bind_parameter(3, subject)?;
+    insert.raw_bind_parameter(4, d.label.as_str())?;
+    insert.raw_bind_parameter(5, i64::from(d.confidence.micros()))?;
+    insert.raw_bind_parameter(6, d.at.millis())?;
+    insert.raw_bind_parameter(7, received)?;
+    insert.raw_bind_parameter(8, in_session)?;
+    insert.raw_bind_parameter(9, &d.extra)?;
+    Ok(match insert.raw_execute()? {
+        0 => None,
+        _ => Some(conn.last_insert_rowid()),
+    })
+}
+
 /// The start (ms) of the UTC hour holding `ms`.
 pub(crate) fn hour_of(ms: i64) -> i64 {
     ms.div_euclid(3_600_000) * 3_600_000
@@ -163,6 +200,7 @@ pub async fn ingest(
         sqlite: |conn| {
             let mut batch = Batch::default();
             let mut outcomes = Vec::with_capacity(detections.len());
+            let mut insert = conn.prepare_cached(INSERT_SQLITE)?;
             for d in &detections {
                 if !batch.subjects.contains_key(&d.subject) {
                     let info = direct::query_optional(conn, SUBJECT, &[&d.subject], |r| {
@@ -184,22 +222,7 @@ pub async fn ingest(
                     }
                     Some((id, department, true)) => {
                         let in_session = batch.in_session(id, d.at.millis());
-                        let stored = direct::query_optional(
-                            conn,
-                            INSERT,
-                            &[
-                                &device.0,
-                                &d.client_id,
-                                &id,
-                                &d.label.as_str(),
-                                &i64::from(d.confidence.micros()),
-                                &d.at.millis(),
-                                &received,
-                                &in_session,
-                                &d.extra,
-                            ],
-                            |r| r.get::<_, i64>(0),
-                        )?;
+                        let stored = insert_one(&mut insert, conn, device.0, id, d, received, in_session)?;
                         match stored {
                             None => Outcome::Duplicate,
                             Some(row) => {
@@ -216,6 +239,7 @@ pub async fn ingest(
                 };
                 outcomes.push(outcome);
             }
+            drop(insert);
             // Key order: each page of the rollups is visited once per batch, however spread
             // in time the batch is.
             let mut rollups: Vec<_> = batch.rollups.iter().collect();

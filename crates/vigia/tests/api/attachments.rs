@@ -8,7 +8,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 use vigia_domain::users::Role;
-use vigia_store::Backend as StoreBackend;
 
 use crate::backend_tests;
 use crate::helpers::{Reply, TestApp, TestUser};
@@ -162,12 +161,8 @@ struct Traces {
 }
 
 async fn count(app: &TestApp, table: &str) -> i64 {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-    match app.db.backend() {
-        StoreBackend::Sqlite { writer, .. } => sqlx::query_scalar(sql).fetch_one(writer).await,
-        StoreBackend::Postgres { pool } => sqlx::query_scalar(sql).fetch_one(pool).await,
-    }
-    .expect("count rows")
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    app.scalar(&sql, &[]).await.expect("count rows")
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {

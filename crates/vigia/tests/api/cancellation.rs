@@ -34,11 +34,9 @@ async fn idle_in_transaction(app: &TestApp) -> i64 {
 async fn without_events(app: &TestApp) -> i64 {
     let sql = "SELECT COUNT(*) FROM incidents i \
                WHERE NOT EXISTS (SELECT 1 FROM incident_events e WHERE e.incident_id = i.id)";
-    match app.db.backend() {
-        StoreBackend::Sqlite { writer, .. } => sqlx::query_scalar(sql).fetch_one(writer).await,
-        StoreBackend::Postgres { pool } => sqlx::query_scalar(sql).fetch_one(pool).await,
-    }
-    .expect("count incidents without events")
+    app.scalar(sql, &[])
+        .await
+        .expect("count incidents without events")
 }
 
 backend_tests! {

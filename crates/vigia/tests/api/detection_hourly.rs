@@ -139,16 +139,8 @@ fn answered(body: &Value, devices: &[i64]) -> Figures {
 
 /// Rows of an hourly table matching `condition` (constant SQL), read from the database.
 async fn hourly_rows(app: &TestApp, table: &str, condition: &str) -> i64 {
-    use vigia_store::Backend;
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE {condition}");
-    let sql = sqlx::AssertSqlSafe(sql.as_str());
-    match app.db.backend() {
-        Backend::Sqlite { reader, .. } => sqlx::query_scalar(sql)
-            .fetch_one(reader)
-            .await
-            .expect("read"),
-        Backend::Postgres { pool } => sqlx::query_scalar(sql).fetch_one(pool).await.expect("read"),
-    }
+    app.scalar(&sql, &[]).await.expect("count")
 }
 
 backend_tests! {

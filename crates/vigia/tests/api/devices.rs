@@ -327,7 +327,7 @@ backend_tests! {
         assert_eq!(opened.body["source"], "rule", "{:?}", opened.body);
         assert_eq!(opened.body["department_id"], p.department);
         let alert_id = alerts.body["items"][0]["id"].as_i64().expect("alert id");
-        let linked: Option<i64> = sqlx_alert_of(&app, incident).await;
+        let linked: Option<i64> = stored_alert_of(&app, incident).await;
         assert_eq!(linked, Some(alert_id), "the incident points back at its alert");
     }
 
@@ -431,19 +431,7 @@ backend_tests! {
 }
 
 /// `incidents.alert_id` of an incident, read from the database.
-async fn sqlx_alert_of(app: &TestApp, incident: i64) -> Option<i64> {
-    use vigia_store::Backend;
-    let sql = "SELECT alert_id FROM incidents WHERE id = $1";
-    match app.db.backend() {
-        Backend::Sqlite { reader, .. } => sqlx::query_scalar(sql)
-            .bind(incident)
-            .fetch_one(reader)
-            .await
-            .expect("read"),
-        Backend::Postgres { pool } => sqlx::query_scalar(sql)
-            .bind(incident)
-            .fetch_one(pool)
-            .await
-            .expect("read"),
-    }
+async fn stored_alert_of(app: &TestApp, incident: i64) -> Option<i64> {
+    app.scalar("SELECT alert_id FROM incidents WHERE id = $1", &[incident])
+        .await
 }

@@ -13,7 +13,7 @@ use vigia_domain::ids::DepartmentId;
 use vigia_domain::users::Role;
 use vigia_store::detections::devices::{self, DeviceFields, DeviceKey};
 use vigia_store::detections::subjects::{self, SubjectFields};
-use vigia_store::{Backend, ChangeAuthor, Db, DbOptions};
+use vigia_store::{ChangeAuthor, Db, DbOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vigia");
 
@@ -56,16 +56,17 @@ fn batch(sender: usize, n: usize) -> (Vec<String>, Value) {
 }
 
 async fn stored(db: &Db) -> (Vec<String>, i64) {
-    let Backend::Sqlite { reader, .. } = db.backend() else {
-        unreachable!("SQLite only")
-    };
-    let ids: Vec<String> = sqlx::query_scalar("SELECT client_id FROM detections")
-        .fetch_all(reader)
-        .await
+    let conn = crate::helpers::sqlite(db);
+    let ids: Vec<String> = conn
+        .prepare("SELECT client_id FROM detections")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("ids");
-    let rolled: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(count), 0) FROM detection_rollups")
-        .fetch_one(reader)
-        .await
+    let rolled: i64 = conn
+        .query_row(
+            "SELECT COALESCE(SUM(count), 0) FROM detection_rollups",
+            [],
+            |r| r.get(0),
+        )
         .expect("rollups");
     (ids, rolled)
 }

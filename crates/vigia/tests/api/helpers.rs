@@ -339,24 +339,68 @@ impl TestApp {
         self.user(Role::Admin).await
     }
 
-    /// Runs `sql` with `args` on the writer: for pinning times the API sets to "now".
+    /// Runs `sql` with `args` (`$1`, `$2`, ...): for pinning times the API sets to "now".
     pub async fn exec<T: Into<Option<i64>> + Copy>(&self, sql: &str, args: &[T]) {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        let args = args.iter().map(|&a| a.into());
+        let args: Vec<Option<i64>> = args.iter().map(|&a| a.into()).collect();
         match self.db.backend() {
-            StoreBackend::Sqlite { writer, .. } => {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = q.bind(a);
-                }
-                q.execute(writer).await.expect("update");
+            StoreBackend::Sqlite { .. } => {
+                let conn = sqlite(&self.db);
+                let mut statement = conn.prepare(sql).expect("prepare");
+                bind_numbered(&mut statement, &args);
+                statement.raw_execute().expect("update");
             }
             StoreBackend::Postgres { pool } => {
-                let mut q = sqlx::query(sql);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
                 for a in args {
                     q = q.bind(a);
                 }
                 q.execute(pool).await.expect("update");
+            }
+        }
+    }
+
+    /// The integer `sql` answers (constant SQL, `$1`, `$2`, ... bound to `args`; `NULL` is
+    /// `None`), read from the database as it is committed.
+    pub async fn scalar(&self, sql: &str, args: &[i64]) -> Option<i64> {
+        match self.db.backend() {
+            StoreBackend::Sqlite { .. } => {
+                let conn = sqlite(&self.db);
+                let mut statement = conn.prepare(sql).expect("prepare");
+                bind_numbered(&mut statement, args);
+                let mut rows = statement.raw_query();
+                let row = rows.next().unwrap_or_else(|e| panic!("{sql}: {e}"));
+                row.expect("one row")
+                    .get(0)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            StoreBackend::Postgres { pool } => {
+                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()));
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.fetch_one(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        }
+    }
+
+    /// The texts `sql` answers, one per row (constant SQL, no arguments).
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        match self.db.backend() {
+            StoreBackend::Sqlite { .. } => {
+                let conn = sqlite(&self.db);
+                let mut statement = conn.prepare(sql).expect("prepare");
+                statement
+                    .query_map([], |r| r.get(0))
+                    .and_then(|rows| rows.collect())
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            StoreBackend::Postgres { pool } => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
             }
         }
     }
@@ -393,26 +437,20 @@ impl TestApp {
     /// The names of the database's own tables, less SQLite's internal ones and
     /// [`NOT_STATE`].
     async fn tables(&self) -> Vec<String> {
-        let tables: Vec<String> = match self.db.backend() {
-            StoreBackend::Sqlite { writer, .. } => {
-                sqlx::query_scalar(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+        let tables = if self.db.is_sqlite() {
+            self.texts(
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
                  AND name NOT LIKE 'sqlite_%' ORDER BY name",
-                )
-                .fetch_all(writer)
-                .await
-            }
-            StoreBackend::Postgres { pool } => {
-                sqlx::query_scalar(
-                    "SELECT table_name::text FROM information_schema.tables \
+            )
+            .await
+        } else {
+            self.texts(
+                "SELECT table_name::text FROM information_schema.tables \
                  WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
                  ORDER BY table_name",
-                )
-                .fetch_all(pool)
-                .await
-            }
-        }
-        .expect("list tables");
+            )
+            .await
+        };
         tables
             .into_iter()
             .filter(|t| !NOT_STATE.contains(&t.as_str()))
@@ -421,28 +459,22 @@ impl TestApp {
 
     /// Every row of `table` as text (each column quoted, so `NULL` and `'NULL'` differ), sorted.
     async fn rows_as_text(&self, table: &str) -> Vec<String> {
-        let mut rows: Vec<String> = match self.db.backend() {
-            StoreBackend::Sqlite { writer, .. } => {
-                let columns: Vec<String> =
-                    sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid")
-                        .bind(table)
-                        .fetch_all(writer)
-                        .await
-                        .expect("list columns");
-                let row = columns
-                    .iter()
-                    .map(|c| format!("quote(\"{c}\")"))
-                    .collect::<Vec<_>>()
-                    .join(" || ',' || ");
-                let sql = sqlx::AssertSqlSafe(format!("SELECT {row} FROM \"{table}\""));
-                sqlx::query_scalar(sql).fetch_all(writer).await
-            }
-            StoreBackend::Postgres { pool } => {
-                let sql = sqlx::AssertSqlSafe(format!("SELECT t::text FROM \"{table}\" AS t"));
-                sqlx::query_scalar(sql).fetch_all(pool).await
-            }
-        }
-        .unwrap_or_else(|e| panic!("read {table}: {e}"));
+        let mut rows = if self.db.is_sqlite() {
+            let columns = self
+                .texts(&format!(
+                    "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+                ))
+                .await;
+            let row = columns
+                .iter()
+                .map(|c| format!("quote(\"{c}\")"))
+                .collect::<Vec<_>>()
+                .join(" || ',' || ");
+            self.texts(&format!("SELECT {row} FROM \"{table}\"")).await
+        } else {
+            self.texts(&format!("SELECT t::text FROM \"{table}\" AS t"))
+                .await
+        };
         rows.sort_unstable();
         rows
     }
@@ -488,4 +520,27 @@ macro_rules! backend_tests {
             )*
         }
     };
+}
+
+/// Binds `args[n - 1]` to each `$n` of `statement` (SQLite numbers parameters by first
+/// appearance, not by the digits after `$`).
+fn bind_numbered<T: rusqlite::ToSql>(statement: &mut rusqlite::Statement<'_>, args: &[T]) {
+    for index in 1..=statement.parameter_count() {
+        let n: usize = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse().ok())
+            .expect("parameters are written $1, $2, ...");
+        statement
+            .raw_bind_parameter(index, &args[n - 1])
+            .expect("bind");
+    }
+}
+
+/// A connection of the test's own to the app's SQLite database (committed state only).
+pub fn sqlite(db: &Db) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(db.sqlite_path().expect("a SQLite app")).expect("open");
+    conn.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    conn
 }

@@ -5,7 +5,6 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vigia_domain::users::Role;
-use vigia_store::Backend as StoreBackend;
 
 use crate::backend_tests;
 use crate::helpers::{TestApp, TestUser};
@@ -247,12 +246,9 @@ fn id(n: i64) -> Value {
 }
 
 async fn reports_rows(app: &TestApp) -> i64 {
-    let sql = sqlx::AssertSqlSafe("SELECT COUNT(*) FROM reports".to_owned());
-    match app.db.backend() {
-        StoreBackend::Sqlite { writer, .. } => sqlx::query_scalar(sql).fetch_one(writer).await,
-        StoreBackend::Postgres { pool } => sqlx::query_scalar(sql).fetch_one(pool).await,
-    }
-    .expect("count")
+    app.scalar("SELECT COUNT(*) FROM reports", &[])
+        .await
+        .expect("count")
 }
 
 fn xlsx_sheet(bytes: &[u8]) -> String {
