@@ -7,7 +7,7 @@ use vigia_domain::audit::AuditEntity;
 
 use crate::composed;
 use crate::page::{Cursor, Page};
-use crate::{ChangeAuthor, Db, StoreResult, on_reader};
+use crate::{ChangeAuthor, Db, StoreResult, direct_read};
 
 /// An audit entry being prepared inside a store function.
 #[derive(Debug)]
@@ -121,6 +121,23 @@ struct AuditRow {
     request_id: Option<String>,
 }
 
+impl AuditRow {
+    /// A row of the list's SELECT read on a direct SQLite connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            at: row.get("at")?,
+            actor: row.get("actor")?,
+            action: row.get("action")?,
+            entity: row.get("entity")?,
+            entity_id: row.get("entity_id")?,
+            before: row.get("before")?,
+            after: row.get("after")?,
+            request_id: row.get("request_id")?,
+        })
+    }
+}
+
 impl From<AuditRow> for AuditEntry {
     fn from(row: AuditRow) -> Self {
         let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
@@ -184,26 +201,39 @@ pub async fn list(
     }
     sql.push_str(" ORDER BY id DESC");
     sql.push_str(&crate::sql::limit(limit + 1));
-    let rows: Vec<AuditRow> = on_reader!(db, |pool| {
-        let mut query = sqlx::query_as(composed(&sql)).bind(before.map_or(i64::MAX, |c| c.0));
-        for text in [&filter.actor, &filter.action, &filter.entity]
-            .into_iter()
-            .flatten()
-        {
-            query = query.bind(text.clone());
-        }
-        for number in [
-            filter.entity_id,
-            filter.since.map(Timestamp::millis),
-            filter.until.map(Timestamp::millis),
-        ]
+    let before = before.map_or(i64::MAX, |c| c.0);
+    // The arguments in the order of their placeholders: the texts, then the numbers.
+    let texts: Vec<String> = [&filter.actor, &filter.action, &filter.entity]
         .into_iter()
         .flatten()
-        {
-            query = query.bind(number);
-        }
-        query.fetch_all(pool).await?
-    });
+        .cloned()
+        .collect();
+    let numbers: Vec<i64> = [
+        filter.entity_id,
+        filter.since.map(Timestamp::millis),
+        filter.until.map(Timestamp::millis),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let rows: Vec<AuditRow> = direct_read!(db,
+        sqlite: |conn| {
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&before as &dyn rusqlite::ToSql];
+            args.extend(texts.iter().map(|t| t as &dyn rusqlite::ToSql));
+            args.extend(numbers.iter().map(|n| n as &dyn rusqlite::ToSql));
+            crate::direct::query(conn, &sql, &args, AuditRow::from_direct)
+        },
+        postgres: |pool| {
+            let mut query = sqlx::query_as(composed(&sql)).bind(before);
+            for text in &texts {
+                query = query.bind(text);
+            }
+            for number in &numbers {
+                query = query.bind(number);
+            }
+            Ok(query.fetch_all(pool).await?)
+        },
+    )?;
     Ok(Page::from_rows(
         rows.into_iter().map(AuditEntry::from).collect(),
         limit,

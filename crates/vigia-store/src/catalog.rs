@@ -8,9 +8,8 @@ use vigia_domain::catalog::{CategorySpec, DepartmentSpec, GeoPoint, Urgency, Zon
 use vigia_domain::ids::{CategoryId, DepartmentId, UserId, ZoneId};
 use vigia_domain::incidents::AssignmentStrategy;
 
-use crate::audit::{AuditDraft, insert_audit};
-use crate::composed;
-use crate::{ChangeAuthor, Db, StoreError, StoreResult, on_reader, on_writer};
+use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
+use crate::{ChangeAuthor, Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
 // ---------------------------------------------------------------------------------------------
 // Departments
@@ -60,49 +59,223 @@ impl DepartmentRow {
     }
 }
 
-const DEPARTMENT_COLUMNS: &str =
-    "id, name, contact_emails, escalation_emails, assignment_strategy, created_at, updated_at";
+impl DepartmentRow {
+    /// A row of `department_columns!()` read on a direct SQLite connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            name: row.get("name")?,
+            contact_emails: row.get("contact_emails")?,
+            escalation_emails: row.get("escalation_emails")?,
+            assignment_strategy: row.get("assignment_strategy")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}
 
-pub async fn department_exists(db: &Db, id: DepartmentId) -> StoreResult<bool> {
-    let sql = "SELECT COUNT(*) FROM departments WHERE id = $1";
-    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql)
+/// The columns of [`DepartmentRow`], as a literal for the statements below.
+macro_rules! department_columns {
+    () => {
+        "id, name, contact_emails, escalation_emails, assignment_strategy, created_at, updated_at"
+    };
+}
+
+const DEPARTMENT_EXISTS: &str = "SELECT COUNT(*) AS n FROM departments WHERE id = $1";
+const MEMBERS_OF: &str =
+    "SELECT user_id FROM department_members WHERE department_id = $1 ORDER BY user_id";
+const LIST_DEPARTMENTS: &str = concat!(
+    "SELECT ",
+    department_columns!(),
+    " FROM departments ORDER BY name"
+);
+const FIND_DEPARTMENT: &str = concat!(
+    "SELECT ",
+    department_columns!(),
+    " FROM departments WHERE id = $1"
+);
+const INSERT_DEPARTMENT: &str = concat!(
+    "INSERT INTO departments (name, contact_emails, assignment_strategy, created_at, updated_at, \
+     escalation_emails) VALUES ($1, $2, $4, $3, $3, $5) RETURNING ",
+    department_columns!()
+);
+const UPDATE_DEPARTMENT: &str = concat!(
+    "UPDATE departments SET name = $2, contact_emails = $3, updated_at = $4, \
+     assignment_strategy = $5, escalation_emails = $6 WHERE id = $1 RETURNING ",
+    department_columns!()
+);
+const DELETE_DEPARTMENT: &str = "DELETE FROM departments WHERE id = $1";
+
+/// True for a SQLite foreign-key violation on a direct connection; the rusqlite side of
+/// `StoreError::is_foreign_key`. SQLite reports a RESTRICT violation with the generic
+/// constraint code, so its message is matched as well.
+pub(crate) fn is_foreign_key_direct(error: &StoreError) -> bool {
+    matches!(error, StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
+        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+            || (failure.code == rusqlite::ErrorCode::ConstraintViolation
+                && message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("FOREIGN KEY constraint failed"))))
+}
+
+/// A foreign-key violation (a row still referring to the one being deleted) as
+/// [`StoreError::InUse`], on a direct connection.
+fn in_use_direct(error: StoreError, by: &'static str) -> StoreError {
+    if is_foreign_key_direct(&error) {
+        StoreError::InUse { by }
+    } else {
+        error
+    }
+}
+
+/// [`StoreError::is_foreign_key`] as [`StoreError::InUse`], on PostgreSQL.
+fn in_use(error: sqlx::Error, by: &'static str) -> StoreError {
+    if StoreError::is_foreign_key(&error) {
+        StoreError::InUse { by }
+    } else {
+        error.into()
+    }
+}
+
+fn department_exists_direct(conn: &direct::Conn, id: DepartmentId) -> StoreResult<bool> {
+    let n: Option<i64> = direct::query_optional(conn, DEPARTMENT_EXISTS, &[&id.0], |r| r.get("n"))?;
+    Ok(n.unwrap_or(0) > 0)
+}
+
+async fn department_exists_postgres(
+    executor: impl sqlx::PgExecutor<'_>,
+    id: DepartmentId,
+) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar(DEPARTMENT_EXISTS)
         .bind(id.0)
-        .fetch_one(pool)
-        .await?);
+        .fetch_one(executor)
+        .await?;
     Ok(n > 0)
 }
 
-async fn members_of(db: &Db, id: i64) -> StoreResult<Vec<UserId>> {
-    let sql = "SELECT user_id FROM department_members WHERE department_id = $1 ORDER BY user_id";
-    let ids: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(sql)
+/// Refuses `departments` (an input's list, `departments[i]`) if one of them does not exist; on
+/// the connection of the write that refers to them.
+pub(crate) fn check_departments_direct(
+    conn: &direct::Conn,
+    departments: &[DepartmentId],
+) -> StoreResult<()> {
+    for (i, department) in departments.iter().enumerate() {
+        if !department_exists_direct(conn, *department)? {
+            return Err(unknown_department(i));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_departments_direct`] inside a PostgreSQL transaction.
+pub(crate) async fn check_departments_postgres(
+    tx: &mut sqlx::PgConnection,
+    departments: &[DepartmentId],
+) -> StoreResult<()> {
+    for (i, department) in departments.iter().enumerate() {
+        if !department_exists_postgres(&mut *tx, *department).await? {
+            return Err(unknown_department(i));
+        }
+    }
+    Ok(())
+}
+
+fn unknown_department(i: usize) -> StoreError {
+    StoreError::UnknownReference {
+        field: format!("departments[{i}]"),
+        entity: "department",
+    }
+}
+
+pub async fn department_exists(db: &Db, id: DepartmentId) -> StoreResult<bool> {
+    direct_read!(db,
+        sqlite: |conn| department_exists_direct(conn, id),
+        postgres: |pool| department_exists_postgres(pool, id).await,
+    )
+}
+
+fn members_direct(conn: &direct::Conn, id: i64) -> StoreResult<Vec<UserId>> {
+    direct::query(conn, MEMBERS_OF, &[&id], |r| Ok(UserId(r.get("user_id")?)))
+}
+
+async fn members_postgres(
+    executor: impl sqlx::PgExecutor<'_>,
+    id: i64,
+) -> StoreResult<Vec<UserId>> {
+    let ids: Vec<i64> = sqlx::query_scalar(MEMBERS_OF)
         .bind(id)
-        .fetch_all(pool)
-        .await?);
+        .fetch_all(executor)
+        .await?;
     Ok(ids.into_iter().map(UserId).collect())
 }
 
+fn find_department_direct(
+    conn: &direct::Conn,
+    id: DepartmentId,
+) -> StoreResult<Option<Department>> {
+    let Some(row) =
+        direct::query_optional(conn, FIND_DEPARTMENT, &[&id.0], DepartmentRow::from_direct)?
+    else {
+        return Ok(None);
+    };
+    let members = members_direct(conn, row.id)?;
+    Ok(Some(row.into_department(members)))
+}
+
+async fn find_department_postgres(
+    tx: &mut sqlx::PgConnection,
+    id: DepartmentId,
+) -> StoreResult<Option<Department>> {
+    let row: Option<DepartmentRow> = sqlx::query_as(FIND_DEPARTMENT)
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let members = members_postgres(&mut *tx, row.id).await?;
+    Ok(Some(row.into_department(members)))
+}
+
 pub async fn list_departments(db: &Db) -> StoreResult<Vec<Department>> {
-    let sql = format!("SELECT {DEPARTMENT_COLUMNS} FROM departments ORDER BY name");
-    let rows: Vec<DepartmentRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .fetch_all(pool)
-        .await?);
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let members = members_of(db, row.id).await?;
-        out.push(row.into_department(members));
-    }
-    Ok(out)
+    direct_read!(db,
+        sqlite: |conn| {
+            direct::query(conn, LIST_DEPARTMENTS, &[], DepartmentRow::from_direct)?
+                .into_iter()
+                .map(|row| {
+                    let members = members_direct(conn, row.id)?;
+                    Ok(row.into_department(members))
+                })
+                .collect()
+        },
+        postgres: |pool| {
+            let rows: Vec<DepartmentRow> = sqlx::query_as(LIST_DEPARTMENTS).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let members = members_postgres(pool, row.id).await?;
+                out.push(row.into_department(members));
+            }
+            Ok(out)
+        },
+    )
 }
 
 pub async fn find_department(db: &Db, id: DepartmentId) -> StoreResult<Department> {
-    let sql = format!("SELECT {DEPARTMENT_COLUMNS} FROM departments WHERE id = $1");
-    let row: DepartmentRow = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?)
-    .ok_or(StoreError::NotFound)?;
-    let members = members_of(db, row.id).await?;
-    Ok(row.into_department(members))
+    let department = direct_read!(db,
+        sqlite: |conn| find_department_direct(conn, id),
+        postgres: |pool| {
+            let row: Option<DepartmentRow> =
+                sqlx::query_as(FIND_DEPARTMENT).bind(id.0).fetch_optional(pool).await?;
+            match row {
+                Some(row) => {
+                    let members = members_postgres(pool, row.id).await?;
+                    Ok(Some(row.into_department(members)))
+                }
+                None => Ok(None),
+            }
+        },
+    )?;
+    department.ok_or(StoreError::NotFound)
 }
 
 fn emails_json(emails: &[vigia_domain::users::Email]) -> String {
@@ -117,36 +290,51 @@ pub async fn create_department(
     actor: &ChangeAuthor,
 ) -> StoreResult<Department> {
     let now = Timestamp::now().millis();
-    let sql = format!(
-        "INSERT INTO departments (name, contact_emails, assignment_strategy, created_at, updated_at, \
-         escalation_emails) VALUES ($1, $2, $4, $3, $3, $5) \
-         RETURNING {DEPARTMENT_COLUMNS}"
-    );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: DepartmentRow = sqlx::query_as(composed(&sql))
-            .bind(&spec.name)
-            .bind(emails_json(&spec.contact_emails))
-            .bind(now)
-            .bind(strategy.as_str())
-            .bind(emails_json(&spec.escalation_emails))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;
-        let department = row.into_department(Vec::new());
-        let draft = AuditDraft::new(
-            actor,
+    let (name, actor) = (spec.name.clone(), actor.clone());
+    let contacts = emails_json(&spec.contact_emails);
+    let escalation = emails_json(&spec.escalation_emails);
+    let strategy = strategy.as_str();
+    let audit = move |department: &Department| {
+        AuditDraft::new(
+            &actor,
             "department.created",
             AuditEntity::Department,
             Some(department.id.0),
         )
-        .after(&department);
-        insert_audit!(&mut *tx, draft);
-        tx.commit().await?;
-        Ok(department)
-    })
+        .after(department)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let department = direct::query_optional(
+                conn,
+                INSERT_DEPARTMENT,
+                &[&name, &contacts, &now, &strategy, &escalation],
+                DepartmentRow::from_direct,
+            )
+            .map_err(|e| StoreError::unique_direct(e, "name"))?
+            .ok_or(StoreError::NotFound)?
+            .into_department(Vec::new());
+            insert_audit_direct(conn, audit(&department))?;
+            Ok(department)
+        },
+        postgres: |tx| {
+            let row: DepartmentRow = sqlx::query_as(INSERT_DEPARTMENT)
+                .bind(&name)
+                .bind(&contacts)
+                .bind(now)
+                .bind(strategy)
+                .bind(&escalation)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;
+            let department = row.into_department(Vec::new());
+            insert_audit!(&mut *tx, audit(&department));
+            Ok(department)
+        },
+    )
 }
 
+/// Changes a department, audited with before and after (read in the same transaction).
 pub async fn update_department(
     db: &Db,
     id: DepartmentId,
@@ -154,68 +342,89 @@ pub async fn update_department(
     strategy: AssignmentStrategy,
     actor: &ChangeAuthor,
 ) -> StoreResult<Department> {
-    let before = find_department(db, id).await?;
     let now = Timestamp::now().millis();
-    let sql = format!(
-        "UPDATE departments SET name = $2, contact_emails = $3, updated_at = $4, assignment_strategy = $5, \
-         escalation_emails = $6 WHERE id = $1 \
-         RETURNING {DEPARTMENT_COLUMNS}"
-    );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: DepartmentRow = sqlx::query_as(composed(&sql))
-            .bind(id.0)
-            .bind(&spec.name)
-            .bind(emails_json(&spec.contact_emails))
-            .bind(now)
-            .bind(strategy.as_str())
-            .bind(emails_json(&spec.escalation_emails))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;
-        let after = row.into_department(before.members.clone());
-        let draft = AuditDraft::new(
-            actor,
+    let (name, actor) = (spec.name.clone(), actor.clone());
+    let contacts = emails_json(&spec.contact_emails);
+    let escalation = emails_json(&spec.escalation_emails);
+    let strategy = strategy.as_str();
+    let audit = move |before: &Department, after: &Department| {
+        AuditDraft::new(
+            &actor,
             "department.updated",
             AuditEntity::Department,
             Some(id.0),
         )
-        .before(&before)
-        .after(&after);
-        insert_audit!(&mut *tx, draft);
-        tx.commit().await?;
-        Ok(after)
-    })
+        .before(before)
+        .after(after)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = find_department_direct(conn, id)?.ok_or(StoreError::NotFound)?;
+            let after = direct::query_optional(
+                conn,
+                UPDATE_DEPARTMENT,
+                &[&id.0, &name, &contacts, &now, &strategy, &escalation],
+                DepartmentRow::from_direct,
+            )
+            .map_err(|e| StoreError::unique_direct(e, "name"))?
+            .ok_or(StoreError::NotFound)?
+            .into_department(before.members.clone());
+            insert_audit_direct(conn, audit(&before, &after))?;
+            Ok(after)
+        },
+        postgres: |tx| {
+            let before = find_department_postgres(&mut *tx, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let row: DepartmentRow = sqlx::query_as(UPDATE_DEPARTMENT)
+                .bind(id.0)
+                .bind(&name)
+                .bind(&contacts)
+                .bind(now)
+                .bind(strategy)
+                .bind(&escalation)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "departments_name_key", "name"))?;
+            let after = row.into_department(before.members.clone());
+            insert_audit!(&mut *tx, audit(&before, &after));
+            Ok(after)
+        },
+    )
 }
 
+/// Deletes a department unless a category still routes to it (audited with what it was).
 pub async fn delete_department(db: &Db, id: DepartmentId, actor: &ChangeAuthor) -> StoreResult<()> {
-    let before = find_department(db, id).await?;
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query("DELETE FROM departments WHERE id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if StoreError::is_foreign_key(&e) {
-                    StoreError::InUse { by: "categories" }
-                } else {
-                    e.into()
-                }
-            })?;
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(
-                actor,
-                "department.deleted",
-                AuditEntity::Department,
-                Some(id.0)
-            )
-            .before(&before)
-        );
-        tx.commit().await?;
-        Ok(())
-    })
+    let actor = actor.clone();
+    let audit = move |before: &Department| {
+        AuditDraft::new(
+            &actor,
+            "department.deleted",
+            AuditEntity::Department,
+            Some(id.0),
+        )
+        .before(before)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = find_department_direct(conn, id)?.ok_or(StoreError::NotFound)?;
+            direct::execute(conn, DELETE_DEPARTMENT, &[&id.0])
+                .map_err(|e| in_use_direct(e, "categories"))?;
+            insert_audit_direct(conn, audit(&before))
+        },
+        postgres: |tx| {
+            let before = find_department_postgres(&mut *tx, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            sqlx::query(DELETE_DEPARTMENT)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| in_use(e, "categories"))?;
+            insert_audit!(&mut *tx, audit(&before));
+            Ok(())
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,35 +446,111 @@ pub struct Category {
     pub updated_at: Timestamp,
 }
 
-const CATEGORY_COLUMNS: &str =
-    "id, name_es, name_en, default_department_id, default_urgency, created_at, updated_at";
+impl Category {
+    /// A row of `category_columns!()` read on a direct SQLite connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let urgency = row.as_ref().column_index("default_urgency")?;
+        Ok(Self {
+            id: CategoryId(row.get("id")?),
+            name_es: row.get("name_es")?,
+            name_en: row.get("name_en")?,
+            default_department_id: row.get("default_department_id")?,
+            default_urgency: direct::parsed(row, urgency, Urgency::parse)?,
+            created_at: Timestamp::from_millis(row.get("created_at")?),
+            updated_at: Timestamp::from_millis(row.get("updated_at")?),
+        })
+    }
+}
+
+/// The columns of [`Category`], as a literal for the statements below.
+macro_rules! category_columns {
+    () => {
+        "id, name_es, name_en, default_department_id, default_urgency, created_at, updated_at"
+    };
+}
+
+const LIST_CATEGORIES: &str = concat!(
+    "SELECT ",
+    category_columns!(),
+    " FROM categories ORDER BY name_es"
+);
+const FIND_CATEGORY: &str = concat!(
+    "SELECT ",
+    category_columns!(),
+    " FROM categories WHERE id = $1"
+);
+const INSERT_CATEGORY: &str = concat!(
+    "INSERT INTO categories (name_es, name_en, default_department_id, default_urgency, created_at, \
+     updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
+    category_columns!()
+);
+const UPDATE_CATEGORY: &str = concat!(
+    "UPDATE categories SET name_es = $2, name_en = $3, default_department_id = $4, \
+     default_urgency = $5, updated_at = $6 WHERE id = $1 RETURNING ",
+    category_columns!()
+);
+const DELETE_CATEGORY: &str = "DELETE FROM categories WHERE id = $1";
 
 pub async fn list_categories(db: &Db) -> StoreResult<Vec<Category>> {
-    let sql = format!("SELECT {CATEGORY_COLUMNS} FROM categories ORDER BY name_es");
-    Ok(on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .fetch_all(pool)
-        .await?))
+    direct_read!(db,
+        sqlite: |conn| direct::query(conn, LIST_CATEGORIES, &[], Category::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(LIST_CATEGORIES).fetch_all(pool).await?),
+    )
+}
+
+fn find_category_direct(conn: &direct::Conn, id: CategoryId) -> StoreResult<Option<Category>> {
+    direct::query_optional(conn, FIND_CATEGORY, &[&id.0], Category::from_direct)
+}
+
+async fn find_category_postgres(
+    executor: impl sqlx::PgExecutor<'_>,
+    id: CategoryId,
+) -> StoreResult<Option<Category>> {
+    Ok(sqlx::query_as(FIND_CATEGORY)
+        .bind(id.0)
+        .fetch_optional(executor)
+        .await?)
 }
 
 pub async fn find_category(db: &Db, id: CategoryId) -> StoreResult<Category> {
-    let sql = format!("SELECT {CATEGORY_COLUMNS} FROM categories WHERE id = $1");
-    on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?)
-    .ok_or(StoreError::NotFound)
+    let category = direct_read!(db,
+        sqlite: |conn| find_category_direct(conn, id),
+        postgres: |pool| find_category_postgres(pool, id).await,
+    )?;
+    category.ok_or(StoreError::NotFound)
 }
 
-async fn check_default_department(db: &Db, spec: &CategorySpec) -> StoreResult<()> {
-    if let Some(department) = spec.default_department_id
-        && !department_exists(db, department).await?
-    {
-        return Err(StoreError::UnknownReference {
-            field: "default_department_id".into(),
-            entity: "department",
-        });
+fn unknown_default_department() -> StoreError {
+    StoreError::UnknownReference {
+        field: "default_department_id".into(),
+        entity: "department",
     }
-    Ok(())
+}
+
+/// Refuses a category whose default department does not exist, on the write's connection.
+fn check_default_department_direct(
+    conn: &direct::Conn,
+    department: Option<DepartmentId>,
+) -> StoreResult<()> {
+    match department {
+        Some(department) if !department_exists_direct(conn, department)? => {
+            Err(unknown_default_department())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`check_default_department_direct`] inside a PostgreSQL transaction.
+async fn check_default_department_postgres(
+    tx: &mut sqlx::PgConnection,
+    department: Option<DepartmentId>,
+) -> StoreResult<()> {
+    match department {
+        Some(department) if !department_exists_postgres(&mut *tx, department).await? => {
+            Err(unknown_default_department())
+        }
+        _ => Ok(()),
+    }
 }
 
 pub async fn create_category(
@@ -273,93 +558,139 @@ pub async fn create_category(
     spec: &CategorySpec,
     actor: &ChangeAuthor,
 ) -> StoreResult<Category> {
-    check_default_department(db, spec).await?;
     let now = Timestamp::now().millis();
-    let sql = format!(
-        "INSERT INTO categories (name_es, name_en, default_department_id, default_urgency, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) RETURNING {CATEGORY_COLUMNS}"
-    );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let category: Category = sqlx::query_as(composed(&sql))
-            .bind(&spec.name_es)
-            .bind(&spec.name_en)
-            .bind(spec.default_department_id.map(|d| d.0))
-            .bind(spec.default_urgency.as_str())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "categories_name_es_key", "name_es"))?;
-        let draft = AuditDraft::new(
-            actor,
+    let (spec, actor) = (spec.clone(), actor.clone());
+    let department = spec.default_department_id;
+    let urgency = spec.default_urgency.as_str();
+    let audit = move |category: &Category| {
+        AuditDraft::new(
+            &actor,
             "category.created",
             AuditEntity::Category,
             Some(category.id.0),
         )
-        .after(&category);
-        insert_audit!(&mut *tx, draft);
-        tx.commit().await?;
-        Ok(category)
-    })
+        .after(category)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            check_default_department_direct(conn, department)?;
+            let category = direct::query_optional(
+                conn,
+                INSERT_CATEGORY,
+                &[&spec.name_es, &spec.name_en, &department.map(|d| d.0), &urgency, &now],
+                Category::from_direct,
+            )
+            .map_err(|e| StoreError::unique_direct(e, "name_es"))?
+            .ok_or(StoreError::NotFound)?;
+            insert_audit_direct(conn, audit(&category))?;
+            Ok(category)
+        },
+        postgres: |tx| {
+            check_default_department_postgres(&mut *tx, department).await?;
+            let category: Category = sqlx::query_as(INSERT_CATEGORY)
+                .bind(&spec.name_es)
+                .bind(&spec.name_en)
+                .bind(department.map(|d| d.0))
+                .bind(urgency)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "categories_name_es_key", "name_es"))?;
+            insert_audit!(&mut *tx, audit(&category));
+            Ok(category)
+        },
+    )
 }
 
+/// Changes a category, audited with before and after (read in the same transaction).
 pub async fn update_category(
     db: &Db,
     id: CategoryId,
     spec: &CategorySpec,
     actor: &ChangeAuthor,
 ) -> StoreResult<Category> {
-    let before = find_category(db, id).await?;
-    check_default_department(db, spec).await?;
     let now = Timestamp::now().millis();
-    let sql = format!(
-        "UPDATE categories SET name_es = $2, name_en = $3, default_department_id = $4, default_urgency = $5, \
-         updated_at = $6 WHERE id = $1 RETURNING {CATEGORY_COLUMNS}"
-    );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let after: Category = sqlx::query_as(composed(&sql))
-            .bind(id.0)
-            .bind(&spec.name_es)
-            .bind(&spec.name_en)
-            .bind(spec.default_department_id.map(|d| d.0))
-            .bind(spec.default_urgency.as_str())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "categories_name_es_key", "name_es"))?;
-        let draft = AuditDraft::new(actor, "category.updated", AuditEntity::Category, Some(id.0))
-            .before(&before)
-            .after(&after);
-        insert_audit!(&mut *tx, draft);
-        tx.commit().await?;
-        Ok(after)
-    })
+    let (spec, actor) = (spec.clone(), actor.clone());
+    let department = spec.default_department_id;
+    let urgency = spec.default_urgency.as_str();
+    let audit = move |before: &Category, after: &Category| {
+        AuditDraft::new(
+            &actor,
+            "category.updated",
+            AuditEntity::Category,
+            Some(id.0),
+        )
+        .before(before)
+        .after(after)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = find_category_direct(conn, id)?.ok_or(StoreError::NotFound)?;
+            check_default_department_direct(conn, department)?;
+            let after = direct::query_optional(
+                conn,
+                UPDATE_CATEGORY,
+                &[&id.0, &spec.name_es, &spec.name_en, &department.map(|d| d.0), &urgency, &now],
+                Category::from_direct,
+            )
+            .map_err(|e| StoreError::unique_direct(e, "name_es"))?
+            .ok_or(StoreError::NotFound)?;
+            insert_audit_direct(conn, audit(&before, &after))?;
+            Ok(after)
+        },
+        postgres: |tx| {
+            let before = find_category_postgres(&mut *tx, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            check_default_department_postgres(&mut *tx, department).await?;
+            let after: Category = sqlx::query_as(UPDATE_CATEGORY)
+                .bind(id.0)
+                .bind(&spec.name_es)
+                .bind(&spec.name_en)
+                .bind(department.map(|d| d.0))
+                .bind(urgency)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "categories_name_es_key", "name_es"))?;
+            insert_audit!(&mut *tx, audit(&before, &after));
+            Ok(after)
+        },
+    )
 }
 
+/// Deletes a category no incident refers to (audited with what it was).
 pub async fn delete_category(db: &Db, id: CategoryId, actor: &ChangeAuthor) -> StoreResult<()> {
-    let before = find_category(db, id).await?;
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query("DELETE FROM categories WHERE id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if StoreError::is_foreign_key(&e) {
-                    StoreError::InUse { by: "incidents" }
-                } else {
-                    e.into()
-                }
-            })?;
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, "category.deleted", AuditEntity::Category, Some(id.0))
-                .before(&before)
-        );
-        tx.commit().await?;
-        Ok(())
-    })
+    let actor = actor.clone();
+    let audit = move |before: &Category| {
+        AuditDraft::new(
+            &actor,
+            "category.deleted",
+            AuditEntity::Category,
+            Some(id.0),
+        )
+        .before(before)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = find_category_direct(conn, id)?.ok_or(StoreError::NotFound)?;
+            direct::execute(conn, DELETE_CATEGORY, &[&id.0])
+                .map_err(|e| in_use_direct(e, "incidents"))?;
+            insert_audit_direct(conn, audit(&before))
+        },
+        postgres: |tx| {
+            let before = find_category_postgres(&mut *tx, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            sqlx::query(DELETE_CATEGORY)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| in_use(e, "incidents"))?;
+            insert_audit!(&mut *tx, audit(&before));
+            Ok(())
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -411,25 +742,73 @@ impl From<ZoneRow> for Zone {
     }
 }
 
-const ZONE_COLUMNS: &str =
-    "id, name, description, center_lat, center_lon, radius_m, polygon, created_at, updated_at";
+impl ZoneRow {
+    /// A row of `zone_columns!()` read on a direct SQLite connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            name: row.get("name")?,
+            description: row.get("description")?,
+            center_lat: row.get("center_lat")?,
+            center_lon: row.get("center_lon")?,
+            radius_m: row.get("radius_m")?,
+            polygon: row.get("polygon")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}
+
+/// The columns of [`ZoneRow`], as a literal for the statements below.
+macro_rules! zone_columns {
+    () => {
+        "id, name, description, center_lat, center_lon, radius_m, polygon, created_at, updated_at"
+    };
+}
+
+const LIST_ZONES: &str = concat!("SELECT ", zone_columns!(), " FROM zones ORDER BY name");
+const FIND_ZONE: &str = concat!("SELECT ", zone_columns!(), " FROM zones WHERE id = $1");
+const INSERT_ZONE: &str = concat!(
+    "INSERT INTO zones (name, description, center_lat, center_lon, radius_m, polygon, created_at, \
+     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
+    zone_columns!()
+);
+const UPDATE_ZONE: &str = concat!(
+    "UPDATE zones SET name = $2, description = $3, center_lat = $4, center_lon = $5, \
+     radius_m = $6, polygon = $7, updated_at = $8 WHERE id = $1 RETURNING ",
+    zone_columns!()
+);
+const DELETE_ZONE: &str = "DELETE FROM zones WHERE id = $1";
 
 pub async fn list_zones(db: &Db) -> StoreResult<Vec<Zone>> {
-    let sql = format!("SELECT {ZONE_COLUMNS} FROM zones ORDER BY name");
-    let rows: Vec<ZoneRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .fetch_all(pool)
-        .await?);
+    let rows: Vec<ZoneRow> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, LIST_ZONES, &[], ZoneRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(LIST_ZONES).fetch_all(pool).await?),
+    )?;
     Ok(rows.into_iter().map(Zone::from).collect())
 }
 
-pub async fn find_zone(db: &Db, id: ZoneId) -> StoreResult<Zone> {
-    let sql = format!("SELECT {ZONE_COLUMNS} FROM zones WHERE id = $1");
-    let row: ZoneRow = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
+fn find_zone_direct(conn: &direct::Conn, id: ZoneId) -> StoreResult<Option<Zone>> {
+    Ok(direct::query_optional(conn, FIND_ZONE, &[&id.0], ZoneRow::from_direct)?.map(Zone::from))
+}
+
+async fn find_zone_postgres(
+    executor: impl sqlx::PgExecutor<'_>,
+    id: ZoneId,
+) -> StoreResult<Option<Zone>> {
+    let row: Option<ZoneRow> = sqlx::query_as(FIND_ZONE)
         .bind(id.0)
-        .fetch_optional(pool)
-        .await?)
-    .ok_or(StoreError::NotFound)?;
-    Ok(row.into())
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(Zone::from))
+}
+
+pub async fn find_zone(db: &Db, id: ZoneId) -> StoreResult<Zone> {
+    let zone = direct_read!(db,
+        sqlite: |conn| find_zone_direct(conn, id),
+        postgres: |pool| find_zone_postgres(pool, id).await,
+    )?;
+    zone.ok_or(StoreError::NotFound)
 }
 
 /// The zones whose shape contains `point`, smallest first (a room inside a building wins).
@@ -466,91 +845,146 @@ fn polygon_json(spec: &ZoneSpec) -> Option<String> {
         .and_then(|p| serde_json::to_string(p).ok())
 }
 
-pub async fn create_zone(db: &Db, spec: &ZoneSpec, actor: &ChangeAuthor) -> StoreResult<Zone> {
-    let now = Timestamp::now().millis();
-    let sql = format!(
-        "INSERT INTO zones (name, description, center_lat, center_lon, radius_m, polygon, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {ZONE_COLUMNS}"
-    );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: ZoneRow = sqlx::query_as(composed(&sql))
-            .bind(&spec.name)
-            .bind(spec.description.as_deref())
-            .bind(spec.area.center.map(|c| c.lat))
-            .bind(spec.area.center.map(|c| c.lon))
-            .bind(spec.area.radius_m)
-            .bind(polygon_json(spec))
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "zones_name_key", "name"))?;
-        let zone = Zone::from(row);
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, "zone.created", AuditEntity::Zone, Some(zone.id.0)).after(&zone)
-        );
-        tx.commit().await?;
-        Ok(zone)
-    })
+/// What a zone's statements bind, `$1`.. in [`INSERT_ZONE`]'s order.
+struct ZoneValues {
+    name: String,
+    description: Option<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    radius_m: Option<f64>,
+    polygon: Option<String>,
 }
 
+impl ZoneValues {
+    fn of(spec: &ZoneSpec) -> Self {
+        Self {
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            lat: spec.area.center.map(|c| c.lat),
+            lon: spec.area.center.map(|c| c.lon),
+            radius_m: spec.area.radius_m,
+            polygon: polygon_json(spec),
+        }
+    }
+}
+
+pub async fn create_zone(db: &Db, spec: &ZoneSpec, actor: &ChangeAuthor) -> StoreResult<Zone> {
+    let now = Timestamp::now().millis();
+    let (values, actor) = (ZoneValues::of(spec), actor.clone());
+    let audit = move |zone: &Zone| {
+        AuditDraft::new(&actor, "zone.created", AuditEntity::Zone, Some(zone.id.0)).after(zone)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let v = &values;
+            let zone = direct::query_optional(
+                conn,
+                INSERT_ZONE,
+                &[&v.name, &v.description, &v.lat, &v.lon, &v.radius_m, &v.polygon, &now],
+                ZoneRow::from_direct,
+            )
+            .map_err(|e| StoreError::unique_direct(e, "name"))?
+            .map(Zone::from)
+            .ok_or(StoreError::NotFound)?;
+            insert_audit_direct(conn, audit(&zone))?;
+            Ok(zone)
+        },
+        postgres: |tx| {
+            let row: ZoneRow = sqlx::query_as(INSERT_ZONE)
+                .bind(&values.name)
+                .bind(&values.description)
+                .bind(values.lat)
+                .bind(values.lon)
+                .bind(values.radius_m)
+                .bind(&values.polygon)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "zones_name_key", "name"))?;
+            let zone = Zone::from(row);
+            insert_audit!(&mut *tx, audit(&zone));
+            Ok(zone)
+        },
+    )
+}
+
+/// Changes a zone, audited with before and after (read in the same transaction).
 pub async fn update_zone(
     db: &Db,
     id: ZoneId,
     spec: &ZoneSpec,
     actor: &ChangeAuthor,
 ) -> StoreResult<Zone> {
-    let before = find_zone(db, id).await?;
     let now = Timestamp::now().millis();
-    let sql = format!(
-        "UPDATE zones SET name = $2, description = $3, center_lat = $4, center_lon = $5, radius_m = $6, \
-         polygon = $7, updated_at = $8 WHERE id = $1 RETURNING {ZONE_COLUMNS}"
-    );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: ZoneRow = sqlx::query_as(composed(&sql))
-            .bind(id.0)
-            .bind(&spec.name)
-            .bind(spec.description.as_deref())
-            .bind(spec.area.center.map(|c| c.lat))
-            .bind(spec.area.center.map(|c| c.lon))
-            .bind(spec.area.radius_m)
-            .bind(polygon_json(spec))
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "zones_name_key", "name"))?;
-        let after = Zone::from(row);
-        let draft = AuditDraft::new(actor, "zone.updated", AuditEntity::Zone, Some(id.0))
-            .before(&before)
-            .after(&after);
-        insert_audit!(&mut *tx, draft);
-        tx.commit().await?;
-        Ok(after)
-    })
+    let (values, actor) = (ZoneValues::of(spec), actor.clone());
+    let audit = move |before: &Zone, after: &Zone| {
+        AuditDraft::new(&actor, "zone.updated", AuditEntity::Zone, Some(id.0))
+            .before(before)
+            .after(after)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = find_zone_direct(conn, id)?.ok_or(StoreError::NotFound)?;
+            let v = &values;
+            let after = direct::query_optional(
+                conn,
+                UPDATE_ZONE,
+                &[&id.0, &v.name, &v.description, &v.lat, &v.lon, &v.radius_m, &v.polygon, &now],
+                ZoneRow::from_direct,
+            )
+            .map_err(|e| StoreError::unique_direct(e, "name"))?
+            .map(Zone::from)
+            .ok_or(StoreError::NotFound)?;
+            insert_audit_direct(conn, audit(&before, &after))?;
+            Ok(after)
+        },
+        postgres: |tx| {
+            let before = find_zone_postgres(&mut *tx, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let row: ZoneRow = sqlx::query_as(UPDATE_ZONE)
+                .bind(id.0)
+                .bind(&values.name)
+                .bind(&values.description)
+                .bind(values.lat)
+                .bind(values.lon)
+                .bind(values.radius_m)
+                .bind(&values.polygon)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "zones_name_key", "name"))?;
+            let after = Zone::from(row);
+            insert_audit!(&mut *tx, audit(&before, &after));
+            Ok(after)
+        },
+    )
 }
 
+/// Deletes a zone no incident refers to (audited with what it was).
 pub async fn delete_zone(db: &Db, id: ZoneId, actor: &ChangeAuthor) -> StoreResult<()> {
-    let before = find_zone(db, id).await?;
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query("DELETE FROM zones WHERE id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if StoreError::is_foreign_key(&e) {
-                    StoreError::InUse { by: "incidents" }
-                } else {
-                    e.into()
-                }
-            })?;
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, "zone.deleted", AuditEntity::Zone, Some(id.0)).before(&before)
-        );
-        tx.commit().await?;
-        Ok(())
-    })
+    let actor = actor.clone();
+    let audit = move |before: &Zone| {
+        AuditDraft::new(&actor, "zone.deleted", AuditEntity::Zone, Some(id.0)).before(before)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = find_zone_direct(conn, id)?.ok_or(StoreError::NotFound)?;
+            direct::execute(conn, DELETE_ZONE, &[&id.0])
+                .map_err(|e| in_use_direct(e, "incidents"))?;
+            insert_audit_direct(conn, audit(&before))
+        },
+        postgres: |tx| {
+            let before = find_zone_postgres(&mut *tx, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            sqlx::query(DELETE_ZONE)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| in_use(e, "incidents"))?;
+            insert_audit!(&mut *tx, audit(&before));
+            Ok(())
+        },
+    )
 }

@@ -4,7 +4,7 @@
 
 use vigia_domain::Timestamp;
 
-use crate::{Db, StoreResult, on_reader, on_writer};
+use crate::{Db, StoreResult, direct, direct_read, grouped_write};
 
 /// What the first request with a key produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,15 +16,23 @@ pub struct Recorded {
     pub resource: String,
 }
 
+const FIND: &str =
+    "SELECT request_hash, status, body FROM idempotency_keys WHERE principal = $1 AND key = $2";
+const PURGE: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
+
 /// The record of `key` for `principal`, if any.
 pub async fn find(db: &Db, principal: &str, key: &str) -> StoreResult<Option<Recorded>> {
-    let sql =
-        "SELECT request_hash, status, body FROM idempotency_keys WHERE principal = $1 AND key = $2";
-    let row: Option<(String, i32, String)> = on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(principal)
-        .bind(key)
-        .fetch_optional(pool)
-        .await?);
+    let (principal, key) = (principal.to_owned(), key.to_owned());
+    let row: Option<(String, i32, String)> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, FIND, &[&principal, &key], |r| {
+            Ok((r.get("request_hash")?, r.get("status")?, r.get("body")?))
+        }),
+        postgres: |pool| Ok(sqlx::query_as(FIND)
+            .bind(&principal)
+            .bind(&key)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     Ok(row.map(|(request_hash, status, resource)| Recorded {
         request_hash,
         status: status as u16,
@@ -34,12 +42,15 @@ pub async fn find(db: &Db, principal: &str, key: &str) -> StoreResult<Option<Rec
 
 /// Forgets keys older than `before` (they are kept 24 hours).
 pub async fn purge(db: &Db, before: Timestamp) -> StoreResult<u64> {
-    let sql = "DELETE FROM idempotency_keys WHERE created_at < $1";
-    Ok(on_writer!(db, |pool| sqlx::query(sql)
-        .bind(before.millis())
-        .execute(pool)
-        .await?
-        .rows_affected()))
+    let before = before.millis();
+    grouped_write!(db,
+        sqlite: |conn| Ok(direct::execute(conn, PURGE, &[&before])? as u64),
+        postgres: |tx| Ok(sqlx::query(PURGE)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()),
+    )
 }
 
 /// A key to claim in the transaction that creates a resource.

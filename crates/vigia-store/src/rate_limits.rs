@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use vigia_domain::Timestamp;
 
-use crate::{Db, StoreResult, on_writer};
+use crate::{Db, StoreResult, direct, grouped_write};
 
 /// `burst` attempts at once, and one more every `period / burst` after that (so `burst` per
 /// `period` in the long run).
@@ -38,6 +38,10 @@ const TAKE: &str = "INSERT INTO rate_limits (key, tat) VALUES ($1, $2 + $3) \
      WHERE (CASE WHEN rate_limits.tat > $2 THEN rate_limits.tat ELSE $2 END) + $3 - $2 <= $4 \
      RETURNING tat";
 
+/// The arrival time of `key`, read when an attempt was refused.
+const TAT: &str = "SELECT tat FROM rate_limits WHERE key = $1";
+const PURGE: &str = "DELETE FROM rate_limits WHERE tat < $1";
+
 /// Counts one attempt for `key` at `now` under `quota`: `Ok(())` when it is allowed,
 /// `Err(wait)` with how long until the next one would be.
 #[tracing::instrument(skip(db))]
@@ -48,34 +52,57 @@ pub async fn take(
     now: Timestamp,
 ) -> StoreResult<Result<(), Duration>> {
     let (interval, tolerance) = (quota.interval_ms(), quota.tolerance_ms());
-    let taken: Option<i64> = on_writer!(db, |pool| sqlx::query_scalar(TAKE)
-        .bind(key)
-        .bind(now.millis())
-        .bind(interval)
-        .bind(tolerance)
-        .fetch_optional(pool)
-        .await?);
-    if taken.is_some() {
+    let (key, at) = (key.to_owned(), now.millis());
+    // `Ok` when taken, else the arrival time that refused it (read in the same transaction).
+    let taken: Result<(), Option<i64>> = grouped_write!(db,
+        sqlite: |conn| {
+            let taken: Option<i64> = direct::query_optional(
+                conn,
+                TAKE,
+                &[&key, &at, &interval, &tolerance],
+                |r| r.get("tat"),
+            )?;
+            if taken.is_some() {
+                return Ok(Ok(()));
+            }
+            Ok(Err(direct::query_optional(conn, TAT, &[&key], |r| r.get("tat"))?))
+        },
+        postgres: |tx| {
+            let taken: Option<i64> = sqlx::query_scalar(TAKE)
+                .bind(&key)
+                .bind(at)
+                .bind(interval)
+                .bind(tolerance)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if taken.is_some() {
+                return Ok(Ok(()));
+            }
+            Ok(Err(sqlx::query_scalar(TAT)
+                .bind(&key)
+                .fetch_optional(&mut *tx)
+                .await?))
+        },
+    )?;
+    let Err(tat) = taken else {
         return Ok(Ok(()));
-    }
-    let sql = "SELECT tat FROM rate_limits WHERE key = $1";
-    let tat: Option<i64> = on_writer!(db, |pool| sqlx::query_scalar(sql)
-        .bind(key)
-        .fetch_optional(pool)
-        .await?);
+    };
     // Allowed again once the arrival time, one more attempt on, is back within the tolerance.
-    let wait = tat.unwrap_or(now.millis()) + interval - tolerance - now.millis();
+    let wait = tat.unwrap_or(at) + interval - tolerance - at;
     Ok(Err(Duration::from_millis(wait.max(0) as u64)))
 }
 
 /// Deletes the keys whose arrival time has passed (they limit nothing any more).
 pub async fn purge(db: &Db, now: Timestamp) -> StoreResult<u64> {
-    let sql = "DELETE FROM rate_limits WHERE tat < $1";
-    Ok(on_writer!(db, |pool| sqlx::query(sql)
-        .bind(now.millis())
-        .execute(pool)
-        .await?
-        .rows_affected()))
+    let now = now.millis();
+    grouped_write!(db,
+        sqlite: |conn| Ok(direct::execute(conn, PURGE, &[&now])? as u64),
+        postgres: |tx| Ok(sqlx::query(PURGE)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()),
+    )
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::ids::{DepartmentId, IncidentId};
 
-use crate::audit::{AuditDraft, insert_audit};
+use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
 use crate::page::{Cursor, Page};
-use crate::{ChangeAuthor, Db, StoreError, StoreResult, on_reader, on_writer};
+use crate::{ChangeAuthor, Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
 /// A stored report link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,8 +58,57 @@ impl From<Row> for ReportLink {
     }
 }
 
-const COLUMNS: &str = "id, incident_id, department_id, event_id, recipient, created_at, expires_at, \
-                       revoked_at, revoked_by";
+impl Row {
+    /// A row of `columns!()` read on a direct SQLite connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            incident_id: row.get("incident_id")?,
+            department_id: row.get("department_id")?,
+            event_id: row.get("event_id")?,
+            recipient: row.get("recipient")?,
+            created_at: row.get("created_at")?,
+            expires_at: row.get("expires_at")?,
+            revoked_at: row.get("revoked_at")?,
+            revoked_by: row.get("revoked_by")?,
+        })
+    }
+}
+
+/// The columns of [`Row`], as a literal for the statements below.
+macro_rules! columns {
+    () => {
+        "id, incident_id, department_id, event_id, recipient, created_at, expires_at, revoked_at, \
+         revoked_by"
+    };
+}
+
+/// Issues a link, or returns the one of the same event and recipient (a no-op update, so that
+/// RETURNING gives the existing row).
+const ISSUE: &str = concat!(
+    "INSERT INTO report_links (incident_id, department_id, event_id, recipient, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (event_id, recipient) DO UPDATE SET recipient = excluded.recipient \
+     RETURNING ",
+    columns!()
+);
+const FIND: &str = concat!("SELECT ", columns!(), " FROM report_links WHERE id = $1");
+const REVOKE: &str = "UPDATE report_links SET revoked_at = $2, revoked_by = $3 \
+     WHERE id = $1 AND revoked_at IS NULL";
+
+fn find_direct(conn: &direct::Conn, id: i64) -> StoreResult<ReportLink> {
+    direct::query_optional(conn, FIND, &[&id], Row::from_direct)?
+        .map(ReportLink::from)
+        .ok_or(StoreError::NotFound)
+}
+
+async fn find_postgres(executor: impl sqlx::PgExecutor<'_>, id: i64) -> StoreResult<ReportLink> {
+    let row: Option<Row> = sqlx::query_as(FIND)
+        .bind(id)
+        .fetch_optional(executor)
+        .await?;
+    row.map(ReportLink::from).ok_or(StoreError::NotFound)
+}
 
 /// What an e-mail needs a link for.
 #[derive(Debug, Clone)]
@@ -75,33 +124,40 @@ pub struct NewReportLink {
 /// recipient (its expiry unchanged).
 #[tracing::instrument(skip_all, fields(incident_id = new.incident_id.0, event_id = new.event_id))]
 pub async fn issue(db: &Db, new: &NewReportLink) -> StoreResult<ReportLink> {
-    let sql = format!(
-        "INSERT INTO report_links (incident_id, department_id, event_id, recipient, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (event_id, recipient) DO UPDATE SET recipient = excluded.recipient \
-         RETURNING {COLUMNS}"
-    );
     let now = Timestamp::now().millis();
-    let row: Row = on_writer!(db, |pool| sqlx::query_as(crate::composed(&sql))
-        .bind(new.incident_id.0)
-        .bind(new.department_id.0)
-        .bind(new.event_id)
-        .bind(&new.recipient)
-        .bind(now)
-        .bind(new.expires_at.millis())
-        .fetch_one(pool)
-        .await?);
+    let new = new.clone();
+    let (incident, department, expires_at) = (
+        new.incident_id.0,
+        new.department_id.0,
+        new.expires_at.millis(),
+    );
+    let row: Row = grouped_write!(db,
+        sqlite: |conn| direct::query_optional(
+            conn,
+            ISSUE,
+            &[&incident, &department, &new.event_id, &new.recipient, &now, &expires_at],
+            Row::from_direct,
+        )?
+        .ok_or(StoreError::NotFound),
+        postgres: |tx| Ok(sqlx::query_as(ISSUE)
+            .bind(incident)
+            .bind(department)
+            .bind(new.event_id)
+            .bind(&new.recipient)
+            .bind(now)
+            .bind(expires_at)
+            .fetch_one(&mut *tx)
+            .await?),
+    )?;
     Ok(row.into())
 }
 
 /// One link.
 pub async fn find(db: &Db, id: i64) -> StoreResult<ReportLink> {
-    let sql = format!("SELECT {COLUMNS} FROM report_links WHERE id = $1");
-    let row: Option<Row> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?);
-    row.map(ReportLink::from).ok_or(StoreError::NotFound)
+    direct_read!(db,
+        sqlite: |conn| find_direct(conn, id),
+        postgres: |pool| find_postgres(pool, id).await,
+    )
 }
 
 /// Links, newest first, of one incident or of all.
@@ -112,15 +168,25 @@ pub async fn list(
     limit: usize,
 ) -> StoreResult<Page<ReportLink>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM report_links WHERE ($1 = 0 OR incident_id = $1) AND id < $2 \
-         ORDER BY id DESC{}",
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM report_links WHERE ($1 = 0 OR incident_id = $1) AND id < $2 ORDER BY id DESC{}"
+        ),
         crate::sql::limit(limit + 1)
     );
-    let rows: Vec<Row> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
-        .bind(incident.map_or(0, |i| i.0))
-        .bind(cursor.map_or(i64::MAX, |c| c.0))
-        .fetch_all(pool)
-        .await?);
+    let (incident, cursor) = (
+        incident.map_or(0, |i| i.0),
+        cursor.map_or(i64::MAX, |c| c.0),
+    );
+    let rows: Vec<Row> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql, &[&incident, &cursor], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(crate::composed(&sql))
+            .bind(incident)
+            .bind(cursor)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(Page::from_rows(
         rows.into_iter().map(ReportLink::from).collect(),
         limit,
@@ -128,38 +194,53 @@ pub async fn list(
     ))
 }
 
-/// Revokes a link from now on (audited). Revoking it again changes nothing.
+/// Revokes a link from now on (audited, with the link as it was in the same transaction).
+/// Revoking it again changes nothing.
 pub async fn revoke(db: &Db, id: i64, actor: &ChangeAuthor) -> StoreResult<ReportLink> {
-    let before = find(db, id).await?;
-    if before.revoked_at.is_some() {
-        return Ok(before);
-    }
     let now = Timestamp::now();
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "UPDATE report_links SET revoked_at = $2, revoked_by = $3 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(now.millis())
-        .bind(&actor.label)
-        .execute(&mut *tx)
-        .await?;
+    let actor = actor.clone();
+    let label = actor.label.clone();
+    let revoked = move |before: &ReportLink| {
         let after = ReportLink {
             revoked_at: Some(now),
             revoked_by: Some(actor.label.clone()),
             ..before.clone()
         };
         let draft = AuditDraft::new(
-            actor,
+            &actor,
             "report_link.revoked",
             AuditEntity::ReportLink,
             Some(id),
         )
-        .before(&before)
+        .before(before)
         .after(&after);
-        insert_audit!(&mut *tx, draft);
-        tx.commit().await?;
-        Ok(after)
-    })
+        (after, draft)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = find_direct(conn, id)?;
+            if before.revoked_at.is_some() {
+                return Ok(before);
+            }
+            direct::execute(conn, REVOKE, &[&id, &now.millis(), &label])?;
+            let (after, draft) = revoked(&before);
+            insert_audit_direct(conn, draft)?;
+            Ok(after)
+        },
+        postgres: |tx| {
+            let before = find_postgres(&mut *tx, id).await?;
+            if before.revoked_at.is_some() {
+                return Ok(before);
+            }
+            sqlx::query(REVOKE)
+                .bind(id)
+                .bind(now.millis())
+                .bind(&label)
+                .execute(&mut *tx)
+                .await?;
+            let (after, draft) = revoked(&before);
+            insert_audit!(&mut *tx, draft);
+            Ok(after)
+        },
+    )
 }

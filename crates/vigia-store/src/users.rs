@@ -7,10 +7,10 @@ use vigia_domain::audit::AuditEntity;
 use vigia_domain::ids::{DepartmentId, SessionId, UserId};
 use vigia_domain::users::{Email, Locale, Role};
 
-use crate::audit::{AuditDraft, insert_audit};
-use crate::composed;
+use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
+use crate::catalog::{check_departments_direct, check_departments_postgres};
 use crate::page::{Cursor, Page};
-use crate::{ChangeAuthor, Db, StoreError, StoreResult, on_reader, on_writer};
+use crate::{ChangeAuthor, Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
 /// A user as the rest of Vigía sees it (never the password hash).
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -86,7 +86,145 @@ pub struct AuthState {
     pub departments: Vec<DepartmentId>,
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, role, locale, disabled, away, notify_status_changes, created_at, updated_at";
+/// The columns of [`User`], as a literal for the statements below.
+macro_rules! user_columns {
+    () => {
+        "id, email, display_name, role, locale, disabled, away, notify_status_changes, created_at, updated_at"
+    };
+}
+
+const INSERT_USER: &str = concat!(
+    "INSERT INTO users (email, display_name, password_hash, role, locale, disabled, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6) RETURNING ",
+    user_columns!()
+);
+const ADD_MEMBER: &str = "INSERT INTO department_members (department_id, user_id) VALUES ($1, $2) \
+     ON CONFLICT DO NOTHING";
+const REMOVE_MEMBERSHIPS: &str = "DELETE FROM department_members WHERE user_id = $1";
+const SELECT_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+/// A user and their memberships as a comma-separated list, in one statement.
+const FIND_SQLITE: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    ", (SELECT group_concat(department_id, ',') FROM department_members WHERE user_id = users.id) \
+     AS department_list FROM users WHERE id = $1"
+);
+const FIND_POSTGRES: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    ", (SELECT string_agg(department_id::text, ',') FROM department_members WHERE user_id = users.id) \
+     AS department_list FROM users WHERE id = $1"
+);
+const DEPARTMENTS_OF: &str =
+    "SELECT department_id FROM department_members WHERE user_id = $1 ORDER BY department_id";
+const CREDENTIALS: &str = "SELECT id, password_hash, disabled FROM users WHERE email = $1";
+const PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE id = $1";
+const AUTH_STATE: &str = "SELECT u.role, u.disabled, \
+     (s.id IS NOT NULL AND s.revoked_at IS NULL AND s.expires_at > $3) AS session_active \
+     FROM users u LEFT JOIN sessions s ON s.id = $2 AND s.user_id = u.id \
+     WHERE u.id = $1";
+const COUNTS: &str = "SELECT COUNT(*) AS accounts, \
+     COALESCE(SUM(CASE WHEN role = 'admin' AND NOT disabled THEN 1 ELSE 0 END), 0) AS admins \
+     FROM users";
+const UPDATE_USER: &str = "UPDATE users SET display_name = COALESCE($2, display_name), \
+     role = COALESCE($3, role), locale = COALESCE($4, locale), disabled = COALESCE($5, disabled), \
+     updated_at = $6, away = COALESCE($7, away), \
+     notify_status_changes = COALESCE($8, notify_status_changes) WHERE id = $1";
+const REVOKE_ALL_SESSIONS: &str =
+    "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+const REVOKE_OTHER_SESSIONS: &str =
+    "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3";
+
+/// Column `name` of `row`, a stored name parsed by `parse` (see [`direct::parsed`]).
+fn parsed_column<T>(
+    row: &rusqlite::Row<'_>,
+    name: &str,
+    parse: impl FnOnce(&str, &str) -> Result<T, vigia_domain::FieldError>,
+) -> rusqlite::Result<T> {
+    direct::parsed(row, row.as_ref().column_index(name)?, parse)
+}
+
+impl User {
+    /// A row of `user_columns!()` read on a direct SQLite connection (departments left empty).
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: UserId(row.get("id")?),
+            email: row.get("email")?,
+            display_name: row.get("display_name")?,
+            role: parsed_column(row, "role", Role::parse)?,
+            locale: parsed_column(row, "locale", Locale::parse)?,
+            disabled: row.get("disabled")?,
+            away: row.get("away")?,
+            notify_status_changes: row.get("notify_status_changes")?,
+            departments: Vec::new(),
+            created_at: Timestamp::from_millis(row.get("created_at")?),
+            updated_at: Timestamp::from_millis(row.get("updated_at")?),
+        })
+    }
+}
+
+impl Credentials {
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: UserId(row.get("id")?),
+            password_hash: row.get("password_hash")?,
+            disabled: row.get("disabled")?,
+        })
+    }
+}
+
+/// `departments` sorted, without repeats: what a user's list of memberships looks like.
+fn sorted(departments: &[DepartmentId]) -> Vec<DepartmentId> {
+    let mut departments = departments.to_vec();
+    departments.sort();
+    departments.dedup();
+    departments
+}
+
+/// A user read by [`FIND_SQLITE`] / [`FIND_POSTGRES`], with the memberships of its list.
+fn with_departments((mut user, list): (User, Option<String>)) -> User {
+    let mut departments: Vec<DepartmentId> = list
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .map(DepartmentId)
+        .collect();
+    departments.sort();
+    user.departments = departments;
+    user
+}
+
+fn find_direct(conn: &direct::Conn, id: UserId) -> StoreResult<Option<User>> {
+    let row = direct::query_optional(conn, FIND_SQLITE, &[&id.0], |r| {
+        Ok((User::from_direct(r)?, r.get("department_list")?))
+    })?;
+    Ok(row.map(with_departments))
+}
+
+async fn find_postgres(
+    executor: impl sqlx::PgExecutor<'_>,
+    id: UserId,
+) -> StoreResult<Option<User>> {
+    let row = sqlx::query(FIND_POSTGRES)
+        .bind(id.0)
+        .fetch_optional(executor)
+        .await?;
+    match row {
+        Some(row) => {
+            let user = User::from_row(&row)?;
+            let list: Option<String> = sqlx::Row::try_get(&row, "department_list")?;
+            Ok(Some(with_departments((user, list))))
+        }
+        None => Ok(None),
+    }
+}
+
+fn departments_direct(conn: &direct::Conn, user: UserId) -> StoreResult<Vec<DepartmentId>> {
+    direct::query(conn, DEPARTMENTS_OF, &[&user.0], |r| {
+        Ok(DepartmentId(r.get("department_id")?))
+    })
+}
 
 /// Creates an account (self-registration: not audited).
 pub async fn create(db: &Db, new: &NewUser, actor: Option<&ChangeAuthor>) -> StoreResult<User> {
@@ -111,107 +249,111 @@ async fn create_with_departments_inner(
     actor: Option<&ChangeAuthor>,
 ) -> StoreResult<User> {
     let now = Timestamp::now().millis();
-    let sql = format!(
-        "INSERT INTO users (email, display_name, password_hash, role, locale, disabled, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6) RETURNING {USER_COLUMNS}"
-    );
-    let user: User = on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let mut user: User = sqlx::query_as(composed(&sql))
-            .bind(new.email.as_str())
-            .bind(&new.display_name)
-            .bind(&new.password_hash)
-            .bind(new.role.as_str())
-            .bind(new.locale.as_str())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "users_email_key", "email"))?;
-        for department in departments {
-            sqlx::query("INSERT INTO department_members (department_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(department.0)
-                .bind(user.id.0)
-                .execute(&mut *tx)
-                .await?;
-        }
-        user.departments = departments.to_vec();
-        user.departments.sort();
-        user.departments.dedup();
-        if let Some(actor) = actor {
-            let draft = AuditDraft::new(actor, "user.created", AuditEntity::User, Some(user.id.0))
-                .after(&user);
-            insert_audit!(&mut *tx, draft);
-        }
-        tx.commit().await?;
-        user
-    });
-    Ok(user)
+    let (new, departments, actor) = (new.clone(), departments.to_vec(), actor.cloned());
+    let audit = move |user: &User| {
+        actor.map(|actor| {
+            AuditDraft::new(&actor, "user.created", AuditEntity::User, Some(user.id.0)).after(user)
+        })
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let mut user = direct::query_optional(
+                conn,
+                INSERT_USER,
+                &[
+                    &new.email.as_str(),
+                    &new.display_name,
+                    &new.password_hash,
+                    &new.role.as_str(),
+                    &new.locale.as_str(),
+                    &now,
+                ],
+                User::from_direct,
+            )
+            .map_err(|e| StoreError::unique_direct(e, "email"))?
+            .ok_or(StoreError::NotFound)?;
+            for department in &departments {
+                direct::execute(conn, ADD_MEMBER, &[&department.0, &user.id.0])?;
+            }
+            user.departments = sorted(&departments);
+            if let Some(draft) = audit(&user) {
+                insert_audit_direct(conn, draft)?;
+            }
+            Ok(user)
+        },
+        postgres: |tx| {
+            let mut user: User = sqlx::query_as(INSERT_USER)
+                .bind(new.email.as_str())
+                .bind(&new.display_name)
+                .bind(&new.password_hash)
+                .bind(new.role.as_str())
+                .bind(new.locale.as_str())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "users_email_key", "email"))?;
+            for department in &departments {
+                sqlx::query(ADD_MEMBER)
+                    .bind(department.0)
+                    .bind(user.id.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            user.departments = sorted(&departments);
+            if let Some(draft) = audit(&user) {
+                insert_audit!(&mut *tx, draft);
+            }
+            Ok(user)
+        },
+    )
 }
 
 /// A user by id, with their departments.
 pub async fn find(db: &Db, id: UserId) -> StoreResult<User> {
-    // One round trip: the memberships come back as a comma-separated list.
-    let aggregate = if db.is_sqlite() {
-        "(SELECT group_concat(department_id, ',') FROM department_members WHERE user_id = users.id)"
-    } else {
-        "(SELECT string_agg(department_id::text, ',') FROM department_members WHERE user_id = users.id)"
-    };
-    let sql =
-        format!("SELECT {USER_COLUMNS}, {aggregate} AS department_list FROM users WHERE id = $1");
-    let row: Option<(User, Option<String>)> = on_reader!(db, |pool| {
-        let row = sqlx::query(composed(&sql))
-            .bind(id.0)
-            .fetch_optional(pool)
-            .await?;
-        match row {
-            Some(row) => {
-                let user = User::from_row(&row)?;
-                let list: Option<String> = sqlx::Row::try_get(&row, "department_list")?;
-                Some((user, list))
-            }
-            None => None,
-        }
-    });
-    let (mut user, list) = row.ok_or(StoreError::NotFound)?;
-    let mut departments: Vec<DepartmentId> = list
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|d| d.trim().parse().ok())
-        .map(DepartmentId)
-        .collect();
-    departments.sort();
-    user.departments = departments;
-    Ok(user)
+    // One statement: the memberships come back as a comma-separated list.
+    let user = direct_read!(db,
+        sqlite: |conn| find_direct(conn, id),
+        postgres: |pool| find_postgres(pool, id).await,
+    )?;
+    user.ok_or(StoreError::NotFound)
 }
 
 /// The departments `user` is a member of.
 pub async fn departments_of(db: &Db, user: UserId) -> StoreResult<Vec<DepartmentId>> {
-    let sql =
-        "SELECT department_id FROM department_members WHERE user_id = $1 ORDER BY department_id";
-    let ids: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(sql)
-        .bind(user.0)
-        .fetch_all(pool)
-        .await?);
-    Ok(ids.into_iter().map(DepartmentId).collect())
+    direct_read!(db,
+        sqlite: |conn| departments_direct(conn, user),
+        postgres: |pool| {
+            let ids: Vec<i64> = sqlx::query_scalar(DEPARTMENTS_OF)
+                .bind(user.0)
+                .fetch_all(pool)
+                .await?;
+            Ok(ids.into_iter().map(DepartmentId).collect())
+        },
+    )
 }
 
 /// The password hash and standing of the account with `email`, if any.
 pub async fn credentials(db: &Db, email: &Email) -> StoreResult<Option<Credentials>> {
-    let sql = "SELECT id, password_hash, disabled FROM users WHERE email = $1";
-    Ok(on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(email.as_str())
-        .fetch_optional(pool)
-        .await?))
+    let email = email.as_str().to_owned();
+    direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, CREDENTIALS, &[&email], Credentials::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(CREDENTIALS)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await?),
+    )
 }
 
 /// The password hash of a user, to confirm their current password.
 pub async fn password_hash(db: &Db, id: UserId) -> StoreResult<String> {
-    let sql = "SELECT password_hash FROM users WHERE id = $1";
-    on_reader!(db, |pool| sqlx::query_scalar(sql)
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?)
-    .ok_or(StoreError::NotFound)
+    let hash: Option<String> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, PASSWORD_HASH, &[&id.0], |r| r.get("password_hash")),
+        postgres: |pool| Ok(sqlx::query_scalar(PASSWORD_HASH)
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?),
+    )?;
+    hash.ok_or(StoreError::NotFound)
 }
 
 /// The user's and session's standing, in one round trip per table. `None` if the user is gone.
@@ -221,16 +363,18 @@ pub async fn auth_state(
     session: SessionId,
     now: Timestamp,
 ) -> StoreResult<Option<AuthState>> {
-    let sql = "SELECT u.role, u.disabled, \
-                 (s.id IS NOT NULL AND s.revoked_at IS NULL AND s.expires_at > $3) AS session_active \
-               FROM users u LEFT JOIN sessions s ON s.id = $2 AND s.user_id = u.id \
-               WHERE u.id = $1";
-    let row: Option<(String, bool, bool)> = on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(user.0)
-        .bind(session.0)
-        .bind(now.millis())
-        .fetch_optional(pool)
-        .await?);
+    let now = now.millis();
+    let row: Option<(String, bool, bool)> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, AUTH_STATE, &[&user.0, &session.0, &now], |r| {
+            Ok((r.get("role")?, r.get("disabled")?, r.get("session_active")?))
+        }),
+        postgres: |pool| Ok(sqlx::query_as(AUTH_STATE)
+            .bind(user.0)
+            .bind(session.0)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     let Some((role, disabled, session_active)) = row else {
         return Ok(None);
     };
@@ -251,7 +395,7 @@ pub async fn list(
     after: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<Page<User>> {
-    let mut sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1");
+    let mut sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1").to_owned();
     let q = filter
         .q
         .as_ref()
@@ -279,38 +423,75 @@ pub async fn list(
     }
     sql += " ORDER BY id";
     sql += &crate::sql::limit(limit + 1);
-    let mut users: Vec<User> = on_reader!(db, |pool| {
-        let mut query = sqlx::query_as(composed(&sql)).bind(after.map_or(0, |c| c.0));
-        if let Some(role) = filter.role {
-            query = query.bind(role.as_str());
-        }
-        if let Some(disabled) = filter.disabled {
-            query = query.bind(disabled);
-        }
-        if let Some(department) = filter.department {
-            query = query.bind(department.0);
-        }
-        if let Some(q) = &q {
-            query = query.bind(q.clone());
-        }
-        query.fetch_all(pool).await?
-    });
-    for user in &mut users {
-        user.departments = departments_of(db, user.id).await?;
-    }
+    let after = after.map_or(0, |c| c.0);
+    let filter = filter.clone();
+    let users: Vec<User> = direct_read!(db,
+        sqlite: |conn| {
+            // The same arguments, in the order of their placeholders.
+            let mut args: Vec<rusqlite::types::Value> = vec![after.into()];
+            if let Some(role) = filter.role {
+                args.push(role.as_str().to_owned().into());
+            }
+            if let Some(disabled) = filter.disabled {
+                args.push(disabled.into());
+            }
+            if let Some(department) = filter.department {
+                args.push(department.0.into());
+            }
+            if let Some(q) = &q {
+                args.push(q.clone().into());
+            }
+            let args: Vec<&dyn rusqlite::ToSql> =
+                args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+            let mut users = direct::query(conn, &sql, &args, User::from_direct)?;
+            for user in &mut users {
+                user.departments = departments_direct(conn, user.id)?;
+            }
+            Ok(users)
+        },
+        postgres: |pool| {
+            let mut query = sqlx::query_as(crate::composed(&sql)).bind(after);
+            if let Some(role) = filter.role {
+                query = query.bind(role.as_str());
+            }
+            if let Some(disabled) = filter.disabled {
+                query = query.bind(disabled);
+            }
+            if let Some(department) = filter.department {
+                query = query.bind(department.0);
+            }
+            if let Some(q) = &q {
+                query = query.bind(q.clone());
+            }
+            let mut users: Vec<User> = query.fetch_all(pool).await?;
+            for user in &mut users {
+                let ids: Vec<i64> = sqlx::query_scalar(DEPARTMENTS_OF)
+                    .bind(user.id.0)
+                    .fetch_all(pool)
+                    .await?;
+                user.departments = ids.into_iter().map(DepartmentId).collect();
+            }
+            Ok(users)
+        },
+    )?;
     Ok(Page::from_rows(users, limit, |u| u.id.0))
 }
 
 /// Number of accounts, and of enabled admins.
 pub async fn counts(db: &Db) -> StoreResult<(i64, i64)> {
-    let sql = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN role = 'admin' AND NOT disabled THEN 1 ELSE 0 END), 0) FROM users";
-    Ok(on_reader!(db, |pool| sqlx::query_as(sql)
-        .fetch_one(pool)
-        .await?))
+    direct_read!(db,
+        sqlite: |conn| {
+            let counts = direct::query_optional(conn, COUNTS, &[], |r| {
+                Ok((r.get("accounts")?, r.get("admins")?))
+            })?;
+            Ok(counts.unwrap_or_default())
+        },
+        postgres: |pool| Ok(sqlx::query_as(COUNTS).fetch_one(pool).await?),
+    )
 }
 
-/// Applies an admin's changes to a user, audited with before and after. Disabling a user
-/// revokes all their sessions in the same transaction.
+/// Applies an admin's changes to a user, audited with before and after (read in the same
+/// transaction). Disabling a user revokes all their sessions in the same transaction.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn update(
     db: &Db,
@@ -318,79 +499,97 @@ pub async fn update(
     patch: &UserPatch,
     actor: &ChangeAuthor,
 ) -> StoreResult<User> {
-    let before = find(db, id).await?;
     let now = Timestamp::now().millis();
-    if let Some(departments) = &patch.departments {
-        for (i, department) in departments.iter().enumerate() {
-            if !crate::catalog::department_exists(db, *department).await? {
-                return Err(StoreError::UnknownReference {
-                    field: format!("departments[{i}]"),
-                    entity: "department",
-                });
+    let (patch, actor) = (patch.clone(), actor.clone());
+    let departments_after = move |patch: &UserPatch, before: &User| match &patch.departments {
+        Some(departments) => sorted(departments),
+        None => before.departments.clone(),
+    };
+    let audit = move |before: &User, after: &User| {
+        AuditDraft::new(&actor, "user.updated", AuditEntity::User, Some(id.0))
+            .before(before)
+            .after(after)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = find_direct(conn, id)?.ok_or(StoreError::NotFound)?;
+            if let Some(departments) = &patch.departments {
+                check_departments_direct(conn, departments)?;
             }
-        }
-    }
-    let select = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "UPDATE users SET display_name = COALESCE($2, display_name), role = COALESCE($3, role), \
-             locale = COALESCE($4, locale), disabled = COALESCE($5, disabled), updated_at = $6, \
-             away = COALESCE($7, away), \
-             notify_status_changes = COALESCE($8, notify_status_changes) WHERE id = $1",
-        )
-        .bind(id.0)
-        .bind(patch.display_name.as_deref())
-        .bind(patch.role.map(Role::as_str))
-        .bind(patch.locale.map(Locale::as_str))
-        .bind(patch.disabled)
-        .bind(now)
-        .bind(patch.away)
-        .bind(patch.notify_status_changes)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(departments) = &patch.departments {
-            sqlx::query("DELETE FROM department_members WHERE user_id = $1")
+            direct::execute(
+                conn,
+                UPDATE_USER,
+                &[
+                    &id.0,
+                    &patch.display_name,
+                    &patch.role.map(Role::as_str),
+                    &patch.locale.map(Locale::as_str),
+                    &patch.disabled,
+                    &now,
+                    &patch.away,
+                    &patch.notify_status_changes,
+                ],
+            )?;
+            if let Some(departments) = &patch.departments {
+                direct::execute(conn, REMOVE_MEMBERSHIPS, &[&id.0])?;
+                for department in departments {
+                    direct::execute(conn, ADD_MEMBER, &[&department.0, &id.0])?;
+                }
+            }
+            if patch.disabled == Some(true) {
+                direct::execute(conn, REVOKE_ALL_SESSIONS, &[&id.0, &now])?;
+            }
+            let mut after = direct::query_optional(conn, SELECT_USER, &[&id.0], User::from_direct)?
+                .ok_or(StoreError::NotFound)?;
+            after.departments = departments_after(&patch, &before);
+            insert_audit_direct(conn, audit(&before, &after))?;
+            Ok(after)
+        },
+        postgres: |tx| {
+            let before = find_postgres(&mut *tx, id).await?.ok_or(StoreError::NotFound)?;
+            if let Some(departments) = &patch.departments {
+                check_departments_postgres(&mut *tx, departments).await?;
+            }
+            sqlx::query(UPDATE_USER)
                 .bind(id.0)
+                .bind(patch.display_name.as_deref())
+                .bind(patch.role.map(Role::as_str))
+                .bind(patch.locale.map(Locale::as_str))
+                .bind(patch.disabled)
+                .bind(now)
+                .bind(patch.away)
+                .bind(patch.notify_status_changes)
                 .execute(&mut *tx)
                 .await?;
-            for department in departments {
-                sqlx::query("INSERT INTO department_members (department_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(department.0)
+            if let Some(departments) = &patch.departments {
+                sqlx::query(REMOVE_MEMBERSHIPS)
                     .bind(id.0)
                     .execute(&mut *tx)
                     .await?;
+                for department in departments {
+                    sqlx::query(ADD_MEMBER)
+                        .bind(department.0)
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
-        }
-        if patch.disabled == Some(true) {
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(id.0)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut after: User = sqlx::query_as(composed(&select))
-            .bind(id.0)
-            .fetch_one(&mut *tx)
-            .await?;
-        after.departments = match &patch.departments {
-            Some(departments) => {
-                let mut d = departments.clone();
-                d.sort();
-                d.dedup();
-                d
+            if patch.disabled == Some(true) {
+                sqlx::query(REVOKE_ALL_SESSIONS)
+                    .bind(id.0)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            None => before.departments.clone(),
-        };
-        let draft = AuditDraft::new(actor, "user.updated", AuditEntity::User, Some(id.0))
-            .before(&before)
-            .after(&after);
-        insert_audit!(&mut *tx, draft);
-        tx.commit().await?;
-        Ok(after)
-    })
+            let mut after: User = sqlx::query_as(SELECT_USER)
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+            after.departments = departments_after(&patch, &before);
+            insert_audit!(&mut *tx, audit(&before, &after));
+            Ok(after)
+        },
+    )
 }
 
 /// Replaces a user's password hash and revokes every session but `keep`.
@@ -402,26 +601,34 @@ pub async fn set_password(
     keep: Option<SessionId>,
 ) -> StoreResult<()> {
     let now = Timestamp::now().millis();
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let changed =
-            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+    let hash = hash.to_owned();
+    let keep = keep.map_or(0, |s| s.0);
+    grouped_write!(db,
+        sqlite: |conn| {
+            if direct::execute(conn, SET_PASSWORD, &[&id.0, &hash, &now])? == 0 {
+                return Err(StoreError::NotFound);
+            }
+            direct::execute(conn, REVOKE_OTHER_SESSIONS, &[&id.0, &now, &keep])?;
+            Ok(())
+        },
+        postgres: |tx| {
+            let changed = sqlx::query(SET_PASSWORD)
                 .bind(id.0)
-                .bind(hash)
+                .bind(&hash)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3")
-            .bind(id.0)
-            .bind(now)
-            .bind(keep.map_or(0, |s| s.0))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    })
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(REVOKE_OTHER_SESSIONS)
+                .bind(id.0)
+                .bind(now)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        },
+    )
 }

@@ -11,8 +11,9 @@ use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::competitions::{NewCompetition, Tally, Windows, rank};
 
+use crate::catalog::is_foreign_key_direct;
 use crate::jobs::{self, NewJob, Task};
-use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
 pub use entries::{Entry, EntryUpload};
 
@@ -45,8 +46,75 @@ impl Competition {
     }
 }
 
-const COLUMNS: &str = "id, title, description, department_id, submissions_open_at, \
-     submissions_close_at, voting_open_at, voting_close_at, results, frozen_at, created_by, created_at";
+impl Competition {
+    /// A row of `columns!()` read on a direct SQLite connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            title: row.get("title")?,
+            description: row.get("description")?,
+            department_id: row.get("department_id")?,
+            submissions_open_at: row.get("submissions_open_at")?,
+            submissions_close_at: row.get("submissions_close_at")?,
+            voting_open_at: row.get("voting_open_at")?,
+            voting_close_at: row.get("voting_close_at")?,
+            results: row.get("results")?,
+            frozen_at: row.get("frozen_at")?,
+            created_by: row.get("created_by")?,
+            created_at: row.get("created_at")?,
+        })
+    }
+}
+
+/// The columns of [`Competition`], as a literal for the statements below.
+macro_rules! columns {
+    () => {
+        "id, title, description, department_id, submissions_open_at, submissions_close_at, \
+         voting_open_at, voting_close_at, results, frozen_at, created_by, created_at"
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO competitions (title, description, department_id, submissions_open_at, \
+     submissions_close_at, voting_open_at, voting_close_at, created_by, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+    columns!()
+);
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM competitions ORDER BY id DESC LIMIT 500"
+);
+const FIND: &str = concat!("SELECT ", columns!(), " FROM competitions WHERE id = $1");
+const VOTE: &str = "INSERT INTO competition_votes (competition_id, user_id, entry_id, voted_at) \
+     VALUES ($1, $2, $3, $4)";
+const VOTES_OF_ENTRY: &str = "SELECT COUNT(*) AS votes FROM competition_votes WHERE entry_id = $1";
+const WITHDRAW: &str = "DELETE FROM competition_votes WHERE competition_id = $1 AND user_id = $2 \
+     RETURNING entry_id";
+const VOTE_OF: &str =
+    "SELECT entry_id FROM competition_votes WHERE competition_id = $1 AND user_id = $2";
+const FREEZE: &str =
+    "UPDATE competitions SET results = $2, frozen_at = $3 WHERE id = $1 AND frozen_at IS NULL";
+
+fn unknown_department() -> StoreError {
+    StoreError::UnknownReference {
+        field: "department_id".into(),
+        entity: "department",
+    }
+}
+
+fn find_direct(conn: &direct::Conn, id: i64) -> StoreResult<Competition> {
+    direct::query_optional(conn, FIND, &[&id], Competition::from_direct)?
+        .ok_or(StoreError::NotFound)
+}
+
+async fn find_postgres(executor: impl sqlx::PgExecutor<'_>, id: i64) -> StoreResult<Competition> {
+    let found: Option<Competition> = sqlx::query_as(FIND)
+        .bind(id)
+        .fetch_optional(executor)
+        .await?;
+    found.ok_or(StoreError::NotFound)
+}
 
 /// Opens a competition and enqueues its results job for when voting closes (one transaction).
 #[tracing::instrument(skip_all)]
@@ -57,62 +125,78 @@ pub async fn create(
     created_by: &str,
     now: Timestamp,
 ) -> StoreResult<Competition> {
-    let sql = format!(
-        "INSERT INTO competitions (title, description, department_id, submissions_open_at, \
-         submissions_close_at, voting_open_at, voting_close_at, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
-    );
     let w = new.windows;
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let competition: Competition = sqlx::query_as(composed(&sql))
-            .bind(new.title())
-            .bind(new.description())
-            .bind(department_id)
-            .bind(w.submissions_open_at.millis())
-            .bind(w.submissions_close_at.millis())
-            .bind(w.voting_open_at.millis())
-            .bind(w.voting_close_at.millis())
-            .bind(created_by)
-            .bind(now.millis())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| {
-                if StoreError::is_foreign_key(&e) {
-                    StoreError::UnknownReference {
-                        field: "department_id".into(),
-                        entity: "department",
-                    }
-                } else {
-                    StoreError::Database(e)
-                }
-            })?;
-        let job = NewJob::new(&Task::CompetitionResults {
+    let (title, description) = (new.title().to_owned(), new.description().to_owned());
+    let created_by = created_by.to_owned();
+    let results_job = move |competition: &Competition| {
+        NewJob::new(&Task::CompetitionResults {
             competition_id: competition.id,
         })
         .dedup(format!("competition.results:{}", competition.id))
-        .run_at(w.voting_close_at);
-        jobs::enqueue_in(&mut *tx, &job, now).await?;
-        tx.commit().await?;
-        Ok(competition)
-    })
+        .run_at(w.voting_close_at)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let competition = direct::query_optional(
+                conn,
+                INSERT,
+                &[
+                    &title,
+                    &description,
+                    &department_id,
+                    &w.submissions_open_at.millis(),
+                    &w.submissions_close_at.millis(),
+                    &w.voting_open_at.millis(),
+                    &w.voting_close_at.millis(),
+                    &created_by,
+                    &now.millis(),
+                ],
+                Competition::from_direct,
+            )
+            .map_err(|e| if is_foreign_key_direct(&e) { unknown_department() } else { e })?
+            .ok_or(StoreError::NotFound)?;
+            jobs::enqueue_direct(conn, &results_job(&competition), now)?;
+            Ok(competition)
+        },
+        postgres: |tx| {
+            let competition: Competition = sqlx::query_as(INSERT)
+                .bind(&title)
+                .bind(&description)
+                .bind(department_id)
+                .bind(w.submissions_open_at.millis())
+                .bind(w.submissions_close_at.millis())
+                .bind(w.voting_open_at.millis())
+                .bind(w.voting_close_at.millis())
+                .bind(&created_by)
+                .bind(now.millis())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| {
+                    if StoreError::is_foreign_key(&e) {
+                        unknown_department()
+                    } else {
+                        StoreError::Database(e)
+                    }
+                })?;
+            jobs::enqueue_in(&mut *tx, &results_job(&competition), now).await?;
+            Ok(competition)
+        },
+    )
 }
 
 /// Every competition, newest first.
 pub async fn list(db: &Db) -> StoreResult<Vec<Competition>> {
-    let sql = format!("SELECT {COLUMNS} FROM competitions ORDER BY id DESC LIMIT 500");
-    Ok(on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .fetch_all(pool)
-        .await?))
+    direct_read!(db,
+        sqlite: |conn| direct::query(conn, LIST, &[], Competition::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(LIST).fetch_all(pool).await?),
+    )
 }
 
 pub async fn find(db: &Db, id: i64) -> StoreResult<Competition> {
-    let sql = format!("SELECT {COLUMNS} FROM competitions WHERE id = $1");
-    let found: Option<Competition> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?);
-    found.ok_or(StoreError::NotFound)
+    direct_read!(db,
+        sqlite: |conn| find_direct(conn, id),
+        postgres: |pool| find_postgres(pool, id).await,
+    )
 }
 
 // --- votes ------------------------------------------------------------------------------------
@@ -128,53 +212,60 @@ pub async fn vote(
     user: i64,
     now: Timestamp,
 ) -> StoreResult<i64> {
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO competition_votes (competition_id, user_id, entry_id, voted_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(competition)
-        .bind(user)
-        .bind(entry)
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::unique(e, "competition_votes_pkey", "vote"))?;
-        let votes: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM competition_votes WHERE entry_id = $1")
+    let now = now.millis();
+    grouped_write!(db,
+        sqlite: |conn| {
+            direct::execute(conn, VOTE, &[&competition, &user, &entry, &now])
+                .map_err(|e| StoreError::unique_direct(e, "vote"))?;
+            let votes: Option<i64> =
+                direct::query_optional(conn, VOTES_OF_ENTRY, &[&entry], |r| r.get("votes"))?;
+            Ok(votes.unwrap_or(0))
+        },
+        postgres: |tx| {
+            sqlx::query(VOTE)
+                .bind(competition)
+                .bind(user)
+                .bind(entry)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "competition_votes_pkey", "vote"))?;
+            Ok(sqlx::query_scalar(VOTES_OF_ENTRY)
                 .bind(entry)
                 .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(votes)
-    })
+                .await?)
+        },
+    )
 }
 
 /// Takes `user`'s vote in `competition` back; returns the entry it was for, `None` when there
 /// was none (idempotent).
 #[tracing::instrument(skip(db))]
 pub async fn withdraw(db: &Db, competition: i64, user: i64) -> StoreResult<Option<i64>> {
-    Ok(on_writer!(db, |pool| {
-        sqlx::query_scalar(
-        "DELETE FROM competition_votes WHERE competition_id = $1 AND user_id = $2 RETURNING entry_id"
+    grouped_write!(db,
+        sqlite: |conn| direct::query_optional(conn, WITHDRAW, &[&competition, &user], |r| {
+            r.get("entry_id")
+        }),
+        postgres: |tx| Ok(sqlx::query_scalar(WITHDRAW)
+            .bind(competition)
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await?),
     )
-    .bind(competition)
-    .bind(user)
-    .fetch_optional(pool)
-    .await?
-    }))
 }
 
 /// The entry `user` voted for in `competition`.
 pub async fn vote_of(db: &Db, competition: i64, user: i64) -> StoreResult<Option<i64>> {
-    Ok(on_reader!(db, |pool| sqlx::query_scalar(
-        "SELECT entry_id FROM competition_votes WHERE competition_id = $1 AND user_id = $2"
+    direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, VOTE_OF, &[&competition, &user], |r| {
+            r.get("entry_id")
+        }),
+        postgres: |pool| Ok(sqlx::query_scalar(VOTE_OF)
+            .bind(competition)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?),
     )
-    .bind(competition)
-    .bind(user)
-    .fetch_optional(pool)
-    .await?))
 }
 
 /// One ready entry and its place.
@@ -211,7 +302,8 @@ pub async fn standings(db: &Db, competition: i64) -> StoreResult<Vec<Standing>> 
 }
 
 /// Records the frozen ranking once (compare-and-set on `frozen_at`); returns the competition
-/// as stored afterwards, whose `results` are the first ones frozen.
+/// as stored afterwards (read in the same transaction), whose `results` are the first ones
+/// frozen.
 #[tracing::instrument(skip(db, results))]
 pub async fn freeze(
     db: &Db,
@@ -219,14 +311,20 @@ pub async fn freeze(
     results: &str,
     now: Timestamp,
 ) -> StoreResult<Competition> {
-    on_writer!(db, |pool| sqlx::query(
-        "UPDATE competitions SET results = $2, frozen_at = $3 WHERE id = $1 AND frozen_at IS NULL"
+    let (results, now) = (results.to_owned(), now.millis());
+    grouped_write!(db,
+        sqlite: |conn| {
+            direct::execute(conn, FREEZE, &[&competition, &results, &now])?;
+            find_direct(conn, competition)
+        },
+        postgres: |tx| {
+            sqlx::query(FREEZE)
+                .bind(competition)
+                .bind(&results)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            find_postgres(&mut *tx, competition).await
+        },
     )
-    .bind(competition)
-    .bind(results)
-    .bind(now.millis())
-    .execute(pool)
-    .await?
-    .rows_affected());
-    find(db, competition).await
 }

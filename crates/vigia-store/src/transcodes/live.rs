@@ -9,7 +9,7 @@ use vigia_domain::Timestamp;
 use vigia_domain::ids::{DepartmentId, UserId};
 use vigia_domain::incidents::IncidentFacts;
 
-use crate::{Db, StoreResult, on_reader};
+use crate::{Db, StoreResult, direct, direct_read};
 
 /// How far back a finished video is still read: longer than any clock skew between nodes
 /// and any pause of a node's hub.
@@ -53,6 +53,24 @@ struct Row {
     author: Option<i64>,
 }
 
+impl Row {
+    /// A row of [`SQL`] read on a direct SQLite connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            kind: row.get("kind")?,
+            parent: row.get("parent")?,
+            id: row.get("id")?,
+            status: row.get("status")?,
+            reason: row.get("reason")?,
+            progress: row.get("progress")?,
+            department_id: row.get("department_id")?,
+            reporter_id: row.get("reporter_id")?,
+            visibility: row.get("visibility")?,
+            author: row.get("author")?,
+        })
+    }
+}
+
 const SQL: &str = "SELECT 'attachment' AS kind, t.incident_id AS parent, t.attachment_id AS id, \
      t.status, t.reason, t.progress, i.department_id, i.reporter_id, i.visibility, \
      CAST(NULL AS BIGINT) AS author \
@@ -67,10 +85,10 @@ const SQL: &str = "SELECT 'attachment' AS kind, t.incident_id AS parent, t.attac
 /// Videos not finished, or finished within [`RECENT`] of `now`.
 pub async fn read(db: &Db, now: Timestamp) -> StoreResult<Vec<LiveVideo>> {
     let since = now.millis() - RECENT;
-    let rows: Vec<Row> = on_reader!(db, |pool| sqlx::query_as(SQL)
-        .bind(since)
-        .fetch_all(pool)
-        .await?);
+    let rows: Vec<Row> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, SQL, &[&since], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(SQL).bind(since).fetch_all(pool).await?),
+    )?;
     Ok(rows
         .into_iter()
         .map(|row| LiveVideo {
