@@ -1,0 +1,97 @@
+//! What the catalogs share: whether a department another row refers to exists (checked on
+//! the connection of the write that refers to it), and a foreign-key violation on delete (a row
+//! still referring to the one being deleted) as [`StoreError::InUse`].
+
+use vigia_domain::ids::DepartmentId;
+
+use crate::{Db, StoreError, StoreResult, direct, direct_read};
+
+const DEPARTMENT_EXISTS: &str = "SELECT COUNT(*) AS n FROM departments WHERE id = $1";
+
+/// True for a SQLite foreign-key violation on a direct connection; the rusqlite side of
+/// `StoreError::is_foreign_key`. SQLite reports a RESTRICT violation with the generic
+/// constraint code, so its message is matched as well.
+pub(crate) fn is_foreign_key_direct(error: &StoreError) -> bool {
+    matches!(error, StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
+        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+            || (failure.code == rusqlite::ErrorCode::ConstraintViolation
+                && message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("FOREIGN KEY constraint failed"))))
+}
+
+/// A foreign-key violation (a row still referring to the one being deleted) as
+/// [`StoreError::InUse`], on a direct connection.
+pub(super) fn in_use_direct(error: StoreError, by: &'static str) -> StoreError {
+    if is_foreign_key_direct(&error) {
+        StoreError::InUse { by }
+    } else {
+        error
+    }
+}
+
+/// [`StoreError::is_foreign_key`] as [`StoreError::InUse`], on PostgreSQL.
+pub(super) fn in_use(error: sqlx::Error, by: &'static str) -> StoreError {
+    if StoreError::is_foreign_key(&error) {
+        StoreError::InUse { by }
+    } else {
+        error.into()
+    }
+}
+
+pub(super) fn department_exists_direct(conn: &direct::Conn, id: DepartmentId) -> StoreResult<bool> {
+    let n: Option<i64> = direct::query_optional(conn, DEPARTMENT_EXISTS, &[&id.0], |r| r.get("n"))?;
+    Ok(n.unwrap_or(0) > 0)
+}
+
+pub(super) async fn department_exists_postgres(
+    executor: impl sqlx::PgExecutor<'_>,
+    id: DepartmentId,
+) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar(DEPARTMENT_EXISTS)
+        .bind(id.0)
+        .fetch_one(executor)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Refuses `departments` (an input's list, `departments[i]`) if one of them does not exist; on
+/// the connection of the write that refers to them.
+pub(crate) fn check_departments_direct(
+    conn: &direct::Conn,
+    departments: &[DepartmentId],
+) -> StoreResult<()> {
+    for (i, department) in departments.iter().enumerate() {
+        if !department_exists_direct(conn, *department)? {
+            return Err(unknown_department(i));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_departments_direct`] inside a PostgreSQL transaction.
+pub(crate) async fn check_departments_postgres(
+    tx: &mut sqlx::PgConnection,
+    departments: &[DepartmentId],
+) -> StoreResult<()> {
+    for (i, department) in departments.iter().enumerate() {
+        if !department_exists_postgres(&mut *tx, *department).await? {
+            return Err(unknown_department(i));
+        }
+    }
+    Ok(())
+}
+
+fn unknown_department(i: usize) -> StoreError {
+    StoreError::UnknownReference {
+        field: format!("departments[{i}]"),
+        entity: "department",
+    }
+}
+
+pub async fn department_exists(db: &Db, id: DepartmentId) -> StoreResult<bool> {
+    direct_read!(db,
+        sqlite: |conn| department_exists_direct(conn, id),
+        postgres: |pool| department_exists_postgres(pool, id).await,
+    )
+}
