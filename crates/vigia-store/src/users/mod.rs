@@ -1,4 +1,13 @@
 //! User accounts and department membership.
+//!
+//! This file holds the account itself: creating one, reading it (with its departments),
+//! what login and request authentication read, and changing a password. `admin` holds
+//! the admin side: the filtered user list, the account counts and an admin's audited
+//! changes. Callers use the items re-exported here, as `users::update`.
+
+mod admin;
+
+pub use admin::{UserFilter, UserPatch, counts, list, update};
 
 use serde::Serialize;
 use sqlx::FromRow;
@@ -8,8 +17,6 @@ use vigia_domain::ids::{DepartmentId, SessionId, UserId};
 use vigia_domain::users::{Email, Locale, Role};
 
 use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
-use crate::catalog::{check_departments_direct, check_departments_postgres};
-use crate::page::{Cursor, Page};
 use crate::{ChangeAuthor, Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
 /// A user as the rest of Vigía sees it (never the password hash).
@@ -46,28 +53,6 @@ pub struct NewUser {
     pub locale: Locale,
 }
 
-/// What an admin may change about a user; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct UserPatch {
-    pub display_name: Option<String>,
-    pub role: Option<Role>,
-    pub locale: Option<Locale>,
-    pub disabled: Option<bool>,
-    pub away: Option<bool>,
-    pub departments: Option<Vec<DepartmentId>>,
-    pub notify_status_changes: Option<bool>,
-}
-
-/// Filters of the admin user list.
-#[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    pub role: Option<Role>,
-    pub disabled: Option<bool>,
-    pub department: Option<DepartmentId>,
-    /// Matches e-mail or display name, case-insensitively.
-    pub q: Option<String>,
-}
-
 /// What login needs to check a password.
 #[derive(Debug, Clone, FromRow)]
 pub struct Credentials {
@@ -92,6 +77,8 @@ macro_rules! user_columns {
         "id, email, display_name, role, locale, disabled, away, notify_status_changes, created_at, updated_at"
     };
 }
+// By path as well, for `admin`, whose list query is built from it.
+use user_columns;
 
 const INSERT_USER: &str = concat!(
     "INSERT INTO users (email, display_name, password_hash, role, locale, disabled, created_at, updated_at) \
@@ -100,7 +87,6 @@ const INSERT_USER: &str = concat!(
 );
 const ADD_MEMBER: &str = "INSERT INTO department_members (department_id, user_id) VALUES ($1, $2) \
      ON CONFLICT DO NOTHING";
-const REMOVE_MEMBERSHIPS: &str = "DELETE FROM department_members WHERE user_id = $1";
 const SELECT_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
 /// A user and their memberships as a comma-separated list, in one statement.
 const FIND_SQLITE: &str = concat!(
@@ -123,15 +109,6 @@ const AUTH_STATE: &str = "SELECT u.role, u.disabled, \
      (s.id IS NOT NULL AND s.revoked_at IS NULL AND s.expires_at > $3) AS session_active \
      FROM users u LEFT JOIN sessions s ON s.id = $2 AND s.user_id = u.id \
      WHERE u.id = $1";
-const COUNTS: &str = "SELECT COUNT(*) AS accounts, \
-     COALESCE(SUM(CASE WHEN role = 'admin' AND NOT disabled THEN 1 ELSE 0 END), 0) AS admins \
-     FROM users";
-const UPDATE_USER: &str = "UPDATE users SET display_name = COALESCE($2, display_name), \
-     role = COALESCE($3, role), locale = COALESCE($4, locale), disabled = COALESCE($5, disabled), \
-     updated_at = $6, away = COALESCE($7, away), \
-     notify_status_changes = COALESCE($8, notify_status_changes) WHERE id = $1";
-const REVOKE_ALL_SESSIONS: &str =
-    "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
 const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
 const REVOKE_OTHER_SESSIONS: &str =
     "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3";
@@ -386,210 +363,6 @@ pub async fn auth_state(
         session_active,
         departments,
     }))
-}
-
-/// Users matching `filter`, by id.
-pub async fn list(
-    db: &Db,
-    filter: &UserFilter,
-    after: Option<Cursor>,
-    limit: usize,
-) -> StoreResult<Page<User>> {
-    let mut sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1").to_owned();
-    let q = filter
-        .q
-        .as_ref()
-        .map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_'], "")));
-    let mut n = 1;
-    let mut next = || {
-        n += 1;
-        n
-    };
-    if filter.role.is_some() {
-        sql += &format!(" AND role = ${}", next());
-    }
-    if filter.disabled.is_some() {
-        sql += &format!(" AND disabled = ${}", next());
-    }
-    if filter.department.is_some() {
-        sql += &format!(
-            " AND id IN (SELECT user_id FROM department_members WHERE department_id = ${})",
-            next()
-        );
-    }
-    if q.is_some() {
-        let i = next();
-        sql += &format!(" AND (email LIKE ${i} OR LOWER(display_name) LIKE ${i})");
-    }
-    sql += " ORDER BY id";
-    sql += &crate::sql::limit(limit + 1);
-    let after = after.map_or(0, |c| c.0);
-    let filter = filter.clone();
-    let users: Vec<User> = direct_read!(db,
-        sqlite: |conn| {
-            // The same arguments, in the order of their placeholders.
-            let mut args: Vec<rusqlite::types::Value> = vec![after.into()];
-            if let Some(role) = filter.role {
-                args.push(role.as_str().to_owned().into());
-            }
-            if let Some(disabled) = filter.disabled {
-                args.push(disabled.into());
-            }
-            if let Some(department) = filter.department {
-                args.push(department.0.into());
-            }
-            if let Some(q) = &q {
-                args.push(q.clone().into());
-            }
-            let args: Vec<&dyn rusqlite::ToSql> =
-                args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
-            let mut users = direct::query(conn, &sql, &args, User::from_direct)?;
-            for user in &mut users {
-                user.departments = departments_direct(conn, user.id)?;
-            }
-            Ok(users)
-        },
-        postgres: |pool| {
-            let mut query = sqlx::query_as(crate::composed(&sql)).bind(after);
-            if let Some(role) = filter.role {
-                query = query.bind(role.as_str());
-            }
-            if let Some(disabled) = filter.disabled {
-                query = query.bind(disabled);
-            }
-            if let Some(department) = filter.department {
-                query = query.bind(department.0);
-            }
-            if let Some(q) = &q {
-                query = query.bind(q.clone());
-            }
-            let mut users: Vec<User> = query.fetch_all(pool).await?;
-            for user in &mut users {
-                let ids: Vec<i64> = sqlx::query_scalar(DEPARTMENTS_OF)
-                    .bind(user.id.0)
-                    .fetch_all(pool)
-                    .await?;
-                user.departments = ids.into_iter().map(DepartmentId).collect();
-            }
-            Ok(users)
-        },
-    )?;
-    Ok(Page::from_rows(users, limit, |u| u.id.0))
-}
-
-/// Number of accounts, and of enabled admins.
-pub async fn counts(db: &Db) -> StoreResult<(i64, i64)> {
-    direct_read!(db,
-        sqlite: |conn| {
-            let counts = direct::query_optional(conn, COUNTS, &[], |r| {
-                Ok((r.get("accounts")?, r.get("admins")?))
-            })?;
-            Ok(counts.unwrap_or_default())
-        },
-        postgres: |pool| Ok(sqlx::query_as(COUNTS).fetch_one(pool).await?),
-    )
-}
-
-/// Applies an admin's changes to a user, audited with before and after (read in the same
-/// transaction). Disabling a user revokes all their sessions in the same transaction.
-#[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn update(
-    db: &Db,
-    id: UserId,
-    patch: &UserPatch,
-    actor: &ChangeAuthor,
-) -> StoreResult<User> {
-    let now = Timestamp::now().millis();
-    let (patch, actor) = (patch.clone(), actor.clone());
-    let departments_after = move |patch: &UserPatch, before: &User| match &patch.departments {
-        Some(departments) => sorted(departments),
-        None => before.departments.clone(),
-    };
-    let audit = move |before: &User, after: &User| {
-        AuditDraft::new(&actor, "user.updated", AuditEntity::User, Some(id.0))
-            .before(before)
-            .after(after)
-    };
-    grouped_write!(db,
-        sqlite: |conn| {
-            let before = find_direct(conn, id)?.ok_or(StoreError::NotFound)?;
-            if let Some(departments) = &patch.departments {
-                check_departments_direct(conn, departments)?;
-            }
-            direct::execute(
-                conn,
-                UPDATE_USER,
-                &[
-                    &id.0,
-                    &patch.display_name,
-                    &patch.role.map(Role::as_str),
-                    &patch.locale.map(Locale::as_str),
-                    &patch.disabled,
-                    &now,
-                    &patch.away,
-                    &patch.notify_status_changes,
-                ],
-            )?;
-            if let Some(departments) = &patch.departments {
-                direct::execute(conn, REMOVE_MEMBERSHIPS, &[&id.0])?;
-                for department in departments {
-                    direct::execute(conn, ADD_MEMBER, &[&department.0, &id.0])?;
-                }
-            }
-            if patch.disabled == Some(true) {
-                direct::execute(conn, REVOKE_ALL_SESSIONS, &[&id.0, &now])?;
-            }
-            let mut after = direct::query_optional(conn, SELECT_USER, &[&id.0], User::from_direct)?
-                .ok_or(StoreError::NotFound)?;
-            after.departments = departments_after(&patch, &before);
-            insert_audit_direct(conn, audit(&before, &after))?;
-            Ok(after)
-        },
-        postgres: |tx| {
-            let before = find_postgres(&mut *tx, id).await?.ok_or(StoreError::NotFound)?;
-            if let Some(departments) = &patch.departments {
-                check_departments_postgres(&mut *tx, departments).await?;
-            }
-            sqlx::query(UPDATE_USER)
-                .bind(id.0)
-                .bind(patch.display_name.as_deref())
-                .bind(patch.role.map(Role::as_str))
-                .bind(patch.locale.map(Locale::as_str))
-                .bind(patch.disabled)
-                .bind(now)
-                .bind(patch.away)
-                .bind(patch.notify_status_changes)
-                .execute(&mut *tx)
-                .await?;
-            if let Some(departments) = &patch.departments {
-                sqlx::query(REMOVE_MEMBERSHIPS)
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await?;
-                for department in departments {
-                    sqlx::query(ADD_MEMBER)
-                        .bind(department.0)
-                        .bind(id.0)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            if patch.disabled == Some(true) {
-                sqlx::query(REVOKE_ALL_SESSIONS)
-                    .bind(id.0)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let mut after: User = sqlx::query_as(SELECT_USER)
-                .bind(id.0)
-                .fetch_one(&mut *tx)
-                .await?;
-            after.departments = departments_after(&patch, &before);
-            insert_audit!(&mut *tx, audit(&before, &after));
-            Ok(after)
-        },
-    )
 }
 
 /// Replaces a user's password hash and revokes every session but `keep`.
