@@ -164,7 +164,7 @@ pub async fn first_after(db: &Db, after: EventId) -> StoreResult<Option<(EventId
 
 /// On PostgreSQL, listens on [`CHANNEL`] and wakes [`Db::events_committed`] for every
 /// notification, reconnecting after failures, until the task is dropped. Returns at once on
-/// SQLite, where the writer connection's commit hook does the waking.
+/// SQLite, where the group commit's commit hook does the waking.
 pub async fn listen(db: Db) {
     let Backend::Postgres { pool } = db.backend() else {
         return;
