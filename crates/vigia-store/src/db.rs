@@ -1,18 +1,15 @@
 //! Connections: one type over SQLite and PostgreSQL, migrations, health, backup.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 use tokio::sync::Notify;
 
+use crate::StoreResult;
 use crate::checkpoint::Checkpointer;
 use crate::group_commit::{self, GroupCommit};
 use crate::readers::Readers;
@@ -41,21 +38,20 @@ impl Default for DbOptions {
     }
 }
 
-/// The two backends. Use [`on_reader!`](crate::on_reader) / [`on_writer!`](crate::on_writer)
-/// rather than matching by hand.
+/// The two backends. Use [`direct_read!`](crate::direct_read) /
+/// [`grouped_write!`](crate::grouped_write) rather than matching by hand.
 #[derive(Debug, Clone)]
 pub enum Backend {
+    /// SQLite through rusqlite only: reads on [`Readers`], writes through the [`GroupCommit`].
     Sqlite {
-        writer: SqlitePool,
-        reader: SqlitePool,
-        /// Connections of their own for the hottest reads (see [`crate::readers`]).
+        /// Read-only connections (see [`crate::readers`]).
         readers: Readers,
-        /// Batches small hot-path writes into shared commits (see [`crate::group_commit`]).
+        /// The one writing connection: writes share commits (see [`crate::group_commit`]).
         group: GroupCommit,
         /// Checkpoints the WAL off the writers' threads (see [`crate::checkpoint`]).
         checkpoints: Arc<Checkpointer>,
         /// The database file, and how long its connections wait for a lock.
-        path: std::path::PathBuf,
+        path: PathBuf,
         busy_timeout: Duration,
     },
     Postgres {
@@ -71,31 +67,7 @@ pub struct Db {
     pub(crate) events_committed: Arc<Notify>,
 }
 
-/// Runs `$body` with `$pool` bound to a pool that may read.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! on_reader {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match &$db.backend {
-            $crate::Backend::Sqlite { reader: $pool, .. } => $body,
-            $crate::Backend::Postgres { pool: $pool } => $body,
-        }
-    };
-}
-
-/// Runs `$body` with `$pool` bound to the pool that may write.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! on_writer {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match &$db.backend {
-            $crate::Backend::Sqlite { writer: $pool, .. } => $body,
-            $crate::Backend::Postgres { pool: $pool } => $body,
-        }
-    };
-}
-
-/// Runs one hot read and evaluates to its `StoreResult`. On SQLite, `$sqlite` runs
+/// Runs one read and evaluates to its `StoreResult`. On SQLite, `$sqlite` runs
 /// synchronously on a direct reader connection (`$sq: &rusqlite::Connection`): first on the
 /// caller's thread within a step budget, and again, whole, on a reader thread if it outgrew it
 /// (see [`crate::readers`]), so it must own what it uses and may run twice. On PostgreSQL,
@@ -160,48 +132,29 @@ impl Db {
 
     async fn connect_sqlite(url: &str, options: &DbOptions) -> anyhow::Result<Self> {
         let synchronous = match options.sqlite_synchronous.as_str() {
-            "full" => SqliteSynchronous::Full,
-            "normal" => SqliteSynchronous::Normal,
+            "full" => "FULL",
+            "normal" => "NORMAL",
             other => {
                 bail!("database.sqlite_synchronous must be \"full\" or \"normal\", not {other:?}")
             }
         };
-        let connect = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("invalid SQLite URL {url:?}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(synchronous)
-            .foreign_keys(true)
-            .busy_timeout(options.busy_timeout)
-            // Not `temp_store = memory` (see `group_commit::open`: statement journals).
-            .pragma("cache_size", "-16000")
-            // Checkpoints run on their own thread (crate::checkpoint), not in the committer.
-            .pragma("wal_autocheckpoint", "0")
-            .statement_cache_capacity(256);
-        let path = connect.get_filename().to_owned();
-        let events_committed = Arc::new(Notify::new());
-        let signal = events_committed.clone();
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| watch_event_commits(conn, signal.clone()))
-            .connect_with(connect.clone())
-            .await
+        let path = sqlite_file(url)?;
+        // Create the file if it is missing and switch it to WAL once: the read-only connections
+        // opened next need both.
+        let conn = rusqlite::Connection::open(&path)
             .with_context(|| format!("cannot open SQLite database {url}"))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .min_connections(1)
-            .connect_with(connect.read_only(true))
-            .await
-            .with_context(|| format!("cannot open SQLite database {url} for reading"))?;
+        conn.busy_timeout(options.busy_timeout)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .with_context(|| format!("cannot switch {url} to WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!("SQLite database {url} cannot use WAL (journal mode {mode}): use a local disk");
+        }
+        drop(conn);
+        let events_committed = Arc::new(Notify::new());
         let settings = group_commit::Settings {
             path,
-            synchronous: if options.sqlite_synchronous == "normal" {
-                "NORMAL"
-            } else {
-                "FULL"
-            },
+            synchronous,
             busy_timeout: options.busy_timeout,
             events_committed: events_committed.clone(),
         };
@@ -219,10 +172,8 @@ impl Db {
                 readers,
                 path: settings.path.clone(),
                 busy_timeout: options.busy_timeout,
-                group: GroupCommit::start(settings, writer.clone())?,
+                group: GroupCommit::start(settings)?,
                 checkpoints: Arc::new(checkpoints),
-                writer,
-                reader,
             },
             events_committed,
         })
@@ -243,8 +194,8 @@ impl Db {
     }
 
     /// Notified after a transaction that wrote events (or changed a video's processing, see
-    /// [`wakes_readers`]) commits: on SQLite by the commit
-    /// hooks of both writer connections (the sqlx writer's and the group commit's), on PostgreSQL by the `LISTEN vigia_events` task that
+    /// [`wakes_readers`]) commits: on SQLite by the group commit's commit hook, on PostgreSQL
+    /// by the `LISTEN vigia_events` task that
     /// [`crate::incidents::feed::listen`] runs. A wake-up only says "read again": consumers read
     /// `id > last seen` from the table, and poll as well, so a missed wake-up costs latency only.
     pub fn events_committed(&self) -> &Arc<Notify> {
@@ -252,13 +203,12 @@ impl Db {
     }
 
     /// Waits until no write transaction is in flight on this node. On SQLite the commit hook
-    /// fires just before the commit becomes visible; taking the sqlx writer's single connection
-    /// afterwards guarantees the commit has finished (a group commit batch holds it until its
-    /// `COMMIT` returned). A no-op on PostgreSQL (NOTIFY is
-    /// delivered after commit).
+    /// fires just before the commit becomes visible; an empty write is answered only after the
+    /// batch after it committed, and batches run one at a time. A no-op on PostgreSQL (NOTIFY
+    /// is delivered after commit).
     pub async fn settle_writes(&self) {
-        if let Backend::Sqlite { writer, .. } = &self.backend {
-            drop(writer.acquire().await);
+        if let Backend::Sqlite { group, .. } = &self.backend {
+            let _ = group.submit(|_| Ok(())).await;
         }
     }
 
@@ -310,29 +260,38 @@ impl Db {
 
     /// How many migrations this database has applied (0 for a new database).
     pub async fn applied_migrations(&self) -> usize {
-        let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
-        let count: Result<i64, _> =
-            on_writer!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await);
-        count.unwrap_or(0) as usize
+        self.count_applied().await.unwrap_or(0) as usize
+    }
+
+    async fn count_applied(&self) -> StoreResult<i64> {
+        const SQL: &str = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        crate::direct_read!(self,
+            sqlite: |conn| crate::direct::query_optional(conn, SQL, &[], |r| r.get(0))
+                .map(Option::unwrap_or_default),
+            postgres: |pool| Ok(sqlx::query_scalar(SQL).fetch_one(pool).await?),
+        )
     }
 
     /// A round trip to the database, for readiness checks.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        on_writer!(self, |pool| {
-            sqlx::query("SELECT 1")
-                .execute(pool)
-                .await
-                .context("database did not answer")?;
-        });
+        self.select_one().await.context("database did not answer")?;
         Ok(())
     }
 
-    /// Connections in use and idle, for metrics.
+    async fn select_one(&self) -> StoreResult<Option<i64>> {
+        crate::direct_read!(self,
+            sqlite: |conn| crate::direct::query_optional(conn, "SELECT 1", &[], |r| r.get(0)),
+            postgres: |pool| Ok(sqlx::query_scalar("SELECT 1").fetch_optional(pool).await?),
+        )
+    }
+
+    /// Connections in use and idle, for metrics. On SQLite: the readers' connections (two per
+    /// core: inline and threads) and the writer's, all kept open, so none counts as idle.
     pub fn pool_stats(&self) -> PoolStats {
         match &self.backend {
-            Backend::Sqlite { writer, reader, .. } => PoolStats {
-                size: writer.size() + reader.size(),
-                idle: (writer.num_idle() + reader.num_idle()) as u32,
+            Backend::Sqlite { readers, .. } => PoolStats {
+                size: readers.connections() + 1,
+                idle: 0,
             },
             Backend::Postgres { pool } => PoolStats {
                 size: pool.size(),
@@ -344,7 +303,12 @@ impl Db {
     /// Writes a consistent copy of a SQLite database to `target` while it stays in use
     /// (`VACUUM INTO`). PostgreSQL deployments use `pg_dump` instead.
     pub async fn backup_sqlite(&self, target: &std::path::Path) -> anyhow::Result<()> {
-        let Backend::Sqlite { reader, .. } = &self.backend else {
+        let Backend::Sqlite {
+            path: source,
+            busy_timeout,
+            ..
+        } = &self.backend
+        else {
             bail!("online backup is for SQLite; back up PostgreSQL with pg_dump (see the README)");
         };
         if target.exists() {
@@ -353,28 +317,35 @@ impl Db {
                 target.display()
             );
         }
-        let path = target.to_str().context("backup path must be valid UTF-8")?;
-        sqlx::query("VACUUM INTO $1")
-            .bind(path)
-            .execute(reader)
-            .await
-            .context("VACUUM INTO failed")?;
-        Ok(())
+        let path = target
+            .to_str()
+            .context("backup path must be valid UTF-8")?
+            .to_owned();
+        let (source, timeout) = (source.clone(), *busy_timeout);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let conn = rusqlite::Connection::open_with_flags(
+                &source,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )?;
+            conn.busy_timeout(timeout)?;
+            conn.execute("VACUUM INTO ?1", [&path])
+                .context("VACUUM INTO failed")?;
+            Ok(())
+        })
+        .await
+        .context("the backup thread panicked")?
     }
 
+    /// Closes PostgreSQL's pool. SQLite's connections close with the last handle (the group
+    /// commit answers every write it took first).
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { writer, reader, .. } => {
-                reader.close().await;
-                writer.close().await;
-            }
+            Backend::Sqlite { .. } => self.settle_writes().await,
             Backend::Postgres { pool } => pool.close().await,
         }
     }
 }
 
-/// Installs hooks on a SQLite writer connection that notify `signal` when a transaction that
-/// inserted into `incident_events` or `exam_events` commits (the flag is cleared on rollback).
 /// Whether a write to `table` wakes the real-time readers at commit: the event log, and the
 /// processing state of videos (whose changes the hub sends as `video.*` messages).
 pub(crate) fn wakes_readers(table: &str) -> bool {
@@ -384,29 +355,22 @@ pub(crate) fn wakes_readers(table: &str) -> bool {
     )
 }
 
-fn watch_event_commits(
-    conn: &mut sqlx::SqliteConnection,
-    signal: Arc<Notify>,
-) -> BoxFuture<'_, Result<(), sqlx::Error>> {
-    Box::pin(async move {
-        let wrote_events = Arc::new(AtomicBool::new(false));
-        let mut handle = conn.lock_handle().await?;
-        let flag = wrote_events.clone();
-        handle.set_update_hook(move |change| {
-            if wakes_readers(change.table) {
-                flag.store(true, Ordering::Relaxed);
-            }
-        });
-        let flag = wrote_events.clone();
-        handle.set_commit_hook(move || {
-            if flag.swap(false, Ordering::Relaxed) {
-                signal.notify_one();
-            }
-            true
-        });
-        handle.set_rollback_hook(move || wrote_events.store(false, Ordering::Relaxed));
-        Ok(())
-    })
+/// The file of a `sqlite://PATH` (or `sqlite:PATH`) URL; query parameters are not supported
+/// (the settings are Vigía's own).
+fn sqlite_file(url: &str) -> anyhow::Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .context("a SQLite URL starts with sqlite://")?;
+    if rest.contains('?') {
+        bail!("SQLite URL {url:?} has parameters: Vigía sets its own (database.* settings)");
+    }
+    if rest.is_empty() || rest == ":memory:" {
+        bail!(
+            "SQLite URL {url:?} names no file: use sqlite://PATH (an in-memory database cannot be shared by Vigía's connections)"
+        );
+    }
+    Ok(PathBuf::from(rest))
 }
 
 /// Connections of a pool.

@@ -10,7 +10,7 @@ use vigia_domain::Timestamp;
 use vigia_domain::ids::{DepartmentId, EventId};
 
 use crate::incidents::events::StoredEvent;
-use crate::{Backend, Db, StoreResult, on_reader};
+use crate::{Backend, Db, StoreResult, direct, direct_read};
 
 /// The message type of an analysed capture.
 pub const ANALYZED: &str = "media.analyzed";
@@ -111,6 +111,26 @@ struct Row {
     department_id: Option<i64>,
 }
 
+impl Row {
+    /// A row of [`EXAM_EVENT`] read on a direct SQLite connection, each column by its name.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            exam_id: row.get("exam_id")?,
+            capture_id: row.get("capture_id")?,
+            kind: row.get("kind")?,
+            actor: row.get("actor")?,
+            at: row.get("at")?,
+            data: row.get("data")?,
+            department_id: row.get("department_id")?,
+        })
+    }
+}
+
+/// Exam events with their exams' departments; continue with ` WHERE ...` on `e.` columns.
+const EXAM_EVENT: &str = "SELECT e.id, e.exam_id, e.capture_id, e.kind, e.actor, e.at, e.data, x.department_id \
+     FROM exam_events e JOIN exams x ON x.id = e.exam_id";
+
 impl From<Row> for ExamEvent {
     fn from(row: Row) -> Self {
         ExamEvent {
@@ -128,44 +148,58 @@ impl From<Row> for ExamEvent {
 
 /// Exam events with an id above `after`, oldest first, at most `limit`.
 pub async fn read_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Vec<ExamEvent>> {
-    let sql = "SELECT e.id, e.exam_id, e.capture_id, e.kind, e.actor, e.at, e.data, x.department_id \
-               FROM exam_events e JOIN exams x ON x.id = e.exam_id WHERE e.id > $1 ORDER BY e.id";
-    let sql = format!("{sql}{}", crate::sql::limit(limit));
-    let rows: Vec<Row> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
-        .bind(after.0)
-        .fetch_all(pool)
-        .await?);
+    let sql = format!(
+        "{EXAM_EVENT} WHERE e.id > $1 ORDER BY e.id{}",
+        crate::sql::limit(limit)
+    );
+    let after = after.0;
+    let rows: Vec<Row> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql, &[&after], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(crate::composed(&sql))
+            .bind(after)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(rows.into_iter().map(ExamEvent::from).collect())
 }
 
 /// The events of one exam, newest first, at most `limit`.
 pub async fn list_for_exam(db: &Db, exam_id: i64, limit: usize) -> StoreResult<Vec<ExamEvent>> {
-    let sql = "SELECT e.id, e.exam_id, e.capture_id, e.kind, e.actor, e.at, e.data, x.department_id \
-               FROM exam_events e JOIN exams x ON x.id = e.exam_id WHERE e.exam_id = $1 \
-               ORDER BY e.id DESC";
-    let sql = format!("{sql}{}", crate::sql::limit(limit));
-    let rows: Vec<Row> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
-        .bind(exam_id)
-        .fetch_all(pool)
-        .await?);
+    let sql = format!(
+        "{EXAM_EVENT} WHERE e.exam_id = $1 ORDER BY e.id DESC{}",
+        crate::sql::limit(limit)
+    );
+    let rows: Vec<Row> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql, &[&exam_id], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(crate::composed(&sql))
+            .bind(exam_id)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(rows.into_iter().map(ExamEvent::from).collect())
 }
 
 /// The newest exam event's id (0 when there is none).
 pub(crate) async fn head(db: &Db) -> StoreResult<i64> {
-    let sql = "SELECT COALESCE(MAX(id), 0) FROM exam_events";
-    Ok(on_reader!(db, |pool| sqlx::query_scalar(sql)
-        .fetch_one(pool)
-        .await?))
+    const HEAD: &str = "SELECT COALESCE(MAX(id), 0) AS head FROM exam_events";
+    let head: Option<i64> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, HEAD, &[], |r| r.get("head")),
+        postgres: |pool| Ok(Some(sqlx::query_scalar(HEAD).fetch_one(pool).await?)),
+    )?;
+    Ok(head.unwrap_or(0))
 }
 
 /// The first exam event after `after`, with when it happened.
 pub(crate) async fn first_after(db: &Db, after: EventId) -> StoreResult<Option<(i64, i64)>> {
-    let sql = "SELECT id, at FROM exam_events WHERE id > $1 ORDER BY id LIMIT 1";
-    Ok(on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(after.0)
-        .fetch_optional(pool)
-        .await?))
+    const FIRST: &str = "SELECT id, at FROM exam_events WHERE id > $1 ORDER BY id LIMIT 1";
+    let after = after.0;
+    direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, FIRST, &[&after], |r| Ok((r.get("id")?, r.get("at")?))),
+        postgres: |pool| Ok(sqlx::query_as(FIRST)
+            .bind(after)
+            .fetch_optional(pool)
+            .await?),
+    )
 }
 
 /// One event of the log as its consumers outside the real-time hub read it (the relay's

@@ -12,9 +12,9 @@
 //! and the connection's thread, and on a busy two-core machine each one waits for the scheduler:
 //! the writer, which every report waits for, spent most of its time idle between statements.
 //!
-//! The two writer connections never write at the same time: a batch runs while holding the sqlx
-//! writer pool's only connection, so the other writes (`on_writer!`) simply take turns with
-//! batches instead of meeting SQLite's lock (and its sleeping busy handler).
+//! It is the only connection that writes (every store write is a `grouped_write!`), so batches
+//! never meet SQLite's lock from this process; the migrations run before it starts, and the
+//! checkpointer (`crate::checkpoint`) only copies committed pages.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
-use sqlx::sqlite::SqlitePool;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::{StoreError, StoreResult};
@@ -67,13 +66,12 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Opens the connection and starts the batching thread. `turn` is the sqlx writer pool (one
-    /// connection): each batch holds it, so the two writers take turns.
-    pub fn start(settings: Settings, turn: SqlitePool) -> anyhow::Result<Self> {
+    /// Opens the connection and starts the batching thread.
+    pub fn start(settings: Settings) -> anyhow::Result<Self> {
         let conn = open(&settings)?;
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let commits = Arc::new(AtomicU64::new(0));
-        // A runtime of its own for the few async steps (taking the turn, returning it).
+        // A runtime of its own to wait for writes (`recv_many`).
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -82,7 +80,7 @@ impl GroupCommit {
             .name("vigia-group-commit".into())
             .spawn({
                 let commits = commits.clone();
-                move || runtime.block_on(run(conn, turn, receiver, commits))
+                move || runtime.block_on(run(conn, receiver, commits))
             })
             .context("cannot start the group commit thread")?;
         Ok(Self { sender, commits })
@@ -173,30 +171,17 @@ fn open(settings: &Settings) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-async fn run(
-    conn: Connection,
-    turn: SqlitePool,
-    mut receiver: mpsc::Receiver<Write>,
-    commits: Arc<AtomicU64>,
-) {
+async fn run(conn: Connection, mut receiver: mpsc::Receiver<Write>, commits: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let writes = std::mem::take(&mut batch);
-        // Wait for the sqlx writer to be free and keep it for the batch.
-        let outcome = match turn.acquire().await {
-            Ok(held) => {
-                let outcome = run_batch(&conn, writes);
-                drop(held);
-                outcome
+        match run_batch(&conn, writes) {
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::Relaxed);
             }
-            // Dropped unrun: each submitter hears that its write did not run.
-            Err(error) => Err(StoreError::Database(error)),
-        };
-        if outcome.is_ok() {
-            commits.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(error) = outcome {
-            tracing::error!(%error, "a group commit failed; its writes were answered with an error");
+            Err(error) => {
+                tracing::error!(%error, "a group commit failed; its writes were answered with an error");
+            }
         }
     }
 }
@@ -258,35 +243,27 @@ fn fail_all(why: &Arc<str>, delivers: impl IntoIterator<Item = Deliver>) {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-
     use super::*;
     use crate::direct::{self, Conn};
 
-    /// A database with `t (v UNIQUE)`, its sqlx writer pool and a group commit on it.
-    async fn setup(dir: &tempfile::TempDir) -> (SqlitePool, GroupCommit) {
+    /// A database with `t (v UNIQUE)` and a group commit on it; returns the file too.
+    fn setup(dir: &tempfile::TempDir) -> (PathBuf, GroupCommit) {
         let path = dir.path().join("t.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .expect("open");
-        sqlx::query("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
-            .execute(&pool)
-            .await
+        Connection::open(&path)
+            .and_then(|c| {
+                c.execute_batch(
+                    "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL UNIQUE)",
+                )
+            })
             .expect("create");
         let settings = Settings {
-            path,
+            path: path.clone(),
             synchronous: "FULL",
             busy_timeout: Duration::from_secs(5),
             events_committed: Arc::new(Notify::new()),
         };
-        let group = GroupCommit::start(settings, pool.clone()).expect("start");
-        (pool, group)
+        let group = GroupCommit::start(settings).expect("start");
+        (path, group)
     }
 
     fn insert(value: i64) -> impl FnOnce(&Conn) -> StoreResult<i64> {
@@ -296,10 +273,13 @@ mod tests {
         }
     }
 
-    async fn stored(pool: &SqlitePool) -> Vec<i64> {
-        sqlx::query_scalar("SELECT v FROM t ORDER BY v")
-            .fetch_all(pool)
-            .await
+    /// The committed values, read on a connection of its own.
+    fn stored(path: &PathBuf) -> Vec<i64> {
+        let conn = Connection::open(path).expect("open");
+        let mut statement = conn.prepare("SELECT v FROM t ORDER BY v").expect("prepare");
+        statement
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
             .expect("read")
     }
 
@@ -307,7 +287,7 @@ mod tests {
     #[tokio::test]
     async fn the_writer_keeps_statement_journals_out_of_memory() {
         let dir = tempfile::tempdir().expect("dir");
-        let (_pool, group) = setup(&dir).await;
+        let (_path, group) = setup(&dir);
         let temp_store = group
             .submit(|conn: &Conn| {
                 direct::query_optional(conn, "PRAGMA temp_store", &[], |r| r.get::<_, i64>(0))
@@ -324,7 +304,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_is_rolled_back_alone_and_the_others_commit() {
         let dir = tempfile::tempdir().expect("dir");
-        let (pool, group) = setup(&dir).await;
+        let (path, group) = setup(&dir);
         // The middle write inserts a row, then fails: only its own row must go.
         let failing = |conn: &Conn| -> StoreResult<i64> {
             direct::execute(conn, "INSERT INTO t (v) VALUES (2)", &[])?;
@@ -340,7 +320,7 @@ mod tests {
         assert!(b.is_err(), "a duplicate value fails its own write");
         assert_eq!(c.expect("third"), 3);
         assert_eq!(
-            stored(&pool).await,
+            stored(&path),
             vec![1, 3],
             "the failed write left nothing behind"
         );
@@ -349,12 +329,12 @@ mod tests {
     #[tokio::test]
     async fn many_concurrent_writes_share_commits_and_every_one_is_answered() {
         let dir = tempfile::tempdir().expect("dir");
-        let (pool, group) = setup(&dir).await;
+        let (path, group) = setup(&dir);
         let before = group.commits();
         let writes = (0..500).map(|v| group.submit(insert(v)));
         let answers = futures::future::join_all(writes).await;
         assert!(answers.iter().all(Result::is_ok));
-        assert_eq!(stored(&pool).await.len(), 500);
+        assert_eq!(stored(&path).len(), 500);
         let commits = group.commits() - before;
         // Each batch takes at most MAX_BATCH writes, so 500 need at least two commits; one
         // commit per write (or anything near it) would mean no sharing.
@@ -362,47 +342,5 @@ mod tests {
             (2..=25).contains(&commits),
             "500 concurrent writes took {commits} commits"
         );
-    }
-
-    #[tokio::test]
-    async fn batches_take_turns_with_the_other_writer_connection() {
-        let dir = tempfile::tempdir().expect("dir");
-        let (pool, group) = setup(&dir).await;
-        // A transaction on the sqlx writer that reads, waits, then writes: a batch committed in
-        // between would make its write fail (its snapshot is stale). Batches wait for it instead.
-        let mut tx = pool.begin().await.expect("begin");
-        let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-            .fetch_one(&mut *tx)
-            .await
-            .expect("count");
-        let batch = tokio::spawn({
-            let group = group.clone();
-            async move { group.submit(insert(7)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            !batch.is_finished(),
-            "the batch waits for the writer's turn"
-        );
-        sqlx::query("INSERT INTO t (v) VALUES ($1)")
-            .bind(100 + before)
-            .execute(&mut *tx)
-            .await
-            .expect("the sqlx writer's snapshot is still current");
-        tx.commit().await.expect("commit");
-        assert_eq!(batch.await.expect("join").expect("write"), 7);
-        assert_eq!(stored(&pool).await, vec![7, 100]);
-    }
-
-    #[tokio::test]
-    async fn writes_after_the_database_closed_get_an_error_not_a_hang() {
-        let dir = tempfile::tempdir().expect("dir");
-        let (pool, group) = setup(&dir).await;
-        pool.close().await;
-        let answer =
-            tokio::time::timeout(std::time::Duration::from_secs(5), group.submit(insert(1)))
-                .await
-                .expect("answered in time");
-        assert!(answer.is_err());
     }
 }

@@ -1,20 +1,17 @@
 //! Vigía's storage. The only crate that writes SQL, and the only one that touches object storage.
 //!
-//! One [`Db`] serves SQLite and PostgreSQL, chosen by the database URL. Queries are written once
-//! with `$N` placeholders (which both drivers accept) and run through [`on_reader!`] /
-//! [`on_writer!`], which type-check the same body against each backend. On SQLite all writes go
-//! through a single connection (SQLite allows one writer at a time; queueing in the pool is
-//! cheaper than retrying `SQLITE_BUSY`) while reads use a pool of their own.
-//!
-//! The hottest paths bypass sqlx on SQLite, where every statement is a round trip to the
-//! connection's thread: [`grouped_write!`] runs a write on the group commit's own rusqlite
-//! connection, batched with the writes waiting beside it into one transaction and one `fsync`
-//! ([`group_commit`], `direct`); [`direct_read!`] runs a read on a read-only
-//! rusqlite connection, on the caller's thread within a step budget or on a reader thread
-//! ([`readers`]). On PostgreSQL both run through sqlx. WAL checkpoints run on a thread of their
-//! own ([`checkpoint`]), and a LIMIT is written into the SQL text, never bound (`sql`).
-//! ARCHITECTURE.md ("How a store function is written") says which to use and where the store
-//! is heading.
+//! One [`Db`] serves SQLite and PostgreSQL, chosen by the database URL. SQLite is reached
+//! through rusqlite only, PostgreSQL through sqlx, and a store function has one body per backend
+//! sharing its SQL text (`$N` placeholders, which `direct` binds by number on SQLite):
+//! [`direct_read!`] runs a read on a read-only rusqlite connection, on the caller's thread
+//! within a step budget or on a reader thread ([`readers`]); [`grouped_write!`] runs a write on
+//! the group commit's connection, the only one that writes, batched with the writes waiting
+//! beside it into one transaction and one `fsync` ([`group_commit`], `direct`). On PostgreSQL
+//! the same macros run the sqlx body on the pool or in a transaction of its own. Migrations run
+//! through sqlx on PostgreSQL and through rusqlite on SQLite (`sqlite_migrate`, same
+//! bookkeeping table). WAL checkpoints run on a thread of their own ([`checkpoint`]), and a
+//! LIMIT is written into the SQL text, never bound (`sql`). ARCHITECTURE.md ("How a store
+//! function is written") says how a function is written.
 
 pub mod api_keys;
 pub mod audit;

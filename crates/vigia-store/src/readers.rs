@@ -13,7 +13,7 @@
 //! back, with every column copied on the way; for a 51-row page of incidents that was most of
 //! the cost of listing. Handing the read to a reader thread costs two wake-ups and frees every
 //! row's memory on another thread than the one that allocated it; run inline, it costs
-//! neither. Reads that are not hot keep using sqlx's reader pool.
+//! neither. Every SQLite read of the store runs here (`direct_read!`).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,8 @@ pub struct Readers {
     sender: flume::Sender<Read>,
     /// Connections for reads run on the caller's thread, each interrupted past [`INLINE_STEPS`].
     inline: Arc<Mutex<Vec<Connection>>>,
+    /// Connections open: inline and threads.
+    connections: u32,
 }
 
 impl std::fmt::Debug for Readers {
@@ -86,7 +88,13 @@ impl Readers {
         Ok(Self {
             sender,
             inline: Arc::new(Mutex::new(inline)),
+            connections: 2 * threads.max(1) as u32,
         })
+    }
+
+    /// How many connections the readers keep open.
+    pub fn connections(&self) -> u32 {
+        self.connections
     }
 
     /// Runs `read` and returns its result: on the caller's thread within [`INLINE_STEPS`],

@@ -8,7 +8,7 @@ use vigia_domain::ids::{AlertId, AlertRuleId, DepartmentId, DeviceId, IncidentId
 
 use super::DepartmentScope;
 use crate::page::{Cursor, Page};
-use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
@@ -51,6 +51,30 @@ struct Row {
     resolved_at: Option<i64>,
     resolved_by: Option<String>,
     incident_id: Option<i64>,
+}
+
+impl Row {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            rule_id: r.get("rule_id")?,
+            subject_id: r.get("subject_id")?,
+            department_id: r.get("department_id")?,
+            device_id: r.get("device_id")?,
+            severity: r.get("severity")?,
+            status: r.get("status")?,
+            detection_count: r.get("detection_count")?,
+            confidence_avg: r.get("confidence_avg")?,
+            window_start: r.get("window_start")?,
+            window_end: r.get("window_end")?,
+            raised_at: r.get("raised_at")?,
+            acknowledged_at: r.get("acknowledged_at")?,
+            acknowledged_by: r.get("acknowledged_by")?,
+            resolved_at: r.get("resolved_at")?,
+            resolved_by: r.get("resolved_by")?,
+            incident_id: r.get("incident_id")?,
+        })
+    }
 }
 
 impl TryFrom<Row> for Alert {
@@ -96,14 +120,46 @@ pub struct HistoryEntry {
     pub notes: Option<String>,
 }
 
+impl HistoryEntry {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            action: r.get("action")?,
+            actor: r.get("actor")?,
+            at: Timestamp::from_millis(r.get("at")?),
+            notes: r.get("notes")?,
+        })
+    }
+}
+
 /// Appends an alert's event to the event log: `$1` alert, `$2` kind, `$3` actor, `$4` at,
 /// `$5` data. Written after the transaction's other changes (see migration 0004).
 const INSERT_EVENT: &str = "INSERT INTO incident_events (alert_id, kind, actor, at, internal, data) \
      VALUES ($1, $2, $3, $4, FALSE, $5)";
 
 /// The subject's code and name and the rule's name, as alert events carry them.
-const NAMES: &str =
-    "SELECT s.code, s.name, r.name FROM subjects s, alert_rules r WHERE s.id = $1 AND r.id = $2";
+const NAMES: &str = "SELECT s.code AS subject_code, s.name AS subject_name, r.name AS rule_name \
+     FROM subjects s, alert_rules r WHERE s.id = $1 AND r.id = $2";
+
+/// [`NAMES`] on SQLite.
+fn names_direct(
+    conn: &direct::Conn,
+    subject: i64,
+    rule: i64,
+) -> StoreResult<(String, String, String)> {
+    direct::query_optional(conn, NAMES, &[&subject, &rule], |r| {
+        Ok((
+            r.get("subject_code")?,
+            r.get("subject_name")?,
+            r.get("rule_name")?,
+        ))
+    })?
+    .ok_or_else(|| StoreError::Other(anyhow::anyhow!("no subject {subject} or rule {rule}")))
+}
+
+/// A history entry: `$1` alert, `$2` action, `$3` actor, `$4` at, `$5` notes.
+const INSERT_HISTORY: &str =
+    "INSERT INTO alert_history (alert_id, action, actor, at, notes) VALUES ($1, $2, $3, $4, $5)";
 
 /// The payload of an alert event: the alert as it is after the change, who and what it is
 /// about, and the notes of the change. A consumer (real-time, e-mail, webhooks) reads nothing
@@ -150,68 +206,119 @@ pub async fn raise(
          confidence_avg, window_start, window_end, raised_at) \
          VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Row = sqlx::query_as(composed(&sql))
-            .bind(rule.0)
-            .bind(subject.0)
-            .bind(department.0)
-            .bind(device.0)
-            .bind(candidate.severity.as_str())
-            .bind(i64::from(candidate.count))
-            .bind(i64::from(candidate.average().micros()))
-            .bind(candidate.window_start)
-            .bind(candidate.window_end)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO alert_history (alert_id, action, actor, at) VALUES ($1, 'raised', 'system', $2)")
-            .bind(row.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let names: (String, String, String) = sqlx::query_as(NAMES)
-            .bind(subject.0)
-            .bind(rule.0)
-            .fetch_one(&mut *tx)
-            .await?;
-        let alert = Alert::try_from(row)?;
-        sqlx::query(INSERT_EVENT)
-            .bind(alert.id.0)
-            .bind(AlertEventKind::Raised.as_str())
-            .bind("system")
-            .bind(now)
-            .bind(event_data(&alert, &names, None)?)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(alert)
-    })
+    let severity = candidate.severity.as_str();
+    let count = i64::from(candidate.count);
+    let average = i64::from(candidate.average().micros());
+    let (window_start, window_end) = (candidate.window_start, candidate.window_end);
+    let raised = AlertEventKind::Raised.as_str();
+    let no_notes: Option<String> = None;
+    grouped_write!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[
+                    &rule.0,
+                    &subject.0,
+                    &department.0,
+                    &device.0,
+                    &severity,
+                    &count,
+                    &average,
+                    &window_start,
+                    &window_end,
+                    &now,
+                ],
+                Row::from_direct,
+            )?
+            .ok_or(StoreError::NotFound)?;
+            direct::execute(conn, INSERT_HISTORY, &[&row.id, &"raised", &"system", &now, &no_notes])?;
+            let names = names_direct(conn, subject.0, rule.0)?;
+            let alert = Alert::try_from(row)?;
+            let data = event_data(&alert, &names, None)?;
+            direct::execute(conn, INSERT_EVENT, &[&alert.id.0, &raised, &"system", &now, &data])?;
+            Ok(alert)
+        },
+        postgres: |tx| {
+            let row: Row = sqlx::query_as(composed(&sql))
+                .bind(rule.0)
+                .bind(subject.0)
+                .bind(department.0)
+                .bind(device.0)
+                .bind(severity)
+                .bind(count)
+                .bind(average)
+                .bind(window_start)
+                .bind(window_end)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_HISTORY)
+                .bind(row.id)
+                .bind("raised")
+                .bind("system")
+                .bind(now)
+                .bind(&no_notes)
+                .execute(&mut *tx)
+                .await?;
+            let names: (String, String, String) = sqlx::query_as(NAMES)
+                .bind(subject.0)
+                .bind(rule.0)
+                .fetch_one(&mut *tx)
+                .await?;
+            let alert = Alert::try_from(row)?;
+            sqlx::query(INSERT_EVENT)
+                .bind(alert.id.0)
+                .bind(raised)
+                .bind("system")
+                .bind(now)
+                .bind(event_data(&alert, &names, None)?)
+                .execute(&mut *tx)
+                .await?;
+            Ok(alert)
+        },
+    )
 }
 
 /// Links an alert and the incident it opened (both ways).
 pub async fn link_incident(db: &Db, alert: AlertId, incident: IncidentId) -> StoreResult<()> {
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query("UPDATE alerts SET incident_id = $2 WHERE id = $1")
-            .bind(alert.0)
-            .bind(incident.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE incidents SET alert_id = $2 WHERE id = $1")
-            .bind(incident.0)
-            .bind(alert.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO alert_history (alert_id, action, actor, at, notes) VALUES ($1, 'incident_opened', 'system', $2, $3)")
-            .bind(alert.0)
-            .bind(Timestamp::now().millis())
-            .bind(format!("incident {}", incident.0))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    })
+    const ALERT: &str = "UPDATE alerts SET incident_id = $2 WHERE id = $1";
+    const INCIDENT: &str = "UPDATE incidents SET alert_id = $2 WHERE id = $1";
+    let now = Timestamp::now().millis();
+    let notes = Some(format!("incident {}", incident.0));
+    grouped_write!(db,
+        sqlite: |conn| {
+            direct::execute(conn, ALERT, &[&alert.0, &incident.0])?;
+            direct::execute(conn, INCIDENT, &[&incident.0, &alert.0])?;
+            direct::execute(
+                conn,
+                INSERT_HISTORY,
+                &[&alert.0, &"incident_opened", &"system", &now, &notes],
+            )?;
+            Ok(())
+        },
+        postgres: |tx| {
+            sqlx::query(ALERT)
+                .bind(alert.0)
+                .bind(incident.0)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INCIDENT)
+                .bind(incident.0)
+                .bind(alert.0)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_HISTORY)
+                .bind(alert.0)
+                .bind("incident_opened")
+                .bind("system")
+                .bind(now)
+                .bind(&notes)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        },
+    )
 }
 
 /// The time (window end, ms) of the last alert of `rule` for `subject`.
@@ -220,14 +327,16 @@ pub async fn last_raised(
     subject: SubjectId,
     rule: AlertRuleId,
 ) -> StoreResult<Option<i64>> {
-    let at: Option<i64> = on_reader!(db, |pool| sqlx::query_scalar(
-        "SELECT MAX(window_end) FROM alerts WHERE subject_id = $1 AND rule_id = $2"
+    const SQL: &str =
+        "SELECT MAX(window_end) AS last FROM alerts WHERE subject_id = $1 AND rule_id = $2";
+    direct_read!(db,
+        sqlite: |conn| Ok(direct::query_optional(conn, SQL, &[&subject.0, &rule.0], |r| r.get("last"))?.flatten()),
+        postgres: |pool| Ok(sqlx::query_scalar(SQL)
+            .bind(subject.0)
+            .bind(rule.0)
+            .fetch_one(pool)
+            .await?),
     )
-    .bind(subject.0)
-    .bind(rule.0)
-    .fetch_one(pool)
-    .await?);
-    Ok(at)
 }
 
 /// Filters of the alert list (all optional).
@@ -259,23 +368,41 @@ pub async fn list(
          ORDER BY id DESC LIMIT {}",
         limit + 1
     );
-    let rows: Vec<Row> = on_reader!(db, |pool| {
-        let mut q = sqlx::query_as(composed(&sql))
-            .bind(after.map_or(i64::MAX, |c| c.0))
-            .bind(filter.status.map_or("", |s| s.as_str()))
-            .bind(filter.severity.map_or("", |s| s.as_str()))
-            .bind(filter.subject.map_or(0, |s| s.0))
-            .bind(filter.device.map_or(0, |s| s.0))
-            .bind(filter.department.map_or(0, |s| s.0))
-            .bind(filter.rule.map_or(0, |s| s.0))
-            .bind(filter.from.map_or(i64::MIN, Timestamp::millis))
-            .bind(filter.to.map_or(i64::MAX, Timestamp::millis))
-            .bind(0_i64);
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        q.fetch_all(pool).await?
-    });
+    let after = after.map_or(i64::MAX, |c| c.0);
+    let status = filter.status.map_or("", |s| s.as_str());
+    let severity = filter.severity.map_or("", |s| s.as_str());
+    let subject = filter.subject.map_or(0, |s| s.0);
+    let device = filter.device.map_or(0, |s| s.0);
+    let department = filter.department.map_or(0, |s| s.0);
+    let rule = filter.rule.map_or(0, |s| s.0);
+    let from = filter.from.map_or(i64::MIN, Timestamp::millis);
+    let to = filter.to.map_or(i64::MAX, Timestamp::millis);
+    let rows: Vec<Row> = direct_read!(db,
+        sqlite: |conn| {
+            let args = DepartmentScope::direct_args(
+                &[&after, &status, &severity, &subject, &device, &department, &rule, &from, &to, &0_i64],
+                &ids,
+            );
+            direct::query(conn, &sql, &args, Row::from_direct)
+        },
+        postgres: |pool| {
+            let mut q = sqlx::query_as(composed(&sql))
+                .bind(after)
+                .bind(status)
+                .bind(severity)
+                .bind(subject)
+                .bind(device)
+                .bind(department)
+                .bind(rule)
+                .bind(from)
+                .bind(to)
+                .bind(0_i64);
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            Ok(q.fetch_all(pool).await?)
+        },
+    )?;
     let page = Page::from_rows(rows, limit, |r| r.id);
     Ok(Page {
         items: page
@@ -289,20 +416,20 @@ pub async fn list(
 
 pub async fn find(db: &Db, id: AlertId) -> StoreResult<Alert> {
     let sql = format!("SELECT {COLUMNS} FROM alerts WHERE id = $1");
-    let row: Option<Row> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?);
+    let row: Option<Row> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&id.0], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql)).bind(id.0).fetch_optional(pool).await?),
+    )?;
     Alert::try_from(row.ok_or(StoreError::NotFound)?)
 }
 
 pub async fn history(db: &Db, id: AlertId) -> StoreResult<Vec<HistoryEntry>> {
-    Ok(on_reader!(db, |pool| sqlx::query_as(
-        "SELECT id, action, actor, at, notes FROM alert_history WHERE alert_id = $1 ORDER BY id"
+    const SQL: &str =
+        "SELECT id, action, actor, at, notes FROM alert_history WHERE alert_id = $1 ORDER BY id";
+    direct_read!(db,
+        sqlite: |conn| direct::query(conn, SQL, &[&id.0], HistoryEntry::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(SQL).bind(id.0).fetch_all(pool).await?),
     )
-    .bind(id.0)
-    .fetch_all(pool)
-    .await?))
 }
 
 /// Moves an alert from `from` to `to` (`Stale` if someone moved it first), recording who,
@@ -330,42 +457,57 @@ pub async fn transition(
     let sql = format!(
         "UPDATE alerts SET status = $5, {set} WHERE id = $1 AND status = $2 RETURNING {COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<Row> = sqlx::query_as(composed(&sql))
-            .bind(id.0)
-            .bind(from.as_str())
-            .bind(now)
-            .bind(actor)
-            .bind(to.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Err(StoreError::Stale);
-        };
-        sqlx::query("INSERT INTO alert_history (alert_id, action, actor, at, notes) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id.0)
-            .bind(action)
-            .bind(actor)
-            .bind(now)
-            .bind(notes)
-            .execute(&mut *tx)
-            .await?;
-        let names: (String, String, String) = sqlx::query_as(NAMES)
-            .bind(row.subject_id)
-            .bind(row.rule_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let alert = Alert::try_from(row)?;
-        sqlx::query(INSERT_EVENT)
-            .bind(alert.id.0)
-            .bind(action)
-            .bind(actor)
-            .bind(now)
-            .bind(event_data(&alert, &names, notes)?)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(alert)
-    })
+    let (from, to) = (from.as_str(), to.as_str());
+    let actor = actor.to_owned();
+    let notes = notes.map(str::to_owned);
+    grouped_write!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(conn, &sql, &[&id.0, &from, &now, &actor, &to], Row::from_direct)?;
+            let Some(row) = row else {
+                return Err(StoreError::Stale);
+            };
+            direct::execute(conn, INSERT_HISTORY, &[&id.0, &action, &actor, &now, &notes])?;
+            let names = names_direct(conn, row.subject_id, row.rule_id)?;
+            let alert = Alert::try_from(row)?;
+            let data = event_data(&alert, &names, notes.as_deref())?;
+            direct::execute(conn, INSERT_EVENT, &[&alert.id.0, &action, &actor, &now, &data])?;
+            Ok(alert)
+        },
+        postgres: |tx| {
+            let row: Option<Row> = sqlx::query_as(composed(&sql))
+                .bind(id.0)
+                .bind(from)
+                .bind(now)
+                .bind(&actor)
+                .bind(to)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Err(StoreError::Stale);
+            };
+            sqlx::query(INSERT_HISTORY)
+                .bind(id.0)
+                .bind(action)
+                .bind(&actor)
+                .bind(now)
+                .bind(&notes)
+                .execute(&mut *tx)
+                .await?;
+            let names: (String, String, String) = sqlx::query_as(NAMES)
+                .bind(row.subject_id)
+                .bind(row.rule_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let alert = Alert::try_from(row)?;
+            sqlx::query(INSERT_EVENT)
+                .bind(alert.id.0)
+                .bind(action)
+                .bind(&actor)
+                .bind(now)
+                .bind(event_data(&alert, &names, notes.as_deref())?)
+                .execute(&mut *tx)
+                .await?;
+            Ok(alert)
+        },
+    )
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use vigia_domain::Timestamp;
 
 use super::DepartmentScope;
-use crate::{Db, StoreResult, composed, on_reader};
+use crate::{Db, StoreResult, composed, direct, direct_read};
 
 /// `label IN (...)` of the stress labels (constant SQL text).
 const STRESS: &str = "label IN ('stress', 'sad')";
@@ -51,18 +51,40 @@ pub async fn overview(db: &Db, scope: &DepartmentScope, now: Timestamp) -> Store
     let hour_ago = now.millis() - 3_600_000;
     let (scoped, ids) = scope.condition("department_id", 2);
     let subjects_sql = format!(
-        "SELECT COUNT(*), $1 FROM subjects WHERE consent_at IS NOT NULL AND $1 = $1{scoped}"
+        "SELECT COUNT(*) AS n, $1 AS zero FROM subjects WHERE consent_at IS NOT NULL AND $1 = $1{scoped}"
     );
     let hour_sql = format!(
-        "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN {STRESS} THEN count ELSE 0 END), 0) AS BIGINT), \
-         COUNT(DISTINCT CASE WHEN subject_id <> 0 THEN subject_id END) \
+        "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) AS total, \
+         CAST(COALESCE(SUM(CASE WHEN {STRESS} THEN count ELSE 0 END), 0) AS BIGINT) AS stress, \
+         COUNT(DISTINCT CASE WHEN subject_id <> 0 THEN subject_id END) AS detected \
          FROM detection_rollups WHERE minute >= $1{scoped}"
     );
     let alerts_sql = format!(
-        "SELECT severity, COUNT(*) FROM alerts WHERE status = 'pending' AND $1 = $1{scoped} GROUP BY severity"
+        "SELECT severity, COUNT(*) AS n FROM alerts WHERE status = 'pending' AND $1 = $1{scoped} GROUP BY severity"
     );
-    let ((subjects, _), (total, stress, detected), pending, devices): OverviewRows =
-        on_reader!(db, |pool| {
+    const DEVICES: &str =
+        "SELECT COUNT(*) AS n FROM devices WHERE active = $1 AND last_seen_at >= $2";
+    let seen_since = now.millis() - 300_000;
+    let ((subjects, _), (total, stress, detected), pending, devices): OverviewRows = direct_read!(db,
+        sqlite: |conn| {
+            let zero = 0_i64;
+            let missing = || crate::StoreError::Other(anyhow::anyhow!("an aggregate returned no row"));
+            let s = direct::query_optional(conn, &subjects_sql, &DepartmentScope::direct_args(&[&zero], &ids), |r| {
+                Ok((r.get("n")?, r.get("zero")?))
+            })?
+            .ok_or_else(missing)?;
+            let h = direct::query_optional(conn, &hour_sql, &DepartmentScope::direct_args(&[&hour_ago], &ids), |r| {
+                Ok((r.get("total")?, r.get("stress")?, r.get("detected")?))
+            })?
+            .ok_or_else(missing)?;
+            let a = direct::query(conn, &alerts_sql, &DepartmentScope::direct_args(&[&zero], &ids), |r| {
+                Ok((r.get("severity")?, r.get("n")?))
+            })?;
+            let d = direct::query_optional(conn, DEVICES, &[&true, &seen_since], |r| r.get("n"))?
+                .ok_or_else(missing)?;
+            Ok((s, h, a, d))
+        },
+        postgres: |pool| {
             let s = bind_all(sqlx::query_as(composed(&subjects_sql)).bind(0_i64), &ids)
                 .fetch_one(pool)
                 .await?;
@@ -72,15 +94,14 @@ pub async fn overview(db: &Db, scope: &DepartmentScope, now: Timestamp) -> Store
             let a = bind_all(sqlx::query_as(composed(&alerts_sql)).bind(0_i64), &ids)
                 .fetch_all(pool)
                 .await?;
-            let d: (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM devices WHERE active = $1 AND last_seen_at >= $2",
-            )
-            .bind(true)
-            .bind(now.millis() - 300_000)
-            .fetch_one(pool)
-            .await?;
-            (s, h, a, d.0)
-        });
+            let d: (i64,) = sqlx::query_as(DEVICES)
+                .bind(true)
+                .bind(seen_since)
+                .fetch_one(pool)
+                .await?;
+            Ok((s, h, a, d.0))
+        },
+    )?;
     let mut pending_alerts = PendingAlerts::default();
     for (severity, n) in pending {
         match severity.as_str() {
@@ -122,12 +143,33 @@ pub struct LabelCount {
     pub confidence_sum: i64,
 }
 
+impl LabelCount {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            label: r.get("label")?,
+            count: r.get("count")?,
+            confidence_avg: 0.0,
+            confidence_sum: r.get("confidence_sum")?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct HourLabelCount {
     /// Start of the hour, ms.
     pub hour: i64,
     pub label: String,
     pub count: i64,
+}
+
+impl HourLabelCount {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            hour: r.get("hour")?,
+            label: r.get("label")?,
+            count: r.get("count")?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -141,10 +183,32 @@ pub struct SubjectStress {
     pub stress_share: f64,
 }
 
+impl SubjectStress {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            subject_id: r.get("subject_id")?,
+            code: r.get("code")?,
+            name: r.get("name")?,
+            total: r.get("total")?,
+            stress: r.get("stress")?,
+            stress_share: 0.0,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DeviceCount {
     pub device_id: i64,
     pub count: i64,
+}
+
+impl DeviceCount {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            device_id: r.get("device_id")?,
+            count: r.get("count")?,
+        })
+    }
 }
 
 /// The stats' four reads.
@@ -235,49 +299,43 @@ pub async fn stats(
     );
     let (f, t) = (from.millis(), to.millis());
     let (hf, ht) = split_hours(f, t);
-    let (mut labels, per_hour, mut top_subjects, devices): StatsRows = on_reader!(db, |pool| {
-        let l = bind_all(
-            sqlx::query_as(composed(&labels_sql))
-                .bind(f)
-                .bind(t)
-                .bind(hf)
-                .bind(ht),
-            &ids,
-        )
-        .fetch_all(pool)
-        .await?;
-        let h = bind_all(
-            sqlx::query_as(composed(&hours_sql))
-                .bind(f)
-                .bind(t)
-                .bind(hf)
-                .bind(ht),
-            &ids,
-        )
-        .fetch_all(pool)
-        .await?;
-        let s = bind_all(
-            sqlx::query_as(composed(&top_sql))
-                .bind(f)
-                .bind(t)
-                .bind(hf)
-                .bind(ht),
-            &ids,
-        )
-        .fetch_all(pool)
-        .await?;
-        let d = bind_all(
-            sqlx::query_as(composed(&devices_sql))
-                .bind(f)
-                .bind(t)
-                .bind(hf)
-                .bind(ht),
-            &ids,
-        )
-        .fetch_all(pool)
-        .await?;
-        (l, h, s, d)
-    });
+    let (mut labels, per_hour, mut top_subjects, devices): StatsRows = direct_read!(db,
+        sqlite: |conn| {
+            let args = DepartmentScope::direct_args(&[&f, &t, &hf, &ht], &ids);
+            let l = direct::query(conn, &labels_sql, &args, LabelCount::from_direct)?;
+            let h = direct::query(conn, &hours_sql, &args, HourLabelCount::from_direct)?;
+            let s = direct::query(conn, &top_sql, &args, SubjectStress::from_direct)?;
+            let d = direct::query(conn, &devices_sql, &args, DeviceCount::from_direct)?;
+            Ok((l, h, s, d))
+        },
+        postgres: |pool| {
+            let l = bind_all(
+                sqlx::query_as(composed(&labels_sql)).bind(f).bind(t).bind(hf).bind(ht),
+                &ids,
+            )
+            .fetch_all(pool)
+            .await?;
+            let h = bind_all(
+                sqlx::query_as(composed(&hours_sql)).bind(f).bind(t).bind(hf).bind(ht),
+                &ids,
+            )
+            .fetch_all(pool)
+            .await?;
+            let s = bind_all(
+                sqlx::query_as(composed(&top_sql)).bind(f).bind(t).bind(hf).bind(ht),
+                &ids,
+            )
+            .fetch_all(pool)
+            .await?;
+            let d = bind_all(
+                sqlx::query_as(composed(&devices_sql)).bind(f).bind(t).bind(hf).bind(ht),
+                &ids,
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok((l, h, s, d))
+        },
+    )?;
     for l in &mut labels {
         l.confidence_avg = if l.count > 0 {
             l.confidence_sum as f64 / l.count as f64 / 1_000_000.0

@@ -6,9 +6,11 @@ use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::ids::{ApiKeyId, DeviceId, UserId, ZoneId};
 
-use crate::audit::{AuditDraft, insert_audit};
+use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
 use crate::page::{Cursor, Page};
-use crate::{ChangeAuthor, Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{
+    ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Device {
@@ -44,6 +46,26 @@ struct Row {
     invalid: i64,
     created_at: i64,
     updated_at: i64,
+}
+
+impl Row {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            code: r.get("code")?,
+            name: r.get("name")?,
+            zone_id: r.get("zone_id")?,
+            location: r.get("location")?,
+            api_key_id: r.get("api_key_id")?,
+            active: r.get("active")?,
+            firmware: r.get("firmware")?,
+            last_seen_at: r.get("last_seen_at")?,
+            refused: r.get("refused")?,
+            invalid: r.get("invalid")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
 }
 
 impl From<Row> for Device {
@@ -86,14 +108,13 @@ pub struct DeviceKey {
     pub key_hash: String,
 }
 
-async fn zone_exists(db: &Db, zone: Option<ZoneId>) -> StoreResult<()> {
+pub(super) async fn zone_exists(db: &Db, zone: Option<ZoneId>) -> StoreResult<()> {
+    const SQL: &str = "SELECT COUNT(*) AS n FROM zones WHERE id = $1";
     let Some(zone) = zone else { return Ok(()) };
-    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM zones WHERE id = $1"
-    )
-    .bind(zone.0)
-    .fetch_one(pool)
-    .await?);
+    let n: i64 = direct_read!(db,
+        sqlite: |conn| Ok(direct::query_optional(conn, SQL, &[&zone.0], |r| r.get("n"))?.unwrap_or(0)),
+        postgres: |pool| Ok(sqlx::query_scalar(SQL).bind(zone.0).fetch_one(pool).await?),
+    )?;
     if n == 0 {
         return Err(StoreError::UnknownReference {
             field: "zone_id".into(),
@@ -105,6 +126,11 @@ async fn zone_exists(db: &Db, zone: Option<ZoneId>) -> StoreResult<()> {
 
 const INSERT_KEY: &str = "INSERT INTO api_keys (name, key_prefix, key_hash, scopes, created_by, created_at) \
      VALUES ($1, $2, $3, 'detections:write', $4, $5) RETURNING id";
+const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+fn find_sql() -> String {
+    format!("SELECT {COLUMNS} FROM devices WHERE id = $1")
+}
 
 /// Registers a device and its API key in one transaction (audited).
 pub async fn create(
@@ -120,41 +146,63 @@ pub async fn create(
         "INSERT INTO devices (code, name, zone_id, location, api_key_id, active, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let key_id: i64 = sqlx::query_scalar(INSERT_KEY)
-            .bind(format!("device {}", fields.code))
-            .bind(&key.key_prefix)
-            .bind(&key.key_hash)
-            .bind(creator.0)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        let row: Row = sqlx::query_as(composed(&sql))
-            .bind(&fields.code)
-            .bind(&fields.name)
-            .bind(fields.zone_id.map(|z| z.0))
-            .bind(&fields.location)
-            .bind(key_id)
-            .bind(fields.active)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "devices_code_key", "code"))?;
-        let device = Device::from(row);
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(
-                actor,
-                "device.created",
-                AuditEntity::Device,
-                Some(device.id.0)
+    let (fields, key, actor) = (fields.clone(), key.clone(), actor.clone());
+    let key_name = format!("device {}", fields.code);
+    let zone = fields.zone_id.map(|z| z.0);
+    let audit = move |device: &Device| {
+        AuditDraft::new(
+            &actor,
+            "device.created",
+            AuditEntity::Device,
+            Some(device.id.0),
+        )
+        .after(device)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let key_id: Option<i64> = direct::query_optional(
+                conn,
+                INSERT_KEY,
+                &[&key_name, &key.key_prefix, &key.key_hash, &creator.0, &now],
+                |r| r.get("id"),
+            )?;
+            let key_id = key_id.ok_or(StoreError::NotFound)?;
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[&fields.code, &fields.name, &zone, &fields.location, &key_id, &fields.active, &now],
+                Row::from_direct,
             )
-            .after(&device)
-        );
-        tx.commit().await?;
-        Ok(device)
-    })
+            .map_err(|e| StoreError::unique_direct(e, "code"))?;
+            let device = Device::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit_direct(conn, audit(&device))?;
+            Ok(device)
+        },
+        postgres: |tx| {
+            let key_id: i64 = sqlx::query_scalar(INSERT_KEY)
+                .bind(&key_name)
+                .bind(&key.key_prefix)
+                .bind(&key.key_hash)
+                .bind(creator.0)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let row: Row = sqlx::query_as(composed(&sql))
+                .bind(&fields.code)
+                .bind(&fields.name)
+                .bind(zone)
+                .bind(&fields.location)
+                .bind(key_id)
+                .bind(fields.active)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "devices_code_key", "code"))?;
+            let device = Device::from(row);
+            insert_audit!(&mut *tx, audit(&device));
+            Ok(device)
+        },
+    )
 }
 
 /// Gives a device a new key and revokes the old one at once (audited).
@@ -165,61 +213,94 @@ pub async fn rotate_key(
     creator: UserId,
     actor: &ChangeAuthor,
 ) -> StoreResult<Device> {
-    let before = find(db, id).await?;
     let now = Timestamp::now().millis();
+    let find = find_sql();
     let sql = format!(
         "UPDATE devices SET api_key_id = $2, updated_at = $3 WHERE id = $1 RETURNING {COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let key_id: i64 = sqlx::query_scalar(INSERT_KEY)
-            .bind(format!("device {}", before.code))
-            .bind(&key.key_prefix)
-            .bind(&key.key_hash)
-            .bind(creator.0)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(before.api_key_id.0)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let row: Row = sqlx::query_as(composed(&sql))
-            .bind(id.0)
-            .bind(key_id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        let device = Device::from(row);
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, "device.key_rotated", AuditEntity::Device, Some(id.0))
-                .before(&before)
-                .after(&device)
-        );
-        tx.commit().await?;
-        Ok(device)
-    })
+    let (key, actor) = (key.clone(), actor.clone());
+    let audit = move |before: &Device, device: &Device| {
+        AuditDraft::new(
+            &actor,
+            "device.key_rotated",
+            AuditEntity::Device,
+            Some(id.0),
+        )
+        .before(before)
+        .after(device)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
+                .map(Device::from)
+                .ok_or(StoreError::NotFound)?;
+            let key_name = format!("device {}", before.code);
+            let key_id: Option<i64> = direct::query_optional(
+                conn,
+                INSERT_KEY,
+                &[&key_name, &key.key_prefix, &key.key_hash, &creator.0, &now],
+                |r| r.get("id"),
+            )?;
+            let key_id = key_id.ok_or(StoreError::NotFound)?;
+            direct::execute(conn, REVOKE_KEY, &[&before.api_key_id.0, &now])?;
+            let row = direct::query_optional(conn, &sql, &[&id.0, &key_id, &now], Row::from_direct)?;
+            let device = Device::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit_direct(conn, audit(&before, &device))?;
+            Ok(device)
+        },
+        postgres: |tx| {
+            let before: Option<Row> = sqlx::query_as(composed(&find))
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let before = Device::from(before.ok_or(StoreError::NotFound)?);
+            let key_id: i64 = sqlx::query_scalar(INSERT_KEY)
+                .bind(format!("device {}", before.code))
+                .bind(&key.key_prefix)
+                .bind(&key.key_hash)
+                .bind(creator.0)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(REVOKE_KEY)
+                .bind(before.api_key_id.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let row: Row = sqlx::query_as(composed(&sql))
+                .bind(id.0)
+                .bind(key_id)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let device = Device::from(row);
+            insert_audit!(&mut *tx, audit(&before, &device));
+            Ok(device)
+        },
+    )
+}
+
+/// One device by `sql` (selecting [`COLUMNS`]) bound to `value`.
+async fn find_by(db: &Db, sql: String, value: i64) -> StoreResult<Device> {
+    let row: Option<Row> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&value], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql)).bind(value).fetch_optional(pool).await?),
+    )?;
+    row.map(Device::from).ok_or(StoreError::NotFound)
 }
 
 pub async fn find(db: &Db, id: DeviceId) -> StoreResult<Device> {
-    let sql = format!("SELECT {COLUMNS} FROM devices WHERE id = $1");
-    let row: Option<Row> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?);
-    row.map(Device::from).ok_or(StoreError::NotFound)
+    find_by(db, find_sql(), id.0).await
 }
 
 /// The device an API key belongs to (`NotFound` for a key that is no device's).
 pub async fn by_api_key(db: &Db, key: ApiKeyId) -> StoreResult<Device> {
-    let sql = format!("SELECT {COLUMNS} FROM devices WHERE api_key_id = $1");
-    let row: Option<Row> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(key.0)
-        .fetch_optional(pool)
-        .await?);
-    row.map(Device::from).ok_or(StoreError::NotFound)
+    find_by(
+        db,
+        format!("SELECT {COLUMNS} FROM devices WHERE api_key_id = $1"),
+        key.0,
+    )
+    .await
 }
 
 /// The device whose key hashes to `key_hash`, if that key is neither revoked nor expired
@@ -234,11 +315,16 @@ pub async fn by_key_hash(db: &Db, key_hash: &str) -> StoreResult<Device> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let row: Option<Row> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(key_hash)
-        .bind(Timestamp::now().millis())
-        .fetch_optional(pool)
-        .await?);
+    let key_hash = key_hash.to_owned();
+    let now = Timestamp::now().millis();
+    let row: Option<Row> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&key_hash, &now], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql))
+            .bind(&key_hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     row.map(Device::from).ok_or(StoreError::NotFound)
 }
 
@@ -247,10 +333,11 @@ pub async fn list(db: &Db, after: Option<Cursor>, limit: usize) -> StoreResult<P
         "SELECT {COLUMNS} FROM devices WHERE id < $1 ORDER BY id DESC LIMIT {}",
         limit + 1
     );
-    let rows: Vec<Row> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(after.map_or(i64::MAX, |c| c.0))
-        .fetch_all(pool)
-        .await?);
+    let after = after.map_or(i64::MAX, |c| c.0);
+    let rows: Vec<Row> = direct_read!(db,
+        sqlite: |conn| direct::query_sized(conn, &sql, &[&after], limit + 1, Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql)).bind(after).fetch_all(pool).await?),
+    )?;
     Ok(Page::from_rows(rows, limit, |r| r.id).map(Device::from))
 }
 
@@ -262,34 +349,57 @@ pub async fn update(
     actor: &ChangeAuthor,
 ) -> StoreResult<Device> {
     zone_exists(db, fields.zone_id).await?;
-    let before = find(db, id).await?;
+    let find = find_sql();
     let sql = format!(
         "UPDATE devices SET code = $2, name = $3, zone_id = $4, location = $5, active = $6, updated_at = $7 \
          WHERE id = $1 RETURNING {COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Row = sqlx::query_as(composed(&sql))
-            .bind(id.0)
-            .bind(&fields.code)
-            .bind(&fields.name)
-            .bind(fields.zone_id.map(|z| z.0))
-            .bind(&fields.location)
-            .bind(fields.active)
-            .bind(Timestamp::now().millis())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "devices_code_key", "code"))?;
-        let device = Device::from(row);
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, "device.updated", AuditEntity::Device, Some(id.0))
-                .before(&before)
-                .after(&device)
-        );
-        tx.commit().await?;
-        Ok(device)
-    })
+    let now = Timestamp::now().millis();
+    let (fields, actor) = (fields.clone(), actor.clone());
+    let zone = fields.zone_id.map(|z| z.0);
+    let audit = move |before: &Device, device: &Device| {
+        AuditDraft::new(&actor, "device.updated", AuditEntity::Device, Some(id.0))
+            .before(before)
+            .after(device)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
+                .map(Device::from)
+                .ok_or(StoreError::NotFound)?;
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[&id.0, &fields.code, &fields.name, &zone, &fields.location, &fields.active, &now],
+                Row::from_direct,
+            )
+            .map_err(|e| StoreError::unique_direct(e, "code"))?;
+            let device = Device::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit_direct(conn, audit(&before, &device))?;
+            Ok(device)
+        },
+        postgres: |tx| {
+            let before: Option<Row> = sqlx::query_as(composed(&find))
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let before = Device::from(before.ok_or(StoreError::NotFound)?);
+            let row: Row = sqlx::query_as(composed(&sql))
+                .bind(id.0)
+                .bind(&fields.code)
+                .bind(&fields.name)
+                .bind(zone)
+                .bind(&fields.location)
+                .bind(fields.active)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "devices_code_key", "code"))?;
+            let device = Device::from(row);
+            insert_audit!(&mut *tx, audit(&before, &device));
+            Ok(device)
+        },
+    )
 }
 
 /// A heartbeat: last seen now, and the firmware/version text if given.
@@ -297,35 +407,42 @@ pub async fn heartbeat(db: &Db, id: DeviceId, firmware: Option<&str>) -> StoreRe
     let sql = format!(
         "UPDATE devices SET last_seen_at = $2, firmware = COALESCE($3, firmware) WHERE id = $1 RETURNING {COLUMNS}"
     );
-    let row: Option<Row> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .bind(Timestamp::now().millis())
-        .bind(firmware)
-        .fetch_optional(pool)
-        .await?);
+    let now = Timestamp::now().millis();
+    let firmware = firmware.map(str::to_owned);
+    let row: Option<Row> = grouped_write!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&id.0, &now, &firmware], Row::from_direct),
+        postgres: |tx| Ok(sqlx::query_as(composed(&sql))
+            .bind(id.0)
+            .bind(now)
+            .bind(&firmware)
+            .fetch_optional(&mut *tx)
+            .await?),
+    )?;
     row.map(Device::from).ok_or(StoreError::NotFound)
 }
 
+const COUNT_INVALID: &str = "UPDATE devices SET invalid = invalid + 1 WHERE id = $1";
+const COUNT_INVALID_BY_CODE: &str = "UPDATE devices SET invalid = invalid + 1 WHERE code = $1";
+
 /// Counts one unreadable message from a device.
 pub async fn count_invalid(db: &Db, id: DeviceId) -> StoreResult<()> {
-    on_writer!(db, |pool| sqlx::query(
-        "UPDATE devices SET invalid = invalid + 1 WHERE id = $1"
+    grouped_write!(db,
+        sqlite: |conn| direct::execute(conn, COUNT_INVALID, &[&id.0]).map(|_| ()),
+        postgres: |tx| {
+            sqlx::query(COUNT_INVALID).bind(id.0).execute(&mut *tx).await?;
+            Ok(())
+        },
     )
-    .bind(id.0)
-    .execute(pool)
-    .await
-    .map(|_| ())?);
-    Ok(())
 }
 
 /// Counts one unreadable message sent under a device's code (no-op for an unknown code).
 pub async fn count_invalid_by_code(db: &Db, code: &str) -> StoreResult<()> {
-    on_writer!(db, |pool| sqlx::query(
-        "UPDATE devices SET invalid = invalid + 1 WHERE code = $1"
+    let code = code.to_owned();
+    grouped_write!(db,
+        sqlite: |conn| direct::execute(conn, COUNT_INVALID_BY_CODE, &[&code]).map(|_| ()),
+        postgres: |tx| {
+            sqlx::query(COUNT_INVALID_BY_CODE).bind(&code).execute(&mut *tx).await?;
+            Ok(())
+        },
     )
-    .bind(code)
-    .execute(pool)
-    .await
-    .map(|_| ())?);
-    Ok(())
 }

@@ -12,7 +12,7 @@ use vigia_domain::detections::labels::STRESS_LABELS;
 use vigia_domain::ids::{DepartmentId, DeviceId, SubjectId};
 
 use crate::direct;
-use crate::{Db, StoreResult, grouped_write};
+use crate::{Db, StoreResult, direct_read, grouped_write};
 
 /// What became of one detection of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,15 +391,18 @@ pub async fn recent(
     labels: &[String],
     since: i64,
 ) -> StoreResult<Vec<(i64, i64, i64)>> {
-    let rows: Vec<(i64, i64, i64, String)> = crate::on_reader!(db, |pool| {
-        sqlx::query_as(
-        "SELECT id, at, confidence, label FROM detections WHERE subject_id = $1 AND at > $2 ORDER BY at"
-    )
-    .bind(subject.0)
-    .bind(since)
-    .fetch_all(pool)
-    .await?
-    });
+    const RECENT: &str = "SELECT id, at, confidence, label FROM detections \
+         WHERE subject_id = $1 AND at > $2 ORDER BY at";
+    let rows: Vec<(i64, i64, i64, String)> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, RECENT, &[&subject.0, &since], |r| {
+            Ok((r.get("id")?, r.get("at")?, r.get("confidence")?, r.get("label")?))
+        }),
+        postgres: |pool| Ok(sqlx::query_as(RECENT)
+            .bind(subject.0)
+            .bind(since)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(rows
         .into_iter()
         .filter(|(_, _, _, label)| labels.contains(label))
@@ -424,14 +427,22 @@ pub async fn latest(
         "SELECT id, at FROM detections WHERE subject_id = $1 AND label IN ({}) ORDER BY at DESC LIMIT $2",
         marks.join(", ")
     );
-    let rows: Vec<(i64, i64)> = crate::on_reader!(db, |pool| {
-        let mut q = sqlx::query_as(crate::composed(&sql))
-            .bind(subject.0)
-            .bind(limit);
-        for label in labels {
-            q = q.bind(label);
-        }
-        q.fetch_all(pool).await?
-    });
+    let labels = labels.to_vec();
+    let rows: Vec<(i64, i64)> = direct_read!(db,
+        sqlite: |conn| {
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&subject.0, &limit];
+            args.extend(labels.iter().map(|l| l as &dyn rusqlite::ToSql));
+            direct::query(conn, &sql, &args, |r| Ok((r.get("id")?, r.get("at")?)))
+        },
+        postgres: |pool| {
+            let mut q = sqlx::query_as(crate::composed(&sql))
+                .bind(subject.0)
+                .bind(limit);
+            for label in &labels {
+                q = q.bind(label);
+            }
+            Ok(q.fetch_all(pool).await?)
+        },
+    )?;
     Ok(rows)
 }

@@ -39,6 +39,16 @@ impl DepartmentScope {
         }
     }
 
+    /// `fixed` then the `ids` of [`DepartmentScope::condition`], as rusqlite binds them.
+    pub(crate) fn direct_args<'a>(
+        fixed: &[&'a dyn rusqlite::ToSql],
+        ids: &'a [i64],
+    ) -> Vec<&'a dyn rusqlite::ToSql> {
+        let mut args = fixed.to_vec();
+        args.extend(ids.iter().map(|id| id as &dyn rusqlite::ToSql));
+        args
+    }
+
     pub fn includes(&self, department: DepartmentId) -> bool {
         match self {
             DepartmentScope::All => true,

@@ -10,8 +10,10 @@ use super::DepartmentScope;
 use super::alerts::{self, Alert, AlertFilter};
 use super::sessions::{self, MonitoringSession};
 use super::subjects::{self, Subject};
-use crate::audit::{AuditDraft, insert_audit};
-use crate::{ChangeAuthor, Db, StoreResult, composed, on_reader, on_writer};
+use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
+use crate::{
+    ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SubjectExport {
@@ -35,6 +37,34 @@ pub struct ExportedDetection {
     pub extra: Option<String>,
 }
 
+impl ExportedDetection {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            device_id: r.get("device_id")?,
+            client_id: r.get("client_id")?,
+            label: r.get("label")?,
+            confidence: r.get("confidence")?,
+            at: r.get("at")?,
+            in_session: r.get("in_session")?,
+            extra: r.get("extra")?,
+        })
+    }
+}
+
+/// Detections read per page of an export.
+const EXPORT_PAGE: usize = 2_000;
+
+/// A subject's detections after `(at, id)`, in that order, a page at a time.
+fn export_page_sql() -> String {
+    format!(
+        "SELECT id, device_id, client_id, label, confidence, at, in_session, extra \
+         FROM detections WHERE subject_id = $1 AND (at > $2 OR (at = $2 AND id > $3)) \
+         ORDER BY at, id{}",
+        crate::sql::limit(EXPORT_PAGE)
+    )
+}
+
 /// Everything stored about a subject (audited as `subject.exported`).
 pub async fn export(db: &Db, id: SubjectId, actor: &ChangeAuthor) -> StoreResult<SubjectExport> {
     let subject = subjects::find(db, id).await?;
@@ -46,21 +76,45 @@ pub async fn export(db: &Db, id: SubjectId, actor: &ChangeAuthor) -> StoreResult
     let alerts = alerts::list(db, &DepartmentScope::All, &filter, None, 10_000)
         .await?
         .items;
-    let detections: Vec<ExportedDetection> = on_reader!(db, |pool| sqlx::query_as(
-        "SELECT id, device_id, client_id, label, confidence, at, in_session, extra \
-         FROM detections WHERE subject_id = $1 ORDER BY at, id"
-    )
-    .bind(id.0)
-    .fetch_all(pool)
-    .await?);
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, "subject.exported", AuditEntity::Subject, Some(id.0))
-        );
-        tx.commit().await?;
-    });
+    let sql = export_page_sql();
+    let mut detections: Vec<ExportedDetection> = Vec::new();
+    let mut after = (i64::MIN, i64::MIN);
+    loop {
+        let sql = sql.clone();
+        let page: Vec<ExportedDetection> = direct_read!(db,
+            sqlite: |conn| direct::query_sized(
+                conn,
+                &sql,
+                &[&id.0, &after.0, &after.1],
+                EXPORT_PAGE,
+                ExportedDetection::from_direct,
+            ),
+            postgres: |pool| Ok(sqlx::query_as(composed(&sql))
+                .bind(id.0)
+                .bind(after.0)
+                .bind(after.1)
+                .fetch_all(pool)
+                .await?),
+        )?;
+        let full = page.len() == EXPORT_PAGE;
+        if let Some(last) = page.last() {
+            after = (last.at, last.id);
+        }
+        detections.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let actor = actor.clone();
+    let audit =
+        move || AuditDraft::new(&actor, "subject.exported", AuditEntity::Subject, Some(id.0));
+    grouped_write!(db,
+        sqlite: |conn| insert_audit_direct(conn, audit()),
+        postgres: |tx| {
+            insert_audit!(&mut *tx, audit());
+            Ok(())
+        },
+    )?;
     Ok(SubjectExport {
         subject,
         sessions,
@@ -73,66 +127,75 @@ pub async fn export(db: &Db, id: SubjectId, actor: &ChangeAuthor) -> StoreResult
 /// rollups are folded into the anonymous aggregate. One transaction, audited as
 /// `subject.erased` (the audit keeps the code only). Returns how many detections went.
 pub async fn erase(db: &Db, id: SubjectId, actor: &ChangeAuthor) -> StoreResult<u64> {
-    let subject = subjects::find(db, id).await?;
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO detection_rollups (minute, subject_id, department_id, label, device_id, count, confidence_sum) \
-             SELECT minute, 0, department_id, label, device_id, count, confidence_sum FROM detection_rollups \
-             WHERE subject_id = $1 \
-             ON CONFLICT (minute, subject_id, department_id, label, device_id) DO UPDATE SET \
-             count = detection_rollups.count + excluded.count, \
-             confidence_sum = detection_rollups.confidence_sum + excluded.confidence_sum",
-        )
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM detection_rollups WHERE subject_id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        // The hourly rows by label and by device name no subject; those by subject are folded
-        // the same way.
-        sqlx::query(
-            "INSERT INTO detection_hourly_subjects (hour, department_id, subject_id, count, stress) \
-             SELECT hour, department_id, 0, count, stress FROM detection_hourly_subjects \
-             WHERE subject_id = $1 \
-             ON CONFLICT (hour, department_id, subject_id) DO UPDATE SET \
-             count = detection_hourly_subjects.count + excluded.count, \
-             stress = detection_hourly_subjects.stress + excluded.stress",
-        )
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM detection_hourly_subjects WHERE subject_id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        let gone = sqlx::query("DELETE FROM detections WHERE subject_id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("UPDATE incidents SET alert_id = NULL WHERE alert_id IN (SELECT id FROM alerts WHERE subject_id = $1)")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM alerts WHERE subject_id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM subjects WHERE id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, "subject.erased", AuditEntity::Subject, Some(id.0))
-                .before(&serde_json::json!({ "code": subject.code, "detections": gone }))
-        );
-        tx.commit().await?;
-        Ok(gone)
-    })
+    const CODE: &str = "SELECT code FROM subjects WHERE id = $1";
+    const FOLD_ROLLUPS: &str = "INSERT INTO detection_rollups (minute, subject_id, department_id, label, device_id, count, confidence_sum) \
+         SELECT minute, 0, department_id, label, device_id, count, confidence_sum FROM detection_rollups \
+         WHERE subject_id = $1 \
+         ON CONFLICT (minute, subject_id, department_id, label, device_id) DO UPDATE SET \
+         count = detection_rollups.count + excluded.count, \
+         confidence_sum = detection_rollups.confidence_sum + excluded.confidence_sum";
+    // The hourly rows by label and by device name no subject; those by subject are folded
+    // the same way.
+    const FOLD_HOURLY: &str = "INSERT INTO detection_hourly_subjects (hour, department_id, subject_id, count, stress) \
+         SELECT hour, department_id, 0, count, stress FROM detection_hourly_subjects \
+         WHERE subject_id = $1 \
+         ON CONFLICT (hour, department_id, subject_id) DO UPDATE SET \
+         count = detection_hourly_subjects.count + excluded.count, \
+         stress = detection_hourly_subjects.stress + excluded.stress";
+    const BEFORE_DETECTIONS: [&str; 2] = [
+        FOLD_ROLLUPS,
+        "DELETE FROM detection_rollups WHERE subject_id = $1",
+    ];
+    const HOURLY: [&str; 2] = [
+        FOLD_HOURLY,
+        "DELETE FROM detection_hourly_subjects WHERE subject_id = $1",
+    ];
+    const DETECTIONS: &str = "DELETE FROM detections WHERE subject_id = $1";
+    const AFTER_DETECTIONS: [&str; 3] = [
+        "UPDATE incidents SET alert_id = NULL WHERE alert_id IN (SELECT id FROM alerts WHERE subject_id = $1)",
+        "DELETE FROM alerts WHERE subject_id = $1",
+        "DELETE FROM subjects WHERE id = $1",
+    ];
+    let actor = actor.clone();
+    let audit = move |code: String, gone: u64| {
+        AuditDraft::new(&actor, "subject.erased", AuditEntity::Subject, Some(id.0))
+            .before(&serde_json::json!({ "code": code, "detections": gone }))
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let code: String = direct::query_optional(conn, CODE, &[&id.0], |r| r.get("code"))?
+                .ok_or(StoreError::NotFound)?;
+            for sql in BEFORE_DETECTIONS.into_iter().chain(HOURLY) {
+                direct::execute(conn, sql, &[&id.0])?;
+            }
+            let gone = direct::execute(conn, DETECTIONS, &[&id.0])? as u64;
+            for sql in AFTER_DETECTIONS {
+                direct::execute(conn, sql, &[&id.0])?;
+            }
+            insert_audit_direct(conn, audit(code, gone))?;
+            Ok(gone)
+        },
+        postgres: |tx| {
+            let code: Option<String> = sqlx::query_scalar(CODE)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let code = code.ok_or(StoreError::NotFound)?;
+            for sql in BEFORE_DETECTIONS.into_iter().chain(HOURLY) {
+                sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
+            }
+            let gone = sqlx::query(DETECTIONS)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            for sql in AFTER_DETECTIONS {
+                sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
+            }
+            insert_audit!(&mut *tx, audit(code, gone));
+            Ok(gone)
+        },
+    )
 }
 
 /// Retention: deletes detections taken before `detections_before`, rollups of minutes before
@@ -143,31 +206,38 @@ pub async fn purge(
     detections_before: i64,
     rollups_before: i64,
 ) -> StoreResult<(u64, u64)> {
-    let d = on_writer!(db, |pool| sqlx::query(
-        "DELETE FROM detections WHERE at < $1"
+    const DETECTIONS: &str = "DELETE FROM detections WHERE at < $1";
+    const ROLLUPS: &str = "DELETE FROM detection_rollups WHERE minute < $1";
+    const HOURLY: [&str; 3] = [
+        "DELETE FROM detection_hourly_labels WHERE hour <= $1",
+        "DELETE FROM detection_hourly_subjects WHERE hour <= $1",
+        "DELETE FROM detection_hourly_devices WHERE hour <= $1",
+    ];
+    let hours_before = rollups_before - 3_600_000;
+    grouped_write!(db,
+        sqlite: |conn| {
+            let d = direct::execute(conn, DETECTIONS, &[&detections_before])? as u64;
+            let r = direct::execute(conn, ROLLUPS, &[&rollups_before])? as u64;
+            for sql in HOURLY {
+                direct::execute(conn, sql, &[&hours_before])?;
+            }
+            Ok((d, r))
+        },
+        postgres: |tx| {
+            let d = sqlx::query(DETECTIONS)
+                .bind(detections_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let r = sqlx::query(ROLLUPS)
+                .bind(rollups_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            for sql in HOURLY {
+                sqlx::query(sql).bind(hours_before).execute(&mut *tx).await?;
+            }
+            Ok((d, r))
+        },
     )
-    .bind(detections_before)
-    .execute(pool)
-    .await?
-    .rows_affected());
-    let r = on_writer!(db, |pool| sqlx::query(
-        "DELETE FROM detection_rollups WHERE minute < $1"
-    )
-    .bind(rollups_before)
-    .execute(pool)
-    .await?
-    .rows_affected());
-    for table in [
-        "detection_hourly_labels",
-        "detection_hourly_subjects",
-        "detection_hourly_devices",
-    ] {
-        let sql = format!("DELETE FROM {table} WHERE hour <= $1");
-        on_writer!(db, |pool| sqlx::query(composed(&sql))
-            .bind(rollups_before - 3_600_000)
-            .execute(pool)
-            .await?
-            .rows_affected());
-    }
-    Ok((d, r))
 }

@@ -7,8 +7,10 @@ use vigia_domain::audit::AuditEntity;
 use vigia_domain::detections::{Confidence, Label, RuleSpec, Silence, SilenceTarget};
 use vigia_domain::ids::{AlertRuleId, CategoryId, DepartmentId, DeviceId, SilenceId, SubjectId};
 
-use crate::audit::{AuditDraft, insert_audit};
-use crate::{ChangeAuthor, Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
+use crate::{
+    ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertRule {
@@ -59,6 +61,26 @@ struct Row {
     updated_at: i64,
 }
 
+impl Row {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            labels: r.get("labels")?,
+            min_count: r.get("min_count")?,
+            window_secs: r.get("window_secs")?,
+            confidence_floor: r.get("confidence_floor")?,
+            cooldown_secs: r.get("cooldown_secs")?,
+            notify_departments: r.get("notify_departments")?,
+            open_incident: r.get("open_incident")?,
+            incident_category_id: r.get("incident_category_id")?,
+            active: r.get("active")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
+}
+
 impl From<Row> for AlertRule {
     fn from(r: Row) -> Self {
         Self {
@@ -98,6 +120,7 @@ pub struct RuleFields {
 }
 
 async fn check_references(db: &Db, fields: &RuleFields) -> StoreResult<()> {
+    const CATEGORY: &str = "SELECT COUNT(*) AS n FROM categories WHERE id = $1";
     for (i, department) in fields.notify_departments.iter().enumerate() {
         if !crate::catalog::department_exists(db, *department).await? {
             return Err(StoreError::UnknownReference {
@@ -107,12 +130,10 @@ async fn check_references(db: &Db, fields: &RuleFields) -> StoreResult<()> {
         }
     }
     if let Some(category) = fields.incident_category_id {
-        let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM categories WHERE id = $1"
-        )
-        .bind(category.0)
-        .fetch_one(pool)
-        .await?);
+        let n: i64 = direct_read!(db,
+            sqlite: |conn| Ok(direct::query_optional(conn, CATEGORY, &[&category.0], |r| r.get("n"))?.unwrap_or(0)),
+            postgres: |pool| Ok(sqlx::query_scalar(CATEGORY).bind(category.0).fetch_one(pool).await?),
+        )?;
         if n == 0 {
             return Err(StoreError::UnknownReference {
                 field: "incident_category_id".into(),
@@ -138,6 +159,10 @@ fn departments_text(ids: &[DepartmentId]) -> String {
         .join(" ")
 }
 
+fn find_sql() -> String {
+    format!("SELECT {COLUMNS} FROM alert_rules WHERE id = $1 AND deleted_at IS NULL")
+}
+
 /// Creates (`id: None`) or replaces a rule (audited).
 pub async fn save(
     db: &Db,
@@ -146,10 +171,7 @@ pub async fn save(
     actor: &ChangeAuthor,
 ) -> StoreResult<AlertRule> {
     check_references(db, fields).await?;
-    let before = match id {
-        Some(id) => Some(find(db, id).await?),
-        None => None,
-    };
+    let find = find_sql();
     let now = Timestamp::now().millis();
     let sql = match id {
         None => format!(
@@ -169,77 +191,150 @@ pub async fn save(
     } else {
         "alert_rule.created"
     };
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<Row> = sqlx::query_as(composed(&sql))
-            .bind(&fields.name)
-            .bind(labels_text(&fields.spec))
-            .bind(i64::from(fields.spec.min_count))
-            .bind(fields.spec.window_ms / 1000)
-            .bind(i64::from(fields.spec.confidence_floor.micros()))
-            .bind(fields.spec.cooldown_ms / 1000)
-            .bind(departments_text(&fields.notify_departments))
-            .bind(fields.open_incident)
-            .bind(fields.incident_category_id.map(|c| c.0))
-            .bind(fields.active)
-            .bind(now)
-            .bind(id.map_or(0, |i| i.0))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let rule = AlertRule::from(row.ok_or(StoreError::NotFound)?);
+    let actor = actor.clone();
+    let name = fields.name.clone();
+    let labels = labels_text(&fields.spec);
+    let min_count = i64::from(fields.spec.min_count);
+    let window_secs = fields.spec.window_ms / 1000;
+    let floor = i64::from(fields.spec.confidence_floor.micros());
+    let cooldown_secs = fields.spec.cooldown_ms / 1000;
+    let departments = departments_text(&fields.notify_departments);
+    let open_incident = fields.open_incident;
+    let category = fields.incident_category_id.map(|c| c.0);
+    let active = fields.active;
+    let target = id.map_or(0, |i| i.0);
+    let audit = move |before: Option<AlertRule>, rule: &AlertRule| {
         let mut draft =
-            AuditDraft::new(actor, action, AuditEntity::AlertRule, Some(rule.id.0)).after(&rule);
+            AuditDraft::new(&actor, action, AuditEntity::AlertRule, Some(rule.id.0)).after(rule);
         if let Some(before) = &before {
             draft = draft.before(before);
         }
-        insert_audit!(&mut *tx, draft);
-        tx.commit().await?;
-        Ok(rule)
-    })
+        draft
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = match id {
+                Some(id) => Some(
+                    direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
+                        .map(AlertRule::from)
+                        .ok_or(StoreError::NotFound)?,
+                ),
+                None => None,
+            };
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[
+                    &name,
+                    &labels,
+                    &min_count,
+                    &window_secs,
+                    &floor,
+                    &cooldown_secs,
+                    &departments,
+                    &open_incident,
+                    &category,
+                    &active,
+                    &now,
+                    &target,
+                ],
+                Row::from_direct,
+            )?;
+            let rule = AlertRule::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit_direct(conn, audit(before, &rule))?;
+            Ok(rule)
+        },
+        postgres: |tx| {
+            let before = match id {
+                Some(id) => {
+                    let row: Option<Row> = sqlx::query_as(composed(&find))
+                        .bind(id.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    Some(AlertRule::from(row.ok_or(StoreError::NotFound)?))
+                }
+                None => None,
+            };
+            let row: Option<Row> = sqlx::query_as(composed(&sql))
+                .bind(&name)
+                .bind(&labels)
+                .bind(min_count)
+                .bind(window_secs)
+                .bind(floor)
+                .bind(cooldown_secs)
+                .bind(&departments)
+                .bind(open_incident)
+                .bind(category)
+                .bind(active)
+                .bind(now)
+                .bind(target)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let rule = AlertRule::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit!(&mut *tx, audit(before, &rule));
+            Ok(rule)
+        },
+    )
 }
 
 pub async fn find(db: &Db, id: AlertRuleId) -> StoreResult<AlertRule> {
-    let sql = format!("SELECT {COLUMNS} FROM alert_rules WHERE id = $1 AND deleted_at IS NULL");
-    let row: Option<Row> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?);
+    let sql = find_sql();
+    let row: Option<Row> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&id.0], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql)).bind(id.0).fetch_optional(pool).await?),
+    )?;
     row.map(AlertRule::from).ok_or(StoreError::NotFound)
 }
 
 /// Every rule not deleted, by id.
 pub async fn list(db: &Db) -> StoreResult<Vec<AlertRule>> {
     let sql = format!("SELECT {COLUMNS} FROM alert_rules WHERE deleted_at IS NULL ORDER BY id");
-    let rows: Vec<Row> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .fetch_all(pool)
-        .await?);
+    let rows: Vec<Row> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql, &[], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql)).fetch_all(pool).await?),
+    )?;
     Ok(rows.into_iter().map(AlertRule::from).collect())
 }
 
 /// Deletes a rule (kept, hidden, for the alerts it raised; audited).
 pub async fn delete(db: &Db, id: AlertRuleId, actor: &ChangeAuthor) -> StoreResult<()> {
-    let before = find(db, id).await?;
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query("UPDATE alert_rules SET deleted_at = $2, active = $3 WHERE id = $1")
-            .bind(id.0)
-            .bind(Timestamp::now().millis())
-            .bind(false)
-            .execute(&mut *tx)
-            .await?;
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(
-                actor,
-                "alert_rule.deleted",
-                AuditEntity::AlertRule,
-                Some(id.0)
-            )
-            .before(&before)
-        );
-        tx.commit().await?;
-        Ok(())
-    })
+    const DELETE: &str = "UPDATE alert_rules SET deleted_at = $2, active = $3 WHERE id = $1";
+    let find = find_sql();
+    let now = Timestamp::now().millis();
+    let actor = actor.clone();
+    let audit = move |before: &AlertRule| {
+        AuditDraft::new(
+            &actor,
+            "alert_rule.deleted",
+            AuditEntity::AlertRule,
+            Some(id.0),
+        )
+        .before(before)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
+                .map(AlertRule::from)
+                .ok_or(StoreError::NotFound)?;
+            direct::execute(conn, DELETE, &[&id.0, &now, &false])?;
+            insert_audit_direct(conn, audit(&before))
+        },
+        postgres: |tx| {
+            let before: Option<Row> = sqlx::query_as(composed(&find))
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let before = AlertRule::from(before.ok_or(StoreError::NotFound)?);
+            sqlx::query(DELETE)
+                .bind(id.0)
+                .bind(now)
+                .bind(false)
+                .execute(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, audit(&before));
+            Ok(())
+        },
+    )
 }
 
 // --- silences ----------------------------------------------------------------------------------
@@ -280,6 +375,23 @@ struct SilenceRow {
     created_by: String,
     created_at: i64,
     suppressed: i64,
+}
+
+impl SilenceRow {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            rule_id: r.get("rule_id")?,
+            subject_id: r.get("subject_id")?,
+            device_id: r.get("device_id")?,
+            starts_at: r.get("starts_at")?,
+            ends_at: r.get("ends_at")?,
+            reason: r.get("reason")?,
+            created_by: r.get("created_by")?,
+            created_at: r.get("created_at")?,
+            suppressed: r.get("suppressed")?,
+        })
+    }
 }
 
 impl From<SilenceRow> for SilenceRecord {
@@ -338,33 +450,51 @@ pub async fn create_silence(
         "INSERT INTO silences (rule_id, subject_id, device_id, starts_at, ends_at, reason, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {SILENCE_COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: SilenceRow = sqlx::query_as(composed(&sql))
-            .bind(rule)
-            .bind(subject)
-            .bind(device)
-            .bind(starts_at.millis())
-            .bind(ends_at.millis())
-            .bind(reason)
-            .bind(&actor.label)
-            .bind(Timestamp::now().millis())
-            .fetch_one(&mut *tx)
-            .await?;
-        let silence = SilenceRecord::from(row);
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(
-                actor,
-                "silence.created",
-                AuditEntity::Silence,
-                Some(silence.id.0)
-            )
-            .after(&silence)
-        );
-        tx.commit().await?;
-        Ok(silence)
-    })
+    let (starts, ends, now) = (
+        starts_at.millis(),
+        ends_at.millis(),
+        Timestamp::now().millis(),
+    );
+    let (reason, actor) = (reason.to_owned(), actor.clone());
+    let label = actor.label.clone();
+    let audit = move |silence: &SilenceRecord| {
+        AuditDraft::new(
+            &actor,
+            "silence.created",
+            AuditEntity::Silence,
+            Some(silence.id.0),
+        )
+        .after(silence)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[&rule, &subject, &device, &starts, &ends, &reason, &label, &now],
+                SilenceRow::from_direct,
+            )?;
+            let silence = SilenceRecord::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit_direct(conn, audit(&silence))?;
+            Ok(silence)
+        },
+        postgres: |tx| {
+            let row: SilenceRow = sqlx::query_as(composed(&sql))
+                .bind(rule)
+                .bind(subject)
+                .bind(device)
+                .bind(starts)
+                .bind(ends)
+                .bind(&reason)
+                .bind(&label)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let silence = SilenceRecord::from(row);
+            insert_audit!(&mut *tx, audit(&silence));
+            Ok(silence)
+        },
+    )
 }
 
 /// Silences that end after `after` ms (`i64::MIN`: all), newest first.
@@ -372,10 +502,13 @@ pub async fn list_silences(db: &Db, ending_after: i64) -> StoreResult<Vec<Silenc
     let sql = format!(
         "SELECT {SILENCE_COLUMNS} FROM silences WHERE ends_at > $1 ORDER BY id DESC LIMIT 1000"
     );
-    let rows: Vec<SilenceRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(ending_after)
-        .fetch_all(pool)
-        .await?);
+    let rows: Vec<SilenceRow> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql, &[&ending_after], SilenceRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql))
+            .bind(ending_after)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(rows.into_iter().map(SilenceRecord::from).collect())
 }
 
@@ -390,32 +523,38 @@ pub async fn expire_silence(
         "UPDATE silences SET ends_at = CASE WHEN ends_at > $2 THEN (CASE WHEN starts_at < $2 THEN $2 ELSE starts_at + 1 END) ELSE ends_at END \
          WHERE id = $1 RETURNING {SILENCE_COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<SilenceRow> = sqlx::query_as(composed(&sql))
-            .bind(id.0)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let silence = SilenceRecord::from(row.ok_or(StoreError::NotFound)?);
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, "silence.expired", AuditEntity::Silence, Some(id.0))
-                .after(&silence)
-        );
-        tx.commit().await?;
-        Ok(silence)
-    })
+    let actor = actor.clone();
+    let audit = move |silence: &SilenceRecord| {
+        AuditDraft::new(&actor, "silence.expired", AuditEntity::Silence, Some(id.0)).after(silence)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(conn, &sql, &[&id.0, &now], SilenceRow::from_direct)?;
+            let silence = SilenceRecord::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit_direct(conn, audit(&silence))?;
+            Ok(silence)
+        },
+        postgres: |tx| {
+            let row: Option<SilenceRow> = sqlx::query_as(composed(&sql))
+                .bind(id.0)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let silence = SilenceRecord::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit!(&mut *tx, audit(&silence));
+            Ok(silence)
+        },
+    )
 }
 
 /// Counts one alert a silence kept from being raised.
 pub async fn count_suppressed(db: &Db, id: SilenceId) -> StoreResult<()> {
-    on_writer!(db, |pool| sqlx::query(
-        "UPDATE silences SET suppressed = suppressed + 1 WHERE id = $1"
+    const COUNT: &str = "UPDATE silences SET suppressed = suppressed + 1 WHERE id = $1";
+    grouped_write!(db,
+        sqlite: |conn| direct::execute(conn, COUNT, &[&id.0]).map(|_| ()),
+        postgres: |tx| {
+            sqlx::query(COUNT).bind(id.0).execute(&mut *tx).await?;
+            Ok(())
+        },
     )
-    .bind(id.0)
-    .execute(pool)
-    .await
-    .map(|_| ())?);
-    Ok(())
 }

@@ -10,7 +10,9 @@ use vigia_domain::Timestamp;
 use vigia_domain::ids::{DeviceId, MonitoringSessionId, SubjectId};
 
 use crate::page::{Cursor, Page};
-use crate::{ChangeAuthor, Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{
+    ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MonitoringSession {
@@ -32,6 +34,19 @@ struct Row {
     started_by: String,
 }
 
+impl Row {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            subject_id: r.get("subject_id")?,
+            device_id: r.get("device_id")?,
+            started_at: r.get("started_at")?,
+            ended_at: r.get("ended_at")?,
+            started_by: r.get("started_by")?,
+        })
+    }
+}
+
 impl From<Row> for MonitoringSession {
     fn from(r: Row) -> Self {
         Self {
@@ -46,6 +61,10 @@ impl From<Row> for MonitoringSession {
 }
 
 const COLUMNS: &str = "id, subject_id, device_id, started_at, ended_at, started_by";
+
+const OPEN: &str = "SELECT COUNT(*) AS n FROM monitoring_sessions \
+     WHERE subject_id = $1 AND device_id = $2 AND ended_at IS NULL";
+const EXISTS: &str = "SELECT COUNT(*) AS n FROM monitoring_sessions WHERE id = $1";
 
 /// Starts a session now. A subject and device already in an open session get 409 (`Duplicate`).
 pub async fn start(
@@ -64,30 +83,40 @@ pub async fn start(
         "INSERT INTO monitoring_sessions (subject_id, device_id, started_at, started_by) \
          VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let open: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM monitoring_sessions WHERE subject_id = $1 AND device_id = $2 AND ended_at IS NULL",
-        )
-        .bind(subject.0)
-        .bind(device.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        if open > 0 {
-            return Err(StoreError::Duplicate {
-                field: "subject_id",
-            });
-        }
-        let row: Row = sqlx::query_as(composed(&sql))
-            .bind(subject.0)
-            .bind(device.0)
-            .bind(Timestamp::now().millis())
-            .bind(&actor.label)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(row.into())
-    })
+    let now = Timestamp::now().millis();
+    let label = actor.label.clone();
+    let already_open = || StoreError::Duplicate {
+        field: "subject_id",
+    };
+    let row: Row = grouped_write!(db,
+        sqlite: |conn| {
+            let open: i64 = direct::query_optional(conn, OPEN, &[&subject.0, &device.0], |r| r.get("n"))?
+                .unwrap_or(0);
+            if open > 0 {
+                return Err(already_open());
+            }
+            direct::query_optional(conn, &sql, &[&subject.0, &device.0, &now, &label], Row::from_direct)?
+                .ok_or(StoreError::NotFound)
+        },
+        postgres: |tx| {
+            let open: i64 = sqlx::query_scalar(OPEN)
+                .bind(subject.0)
+                .bind(device.0)
+                .fetch_one(&mut *tx)
+                .await?;
+            if open > 0 {
+                return Err(already_open());
+            }
+            Ok(sqlx::query_as(composed(&sql))
+                .bind(subject.0)
+                .bind(device.0)
+                .bind(now)
+                .bind(&label)
+                .fetch_one(&mut *tx)
+                .await?)
+        },
+    )?;
+    Ok(row.into())
 }
 
 /// Ends an open session now (`Stale` if it had already ended).
@@ -95,27 +124,44 @@ pub async fn end(db: &Db, id: MonitoringSessionId) -> StoreResult<MonitoringSess
     let sql = format!(
         "UPDATE monitoring_sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL RETURNING {COLUMNS}"
     );
-    let row: Option<Row> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .bind(Timestamp::now().millis())
-        .fetch_optional(pool)
-        .await?);
-    match row {
-        Some(row) => Ok(row.into()),
-        None => {
-            let exists: i64 = on_reader!(db, |pool| sqlx::query_scalar(
-                "SELECT COUNT(*) FROM monitoring_sessions WHERE id = $1"
-            )
-            .bind(id.0)
-            .fetch_one(pool)
-            .await?);
-            Err(if exists > 0 {
-                StoreError::Stale
-            } else {
-                StoreError::NotFound
-            })
+    let now = Timestamp::now().millis();
+    let gone = |exists: i64| {
+        if exists > 0 {
+            StoreError::Stale
+        } else {
+            StoreError::NotFound
         }
-    }
+    };
+    let row: Row = grouped_write!(db,
+        sqlite: |conn| {
+            match direct::query_optional(conn, &sql, &[&id.0, &now], Row::from_direct)? {
+                Some(row) => Ok(row),
+                None => {
+                    let exists: i64 = direct::query_optional(conn, EXISTS, &[&id.0], |r| r.get("n"))?
+                        .unwrap_or(0);
+                    Err(gone(exists))
+                }
+            }
+        },
+        postgres: |tx| {
+            let row: Option<Row> = sqlx::query_as(composed(&sql))
+                .bind(id.0)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row {
+                Some(row) => Ok(row),
+                None => {
+                    let exists: i64 = sqlx::query_scalar(EXISTS)
+                        .bind(id.0)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    Err(gone(exists))
+                }
+            }
+        },
+    )?;
+    Ok(row.into())
 }
 
 /// Sessions, newest first, optionally of one subject.
@@ -130,10 +176,15 @@ pub async fn list(
          ORDER BY id DESC LIMIT {}",
         limit + 1
     );
-    let rows: Vec<Row> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(after.map_or(i64::MAX, |c| c.0))
-        .bind(subject.map_or(0, |s| s.0))
-        .fetch_all(pool)
-        .await?);
+    let after = after.map_or(i64::MAX, |c| c.0);
+    let subject = subject.map_or(0, |s| s.0);
+    let rows: Vec<Row> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql, &[&after, &subject], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql))
+            .bind(after)
+            .bind(subject)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(Page::from_rows(rows, limit, |r| r.id).map(MonitoringSession::from))
 }

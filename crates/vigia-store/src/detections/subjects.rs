@@ -7,9 +7,11 @@ use vigia_domain::audit::AuditEntity;
 use vigia_domain::ids::{DepartmentId, SubjectId, ZoneId};
 
 use super::DepartmentScope;
-use crate::audit::{AuditDraft, insert_audit};
+use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
 use crate::page::{Cursor, Page};
-use crate::{ChangeAuthor, Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{
+    ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Subject {
@@ -39,6 +41,23 @@ struct Row {
     refused: i64,
     created_at: i64,
     updated_at: i64,
+}
+
+impl Row {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            code: r.get("code")?,
+            name: r.get("name")?,
+            department_id: r.get("department_id")?,
+            zone_id: r.get("zone_id")?,
+            consent_at: r.get("consent_at")?,
+            consent_by: r.get("consent_by")?,
+            refused: r.get("refused")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
 }
 
 impl From<Row> for Subject {
@@ -76,21 +95,11 @@ async fn check_references(db: &Db, fields: &SubjectFields) -> StoreResult<()> {
             entity: "department",
         });
     }
-    if let Some(zone) = fields.zone_id {
-        let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM zones WHERE id = $1"
-        )
-        .bind(zone.0)
-        .fetch_one(pool)
-        .await?);
-        if n == 0 {
-            return Err(StoreError::UnknownReference {
-                field: "zone_id".into(),
-                entity: "zone",
-            });
-        }
-    }
-    Ok(())
+    super::devices::zone_exists(db, fields.zone_id).await
+}
+
+fn find_sql() -> String {
+    format!("SELECT {COLUMNS} FROM subjects WHERE id = $1")
 }
 
 /// Registers a subject (audited). `consent`: consent recorded now by the actor.
@@ -106,41 +115,65 @@ pub async fn create(
         "INSERT INTO subjects (code, name, department_id, zone_id, consent_at, consent_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Row = sqlx::query_as(composed(&sql))
-            .bind(&fields.code)
-            .bind(&fields.name)
-            .bind(fields.department_id.0)
-            .bind(fields.zone_id.map(|z| z.0))
-            .bind(consent.then_some(now))
-            .bind(consent.then(|| actor.label.clone()))
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "subjects_code_key", "code"))?;
-        let subject = Subject::from(row);
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(
-                actor,
-                "subject.created",
-                AuditEntity::Subject,
-                Some(subject.id.0)
+    let (fields, actor) = (fields.clone(), actor.clone());
+    let zone = fields.zone_id.map(|z| z.0);
+    let consent_at = consent.then_some(now);
+    let consent_by = consent.then(|| actor.label.clone());
+    let audit = move |subject: &Subject| {
+        AuditDraft::new(
+            &actor,
+            "subject.created",
+            AuditEntity::Subject,
+            Some(subject.id.0),
+        )
+        .after(subject)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[
+                    &fields.code,
+                    &fields.name,
+                    &fields.department_id.0,
+                    &zone,
+                    &consent_at,
+                    &consent_by,
+                    &now,
+                ],
+                Row::from_direct,
             )
-            .after(&subject)
-        );
-        tx.commit().await?;
-        Ok(subject)
-    })
+            .map_err(|e| StoreError::unique_direct(e, "code"))?;
+            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit_direct(conn, audit(&subject))?;
+            Ok(subject)
+        },
+        postgres: |tx| {
+            let row: Row = sqlx::query_as(composed(&sql))
+                .bind(&fields.code)
+                .bind(&fields.name)
+                .bind(fields.department_id.0)
+                .bind(zone)
+                .bind(consent_at)
+                .bind(&consent_by)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "subjects_code_key", "code"))?;
+            let subject = Subject::from(row);
+            insert_audit!(&mut *tx, audit(&subject));
+            Ok(subject)
+        },
+    )
 }
 
 pub async fn find(db: &Db, id: SubjectId) -> StoreResult<Subject> {
-    let sql = format!("SELECT {COLUMNS} FROM subjects WHERE id = $1");
-    let row: Option<Row> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?);
+    let sql = find_sql();
+    let row: Option<Row> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&id.0], Row::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql)).bind(id.0).fetch_optional(pool).await?),
+    )?;
     row.map(Subject::from).ok_or(StoreError::NotFound)
 }
 
@@ -158,15 +191,21 @@ pub async fn list(
          ORDER BY id DESC LIMIT {}",
         limit + 1
     );
-    let rows: Vec<Row> = on_reader!(db, |pool| {
-        let mut q = sqlx::query_as(composed(&sql))
-            .bind(after.map_or(i64::MAX, |c| c.0))
-            .bind(department.map_or(0, |d| d.0));
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        q.fetch_all(pool).await?
-    });
+    let after = after.map_or(i64::MAX, |c| c.0);
+    let department = department.map_or(0, |d| d.0);
+    let rows: Vec<Row> = direct_read!(db,
+        sqlite: |conn| {
+            let args = DepartmentScope::direct_args(&[&after, &department], &ids);
+            direct::query_sized(conn, &sql, &args, limit + 1, Row::from_direct)
+        },
+        postgres: |pool| {
+            let mut q = sqlx::query_as(composed(&sql)).bind(after).bind(department);
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            Ok(q.fetch_all(pool).await?)
+        },
+    )?;
     Ok(Page::from_rows(rows, limit, |r| r.id).map(Subject::from))
 }
 
@@ -178,33 +217,56 @@ pub async fn update(
     actor: &ChangeAuthor,
 ) -> StoreResult<Subject> {
     check_references(db, fields).await?;
-    let before = find(db, id).await?;
+    let find = find_sql();
     let sql = format!(
         "UPDATE subjects SET code = $2, name = $3, department_id = $4, zone_id = $5, updated_at = $6 \
          WHERE id = $1 RETURNING {COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<Row> = sqlx::query_as(composed(&sql))
-            .bind(id.0)
-            .bind(&fields.code)
-            .bind(&fields.name)
-            .bind(fields.department_id.0)
-            .bind(fields.zone_id.map(|z| z.0))
-            .bind(Timestamp::now().millis())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| StoreError::unique(e, "subjects_code_key", "code"))?;
-        let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, "subject.updated", AuditEntity::Subject, Some(id.0))
-                .before(&before)
-                .after(&subject)
-        );
-        tx.commit().await?;
-        Ok(subject)
-    })
+    let now = Timestamp::now().millis();
+    let (fields, actor) = (fields.clone(), actor.clone());
+    let zone = fields.zone_id.map(|z| z.0);
+    let audit = move |before: &Subject, subject: &Subject| {
+        AuditDraft::new(&actor, "subject.updated", AuditEntity::Subject, Some(id.0))
+            .before(before)
+            .after(subject)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
+                .map(Subject::from)
+                .ok_or(StoreError::NotFound)?;
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[&id.0, &fields.code, &fields.name, &fields.department_id.0, &zone, &now],
+                Row::from_direct,
+            )
+            .map_err(|e| StoreError::unique_direct(e, "code"))?;
+            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit_direct(conn, audit(&before, &subject))?;
+            Ok(subject)
+        },
+        postgres: |tx| {
+            let before: Option<Row> = sqlx::query_as(composed(&find))
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let before = Subject::from(before.ok_or(StoreError::NotFound)?);
+            let row: Option<Row> = sqlx::query_as(composed(&sql))
+                .bind(id.0)
+                .bind(&fields.code)
+                .bind(&fields.name)
+                .bind(fields.department_id.0)
+                .bind(zone)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "subjects_code_key", "code"))?;
+            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit!(&mut *tx, audit(&before, &subject));
+            Ok(subject)
+        },
+    )
 }
 
 /// Records (`true`) or withdraws (`false`) a subject's consent (audited). Withdrawal takes
@@ -216,7 +278,7 @@ pub async fn set_consent(
     consent: bool,
     actor: &ChangeAuthor,
 ) -> StoreResult<Subject> {
-    let before = find(db, id).await?;
+    let find = find_sql();
     let now = Timestamp::now().millis();
     let sql = format!(
         "UPDATE subjects SET consent_at = $2, consent_by = $3, updated_at = $4 WHERE id = $1 RETURNING {COLUMNS}"
@@ -226,23 +288,45 @@ pub async fn set_consent(
     } else {
         "subject.consent_withdrawn"
     };
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<Row> = sqlx::query_as(composed(&sql))
-            .bind(id.0)
-            .bind(consent.then_some(now))
-            .bind(consent.then(|| actor.label.clone()))
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
-        insert_audit!(
-            &mut *tx,
-            AuditDraft::new(actor, action, AuditEntity::Subject, Some(id.0))
-                .before(&before)
-                .after(&subject)
-        );
-        tx.commit().await?;
-        Ok(subject)
-    })
+    let actor = actor.clone();
+    let consent_at = consent.then_some(now);
+    let consent_by = consent.then(|| actor.label.clone());
+    let audit = move |before: &Subject, subject: &Subject| {
+        AuditDraft::new(&actor, action, AuditEntity::Subject, Some(id.0))
+            .before(before)
+            .after(subject)
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
+                .map(Subject::from)
+                .ok_or(StoreError::NotFound)?;
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[&id.0, &consent_at, &consent_by, &now],
+                Row::from_direct,
+            )?;
+            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit_direct(conn, audit(&before, &subject))?;
+            Ok(subject)
+        },
+        postgres: |tx| {
+            let before: Option<Row> = sqlx::query_as(composed(&find))
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let before = Subject::from(before.ok_or(StoreError::NotFound)?);
+            let row: Option<Row> = sqlx::query_as(composed(&sql))
+                .bind(id.0)
+                .bind(consent_at)
+                .bind(&consent_by)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
+            insert_audit!(&mut *tx, audit(&before, &subject));
+            Ok(subject)
+        },
+    )
 }

@@ -8,7 +8,7 @@ use vigia_domain::ids::{DeviceId, SubjectId};
 
 use super::DepartmentScope;
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreResult, composed, on_reader};
+use crate::{Db, StoreResult, composed, direct, direct_read};
 
 /// One subject's detections of one label in a period (from the rollups). `subject_id` 0 is the
 /// anonymous aggregate of erased subjects (no code, name or department).
@@ -24,6 +24,20 @@ pub struct SubjectLabelCount {
     pub confidence_sum: i64,
 }
 
+impl SubjectLabelCount {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            subject_id: r.get("subject_id")?,
+            code: r.get("code")?,
+            name: r.get("name")?,
+            department_id: r.get("department_id")?,
+            label: r.get("label")?,
+            count: r.get("count")?,
+            confidence_sum: r.get("confidence_sum")?,
+        })
+    }
+}
+
 /// Alerts raised by the detections of a period (their window ends in it), per subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct SubjectAlerts {
@@ -32,6 +46,18 @@ pub struct SubjectAlerts {
     pub name: Option<String>,
     pub department_id: Option<i64>,
     pub alerts: i64,
+}
+
+impl SubjectAlerts {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            subject_id: r.get("subject_id")?,
+            code: r.get("code")?,
+            name: r.get("name")?,
+            department_id: r.get("department_id")?,
+            alerts: r.get("alerts")?,
+        })
+    }
 }
 
 /// The rollups of `[from, to)` (by detection time) grouped by subject and label, ordered by
@@ -54,19 +80,26 @@ pub async fn period_counts(
         WHERE a.window_end >= $1 AND a.window_end < $2 \
         GROUP BY a.subject_id, s.code, s.name, s.department_id ORDER BY a.subject_id";
     let (f, t) = (from.millis(), to.millis());
-    let rows = on_reader!(db, |pool| {
-        let counts: Vec<SubjectLabelCount> = sqlx::query_as(counts_sql)
-            .bind(f)
-            .bind(t)
-            .fetch_all(pool)
-            .await?;
-        let alerts: Vec<SubjectAlerts> = sqlx::query_as(alerts_sql)
-            .bind(f)
-            .bind(t)
-            .fetch_all(pool)
-            .await?;
-        (counts, alerts)
-    });
+    let rows = direct_read!(db,
+        sqlite: |conn| {
+            let counts = direct::query(conn, counts_sql, &[&f, &t], SubjectLabelCount::from_direct)?;
+            let alerts = direct::query(conn, alerts_sql, &[&f, &t], SubjectAlerts::from_direct)?;
+            Ok((counts, alerts))
+        },
+        postgres: |pool| {
+            let counts: Vec<SubjectLabelCount> = sqlx::query_as(counts_sql)
+                .bind(f)
+                .bind(t)
+                .fetch_all(pool)
+                .await?;
+            let alerts: Vec<SubjectAlerts> = sqlx::query_as(alerts_sql)
+                .bind(f)
+                .bind(t)
+                .fetch_all(pool)
+                .await?;
+            Ok((counts, alerts))
+        },
+    )?;
     Ok(rows)
 }
 
@@ -99,6 +132,26 @@ pub struct DetectionRow {
     pub confidence: i64,
     pub in_session: bool,
     pub extra: Option<String>,
+}
+
+impl DetectionRow {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            at: r.get("at")?,
+            received_at: r.get("received_at")?,
+            subject_id: r.get("subject_id")?,
+            subject_code: r.get("subject_code")?,
+            department_id: r.get("department_id")?,
+            device_id: r.get("device_id")?,
+            device_code: r.get("device_code")?,
+            client_id: r.get("client_id")?,
+            label: r.get("label")?,
+            confidence: r.get("confidence")?,
+            in_session: r.get("in_session")?,
+            extra: r.get("extra")?,
+        })
+    }
 }
 
 /// The next `limit` detections of `scope` matching `filter` after `after` (`(at, id)` of the
@@ -149,11 +202,17 @@ pub async fn detections_page(
     }
     sql.push(" ORDER BY d.at, d.id");
     sql.limit(limit);
-    let rows: Vec<DetectionRow> = on_reader!(db, |pool| bind_args!(
-        sqlx::query_as(composed(&sql.text)),
-        &sql.args
-    )
-    .fetch_all(pool)
-    .await?);
+    let rows: Vec<DetectionRow> = direct_read!(db,
+        sqlite: |conn| direct::query_sized(
+            conn,
+            &sql.text,
+            &direct::args(&sql.args),
+            limit.min(4096),
+            DetectionRow::from_direct,
+        ),
+        postgres: |pool| Ok(bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(rows)
 }

@@ -133,15 +133,15 @@ mod tests {
 
     /// SQLite's plan for `sql`, one line per step.
     async fn plan(db: &Db, sql: &str) -> String {
-        let Backend::Sqlite { reader, .. } = &db.backend else {
+        let Backend::Sqlite { readers, .. } = &db.backend else {
             unreachable!("a SQLite database")
         };
-        let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(crate::composed(&format!("EXPLAIN QUERY PLAN {sql}")))
-                .fetch_all(reader)
-                .await
-                .expect("plan");
-        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+        let sql = format!("EXPLAIN QUERY PLAN {sql}");
+        let rows: Vec<String> = readers
+            .run(move |conn| crate::direct::query(conn, &sql, &[], |r| r.get("detail")))
+            .await
+            .expect("plan");
+        rows.join("\n")
     }
 
     /// Counting a member's open incidents (least-open assignment, on every report) and listing

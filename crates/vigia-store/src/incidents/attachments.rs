@@ -20,9 +20,9 @@ use vigia_domain::Timestamp;
 use vigia_domain::ids::{AttachmentId, IncidentId, UserId};
 use vigia_domain::incidents::{AllowedMedia, EventData, MediaKind};
 
-use super::events::insert_event;
+use super::events::{insert_event, insert_event_direct};
 use crate::objects::{ObjectKey, ObjectWriter, Objects, sanitize_segment};
-use crate::{Db, StoreError, StoreResult, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
 pub use super::thumbnail::{THUMBNAIL_DECODES, THUMBNAIL_MAX_PIXELS, THUMBNAIL_MAX_PX, thumbnail};
 
@@ -71,6 +71,25 @@ struct AttachmentRow {
     uploaded_by: String,
     uploaded_by_user_id: Option<i64>,
     created_at: i64,
+}
+
+impl AttachmentRow {
+    /// A row of [`COLUMNS`] read on a direct SQLite connection, each column by its name.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            incident_id: row.get("incident_id")?,
+            object_key: row.get("object_key")?,
+            original_name: row.get("original_name")?,
+            content_type: row.get("content_type")?,
+            size_bytes: row.get("size_bytes")?,
+            sha256: row.get("sha256")?,
+            thumbnail_key: row.get("thumbnail_key")?,
+            uploaded_by: row.get("uploaded_by")?,
+            uploaded_by_user_id: row.get("uploaded_by_user_id")?,
+            created_at: row.get("created_at")?,
+        })
+    }
 }
 
 impl TryFrom<AttachmentRow> for Attachment {
@@ -166,21 +185,32 @@ impl Upload {
         now: Timestamp,
     ) -> StoreResult<Self> {
         let name = stored_name(raw_name, media);
-        let insert = "INSERT INTO incident_attachments (incident_id, object_key, original_name, content_type, \
+        const RESERVE: &str = "INSERT INTO incident_attachments (incident_id, object_key, original_name, content_type, \
                       size_bytes, sha256, uploaded_by, uploaded_by_user_id, created_at, uploading) \
                       VALUES ($1, '', $2, $3, 0, '', $4, $5, $6, TRUE) RETURNING id";
-        let id: i64 = on_writer!(db, |pool| sqlx::query_scalar(insert)
-            .bind(incident.0)
-            .bind(&name)
-            .bind(media.mime())
-            .bind(&uploader.label)
-            .bind(uploader.user.map(|u| u.0))
-            .bind(now.millis())
-            .fetch_one(pool)
-            .await
-            .map_err(
-                |e| StoreError::missing_reference("incident_id", "incident")(e.into())
-            )?);
+        let (incident_id, stored) = (incident.0, name.clone());
+        let (label, user) = (uploader.label.clone(), uploader.user.map(|u| u.0));
+        let at = now.millis();
+        let missing = StoreError::missing_reference("incident_id", "incident");
+        let id: i64 = grouped_write!(db,
+            sqlite: |conn| direct::query_optional(
+                conn,
+                RESERVE,
+                &[&incident_id, &stored, &media.mime(), &label, &user, &at],
+                |r| r.get("id"),
+            )?
+            .ok_or(StoreError::NotFound),
+            postgres: |tx| Ok(sqlx::query_scalar(RESERVE)
+                .bind(incident_id)
+                .bind(&stored)
+                .bind(media.mime())
+                .bind(&label)
+                .bind(user)
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await?),
+        )
+        .map_err(missing)?;
         let dir = attachment_dir(incident, id);
         let key = ObjectKey::join(dir.iter().map(String::as_str).chain([name.as_str()]));
         let writer = match objects.writer(&key).await {
@@ -243,54 +273,79 @@ impl Upload {
         let thumbnail_key = store_thumbnail(&self.objects, incident, id, &name, media, &key).await;
         let sha256 = hex::encode(hasher.finalize());
         let db = &self.db;
-        let written: StoreResult<()> = on_writer!(db, |pool| {
-            let mut tx = pool.begin().await?;
-            let updated = sqlx::query(
-                "UPDATE incident_attachments SET object_key = $2, thumbnail_key = $3, size_bytes = $4, \
-                 sha256 = $5, created_at = $6, uploading = FALSE WHERE id = $1 AND uploading",
-            )
-            .bind(id)
-            .bind(key.as_str())
-            .bind(thumbnail_key.as_ref().map(ObjectKey::as_str))
-            .bind(size as i64)
-            .bind(&sha256)
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::Other(anyhow::anyhow!(
-                    "attachment {id} was removed while it was uploading"
-                )));
-            }
-            sqlx::query("UPDATE incidents SET updated_at = $2 WHERE id = $1")
-                .bind(incident.0)
-                .bind(now.millis())
-                .execute(&mut *tx)
-                .await?;
-            let event = EventData::AttachmentAdded {
-                attachment_id: AttachmentId(id),
-                media,
-                size_bytes: size,
-            };
-            insert_event!(&mut *tx, incident.0, &uploader.label, now.millis(), &event);
-            if media.kind() == vigia_domain::incidents::MediaKind::Video {
-                // Its processing row and job, visible with it or not at all.
-                sqlx::query(crate::transcodes::INSERT)
-                    .bind(id)
-                    .bind(incident.0)
-                    .bind(now.millis())
-                    .execute(&mut *tx)
-                    .await?;
-                let job = crate::jobs::NewJob::new(&crate::jobs::Task::MediaTranscode {
-                    video: crate::jobs::VideoRef::Attachment(id),
-                })
-                .dedup(format!("{}:{id}", crate::transcodes::TRANSCODE));
-                crate::jobs::enqueue_in(&mut *tx, &job, now).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+        let (object_key, thumb) = (
+            key.as_str().to_owned(),
+            thumbnail_key.as_ref().map(|k| k.as_str().to_owned()),
+        );
+        let (stored_sha, label, at, size_bytes) = (
+            sha256.clone(),
+            uploader.label.clone(),
+            now.millis(),
+            size as i64,
+        );
+        let event = EventData::AttachmentAdded {
+            attachment_id: AttachmentId(id),
+            media,
+            size_bytes: size,
+        };
+        // A video's processing row and job, visible with it or not at all.
+        let job = (media.kind() == MediaKind::Video).then(|| {
+            crate::jobs::NewJob::new(&crate::jobs::Task::MediaTranscode {
+                video: crate::jobs::VideoRef::Attachment(id),
+            })
+            .dedup(format!("{}:{id}", crate::transcodes::TRANSCODE))
         });
+        let removed = move || {
+            StoreError::Other(anyhow::anyhow!(
+                "attachment {id} was removed while it was uploading"
+            ))
+        };
+        let written: StoreResult<()> = grouped_write!(db,
+            sqlite: |conn| {
+                let updated = direct::execute(
+                    conn,
+                    FINISH,
+                    &[&id, &object_key, &thumb, &size_bytes, &stored_sha, &at],
+                )?;
+                if updated == 0 {
+                    return Err(removed());
+                }
+                direct::execute(conn, TOUCH, &[&incident.0, &at])?;
+                insert_event_direct(conn, incident.0, &label, at, &event)?;
+                if let Some(job) = &job {
+                    direct::execute(conn, crate::transcodes::INSERT, &[&id, &incident.0, &at])?;
+                    crate::jobs::enqueue_direct(conn, job, now)?;
+                }
+                Ok(())
+            },
+            postgres: |tx| {
+                let updated = sqlx::query(FINISH)
+                    .bind(id)
+                    .bind(&object_key)
+                    .bind(&thumb)
+                    .bind(size_bytes)
+                    .bind(&stored_sha)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if updated == 0 {
+                    return Err(removed());
+                }
+                sqlx::query(TOUCH).bind(incident.0).bind(at).execute(&mut *tx).await?;
+                insert_event!(&mut *tx, incident.0, &label, at, &event);
+                if let Some(job) = &job {
+                    sqlx::query(crate::transcodes::INSERT)
+                        .bind(id)
+                        .bind(incident.0)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                    crate::jobs::enqueue_in(&mut *tx, job, now).await?;
+                }
+                Ok(())
+            },
+        );
         if let Err(error) = written {
             forget(&self.objects, [Some(&key), thumbnail_key.as_ref()]).await;
             forget_row(db, id).await;
@@ -318,6 +373,13 @@ impl Upload {
         }
     }
 }
+
+/// Makes a reserved attachment visible: `$1` id, `$2` object key, `$3` thumbnail key, `$4`
+/// size, `$5` SHA-256, `$6` now.
+const FINISH: &str = "UPDATE incident_attachments SET object_key = $2, thumbnail_key = $3, size_bytes = $4, \
+     sha256 = $5, created_at = $6, uploading = FALSE WHERE id = $1 AND uploading";
+/// An incident's `updated_at`: `$1` id, `$2` now.
+const TOUCH: &str = "UPDATE incidents SET updated_at = $2 WHERE id = $1";
 
 /// Reads an image back, shrinks it (see [`super::thumbnail`]) and stores the PNG beside it.
 async fn store_thumbnail(
@@ -371,15 +433,21 @@ async fn abandon(db: &Db, open: Open) {
 
 /// Deletes a reserved row that never became visible; failures are logged (the sweep retries).
 async fn forget_row(db: &Db, id: i64) {
-    let sql = "DELETE FROM incident_attachments WHERE id = $1 AND uploading";
-    let deleted: Result<(), sqlx::Error> = on_writer!(db, |pool| sqlx::query(sql)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|_| ()));
-    if let Err(error) = deleted {
+    if let Err(error) = delete_unfinished(db, id).await {
         tracing::error!(%error, attachment_id = id, "cannot remove an unfinished attachment");
     }
+}
+
+/// Deletes the row of upload `id` if it is still unfinished.
+async fn delete_unfinished(db: &Db, id: i64) -> StoreResult<()> {
+    const FORGET: &str = "DELETE FROM incident_attachments WHERE id = $1 AND uploading";
+    grouped_write!(db,
+        sqlite: |conn| direct::execute(conn, FORGET, &[&id]).map(|_| ()),
+        postgres: |tx| {
+            sqlx::query(FORGET).bind(id).execute(&mut *tx).await?;
+            Ok(())
+        },
+    )
 }
 
 /// Removes uploads that started before `started_before` and never finished (their process
@@ -389,12 +457,15 @@ pub async fn sweep_abandoned(
     objects: &Objects,
     started_before: Timestamp,
 ) -> StoreResult<usize> {
-    let sql =
+    const ABANDONED: &str =
         "SELECT id, incident_id FROM incident_attachments WHERE uploading AND created_at < $1";
-    let rows: Vec<(i64, i64)> = on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(started_before.millis())
-        .fetch_all(pool)
-        .await?);
+    let before = started_before.millis();
+    let rows: Vec<(i64, i64)> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, ABANDONED, &[&before], |r| {
+            Ok((r.get("id")?, r.get("incident_id")?))
+        }),
+        postgres: |pool| Ok(sqlx::query_as(ABANDONED).bind(before).fetch_all(pool).await?),
+    )?;
     for &(id, incident) in &rows {
         let dir = attachment_dir(IncidentId(incident), id).join("/");
         objects.delete_under(&dir).await?;
@@ -418,10 +489,14 @@ pub async fn list(db: &Db, incident: IncidentId) -> StoreResult<Vec<Attachment>>
     let sql = format!(
         "SELECT {COLUMNS} FROM incident_attachments WHERE incident_id = $1 AND deleted_at IS NULL AND NOT uploading ORDER BY id"
     );
-    let rows: Vec<AttachmentRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
-        .bind(incident.0)
-        .fetch_all(pool)
-        .await?);
+    let incident = incident.0;
+    let rows: Vec<AttachmentRow> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql, &[&incident], AttachmentRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(crate::composed(&sql))
+            .bind(incident)
+            .fetch_all(pool)
+            .await?),
+    )?;
     rows.into_iter().map(Attachment::try_from).collect()
 }
 
@@ -430,11 +505,15 @@ pub async fn find(db: &Db, incident: IncidentId, id: AttachmentId) -> StoreResul
     let sql = format!(
         "SELECT {COLUMNS} FROM incident_attachments WHERE id = $1 AND incident_id = $2 AND deleted_at IS NULL AND NOT uploading"
     );
-    let row: Option<AttachmentRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
-        .bind(id.0)
-        .bind(incident.0)
-        .fetch_optional(pool)
-        .await?);
+    let (id, incident) = (id.0, incident.0);
+    let row: Option<AttachmentRow> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&id, &incident], AttachmentRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(crate::composed(&sql))
+            .bind(id)
+            .bind(incident)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     row.ok_or(StoreError::NotFound)?.try_into()
 }
 
@@ -448,39 +527,42 @@ pub async fn delete(
     actor: &str,
     now: Timestamp,
 ) -> StoreResult<()> {
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE incident_attachments SET deleted_at = $3 \
-             WHERE id = $1 AND incident_id = $2 AND deleted_at IS NULL AND NOT uploading",
-        )
-        .bind(attachment.id.0)
-        .bind(attachment.incident_id.0)
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query("UPDATE incidents SET updated_at = $2 WHERE id = $1")
-            .bind(attachment.incident_id.0)
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await?;
-        let event = EventData::AttachmentDeleted {
-            attachment_id: attachment.id,
-        };
-        insert_event!(
-            &mut *tx,
-            attachment.incident_id.0,
-            actor,
-            now.millis(),
-            &event
-        );
-        tx.commit().await?;
-        Ok(())
-    })
+    const DELETE: &str = "UPDATE incident_attachments SET deleted_at = $3 \
+         WHERE id = $1 AND incident_id = $2 AND deleted_at IS NULL AND NOT uploading";
+    let (id, incident, actor, at) = (
+        attachment.id.0,
+        attachment.incident_id.0,
+        actor.to_owned(),
+        now.millis(),
+    );
+    let event = EventData::AttachmentDeleted {
+        attachment_id: attachment.id,
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            if direct::execute(conn, DELETE, &[&id, &incident, &at])? == 0 {
+                return Err(StoreError::NotFound);
+            }
+            direct::execute(conn, TOUCH, &[&incident, &at])?;
+            insert_event_direct(conn, incident, &actor, at, &event)?;
+            Ok(())
+        },
+        postgres: |tx| {
+            let updated = sqlx::query(DELETE)
+                .bind(id)
+                .bind(incident)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(TOUCH).bind(incident).bind(at).execute(&mut *tx).await?;
+            insert_event!(&mut *tx, incident, &actor, at, &event);
+            Ok(())
+        },
+    )
 }
 
 /// A stored object (the file or its thumbnail) as a stream, with its size.

@@ -10,10 +10,10 @@ use vigia_domain::incidents::{
     Visibility, is_reopen, sla_effect,
 };
 
-use super::assign::{auto_assign, department_lock_sql};
-use super::events::insert_event;
+use super::assign::{auto_assign, auto_assign_direct, department_lock_sql};
+use super::events::{insert_event, insert_event_direct};
 use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
-use crate::{Db, StoreError, StoreResult, catalog, composed, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, catalog, composed, direct, direct_read, grouped_write};
 
 /// Moves `incident` (as read) to `to`, which the caller has checked with
 /// [`vigia_domain::incidents::check_transition`]. Pauses or resumes the SLA clock, stamps
@@ -61,26 +61,61 @@ pub async fn transition(
          WHERE id = $1 AND version = $2 RETURNING {INCIDENT_COLUMNS}"
     );
     let event = EventData::StatusChanged { from, to };
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
-            .bind(incident.id.0)
-            .bind(incident.version)
-            .bind(to.as_str())
-            .bind(record.paused_since.map(Timestamp::millis))
-            .bind(record.paused_total_ms)
-            .bind(acknowledged_at.map(Timestamp::millis))
-            .bind(resolved_at.map(Timestamp::millis))
-            .bind(closed_at.map(Timestamp::millis))
-            .bind(resolve_due)
-            .bind(now.millis())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let row = row.ok_or(StoreError::Stale)?;
-        insert_event!(&mut *tx, incident.id.0, actor, now.millis(), &event);
-        tx.commit().await?;
-        Ok(row.into_incident(now))
-    })
+    let (id, version, actor) = (incident.id.0, incident.version, actor.to_owned());
+    let (to, paused_since, paused_total_ms) = (
+        to.as_str(),
+        record.paused_since.map(Timestamp::millis),
+        record.paused_total_ms,
+    );
+    let (acknowledged_at, resolved_at, closed_at) = (
+        acknowledged_at.map(Timestamp::millis),
+        resolved_at.map(Timestamp::millis),
+        closed_at.map(Timestamp::millis),
+    );
+    let at = now.millis();
+    let row = grouped_write!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[
+                    &id,
+                    &version,
+                    &to,
+                    &paused_since,
+                    &paused_total_ms,
+                    &acknowledged_at,
+                    &resolved_at,
+                    &closed_at,
+                    &resolve_due,
+                    &at,
+                ],
+                IncidentRow::from_direct,
+            )?;
+            let row = row.ok_or(StoreError::Stale)?;
+            insert_event_direct(conn, id, &actor, at, &event)?;
+            Ok(row)
+        },
+        postgres: |tx| {
+            let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
+                .bind(id)
+                .bind(version)
+                .bind(to)
+                .bind(paused_since)
+                .bind(paused_total_ms)
+                .bind(acknowledged_at)
+                .bind(resolved_at)
+                .bind(closed_at)
+                .bind(resolve_due)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let row = row.ok_or(StoreError::Stale)?;
+            insert_event!(&mut *tx, id, &actor, at, &event);
+            Ok(row)
+        },
+    )?;
+    Ok(row.into_incident(now))
 }
 
 /// A comment on an incident.
@@ -99,6 +134,25 @@ pub struct Comment {
     pub created_at: Timestamp,
 }
 
+impl Comment {
+    /// A comment's row read on a direct SQLite connection, each column by its name.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: CommentId(row.get("id")?),
+            incident_id: IncidentId(row.get("incident_id")?),
+            author: row.get("author")?,
+            author_user_id: row.get("author_user_id")?,
+            body: row.get("body")?,
+            visibility: direct::parsed(
+                row,
+                row.as_ref().column_index("visibility")?,
+                Visibility::parse,
+            )?,
+            created_at: Timestamp::from_millis(row.get("created_at")?),
+        })
+    }
+}
+
 /// Adds a comment and its `comment_added` event (internal when the comment is).
 pub async fn add_comment(
     db: &Db,
@@ -108,33 +162,49 @@ pub async fn add_comment(
     author_user: Option<UserId>,
     now: Timestamp,
 ) -> StoreResult<Comment> {
-    let sql = "INSERT INTO incident_comments (incident_id, author, author_user_id, body, visibility, created_at) \
+    const INSERT: &str = "INSERT INTO incident_comments (incident_id, author, author_user_id, body, visibility, created_at) \
                VALUES ($1, $2, $3, $4, $5, $6) \
                RETURNING id, incident_id, author, author_user_id, body, visibility, created_at";
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let saved: Comment = sqlx::query_as(sql)
-            .bind(incident.0)
-            .bind(author)
-            .bind(author_user.map(|u| u.0))
-            .bind(comment.body.as_str())
-            .bind(comment.visibility.as_str())
-            .bind(now.millis())
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE incidents SET updated_at = $2 WHERE id = $1")
-            .bind(incident.0)
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await?;
-        let event = EventData::CommentAdded {
-            comment_id: saved.id,
-            visibility: comment.visibility,
-        };
-        insert_event!(&mut *tx, incident.0, author, now.millis(), &event);
-        tx.commit().await?;
-        Ok(saved)
-    })
+    const TOUCH: &str = "UPDATE incidents SET updated_at = $2 WHERE id = $1";
+    let (id, author, author_user) = (incident.0, author.to_owned(), author_user.map(|u| u.0));
+    let (body, visibility) = (comment.body.as_str().to_owned(), comment.visibility);
+    let at = now.millis();
+    grouped_write!(db,
+        sqlite: |conn| {
+            let saved = direct::query_optional(
+                conn,
+                INSERT,
+                &[&id, &author, &author_user, &body, &visibility.as_str(), &at],
+                Comment::from_direct,
+            )?
+            .ok_or_else(|| StoreError::Other(anyhow::anyhow!("inserting a comment returned no row")))?;
+            direct::execute(conn, TOUCH, &[&id, &at])?;
+            let event = EventData::CommentAdded {
+                comment_id: saved.id,
+                visibility,
+            };
+            insert_event_direct(conn, id, &author, at, &event)?;
+            Ok(saved)
+        },
+        postgres: |tx| {
+            let saved: Comment = sqlx::query_as(INSERT)
+                .bind(id)
+                .bind(&author)
+                .bind(author_user)
+                .bind(&body)
+                .bind(visibility.as_str())
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(TOUCH).bind(id).bind(at).execute(&mut *tx).await?;
+            let event = EventData::CommentAdded {
+                comment_id: saved.id,
+                visibility,
+            };
+            insert_event!(&mut *tx, id, &author, at, &event);
+            Ok(saved)
+        },
+    )
 }
 
 /// The comments of an incident, oldest first; internal ones only when `include_internal`.
@@ -143,13 +213,17 @@ pub async fn list_comments(
     incident: IncidentId,
     include_internal: bool,
 ) -> StoreResult<Vec<Comment>> {
-    let sql = "SELECT id, incident_id, author, author_user_id, body, visibility, created_at FROM incident_comments \
+    const LIST: &str = "SELECT id, incident_id, author, author_user_id, body, visibility, created_at FROM incident_comments \
                WHERE incident_id = $1 AND ($2 OR visibility = 'public') ORDER BY id";
-    Ok(on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(incident.0)
-        .bind(include_internal)
-        .fetch_all(pool)
-        .await?))
+    let id = incident.0;
+    direct_read!(db,
+        sqlite: |conn| direct::query(conn, LIST, &[&id, &include_internal], Comment::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(LIST)
+            .bind(id)
+            .bind(include_internal)
+            .fetch_all(pool)
+            .await?),
+    )
 }
 
 /// Routes `incident` to another department: its assignee is cleared, then the new department's
@@ -167,49 +241,81 @@ pub async fn assign_department(
             entity: "department",
         });
     }
+    const SET_ASSIGNEE: &str = "UPDATE incidents SET assignee_id = $2 WHERE id = $1";
+    // On PostgreSQL the department's row is locked while picking.
     let lock_sql = department_lock_sql(db);
     let sql = format!(
         "UPDATE incidents SET department_id = $3, assignee_id = NULL, version = version + 1, updated_at = $4 \
          WHERE id = $1 AND version = $2 RETURNING {INCIDENT_COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
-            .bind(incident.id.0)
-            .bind(incident.version)
-            .bind(department.0)
-            .bind(now.millis())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mut updated = row.ok_or(StoreError::Stale)?.into_incident(now);
-        let picked = auto_assign!(&mut *tx, department.0, lock_sql);
+    let (id, version, actor) = (incident.id.0, incident.version, actor.to_owned());
+    let (from_department, from_assignee) = (incident.department_id, incident.assignee_id);
+    let at = now.millis();
+    // The events of a move: the department's, then the assignee's when it changed.
+    let events = move |picked: Option<(UserId, AssignmentStrategy)>| {
         let new_assignee = picked.map(|(user, _)| user);
-        if let Some(user) = new_assignee {
-            sqlx::query("UPDATE incidents SET assignee_id = $2 WHERE id = $1")
-                .bind(incident.id.0)
-                .bind(user.0)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // Events last: on PostgreSQL the first event takes the commit-order lock.
         let moved = EventData::DepartmentAssigned {
-            from: incident.department_id,
+            from: from_department,
             to: department,
         };
-        insert_event!(&mut *tx, incident.id.0, actor, now.millis(), &moved);
-        if incident.assignee_id != new_assignee {
-            let strategy = picked.map_or(AssignmentStrategy::Manual, |(_, s)| s);
-            let changed = EventData::AssigneeChanged {
-                from: incident.assignee_id,
-                to: new_assignee,
-                strategy,
-            };
-            insert_event!(&mut *tx, incident.id.0, actor, now.millis(), &changed);
-        }
-        updated.assignee_id = new_assignee;
-        tx.commit().await?;
-        Ok(updated)
-    })
+        let changed = (from_assignee != new_assignee).then(|| EventData::AssigneeChanged {
+            from: from_assignee,
+            to: new_assignee,
+            strategy: picked.map_or(AssignmentStrategy::Manual, |(_, s)| s),
+        });
+        (moved, changed)
+    };
+    let (row, new_assignee) = grouped_write!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[&id, &version, &department.0, &at],
+                IncidentRow::from_direct,
+            )?;
+            let row = row.ok_or(StoreError::Stale)?;
+            let picked = auto_assign_direct(conn, department.0)?;
+            let new_assignee = picked.map(|(user, _)| user);
+            if let Some(user) = new_assignee {
+                direct::execute(conn, SET_ASSIGNEE, &[&id, &user.0])?;
+            }
+            let (moved, changed) = events(picked);
+            insert_event_direct(conn, id, &actor, at, &moved)?;
+            if let Some(changed) = changed {
+                insert_event_direct(conn, id, &actor, at, &changed)?;
+            }
+            Ok((row, new_assignee))
+        },
+        postgres: |tx| {
+            let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
+                .bind(id)
+                .bind(version)
+                .bind(department.0)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let row = row.ok_or(StoreError::Stale)?;
+            let picked = auto_assign!(&mut *tx, department.0, lock_sql);
+            let new_assignee = picked.map(|(user, _)| user);
+            if let Some(user) = new_assignee {
+                sqlx::query(SET_ASSIGNEE)
+                    .bind(id)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Events last: on PostgreSQL the first event takes the commit-order lock.
+            let (moved, changed) = events(picked);
+            insert_event!(&mut *tx, id, &actor, at, &moved);
+            if let Some(changed) = changed {
+                insert_event!(&mut *tx, id, &actor, at, &changed);
+            }
+            Ok((row, new_assignee))
+        },
+    )?;
+    let mut updated = row.into_incident(now);
+    updated.assignee_id = new_assignee;
+    Ok(updated)
 }
 
 /// Whether `user` is an enabled staff member (or admin) of `department`.
@@ -218,14 +324,18 @@ pub async fn is_department_staff(
     user: UserId,
     department: DepartmentId,
 ) -> StoreResult<bool> {
-    let sql = "SELECT COUNT(*) FROM users u JOIN department_members m ON m.user_id = u.id \
+    const COUNT: &str = "SELECT COUNT(*) AS n FROM users u JOIN department_members m ON m.user_id = u.id \
                WHERE u.id = $1 AND m.department_id = $2 AND u.role IN ('staff', 'admin') AND NOT u.disabled";
-    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql)
-        .bind(user.0)
-        .bind(department.0)
-        .fetch_one(pool)
-        .await?);
-    Ok(n > 0)
+    let (user, department) = (user.0, department.0);
+    let n: Option<i64> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, COUNT, &[&user, &department], |r| r.get("n")),
+        postgres: |pool| Ok(sqlx::query_scalar(COUNT)
+            .bind(user)
+            .bind(department)
+            .fetch_optional(pool)
+            .await?),
+    )?;
+    Ok(n.unwrap_or(0) > 0)
 }
 
 /// Gives `incident` to `assignee` (a staff member of its department) or to nobody.
@@ -257,20 +367,8 @@ pub async fn assign_user(
         to: assignee,
         strategy: AssignmentStrategy::Manual,
     };
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
-            .bind(incident.id.0)
-            .bind(incident.version)
-            .bind(assignee.map(|u| u.0))
-            .bind(now.millis())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let row = row.ok_or(StoreError::Stale)?;
-        insert_event!(&mut *tx, incident.id.0, actor, now.millis(), &event);
-        tx.commit().await?;
-        Ok(row.into_incident(now))
-    })
+    let assignee = assignee.map(|u| u.0);
+    versioned_update(db, incident, sql, assignee, actor, event, now).await
 }
 
 /// Makes an incident public (on the board, open to votes) or private.
@@ -289,56 +387,96 @@ pub async fn set_visibility(
         from: incident.visibility,
         to: visibility,
     };
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
-            .bind(incident.id.0)
-            .bind(incident.version)
-            .bind(visibility.as_str())
-            .bind(now.millis())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let row = row.ok_or(StoreError::Stale)?;
-        insert_event!(&mut *tx, incident.id.0, actor, now.millis(), &event);
-        tx.commit().await?;
-        Ok(row.into_incident(now))
-    })
+    versioned_update(db, incident, sql, visibility.as_str(), actor, event, now).await
+}
+
+/// Runs `sql` (an `UPDATE` of `incident` guarded by its version: `$1` id, `$2` version, `$3`
+/// `value`, `$4` now, returning [`INCIDENT_COLUMNS`]) with its `event`; [`StoreError::Stale`]
+/// when the incident changed since it was read.
+async fn versioned_update<V>(
+    db: &Db,
+    incident: &Incident,
+    sql: String,
+    value: V,
+    actor: &str,
+    event: EventData,
+    now: Timestamp,
+) -> StoreResult<Incident>
+where
+    V: rusqlite::ToSql
+        + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + Send
+        + 'static,
+{
+    let (id, version, actor) = (incident.id.0, incident.version, actor.to_owned());
+    let at = now.millis();
+    let row = grouped_write!(db,
+        sqlite: |conn| {
+            let row =
+                direct::query_optional(conn, &sql, &[&id, &version, &value, &at], IncidentRow::from_direct)?;
+            let row = row.ok_or(StoreError::Stale)?;
+            insert_event_direct(conn, id, &actor, at, &event)?;
+            Ok(row)
+        },
+        postgres: |tx| {
+            let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
+                .bind(id)
+                .bind(version)
+                .bind(value)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let row = row.ok_or(StoreError::Stale)?;
+            insert_event!(&mut *tx, id, &actor, at, &event);
+            Ok(row)
+        },
+    )?;
+    Ok(row.into_incident(now))
+}
+
+const INSERT_VOTE: &str =
+    "INSERT INTO incident_votes (incident_id, user_id, created_at) VALUES ($1, $2, $3)";
+const DELETE_VOTE: &str = "DELETE FROM incident_votes WHERE incident_id = $1 AND user_id = $2";
+const ADD_VOTE: &str = "UPDATE incidents SET votes = votes + 1 WHERE id = $1 RETURNING votes";
+const REMOVE_VOTE: &str = "UPDATE incidents SET votes = votes - 1 WHERE id = $1 RETURNING votes";
+const VOTES: &str = "SELECT votes FROM incidents WHERE id = $1";
+
+/// The `votes` a vote statement returned, or an error when the incident's row is gone.
+fn counted(votes: Option<i64>) -> StoreResult<i64> {
+    votes
+        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("the incident's votes were not returned")))
 }
 
 /// Records `user`'s "me too" and returns the new vote count. A second vote is
 /// [`StoreError::Duplicate`]. Votes do not change the incident's version.
 pub async fn vote(db: &Db, incident: IncidentId, user: UserId, now: Timestamp) -> StoreResult<i64> {
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO incident_votes (incident_id, user_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(incident.0)
-        .bind(user.0)
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::unique(e, "incident_votes_pkey", "vote"))?;
-        let votes: i64 = sqlx::query_scalar(
-            "UPDATE incidents SET votes = votes + 1 WHERE id = $1 RETURNING votes",
-        )
-        .bind(incident.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        let event = EventData::Voted {
-            user_id: user,
-            votes: votes.max(0) as u32,
-        };
-        insert_event!(
-            &mut *tx,
-            incident.0,
-            &format!("user:{user}"),
-            now.millis(),
-            &event
-        );
-        tx.commit().await?;
-        Ok(votes)
-    })
+    let (id, at, actor) = (incident.0, now.millis(), format!("user:{user}"));
+    let voted = move |votes: i64| EventData::Voted {
+        user_id: user,
+        votes: votes.max(0) as u32,
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            direct::execute(conn, INSERT_VOTE, &[&id, &user.0, &at])
+                .map_err(|e| StoreError::unique_direct(e, "vote"))?;
+            let votes = counted(direct::query_optional(conn, ADD_VOTE, &[&id], |r| r.get("votes"))?)?;
+            insert_event_direct(conn, id, &actor, at, &voted(votes))?;
+            Ok(votes)
+        },
+        postgres: |tx| {
+            sqlx::query(INSERT_VOTE)
+                .bind(id)
+                .bind(user.0)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "incident_votes_pkey", "vote"))?;
+            let votes: i64 = sqlx::query_scalar(ADD_VOTE).bind(id).fetch_one(&mut *tx).await?;
+            insert_event!(&mut *tx, id, &actor, at, &voted(votes));
+            Ok(votes)
+        },
+    )
 }
 
 /// Withdraws `user`'s vote and returns the incident's votes. Idempotent: without a vote to
@@ -349,51 +487,51 @@ pub async fn withdraw_vote(
     user: UserId,
     now: Timestamp,
 ) -> StoreResult<i64> {
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let removed =
-            sqlx::query("DELETE FROM incident_votes WHERE incident_id = $1 AND user_id = $2")
-                .bind(incident.0)
+    let (id, at, actor) = (incident.0, now.millis(), format!("user:{user}"));
+    let withdrawn = move |votes: i64| EventData::VoteWithdrawn {
+        user_id: user,
+        votes: votes.max(0) as u32,
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let removed = direct::execute(conn, DELETE_VOTE, &[&id, &user.0])?;
+            if removed == 0 {
+                return counted(direct::query_optional(conn, VOTES, &[&id], |r| r.get("votes"))?);
+            }
+            let votes = counted(direct::query_optional(conn, REMOVE_VOTE, &[&id], |r| r.get("votes"))?)?;
+            insert_event_direct(conn, id, &actor, at, &withdrawn(votes))?;
+            Ok(votes)
+        },
+        postgres: |tx| {
+            let removed = sqlx::query(DELETE_VOTE)
+                .bind(id)
                 .bind(user.0)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        if removed == 0 {
-            let votes: i64 = sqlx::query_scalar("SELECT votes FROM incidents WHERE id = $1")
-                .bind(incident.0)
-                .fetch_one(&mut *tx)
-                .await?;
-            return Ok(votes);
-        }
-        let votes: i64 = sqlx::query_scalar(
-            "UPDATE incidents SET votes = votes - 1 WHERE id = $1 RETURNING votes",
-        )
-        .bind(incident.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        let event = EventData::VoteWithdrawn {
-            user_id: user,
-            votes: votes.max(0) as u32,
-        };
-        insert_event!(
-            &mut *tx,
-            incident.0,
-            &format!("user:{user}"),
-            now.millis(),
-            &event
-        );
-        tx.commit().await?;
-        Ok(votes)
-    })
+            if removed == 0 {
+                let votes: i64 = sqlx::query_scalar(VOTES).bind(id).fetch_one(&mut *tx).await?;
+                return Ok(votes);
+            }
+            let votes: i64 = sqlx::query_scalar(REMOVE_VOTE).bind(id).fetch_one(&mut *tx).await?;
+            insert_event!(&mut *tx, id, &actor, at, &withdrawn(votes));
+            Ok(votes)
+        },
+    )
 }
 
 /// Whether `user` has voted for `incident`.
 pub async fn has_voted(db: &Db, incident: IncidentId, user: UserId) -> StoreResult<bool> {
-    let sql = "SELECT COUNT(*) FROM incident_votes WHERE incident_id = $1 AND user_id = $2";
-    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql)
-        .bind(incident.0)
-        .bind(user.0)
-        .fetch_one(pool)
-        .await?);
-    Ok(n > 0)
+    const COUNT: &str =
+        "SELECT COUNT(*) AS n FROM incident_votes WHERE incident_id = $1 AND user_id = $2";
+    let (id, user) = (incident.0, user.0);
+    let n: Option<i64> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, COUNT, &[&id, &user], |r| r.get("n")),
+        postgres: |pool| Ok(sqlx::query_scalar(COUNT)
+            .bind(id)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?),
+    )?;
+    Ok(n.unwrap_or(0) > 0)
 }

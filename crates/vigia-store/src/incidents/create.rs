@@ -14,7 +14,7 @@ use super::assign::{POSTGRES_DEPARTMENT_LOCK, auto_assign, auto_assign_direct};
 use super::events::{insert_event, insert_event_direct};
 use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
 use crate::idempotency::{Claim, claim_key, claim_key_direct};
-use crate::{Db, StoreError, StoreResult, composed, direct, on_reader};
+use crate::{Db, StoreError, StoreResult, composed, direct};
 
 /// Who reported an incident.
 #[derive(Debug, Clone)]
@@ -30,19 +30,29 @@ pub async fn sla_policy(
     category: vigia_domain::ids::CategoryId,
     urgency: Urgency,
 ) -> StoreResult<SlaPolicy> {
-    let sql = "SELECT acknowledge_within_secs, resolve_within_secs, raise_urgency_on_breach FROM sla_policies \
+    const POLICY: &str = "SELECT acknowledge_within_secs, resolve_within_secs, raise_urgency_on_breach FROM sla_policies \
                WHERE category_id = $1 AND urgency = $2";
-    let row: Option<(i64, i64, bool)> = on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(category.0)
-        .bind(urgency.as_str())
-        .fetch_optional(pool)
-        .await?);
+    let (category, name) = (category.0, urgency.as_str());
+    let row: Option<(i64, i64, bool)> = crate::direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, POLICY, &[&category, &name], |r| {
+            Ok((
+                r.get("acknowledge_within_secs")?,
+                r.get("resolve_within_secs")?,
+                r.get("raise_urgency_on_breach")?,
+            ))
+        }),
+        postgres: |pool| Ok(sqlx::query_as(POLICY)
+            .bind(category)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     Ok(policy_or_suggested(row, urgency))
 }
 
 /// A stored policy (acknowledge and resolve within, raise on breach), or the suggested one for
 /// `urgency` when there is none or it no longer parses.
-fn policy_or_suggested(stored: Option<(i64, i64, bool)>, urgency: Urgency) -> SlaPolicy {
+pub(super) fn policy_or_suggested(stored: Option<(i64, i64, bool)>, urgency: Urgency) -> SlaPolicy {
     stored
         .and_then(|(ack, resolve, raise)| SlaPolicy::parse(ack, resolve, raise).ok())
         .unwrap_or_else(|| SlaPolicy::suggested_for(urgency))

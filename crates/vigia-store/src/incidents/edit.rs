@@ -8,10 +8,14 @@ use vigia_domain::incidents::{
     EventData, IncidentDescription, IncidentTitle, Location, SlaClock, SlaPolicy,
 };
 
-use super::events::insert_event;
+use super::create::policy_or_suggested;
+use super::events::{insert_event, insert_event_direct};
 use super::{INCIDENT_COLUMNS, Incident, IncidentRow, sla_policy};
-use crate::audit::{AuditDraft, insert_audit};
-use crate::{ChangeAuthor, Db, StoreError, StoreResult, catalog, composed, on_reader, on_writer};
+use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
+use crate::{
+    ChangeAuthor, Db, StoreError, StoreResult, catalog, composed, direct, direct_read,
+    grouped_write,
+};
 
 /// What changes; `None` leaves a field as it is. `location: Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
@@ -98,51 +102,74 @@ pub async fn edit(
          sla_raise_urgency = $13, acknowledge_due_at = $14, resolve_due_at = $15, version = version + 1, \
          updated_at = $16 WHERE id = $1 AND version = $2 RETURNING {INCIDENT_COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
-            .bind(incident.id.0)
-            .bind(incident.version)
-            .bind(title)
-            .bind(description)
-            .bind(category.0)
-            .bind(urgency.as_str())
-            .bind(zone)
-            .bind(text.as_deref())
-            .bind(point.map(|p| p.lat))
-            .bind(point.map(|p| p.lon))
-            .bind(record.acknowledge_within_secs)
-            .bind(record.resolve_within_secs)
-            .bind(record.raise_urgency_on_breach)
-            .bind(clock.acknowledge_due().millis())
-            .bind(resolve_due)
-            .bind(now.millis())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let row = row.ok_or(StoreError::Stale)?;
-        if urgency != incident.urgency {
-            insert_event!(
-                &mut *tx,
-                incident.id.0,
-                actor,
-                now.millis(),
-                &EventData::urgency_changed(incident.urgency, urgency)
-            );
-        }
-        if !fields.is_empty() {
-            insert_event!(
-                &mut *tx,
-                incident.id.0,
-                actor,
-                now.millis(),
-                &EventData::Updated {
-                    fields: fields.clone()
-                }
-            );
-        }
-        tx.commit().await?;
-        Ok(row.into_incident(now))
-    })
+    let (id, version, actor) = (incident.id.0, incident.version, actor.to_owned());
+    let (title, description) = (title.to_owned(), description.to_owned());
+    let (lat, lon) = (point.map(|p| p.lat), point.map(|p| p.lon));
+    let acknowledge_due = clock.acknowledge_due().millis();
+    let at = now.millis();
+    let urgency_changed = (urgency != incident.urgency)
+        .then(|| EventData::urgency_changed(incident.urgency, urgency));
+    let updated = (!fields.is_empty()).then_some(EventData::Updated { fields });
+    let (category, urgency) = (category.0, urgency.as_str());
+    let row = grouped_write!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(
+                conn,
+                &sql,
+                &[
+                    &id,
+                    &version,
+                    &title,
+                    &description,
+                    &category,
+                    &urgency,
+                    &zone,
+                    &text,
+                    &lat,
+                    &lon,
+                    &record.acknowledge_within_secs,
+                    &record.resolve_within_secs,
+                    &record.raise_urgency_on_breach,
+                    &acknowledge_due,
+                    &resolve_due,
+                    &at,
+                ],
+                IncidentRow::from_direct,
+            )?;
+            let row = row.ok_or(StoreError::Stale)?;
+            for event in [&urgency_changed, &updated].into_iter().flatten() {
+                insert_event_direct(conn, id, &actor, at, event)?;
+            }
+            Ok(row)
+        },
+        postgres: |tx| {
+            let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
+                .bind(id)
+                .bind(version)
+                .bind(&title)
+                .bind(&description)
+                .bind(category)
+                .bind(urgency)
+                .bind(zone)
+                .bind(text.as_deref())
+                .bind(lat)
+                .bind(lon)
+                .bind(record.acknowledge_within_secs)
+                .bind(record.resolve_within_secs)
+                .bind(record.raise_urgency_on_breach)
+                .bind(acknowledge_due)
+                .bind(resolve_due)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let row = row.ok_or(StoreError::Stale)?;
+            for event in [&urgency_changed, &updated].into_iter().flatten() {
+                insert_event!(&mut *tx, id, &actor, at, event);
+            }
+            Ok(row)
+        },
+    )?;
+    Ok(row.into_incident(now))
 }
 
 /// A category's SLA policy for one urgency, as configured.
@@ -159,11 +186,12 @@ pub struct PolicyEntry {
 /// The policy of every urgency of `category` (configured or the default).
 pub async fn list_policies(db: &Db, category: CategoryId) -> StoreResult<Vec<PolicyEntry>> {
     catalog::find_category(db, category).await?;
-    let sql = "SELECT urgency FROM sla_policies WHERE category_id = $1";
-    let configured: Vec<String> = on_reader!(db, |pool| sqlx::query_scalar(sql)
-        .bind(category.0)
-        .fetch_all(pool)
-        .await?);
+    const CONFIGURED: &str = "SELECT urgency FROM sla_policies WHERE category_id = $1";
+    let id = category.0;
+    let configured: Vec<String> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, CONFIGURED, &[&id], |r| r.get("urgency")),
+        postgres: |pool| Ok(sqlx::query_scalar(CONFIGURED).bind(id).fetch_all(pool).await?),
+    )?;
     let mut out = Vec::new();
     for urgency in Urgency::ALL {
         let policy = sla_policy(db, category, urgency).await?;
@@ -187,42 +215,80 @@ pub async fn set_policy(
     policy: &SlaPolicy,
     actor: &ChangeAuthor,
 ) -> StoreResult<()> {
-    let before = list_policies(db, category)
-        .await?
-        .into_iter()
-        .find(|p| p.urgency == urgency);
+    catalog::find_category(db, category).await?;
     let now = Timestamp::now().millis();
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO sla_policies (category_id, urgency, acknowledge_within_secs, resolve_within_secs, \
-             raise_urgency_on_breach, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (category_id, urgency) DO UPDATE SET acknowledge_within_secs = excluded.acknowledge_within_secs, \
-             resolve_within_secs = excluded.resolve_within_secs, raise_urgency_on_breach = excluded.raise_urgency_on_breach, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(category.0)
-        .bind(urgency.as_str())
-        .bind(policy.acknowledge_within_secs())
-        .bind(policy.resolve_within_secs())
-        .bind(policy.raise_urgency_on_breach())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    let (category, (ack, resolve, raise)) = (
+        category.0,
+        (
+            policy.acknowledge_within_secs(),
+            policy.resolve_within_secs(),
+            policy.raise_urgency_on_breach(),
+        ),
+    );
+    let actor = actor.clone();
+    // The audit entry, from the policy as it was (read in the same transaction).
+    let audit = move |stored: Option<(i64, i64, bool)>| {
+        let configured = stored.is_some();
+        let was = policy_or_suggested(stored, urgency);
+        let before = PolicyEntry {
+            urgency,
+            acknowledge_within_secs: was.acknowledge_within_secs(),
+            resolve_within_secs: was.resolve_within_secs(),
+            raise_urgency_on_breach: was.raise_urgency_on_breach(),
+            configured,
+        };
         let after = serde_json::json!({
-            "urgency": urgency, "acknowledge_within_secs": policy.acknowledge_within_secs(),
-            "resolve_within_secs": policy.resolve_within_secs(), "raise_urgency_on_breach": policy.raise_urgency_on_breach(),
+            "urgency": urgency, "acknowledge_within_secs": ack,
+            "resolve_within_secs": resolve, "raise_urgency_on_breach": raise,
         });
-        let draft = AuditDraft::new(
-            actor,
+        AuditDraft::new(
+            &actor,
             "category.sla_policy_set",
             AuditEntity::Category,
-            Some(category.0),
+            Some(category),
         )
-        .before(&before)
-        .after(&after);
-        insert_audit!(&mut *tx, draft);
-        tx.commit().await?;
-        Ok(())
-    })
+        .before(&Some(before))
+        .after(&after)
+    };
+    let urgency = urgency.as_str();
+    grouped_write!(db,
+        sqlite: |conn| {
+            let stored = direct::query_optional(conn, POLICY, &[&category, &urgency], |r| {
+                Ok((
+                    r.get("acknowledge_within_secs")?,
+                    r.get("resolve_within_secs")?,
+                    r.get("raise_urgency_on_breach")?,
+                ))
+            })?;
+            direct::execute(conn, SET_POLICY, &[&category, &urgency, &ack, &resolve, &raise, &now])?;
+            insert_audit_direct(conn, audit(stored))
+        },
+        postgres: |tx| {
+            let stored: Option<(i64, i64, bool)> = sqlx::query_as(POLICY)
+                .bind(category)
+                .bind(urgency)
+                .fetch_optional(&mut *tx)
+                .await?;
+            sqlx::query(SET_POLICY)
+                .bind(category)
+                .bind(urgency)
+                .bind(ack)
+                .bind(resolve)
+                .bind(raise)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, audit(stored));
+            Ok(())
+        },
+    )
 }
+
+/// A category's stored policy for one urgency.
+const POLICY: &str = "SELECT acknowledge_within_secs, resolve_within_secs, raise_urgency_on_breach \
+     FROM sla_policies WHERE category_id = $1 AND urgency = $2";
+const SET_POLICY: &str = "INSERT INTO sla_policies (category_id, urgency, acknowledge_within_secs, resolve_within_secs, \
+     raise_urgency_on_breach, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (category_id, urgency) DO UPDATE SET acknowledge_within_secs = excluded.acknowledge_within_secs, \
+     resolve_within_secs = excluded.resolve_within_secs, raise_urgency_on_breach = excluded.raise_urgency_on_breach, \
+     updated_at = excluded.updated_at";

@@ -15,9 +15,9 @@ use vigia_domain::catalog::Urgency;
 use vigia_domain::ids::{DepartmentId, IncidentId};
 use vigia_domain::incidents::{EventData, SlaBreach, Status, raise_urgency};
 
-use super::events::insert_event;
-use super::{INCIDENT_COLUMNS, IncidentRow};
-use crate::{Db, StoreResult, composed, on_writer};
+use super::events::{insert_event, insert_event_direct};
+use super::{INCIDENT_COLUMNS, Incident, IncidentRow};
+use crate::{Db, StoreResult, composed, direct, direct_read, grouped_write};
 
 /// One escalation written.
 #[derive(Debug, Clone, Serialize)]
@@ -51,10 +51,14 @@ pub async fn escalate_breaches(
         (SlaBreach::Resolve, RESOLVE_CANDIDATES),
     ] {
         let sql = format!("{sql}{}", crate::sql::limit(limit));
-        let ids: Vec<i64> = on_writer!(db, |pool| sqlx::query_scalar(crate::composed(&sql))
-            .bind(now.millis())
-            .fetch_all(pool)
-            .await?);
+        let at = now.millis();
+        let ids: Vec<i64> = direct_read!(db,
+            sqlite: |conn| direct::query(conn, &sql, &[&at], |r| r.get("id")),
+            postgres: |pool| Ok(sqlx::query_scalar(crate::composed(&sql))
+                .bind(at)
+                .fetch_all(pool)
+                .await?),
+        )?;
         for id in ids {
             if let Some(escalation) = escalate_one(db, IncidentId(id), breach, now).await? {
                 done.push(escalation);
@@ -83,53 +87,77 @@ pub async fn escalate_one(
         "UPDATE incidents SET urgency = $2, {mark} = $3, version = version + 1, updated_at = $3 \
          WHERE id = $1 AND {mark} IS NULL"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let row: Option<IncidentRow> = sqlx::query_as(composed(&read))
-            .bind(incident.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let current = row.into_incident(now);
-        let open = !matches!(current.status, Status::Resolved | Status::Closed);
-        let breached = match breach {
-            SlaBreach::Acknowledge => {
-                current.acknowledged_at.is_none() && current.sla.acknowledge_breached
+    let (id, at) = (incident.0, now.millis());
+    let escalated = move |current: Incident, raised_to: Option<Urgency>, event_id| Escalation {
+        incident_id: incident,
+        department_id: current.department_id,
+        breach,
+        urgency_from: current.urgency,
+        raised_to,
+        event_id,
+    };
+    let event = move |raised_to| EventData::Escalated { breach, raised_to };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(conn, &read, &[&id], IncidentRow::from_direct)?;
+            let Some((current, raised_to)) = row.and_then(|row| breached(row, breach, now)) else {
+                return Ok(None);
+            };
+            let urgency = raised_to.unwrap_or(current.urgency).as_str();
+            if direct::execute(conn, &update, &[&id, &urgency, &at])? != 1 {
+                return Ok(None);
             }
-            SlaBreach::Resolve => {
-                current.resolved_at.is_none() && !current.sla.paused && current.sla.resolve_breached
+            let event_id = insert_event_direct(conn, id, "system", at, &event(raised_to))?;
+            Ok(Some(escalated(current, raised_to, event_id)))
+        },
+        postgres: |tx| {
+            let row: Option<IncidentRow> = sqlx::query_as(composed(&read))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((current, raised_to)) = row.and_then(|row| breached(row, breach, now)) else {
+                return Ok(None);
+            };
+            let changed = sqlx::query(composed(&update))
+                .bind(id)
+                .bind(raised_to.unwrap_or(current.urgency).as_str())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed != 1 {
+                return Ok(None);
             }
-        };
-        if !open || !breached {
-            return Ok(None);
+            let event_id = insert_event!(&mut *tx, id, "system", at, &event(raised_to));
+            Ok(Some(escalated(current, raised_to, event_id)))
+        },
+    )
+}
+
+/// The incident of `row` as of `now` and the urgency its policy raises it to, when it is open
+/// and `breach` is (still) breached.
+fn breached(
+    row: IncidentRow,
+    breach: SlaBreach,
+    now: Timestamp,
+) -> Option<(Incident, Option<Urgency>)> {
+    let current = row.into_incident(now);
+    let open = !matches!(current.status, Status::Resolved | Status::Closed);
+    let breached = match breach {
+        SlaBreach::Acknowledge => {
+            current.acknowledged_at.is_none() && current.sla.acknowledge_breached
         }
-        let raised_to = if current.sla_clock.raise_urgency_on_breach {
-            raise_urgency(current.urgency)
-        } else {
-            None
-        };
-        let changed = sqlx::query(composed(&update))
-            .bind(incident.0)
-            .bind(raised_to.unwrap_or(current.urgency).as_str())
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if changed != 1 {
-            return Ok(None);
+        SlaBreach::Resolve => {
+            current.resolved_at.is_none() && !current.sla.paused && current.sla.resolve_breached
         }
-        let event = EventData::Escalated { breach, raised_to };
-        let event_id = insert_event!(&mut *tx, incident.0, "system", now.millis(), &event);
-        tx.commit().await?;
-        Ok(Some(Escalation {
-            incident_id: incident,
-            department_id: current.department_id,
-            breach,
-            urgency_from: current.urgency,
-            raised_to,
-            event_id,
-        }))
-    })
+    };
+    if !open || !breached {
+        return None;
+    }
+    let raised_to = if current.sla_clock.raise_urgency_on_breach {
+        raise_urgency(current.urgency)
+    } else {
+        None
+    };
+    Some((current, raised_to))
 }

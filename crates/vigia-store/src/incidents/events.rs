@@ -9,7 +9,7 @@ use vigia_domain::ids::{AlertId, EventId, IncidentId};
 use vigia_domain::incidents::{EventData, IncidentCode};
 
 use crate::page::{Cursor, Page};
-use crate::{Db, StoreResult, on_reader};
+use crate::{Db, StoreResult};
 
 /// Appends an event through `$executor` (a transaction of either backend) and evaluates to
 /// its id.
@@ -95,17 +95,20 @@ pub(crate) struct EventRow {
 pub(crate) const EVENT_COLUMNS: &str = "id, incident_id, kind, actor, at, internal, data, alert_id";
 
 impl EventRow {
-    /// A row of [`EVENT_COLUMNS`] read on a direct connection.
-    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    /// A row of [`EVENT_COLUMNS`] (or of a SELECT that starts with them) read on a direct
+    /// connection, each column found by its name at compile time.
+    pub(crate) fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        use crate::direct::column_index as at;
+        const C: &str = EVENT_COLUMNS;
         Ok(Self {
-            id: row.get(0)?,
-            incident_id: row.get(1)?,
-            kind: row.get(2)?,
-            actor: row.get(3)?,
-            at: row.get(4)?,
-            internal: row.get(5)?,
-            data: row.get(6)?,
-            alert_id: row.get(7)?,
+            id: row.get(const { at(C, "id") })?,
+            incident_id: row.get(const { at(C, "incident_id") })?,
+            kind: row.get(const { at(C, "kind") })?,
+            actor: row.get(const { at(C, "actor") })?,
+            at: row.get(const { at(C, "at") })?,
+            internal: row.get(const { at(C, "internal") })?,
+            data: row.get(const { at(C, "data") })?,
+            alert_id: row.get(const { at(C, "alert_id") })?,
         })
     }
 }
@@ -152,12 +155,21 @@ pub async fn list_for_incident(
          WHERE incident_id = $1 AND id > $2 AND ($3 OR NOT internal) ORDER BY id"
     );
     let sql = format!("{sql}{}", crate::sql::limit(limit + 1));
-    let rows: Vec<EventRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
-        .bind(incident.0)
-        .bind(after.map_or(0, |c| c.0))
-        .bind(include_internal)
-        .fetch_all(pool)
-        .await?);
+    let (incident, after) = (incident.0, after.map_or(0, |c| c.0));
+    let rows: Vec<EventRow> = crate::direct_read!(db,
+        sqlite: |conn| crate::direct::query(
+            conn,
+            &sql,
+            &[&incident, &after, &include_internal],
+            EventRow::from_direct,
+        ),
+        postgres: |pool| Ok(sqlx::query_as(crate::composed(&sql))
+            .bind(incident)
+            .bind(after)
+            .bind(include_internal)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(Page::from_rows(
         rows.into_iter().map(StoredEvent::from).collect(),
         limit,

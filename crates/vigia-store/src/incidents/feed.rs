@@ -13,7 +13,7 @@ use vigia_domain::incidents::IncidentFacts;
 
 use super::events::{EventRow, StoredEvent};
 use crate::exam_events::{self, ExamEvent};
-use crate::{Backend, Db, StoreResult, on_reader};
+use crate::{Backend, Db, StoreResult, direct, direct_read};
 
 /// The PostgreSQL channel migration 0005 notifies on every event insert (payload: the id).
 pub const CHANNEL: &str = "vigia_events";
@@ -62,6 +62,20 @@ struct FeedRow {
     alert_department_id: Option<i64>,
 }
 
+impl FeedRow {
+    /// A row of [`FEED`] read on a direct SQLite connection: the event's columns first (see
+    /// [`EventRow::from_direct`]), the facts by name.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            event: EventRow::from_direct(row)?,
+            department_id: row.get("department_id")?,
+            reporter_id: row.get("reporter_id")?,
+            visibility: row.get("visibility")?,
+            alert_department_id: row.get("alert_department_id")?,
+        })
+    }
+}
+
 impl From<FeedRow> for FeedItem {
     fn from(row: FeedRow) -> Self {
         FeedItem {
@@ -94,39 +108,53 @@ pub async fn read_after(db: &Db, after: EventId, limit: usize) -> StoreResult<Ve
     Ok(merged)
 }
 
+/// Incident events after `$1` with their incidents' facts, oldest first.
+const FEED: &str = "SELECT e.id, e.incident_id, e.kind, e.actor, e.at, e.internal, e.data, e.alert_id, \
+     i.department_id, i.reporter_id, i.visibility, a.department_id AS alert_department_id \
+     FROM incident_events e LEFT JOIN incidents i ON i.id = e.incident_id \
+     LEFT JOIN alerts a ON a.id = e.alert_id \
+     WHERE e.id > $1 ORDER BY e.id";
+
 async fn read_incident_events_after(
     db: &Db,
     after: EventId,
     limit: usize,
 ) -> StoreResult<Vec<FeedItem>> {
-    let sql = "SELECT e.id, e.incident_id, e.kind, e.actor, e.at, e.internal, e.data, e.alert_id, \
-               i.department_id, i.reporter_id, i.visibility, a.department_id AS alert_department_id \
-               FROM incident_events e LEFT JOIN incidents i ON i.id = e.incident_id \
-               LEFT JOIN alerts a ON a.id = e.alert_id \
-               WHERE e.id > $1 ORDER BY e.id";
-    let sql = format!("{sql}{}", crate::sql::limit(limit));
-    let rows: Vec<FeedRow> = on_reader!(db, |pool| sqlx::query_as(crate::composed(&sql))
-        .bind(after.0)
-        .fetch_all(pool)
-        .await?);
+    let sql = format!("{FEED}{}", crate::sql::limit(limit));
+    let after = after.0;
+    let rows: Vec<FeedRow> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql, &[&after], FeedRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(crate::composed(&sql))
+            .bind(after)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(rows.into_iter().map(FeedItem::from).collect())
 }
 
 /// The id of the newest event (0 for an empty log).
 pub async fn head(db: &Db) -> StoreResult<EventId> {
-    let sql = "SELECT COALESCE(MAX(id), 0) FROM incident_events";
-    let id: i64 = on_reader!(db, |pool| sqlx::query_scalar(sql).fetch_one(pool).await?);
+    const HEAD: &str = "SELECT COALESCE(MAX(id), 0) AS head FROM incident_events";
+    let id: Option<i64> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, HEAD, &[], |r| r.get("head")),
+        postgres: |pool| Ok(Some(sqlx::query_scalar(HEAD).fetch_one(pool).await?)),
+    )?;
+    let id = id.unwrap_or(0);
     Ok(EventId(id.max(exam_events::head(db).await?)))
 }
 
 /// When the first event after `after` happened, if there is one: a client resuming from
 /// `after` missed it, and it tells whether the gap still lies inside the replay window.
 pub async fn first_after(db: &Db, after: EventId) -> StoreResult<Option<(EventId, Timestamp)>> {
-    let sql = "SELECT id, at FROM incident_events WHERE id > $1 ORDER BY id LIMIT 1";
-    let row: Option<(i64, i64)> = on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(after.0)
-        .fetch_optional(pool)
-        .await?);
+    const FIRST: &str = "SELECT id, at FROM incident_events WHERE id > $1 ORDER BY id LIMIT 1";
+    let cursor = after.0;
+    let row: Option<(i64, i64)> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, FIRST, &[&cursor], |r| Ok((r.get("id")?, r.get("at")?))),
+        postgres: |pool| Ok(sqlx::query_as(FIRST)
+            .bind(cursor)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     let first = match (row, exam_events::first_after(db, after).await?) {
         (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -136,7 +164,7 @@ pub async fn first_after(db: &Db, after: EventId) -> StoreResult<Option<(EventId
 
 /// On PostgreSQL, listens on [`CHANNEL`] and wakes [`Db::events_committed`] for every
 /// notification, reconnecting after failures, until the task is dropped. Returns at once on
-/// SQLite, where the writer connection's commit hook does the waking.
+/// SQLite, where the group commit's commit hook does the waking.
 pub async fn listen(db: Db) {
     let Backend::Postgres { pool } = db.backend() else {
         return;

@@ -7,7 +7,7 @@ use vigia_domain::Timestamp;
 use super::{JobId, JobState};
 use crate::page::{Cursor, Page};
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write};
 
 /// A job as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +46,27 @@ struct JobRow {
     created_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+}
+
+impl JobRow {
+    /// A row of [`JOB_COLUMNS`] read on a direct SQLite connection, each column by its name.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            kind: row.get("kind")?,
+            payload: row.get("payload")?,
+            state: row.get("state")?,
+            dedup_key: row.get("dedup_key")?,
+            attempts: row.get("attempts")?,
+            max_attempts: row.get("max_attempts")?,
+            run_at: row.get("run_at")?,
+            lease_owner: row.get("lease_owner")?,
+            last_error: row.get("last_error")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+            finished_at: row.get("finished_at")?,
+        })
+    }
 }
 
 impl From<JobRow> for Job {
@@ -97,12 +118,12 @@ pub async fn list(
     }
     sql.push(" ORDER BY id DESC");
     sql.limit(limit + 1);
-    let rows: Vec<JobRow> = on_reader!(db, |pool| bind_args!(
-        sqlx::query_as(composed(&sql.text)),
-        &sql.args
-    )
-    .fetch_all(pool)
-    .await?);
+    let rows: Vec<JobRow> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql.text, &direct::args(&sql.args), JobRow::from_direct),
+        postgres: |pool| Ok(bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(Page::from_rows(
         rows.into_iter().map(Job::from).collect(),
         limit,
@@ -110,13 +131,20 @@ pub async fn list(
     ))
 }
 
+/// One job by its id (`$1`).
+static FIND: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"));
+
 /// One job.
 pub async fn find(db: &Db, id: JobId) -> StoreResult<Job> {
-    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-    let row: Option<JobRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?);
+    let id = id.0;
+    let row: Option<JobRow> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &FIND, &[&id], JobRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&FIND))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     row.map(Job::from).ok_or(StoreError::NotFound)
 }
 
@@ -143,31 +171,65 @@ impl From<sqlx::Error> for JobActionError {
     }
 }
 
+/// What an action found: the job it changed, or the job as it is (if it exists) when its
+/// state refused the action.
+enum Acted {
+    Done(JobRow),
+    Refused(Option<JobRow>),
+}
+
+/// Runs `sql` (`$1` the job, `$2` now, returning [`JOB_COLUMNS`]) and, when it changed the
+/// job, `then` (same arguments) in the same transaction; when it did not, reads the job there
+/// to say why.
 async fn act(
     db: &Db,
     id: JobId,
     sql: &'static str,
+    then: Option<&'static str>,
     now: Timestamp,
     action: &'static str,
     allowed: &'static str,
 ) -> Result<Job, JobActionError> {
-    let row: Option<JobRow> = on_writer!(db, |pool| sqlx::query_as(sql)
-        .bind(id.0)
-        .bind(now.millis())
-        .fetch_optional(pool)
-        .await?);
-    match row {
-        Some(row) => Ok(row.into()),
-        None => match find(db, id).await {
-            Ok(job) => Err(JobActionError::WrongState {
-                id,
-                state: job.state,
-                action,
-                allowed,
-            }),
-            Err(StoreError::NotFound) => Err(JobActionError::NotFound),
-            Err(other) => Err(other.into()),
+    let (job, at) = (id.0, now.millis());
+    let acted = grouped_write!(db,
+        sqlite: |conn| {
+            let Some(row) = direct::query_optional(conn, sql, &[&job, &at], JobRow::from_direct)? else {
+                let current = direct::query_optional(conn, &FIND, &[&job], JobRow::from_direct)?;
+                return Ok(Acted::Refused(current));
+            };
+            if let Some(then) = then {
+                direct::execute(conn, then, &[&job, &at])?;
+            }
+            Ok(Acted::Done(row))
         },
+        postgres: |tx| {
+            let row: Option<JobRow> = sqlx::query_as(sql)
+                .bind(job)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                let current: Option<JobRow> = sqlx::query_as(composed(&FIND))
+                    .bind(job)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                return Ok(Acted::Refused(current));
+            };
+            if let Some(then) = then {
+                sqlx::query(then).bind(job).bind(at).execute(&mut *tx).await?;
+            }
+            Ok(Acted::Done(row))
+        },
+    )?;
+    match acted {
+        Acted::Done(row) => Ok(row.into()),
+        Acted::Refused(Some(current)) => Err(JobActionError::WrongState {
+            id,
+            state: Job::from(current).state,
+            action,
+            allowed,
+        }),
+        Acted::Refused(None) => Err(JobActionError::NotFound),
     }
 }
 
@@ -183,6 +245,7 @@ pub async fn retry(db: &Db, id: JobId, now: Timestamp) -> Result<Job, JobActionE
         db,
         id,
         sql_str(&SQL),
+        None,
         now,
         "retry",
         "dead, failed or cancelled",
@@ -198,16 +261,19 @@ pub async fn cancel(db: &Db, id: JobId, now: Timestamp) -> Result<Job, JobAction
              WHERE id = $1 AND state IN ('queued', 'failed') RETURNING {JOB_COLUMNS}"
         )
     });
-    let job = act(db, id, sql_str(&SQL), now, "cancel", "queued or failed").await?;
-    let sql = "UPDATE schedule_runs SET status = 'cancelled', finished_at = $2 \
+    // Its schedule's run, cancelled with it.
+    const CANCEL_RUN: &str = "UPDATE schedule_runs SET status = 'cancelled', finished_at = $2 \
                WHERE job_id = $1 AND status IN ('queued', 'retrying')";
-    on_writer!(db, |pool| sqlx::query(sql)
-        .bind(id.0)
-        .bind(now.millis())
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-    Ok(job)
+    act(
+        db,
+        id,
+        sql_str(&SQL),
+        Some(CANCEL_RUN),
+        now,
+        "cancel",
+        "queued or failed",
+    )
+    .await
 }
 
 fn sql_str(s: &'static std::sync::LazyLock<String>) -> &'static str {
@@ -216,9 +282,12 @@ fn sql_str(s: &'static std::sync::LazyLock<String>) -> &'static str {
 
 /// How many jobs are in each state, per kind: `(kind, state, count)`.
 pub async fn counts(db: &Db) -> StoreResult<Vec<(String, JobState, i64)>> {
-    let sql = "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state";
-    let rows: Vec<(String, String, i64)> =
-        on_reader!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+    const COUNTS: &str =
+        "SELECT kind, state, COUNT(*) AS n FROM jobs GROUP BY kind, state ORDER BY kind, state";
+    let rows: Vec<(String, String, i64)> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, COUNTS, &[], |r| Ok((r.get("kind")?, r.get("state")?, r.get("n")?))),
+        postgres: |pool| Ok(sqlx::query_as(COUNTS).fetch_all(pool).await?),
+    )?;
     Ok(rows
         .into_iter()
         .filter_map(|(k, s, n)| JobState::parse(&s).ok().map(|s| (k, s, n)))
@@ -227,20 +296,26 @@ pub async fn counts(db: &Db) -> StoreResult<Vec<(String, JobState, i64)>> {
 
 /// Deletes finished jobs (succeeded, dead, cancelled) that finished before `before`.
 pub async fn purge_finished(db: &Db, before: Timestamp) -> StoreResult<u64> {
-    let sql = "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
+    const PURGE: &str = "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
                AND state IN ('succeeded', 'dead', 'cancelled')";
-    Ok(on_writer!(db, |pool| sqlx::query(sql)
-        .bind(before.millis())
-        .execute(pool)
-        .await?
-        .rows_affected()))
+    let before = before.millis();
+    grouped_write!(db,
+        sqlite: |conn| Ok(direct::execute(conn, PURGE, &[&before])? as u64),
+        postgres: |tx| Ok(sqlx::query(PURGE)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()),
+    )
 }
 
 /// Incidents plus jobs of any kind but `bench`: what a benchmark's scratch database must not
 /// hold (`vigia jobs bench` refuses a database with real work in it).
 pub async fn real_work(db: &Db) -> StoreResult<i64> {
-    let sql = "SELECT (SELECT COUNT(*) FROM incidents) + (SELECT COUNT(*) FROM jobs WHERE kind <> 'bench')";
-    Ok(on_reader!(db, |pool| sqlx::query_scalar::<_, i64>(sql)
-        .fetch_one(pool)
-        .await?))
+    const REAL_WORK: &str = "SELECT (SELECT COUNT(*) FROM incidents) + (SELECT COUNT(*) FROM jobs WHERE kind <> 'bench') AS n";
+    let n: Option<i64> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, REAL_WORK, &[], |r| r.get("n")),
+        postgres: |pool| Ok(Some(sqlx::query_scalar::<_, i64>(REAL_WORK).fetch_one(pool).await?)),
+    )?;
+    Ok(n.unwrap_or(0))
 }

@@ -27,7 +27,7 @@ pub use task::{JobKind, ReportItem, Task, VideoRef};
 use serde::Serialize;
 use vigia_domain::Timestamp;
 
-use crate::{Db, StoreResult, on_writer};
+use crate::{Db, StoreResult};
 
 /// A job's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -156,13 +156,19 @@ const INSERT_JOB: &str = "INSERT INTO jobs (kind, payload, state, dedup_key, max
 /// Enqueues `job` through `executor` — a transaction (or connection) of either backend — so the
 /// job commits together with the caller's change. `None` when its `dedup_key` already exists.
 ///
+/// On SQLite, [`enqueue_direct`] does the same on the group commit's connection:
+///
 /// ```ignore
-/// on_writer!(db, |pool| {
-///     let mut tx = pool.begin().await?;
-///     // ... the change ...
-///     jobs::enqueue_in(&mut *tx, &NewJob::new(&Task::GlobalReport {}), now).await?;
-///     tx.commit().await?;
-/// })
+/// grouped_write!(db,
+///     sqlite: |conn| {
+///         // ... the change ...
+///         jobs::enqueue_direct(conn, &job, now)
+///     },
+///     postgres: |tx| {
+///         // ... the change ...
+///         jobs::enqueue_in(&mut *tx, &job, now).await
+///     },
+/// )
 /// ```
 pub async fn enqueue_in<'c, E, DB>(
     executor: E,
@@ -212,7 +218,7 @@ pub(crate) fn enqueue_direct(
             &job.run_at.unwrap_or(now).millis(),
             &now.millis(),
         ],
-        |row| row.get::<_, i64>(0),
+        |row| row.get::<_, i64>("id"),
     )?;
     Ok(id.map(JobId))
 }
@@ -231,15 +237,25 @@ pub async fn enqueue(db: &Db, job: &NewJob, now: Timestamp) -> StoreResult<Optio
 
 /// Enqueues many jobs in one transaction; returns how many were added (duplicates are not).
 pub async fn enqueue_batch(db: &Db, jobs: &[NewJob], now: Timestamp) -> StoreResult<usize> {
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let mut added = 0;
-        for job in jobs {
-            if enqueue_in(&mut *tx, job, now).await?.is_some() {
-                added += 1;
+    let jobs = jobs.to_vec();
+    crate::grouped_write!(db,
+        sqlite: |conn| {
+            let mut added = 0;
+            for job in &jobs {
+                if enqueue_direct(conn, job, now)?.is_some() {
+                    added += 1;
+                }
             }
-        }
-        tx.commit().await?;
-        Ok(added)
-    })
+            Ok(added)
+        },
+        postgres: |conn| {
+            let mut added = 0;
+            for job in &jobs {
+                if enqueue_in(&mut *conn, job, now).await?.is_some() {
+                    added += 1;
+                }
+            }
+            Ok(added)
+        },
+    )
 }

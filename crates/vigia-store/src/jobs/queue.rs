@@ -5,7 +5,7 @@ use vigia_domain::Timestamp;
 
 use super::{JobId, JobKind, Task};
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreResult, composed, direct, on_writer};
+use crate::{Db, StoreResult, composed, direct};
 
 /// A job a worker holds.
 #[derive(Debug, Clone)]
@@ -101,7 +101,15 @@ pub async fn claim(
                 conn,
                 &sql,
                 &[&owner, &lease_until.millis(), &now.millis()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| {
+                    Ok((
+                        r.get("id")?,
+                        r.get("kind")?,
+                        r.get("payload")?,
+                        r.get("attempts")?,
+                        r.get("max_attempts")?,
+                    ))
+                },
             )?;
             if !rows.is_empty() {
                 let update = runs_of(&rows);
@@ -167,13 +175,13 @@ pub async fn heartbeat(
     sql.args.push(Arg::Text(owner.to_owned()));
     push_ids(&mut sql, ids.iter().map(|id| id.0));
     sql.push(")");
-    Ok(on_writer!(db, |pool| bind_args!(
-        sqlx::query(composed(&sql.text)),
-        &sql.args
+    crate::grouped_write!(db,
+        sqlite: |conn| Ok(direct::execute(conn, &sql.text, &direct::args(&sql.args))? as u64),
+        postgres: |conn| Ok(bind_args!(sqlx::query(composed(&sql.text)), &sql.args)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()),
     )
-    .execute(pool)
-    .await?
-    .rows_affected()))
 }
 
 /// Writes the outcomes of `owner`'s attempts in one transaction, with the runs of their

@@ -13,7 +13,7 @@
 use vigia_domain::Timestamp;
 
 use super::{NewJob, Task, enqueue_direct, enqueue_in};
-use crate::{Db, StoreResult, direct, on_writer};
+use crate::{Db, StoreResult, direct, direct_read};
 
 const CURSOR: &str = "event_relay";
 
@@ -46,10 +46,11 @@ pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<
     crate::grouped_write!(db,
         sqlite: |conn| {
             let read_cursor = "SELECT position FROM job_cursors WHERE name = $1";
-            let position = direct::query_optional(conn, read_cursor, &[&CURSOR], |r| r.get(0))?;
+            let position =
+                direct::query_optional(conn, read_cursor, &[&CURSOR], |r| r.get("position"))?;
             let after = position.unwrap_or(0i64);
             let events: Vec<i64> =
-                direct::query(conn, &read_events, &[&after], |r| r.get(0))?;
+                direct::query(conn, &read_events, &[&after], |r| r.get("id"))?;
             let Some(&last) = events.last() else {
                 return Ok(0);
             };
@@ -85,10 +86,14 @@ pub async fn relay_events(db: &Db, limit: usize, now: Timestamp) -> StoreResult<
 
 /// The id of the last relayed event.
 pub async fn relay_position(db: &Db) -> StoreResult<i64> {
-    let sql = "SELECT position FROM job_cursors WHERE name = $1";
-    let position: Option<i64> = on_writer!(db, |pool| sqlx::query_scalar(sql)
-        .bind(CURSOR)
-        .fetch_optional(pool)
-        .await?);
+    const POSITION: &str = "SELECT position FROM job_cursors WHERE name = $1";
+    // The relay's writes are answered once committed: a reader sees the last position.
+    let position: Option<i64> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, POSITION, &[&CURSOR], |r| r.get("position")),
+        postgres: |pool| Ok(sqlx::query_scalar(POSITION)
+            .bind(CURSOR)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     Ok(position.unwrap_or(0))
 }

@@ -15,7 +15,7 @@ use vigia_domain::Timestamp;
 use super::lifecycle::attempt_job;
 use super::{Delivery, DeliveryRow, SELECT};
 use crate::jobs::{enqueue_direct, enqueue_in};
-use crate::{Db, StoreResult, composed, direct, on_writer};
+use crate::{Db, StoreResult, composed, direct, direct_read};
 
 /// The message type of a digest delivery.
 pub const DIGEST_TYPE: &str = "notification.digest";
@@ -48,13 +48,13 @@ pub async fn hold(
     crate::grouped_write!(db,
         sqlite: |conn| {
             let open: Option<i64> =
-                direct::query_optional(conn, OPEN_DIGEST, &[&target], |r| r.get(0))?;
+                direct::query_optional(conn, OPEN_DIGEST, &[&target], |r| r.get("id"))?;
             let digest = match open {
                 Some(digest) => digest,
                 None => {
                     let args: [&dyn rusqlite::ToSql; 4] =
                         [&target, &message_id, &due.millis(), &now];
-                    let digest: i64 = direct::query_optional(conn, NEW_DIGEST, &args, |r| r.get(0))?
+                    let digest: i64 = direct::query_optional(conn, NEW_DIGEST, &args, |r| r.get("id"))?
                         .ok_or_else(|| anyhow::anyhow!("the digest was not created"))?;
                     enqueue_direct(conn, &attempt_job(digest, 1, due), Timestamp::from_millis(now))?;
                     digest
@@ -119,10 +119,14 @@ pub async fn close(db: &Db, id: i64, target: &str) -> StoreResult<()> {
 /// The e-mails digest `id` carries, oldest first.
 pub async fn carried(db: &Db, id: i64) -> StoreResult<Vec<Delivery>> {
     let sql = format!("{SELECT} WHERE d.digest_id = $1 ORDER BY d.id");
-    let rows: Vec<DeliveryRow> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id)
-        .fetch_all(pool)
-        .await?);
+    // Read after the digest was closed (a committed write): a reader sees what it carries.
+    let rows: Vec<DeliveryRow> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql, &[&id], DeliveryRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql))
+            .bind(id)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(rows.into_iter().map(Delivery::from).collect())
 }
 
@@ -130,13 +134,14 @@ pub async fn carried(db: &Db, id: i64) -> StoreResult<Vec<Delivery>> {
 pub async fn write(db: &Db, id: i64, payload: &str) -> StoreResult<()> {
     const WRITE: &str = "UPDATE notification_deliveries SET payload = $2 \
          WHERE id = $1 AND payload = 'closed'";
-    on_writer!(db, |pool| sqlx::query(WRITE)
-        .bind(id)
-        .bind(payload)
-        .execute(pool)
-        .await?
-        .rows_affected());
-    Ok(())
+    let payload = payload.to_owned();
+    crate::grouped_write!(db,
+        sqlite: |conn| direct::execute(conn, WRITE, &[&id, &payload]).map(|_| ()),
+        postgres: |conn| {
+            sqlx::query(WRITE).bind(id).bind(&payload).execute(&mut *conn).await?;
+            Ok(())
+        },
+    )
 }
 
 /// Marks the e-mails digest `$1` carried as delivered at `$2` (when the digest was); run by

@@ -8,7 +8,7 @@ use vigia_domain::Timestamp;
 
 use super::{Channel, Delivery, DeliveryStatus, NewDelivery, digest, find};
 use crate::jobs::{NewJob, Task, enqueue_direct, enqueue_in};
-use crate::{Db, StoreError, StoreResult, direct, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
 /// The job of attempt `attempt` of delivery `id`, due at `at`.
 pub(super) fn attempt_job(id: i64, attempt: u32, at: Timestamp) -> NewJob {
@@ -47,7 +47,7 @@ pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec
                     &now,
                     &d.exam_event_id,
                 ];
-                let inserted = direct::query_optional(conn, INSERT_DELIVERY, &args, |r| r.get(0))?;
+                let inserted = direct::query_optional(conn, INSERT_DELIVERY, &args, |r| r.get("id"))?;
                 if let (Some(id), true) = (inserted, d.channel.is_sent()) {
                     enqueue_direct(conn, &attempt_job(id, 1, at), at)?;
                 }
@@ -57,7 +57,7 @@ pub async fn insert_planned(db: &Db, planned: &[NewDelivery]) -> StoreResult<Vec
                         conn,
                         EXISTING_DELIVERY,
                         &[&d.event_id, &d.channel.as_str(), &d.target, &d.exam_event_id],
-                        |r| r.get(0),
+                        |r| r.get("id"),
                     )?,
                 };
                 ids.push(id.ok_or_else(|| collided(d))?);
@@ -123,16 +123,19 @@ pub async fn exists_for(
     channel: Channel,
     target: &str,
 ) -> StoreResult<bool> {
-    let n: i64 = on_reader!(db, |pool| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM notification_deliveries \
-         WHERE event_id = $1 AND channel = $2 AND target = $3"
-    )
-    .bind(event_id)
-    .bind(channel.as_str())
-    .bind(target)
-    .fetch_one(pool)
-    .await?);
-    Ok(n > 0)
+    const COUNT: &str = "SELECT COUNT(*) AS n FROM notification_deliveries \
+         WHERE event_id = $1 AND channel = $2 AND target = $3";
+    let (channel, target) = (channel.as_str(), target.to_owned());
+    let n: Option<i64> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, COUNT, &[&event_id, &channel, &target], |r| r.get("n")),
+        postgres: |pool| Ok(Some(sqlx::query_scalar(COUNT)
+            .bind(event_id)
+            .bind(channel)
+            .bind(&target)
+            .fetch_one(pool)
+            .await?)),
+    )?;
+    Ok(n.unwrap_or(0) > 0)
 }
 
 /// How one attempt ended, as the log records it.
@@ -181,70 +184,110 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
     };
     let now = Timestamp::now().millis();
     let delivered_at = (status == DeliveryStatus::Delivered).then_some(record.at.millis());
-    let sql = "UPDATE notification_deliveries SET status = $2, attempts = attempts + 1, \
-         next_attempt_at = $3, last_error = $4, updated_at = $5, \
-         delivered_at = COALESCE($6, delivered_at) WHERE id = $1 RETURNING attempts";
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let attempts: i64 = sqlx::query_scalar(sql)
-            .bind(id)
-            .bind(status.as_str())
-            .bind(record.next_attempt_at.map(Timestamp::millis))
-            .bind(&record.error)
-            .bind(now)
-            .bind(delivered_at)
-            .fetch_optional(&mut *tx)
-            .await?
+    let (status, next_attempt_at) = (
+        status.as_str(),
+        record.next_attempt_at.map(Timestamp::millis),
+    );
+    let (error, attempt_at, outcome) = (
+        record.error.clone(),
+        record.at.millis(),
+        record.result.as_str(),
+    );
+    let (status_code, latency_ms) = (record.status_code, record.latency_ms);
+    // The job of the next attempt, for a retry.
+    let retry = match (record.result, record.next_attempt_at) {
+        (AttemptResult::Retry, Some(next)) => Some(next),
+        _ => None,
+    };
+    let next_job = move |attempts: i64| {
+        retry.map(|next| attempt_job(id, u32::try_from(attempts + 1).unwrap_or(u32::MAX), next))
+    };
+    let at = Timestamp::from_millis(now);
+    grouped_write!(db,
+        sqlite: |conn| {
+            let attempts: i64 = direct::query_optional(
+                conn,
+                ATTEMPTED,
+                &[&id, &status, &next_attempt_at, &error, &now, &delivered_at],
+                |r| r.get("attempts"),
+            )?
             .ok_or(StoreError::NotFound)?;
-        sqlx::query(
-            "INSERT INTO notification_attempts (delivery_id, attempt, at, outcome, status_code, \
-             latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id)
-        .bind(attempts)
-        .bind(record.at.millis())
-        .bind(record.result.as_str())
-        .bind(record.status_code)
-        .bind(record.latency_ms)
-        .bind(&record.error)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(at) = delivered_at {
-            // A digest delivered: so are the e-mails it carried.
-            sqlx::query(digest::MARK_CARRIED_DELIVERED)
+            direct::execute(
+                conn,
+                INSERT_ATTEMPT,
+                &[&id, &attempts, &attempt_at, &outcome, &status_code, &latency_ms, &error],
+            )?;
+            if let Some(delivered) = delivered_at {
+                // A digest delivered: so are the e-mails it carried.
+                direct::execute(conn, digest::MARK_CARRIED_DELIVERED, &[&id, &delivered])?;
+            }
+            if let Some(job) = next_job(attempts) {
+                enqueue_direct(conn, &job, at)?;
+            }
+            Ok(())
+        },
+        postgres: |tx| {
+            let attempts: i64 = sqlx::query_scalar(ATTEMPTED)
                 .bind(id)
-                .bind(at)
+                .bind(status)
+                .bind(next_attempt_at)
+                .bind(&error)
+                .bind(now)
+                .bind(delivered_at)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            sqlx::query(INSERT_ATTEMPT)
+                .bind(id)
+                .bind(attempts)
+                .bind(attempt_at)
+                .bind(outcome)
+                .bind(status_code)
+                .bind(latency_ms)
+                .bind(&error)
                 .execute(&mut *tx)
                 .await?;
-        }
-        if let (AttemptResult::Retry, Some(next)) = (record.result, record.next_attempt_at) {
-            let attempt = u32::try_from(attempts + 1).unwrap_or(u32::MAX);
-            enqueue_in(
-                &mut *tx,
-                &attempt_job(id, attempt, next),
-                Timestamp::from_millis(now),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    })
+            if let Some(delivered) = delivered_at {
+                // A digest delivered: so are the e-mails it carried.
+                sqlx::query(digest::MARK_CARRIED_DELIVERED)
+                    .bind(id)
+                    .bind(delivered)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(job) = next_job(attempts) {
+                enqueue_in(&mut *tx, &job, at).await?;
+            }
+            Ok(())
+        },
+    )
 }
+
+/// An attempt's outcome on its delivery; returns the attempts so far.
+const ATTEMPTED: &str = "UPDATE notification_deliveries SET status = $2, attempts = attempts + 1, \
+     next_attempt_at = $3, last_error = $4, updated_at = $5, \
+     delivered_at = COALESCE($6, delivered_at) WHERE id = $1 RETURNING attempts";
+const INSERT_ATTEMPT: &str = "INSERT INTO notification_attempts (delivery_id, attempt, at, outcome, status_code, \
+     latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Gives a delivery up without an attempt (its endpoint was disabled or deleted).
 pub async fn mark_dead(db: &Db, id: i64, reason: &str) -> StoreResult<()> {
     let now = Timestamp::now().millis();
-    on_writer!(db, |pool| sqlx::query(
-        "UPDATE notification_deliveries SET status = 'dead', \
-         next_attempt_at = NULL, last_error = $2, updated_at = $3 WHERE id = $1"
+    const DEAD: &str = "UPDATE notification_deliveries SET status = 'dead', \
+         next_attempt_at = NULL, last_error = $2, updated_at = $3 WHERE id = $1";
+    let reason = reason.to_owned();
+    grouped_write!(db,
+        sqlite: |conn| direct::execute(conn, DEAD, &[&id, &reason, &now]).map(|_| ()),
+        postgres: |tx| {
+            sqlx::query(DEAD)
+                .bind(id)
+                .bind(&reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        },
     )
-    .bind(id)
-    .bind(reason)
-    .bind(now)
-    .execute(pool)
-    .await?
-    .rows_affected());
-    Ok(())
 }
 
 /// Puts a dead (or delivered) delivery back in line with a fresh attempt budget and the job
@@ -254,23 +297,30 @@ pub async fn mark_dead(db: &Db, id: i64, reason: &str) -> StoreResult<()> {
 pub async fn replay(db: &Db, id: i64) -> StoreResult<Delivery> {
     let at = Timestamp::now();
     let now = at.millis();
-    let sql = "UPDATE notification_deliveries SET status = 'pending', attempts = 0, \
+    const REPLAY: &str = "UPDATE notification_deliveries SET status = 'pending', attempts = 0, \
          next_attempt_at = $2, last_error = NULL, updated_at = $2, digest_id = NULL \
          WHERE id = $1 AND status IN ('dead', 'delivered') \
          AND channel IN ('email', 'webhook') RETURNING id";
-    let replayed: Option<i64> = on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let replayed: Option<i64> = sqlx::query_scalar(sql)
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if replayed.is_some() {
-            enqueue_in(&mut *tx, &attempt_job(id, 1, at), at).await?;
-        }
-        tx.commit().await?;
-        replayed
-    });
+    let replayed: Option<i64> = grouped_write!(db,
+        sqlite: |conn| {
+            let replayed: Option<i64> = direct::query_optional(conn, REPLAY, &[&id, &now], |r| r.get("id"))?;
+            if replayed.is_some() {
+                enqueue_direct(conn, &attempt_job(id, 1, at), at)?;
+            }
+            Ok(replayed)
+        },
+        postgres: |tx| {
+            let replayed: Option<i64> = sqlx::query_scalar(REPLAY)
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if replayed.is_some() {
+                enqueue_in(&mut *tx, &attempt_job(id, 1, at), at).await?;
+            }
+            Ok(replayed)
+        },
+    )?;
     let delivery = find(db, id).await?;
     match replayed {
         Some(_) => Ok(delivery),

@@ -21,7 +21,7 @@ use vigia_domain::detections::AlertEventKind;
 
 use crate::page::{Cursor, Page};
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, composed, direct, direct_read};
 
 pub use lifecycle::{
     AttemptRecord, AttemptResult, exists_for, insert_planned, mark_dead, record_attempt, replay,
@@ -250,6 +250,36 @@ struct DeliveryRow {
     digest_id: Option<i64>,
 }
 
+impl DeliveryRow {
+    /// A row of [`SELECT`] read on a direct SQLite connection, each column by its name.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            channel: row.get("channel")?,
+            target: row.get("target")?,
+            endpoint_id: row.get("endpoint_id")?,
+            event_id: row.get("event_id")?,
+            exam_event_id: row.get("exam_event_id")?,
+            event_kind: row.get("event_kind")?,
+            event_alert_id: row.get("event_alert_id")?,
+            exam_event_kind: row.get("exam_event_kind")?,
+            exam_id: row.get("exam_id")?,
+            incident_id: row.get("incident_id")?,
+            message_type: row.get("message_type")?,
+            message_id: row.get("message_id")?,
+            payload: row.get("payload")?,
+            status: row.get("status")?,
+            attempts: row.get("attempts")?,
+            next_attempt_at: row.get("next_attempt_at")?,
+            last_error: row.get("last_error")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+            delivered_at: row.get("delivered_at")?,
+            digest_id: row.get("digest_id")?,
+        })
+    }
+}
+
 impl From<DeliveryRow> for Delivery {
     fn from(row: DeliveryRow) -> Self {
         Self {
@@ -289,11 +319,15 @@ const SELECT: &str = "SELECT d.id, d.channel, d.target, d.endpoint_id, d.event_i
 
 pub async fn find(db: &Db, id: i64) -> StoreResult<Delivery> {
     let sql = format!("{SELECT} WHERE d.id = $1");
-    // Read through the writer: a delivery is often read right after it was planned or updated.
-    let row: Option<DeliveryRow> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?);
+    // A delivery is often read right after it was planned or updated: a write is answered only
+    // once committed, so a reader sees it.
+    let row: Option<DeliveryRow> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&id], DeliveryRow::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     row.map(Delivery::from).ok_or(StoreError::NotFound)
 }
 
@@ -349,12 +383,12 @@ pub async fn list(
     }
     sql.push(" ORDER BY d.id DESC");
     sql.limit(limit + 1);
-    let rows: Vec<DeliveryRow> = on_reader!(db, |pool| bind_args!(
-        sqlx::query_as(composed(&sql.text)),
-        &sql.args
-    )
-    .fetch_all(pool)
-    .await?);
+    let rows: Vec<DeliveryRow> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql.text, &direct::args(&sql.args), DeliveryRow::from_direct),
+        postgres: |pool| Ok(bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(Page::from_rows(
         rows.into_iter().map(Delivery::from).collect(),
         limit,
@@ -375,17 +409,32 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+impl Attempt {
+    /// A logged attempt read on a direct SQLite connection, each column by its name.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            delivery_id: row.get("delivery_id")?,
+            attempt: row.get("attempt")?,
+            at: row.get("at")?,
+            outcome: row.get("outcome")?,
+            status_code: row.get("status_code")?,
+            latency_ms: row.get("latency_ms")?,
+            error: row.get("error")?,
+        })
+    }
+}
+
 /// The attempts of some deliveries, oldest first.
 pub async fn attempts_of(db: &Db, delivery_ids: &[i64]) -> StoreResult<Vec<Attempt>> {
+    const ATTEMPTS: &str = "SELECT id, delivery_id, attempt, at, outcome, status_code, latency_ms, error \
+         FROM notification_attempts WHERE delivery_id = $1 ORDER BY id";
     let mut out = Vec::new();
-    for id in delivery_ids {
-        let rows: Vec<Attempt> = on_reader!(db, |pool| sqlx::query_as(
-            "SELECT id, delivery_id, attempt, at, outcome, status_code, latency_ms, error \
-             FROM notification_attempts WHERE delivery_id = $1 ORDER BY id"
-        )
-        .bind(*id)
-        .fetch_all(pool)
-        .await?);
+    for &id in delivery_ids {
+        let rows: Vec<Attempt> = direct_read!(db,
+            sqlite: |conn| direct::query(conn, ATTEMPTS, &[&id], Attempt::from_direct),
+            postgres: |pool| Ok(sqlx::query_as(ATTEMPTS).bind(id).fetch_all(pool).await?),
+        )?;
         out.extend(rows);
     }
     Ok(out)

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::{Db, StoreError, StoreResult, direct, on_reader};
+use crate::{Db, StoreError, StoreResult, direct, direct_read};
 
 /// What a notification says about an incident. Read without a caller scope: only the
 /// notification planner uses it, never a request handler.
@@ -37,19 +37,19 @@ impl IncidentBrief {
     /// A row of [`INCIDENT_BRIEF`] read on a direct connection.
     fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: row.get(0)?,
-            title: row.get(1)?,
-            description: row.get(2)?,
-            status: row.get(3)?,
-            urgency: row.get(4)?,
-            department_id: row.get(5)?,
-            department_name: row.get(6)?,
-            category_es: row.get(7)?,
-            category_en: row.get(8)?,
-            location_text: row.get(9)?,
-            reporter_id: row.get(10)?,
-            visibility: row.get(11)?,
-            created_at: row.get(12)?,
+            id: row.get("id")?,
+            title: row.get("title")?,
+            description: row.get("description")?,
+            status: row.get("status")?,
+            urgency: row.get("urgency")?,
+            department_id: row.get("department_id")?,
+            department_name: row.get("department_name")?,
+            category_es: row.get("category_es")?,
+            category_en: row.get("category_en")?,
+            location_text: row.get("location_text")?,
+            reporter_id: row.get("reporter_id")?,
+            visibility: row.get("visibility")?,
+            created_at: row.get("created_at")?,
         })
     }
 }
@@ -78,7 +78,7 @@ pub async fn department_contacts(db: &Db, department_id: i64) -> StoreResult<Dep
     let sql = "SELECT name, contact_emails, escalation_emails FROM departments WHERE id = $1";
     let row: Option<(String, String, String)> = crate::direct_read!(db,
         sqlite: |conn| direct::query_optional(conn, sql, &[&department_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get("name")?, r.get("contact_emails")?, r.get("escalation_emails")?))
         }),
         postgres: |pool| Ok(sqlx::query_as(sql)
             .bind(department_id)
@@ -99,26 +99,30 @@ pub async fn status_change_subscriber(
     db: &Db,
     user_id: i64,
 ) -> StoreResult<Option<(String, String)>> {
-    let row: Option<(String, String)> = on_reader!(db, |pool| {
-        sqlx::query_as(
-        "SELECT email, locale FROM users WHERE id = $1 AND notify_status_changes AND NOT disabled"
+    const SUBSCRIBER: &str =
+        "SELECT email, locale FROM users WHERE id = $1 AND notify_status_changes AND NOT disabled";
+    direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, SUBSCRIBER, &[&user_id], |r| {
+            Ok((r.get("email")?, r.get("locale")?))
+        }),
+        postgres: |pool| Ok(sqlx::query_as(SUBSCRIBER)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?),
     )
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await?
-    });
-    Ok(row)
 }
 
 /// The language of the account with this address (`es` or `en`), if there is one.
 pub async fn locale_of_email(db: &Db, email: &str) -> StoreResult<Option<String>> {
-    let locale: Option<String> = on_reader!(db, |pool| sqlx::query_scalar(
-        "SELECT locale FROM users WHERE LOWER(email) = LOWER($1)"
+    const LOCALE: &str = "SELECT locale FROM users WHERE LOWER(email) = LOWER($1)";
+    let email = email.to_owned();
+    direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, LOCALE, &[&email], |r| r.get("locale")),
+        postgres: |pool| Ok(sqlx::query_scalar(LOCALE)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await?),
     )
-    .bind(email)
-    .fetch_optional(pool)
-    .await?);
-    Ok(locale)
 }
 
 /// The account behind an address, as far as who may receive what cares.
@@ -132,21 +136,26 @@ pub struct AddressAccount {
 
 /// The account with this address, if there is one.
 pub async fn account_of_email(db: &Db, email: &str) -> StoreResult<Option<AddressAccount>> {
-    let row: Option<(i64, String, bool)> = on_reader!(db, |pool| sqlx::query_as(
-        "SELECT id, role, disabled FROM users WHERE LOWER(email) = LOWER($1)"
-    )
-    .bind(email)
-    .fetch_optional(pool)
-    .await?);
+    const ACCOUNT: &str = "SELECT id, role, disabled FROM users WHERE LOWER(email) = LOWER($1)";
+    const DEPARTMENTS: &str =
+        "SELECT department_id FROM department_members WHERE user_id = $1 ORDER BY department_id";
+    let email = email.to_owned();
+    let row: Option<(i64, String, bool)> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, ACCOUNT, &[&email], |r| {
+            Ok((r.get("id")?, r.get("role")?, r.get("disabled")?))
+        }),
+        postgres: |pool| Ok(sqlx::query_as(ACCOUNT)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     let Some((id, role, disabled)) = row else {
         return Ok(None);
     };
-    let departments: Vec<i64> = on_reader!(db, |pool| sqlx::query_scalar(
-        "SELECT department_id FROM department_members WHERE user_id = $1 ORDER BY department_id"
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?);
+    let departments: Vec<i64> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, DEPARTMENTS, &[&id], |r| r.get("department_id")),
+        postgres: |pool| Ok(sqlx::query_scalar(DEPARTMENTS).bind(id).fetch_all(pool).await?),
+    )?;
     Ok(Some(AddressAccount {
         user_id: vigia_domain::ids::UserId(id),
         disabled,

@@ -8,15 +8,16 @@ use std::collections::HashSet;
 
 use vigia_domain::Timestamp;
 
-use crate::{Db, StoreResult, on_reader, on_writer};
+use crate::{Db, StoreResult, direct, direct_read, grouped_write};
 
 /// Where the lister of `scope` left off: the store's name of the last key it recorded.
 pub async fn cursor(db: &Db, scope: &str) -> StoreResult<Option<String>> {
-    let sql = "SELECT after_key FROM landing_cursors WHERE scope = $1";
-    Ok(on_reader!(db, |pool| sqlx::query_scalar(sql)
-        .bind(scope)
-        .fetch_optional(pool)
-        .await?))
+    const SQL: &str = "SELECT after_key FROM landing_cursors WHERE scope = $1";
+    let scope = scope.to_owned();
+    direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, SQL, &[&scope], |r| r.get("after_key")),
+        postgres: |pool| Ok(sqlx::query_scalar(SQL).bind(&scope).fetch_optional(pool).await?),
+    )
 }
 
 /// Moves the cursor of `scope` from `from` (what this lister read; `None`: no cursor yet) to
@@ -29,44 +30,55 @@ pub async fn advance_cursor(
     to: &str,
     now: Timestamp,
 ) -> StoreResult<bool> {
-    let moved = on_writer!(db, |pool| match from {
-        None => sqlx::query(
-            "INSERT INTO landing_cursors (scope, after_key, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (scope) DO NOTHING",
-        )
-        .bind(scope)
-        .bind(to)
-        .bind(now.millis())
-        .execute(pool)
-        .await?
-        .rows_affected(),
-        Some(from) => sqlx::query(
-            "UPDATE landing_cursors SET after_key = $3, updated_at = $4 \
-             WHERE scope = $1 AND after_key = $2",
-        )
-        .bind(scope)
-        .bind(from)
-        .bind(to)
-        .bind(now.millis())
-        .execute(pool)
-        .await?
-        .rows_affected(),
-    });
+    const FIRST: &str = "INSERT INTO landing_cursors (scope, after_key, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (scope) DO NOTHING";
+    const NEXT: &str = "UPDATE landing_cursors SET after_key = $3, updated_at = $4 \
+         WHERE scope = $1 AND after_key = $2";
+    let (scope, from, to) = (scope.to_owned(), from.map(str::to_owned), to.to_owned());
+    let at = now.millis();
+    let moved: u64 = grouped_write!(db,
+        sqlite: |conn| Ok(match &from {
+            None => direct::execute(conn, FIRST, &[&scope, &to, &at])?,
+            Some(from) => direct::execute(conn, NEXT, &[&scope, from, &to, &at])?,
+        } as u64),
+        postgres: |tx| Ok(match &from {
+            None => sqlx::query(FIRST)
+                .bind(&scope)
+                .bind(&to)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            Some(from) => sqlx::query(NEXT)
+                .bind(&scope)
+                .bind(from)
+                .bind(&to)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+        }),
+    )?;
     Ok(moved == 1)
 }
 
 /// The capture keys already recorded among `keys` (one query: the range from the smallest to
 /// the largest; a key the database orders otherwise is only tried once more, harmlessly).
 pub async fn known_capture_keys(db: &Db, keys: &[&str]) -> StoreResult<HashSet<String>> {
+    const SQL: &str =
+        "SELECT object_key FROM exam_captures WHERE object_key >= $1 AND object_key <= $2";
     let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
         return Ok(HashSet::new());
     };
-    let sql = "SELECT object_key FROM exam_captures WHERE object_key >= $1 AND object_key <= $2";
-    let found: Vec<String> = on_reader!(db, |pool| sqlx::query_scalar(sql)
-        .bind(*first)
-        .bind(*last)
-        .fetch_all(pool)
-        .await?);
+    let (first, last) = (first.to_string(), last.to_string());
+    let found: Vec<String> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, SQL, &[&first, &last], |r| r.get("object_key")),
+        postgres: |pool| Ok(sqlx::query_scalar(SQL)
+            .bind(&first)
+            .bind(&last)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(found.into_iter().collect())
 }
 
@@ -76,15 +88,21 @@ pub async fn known_reference_versions(
     db: &Db,
     keys: &[&str],
 ) -> StoreResult<HashSet<(String, String)>> {
+    const SQL: &str = "SELECT object_key, version FROM reference_objects \
+               WHERE object_key >= $1 AND object_key <= $2";
     let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
         return Ok(HashSet::new());
     };
-    let sql = "SELECT object_key, version FROM reference_objects \
-               WHERE object_key >= $1 AND object_key <= $2";
-    let found: Vec<(String, String)> = on_reader!(db, |pool| sqlx::query_as(sql)
-        .bind(*first)
-        .bind(*last)
-        .fetch_all(pool)
-        .await?);
+    let (first, last) = (first.to_string(), last.to_string());
+    let found: Vec<(String, String)> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, SQL, &[&first, &last], |r| {
+            Ok((r.get("object_key")?, r.get("version")?))
+        }),
+        postgres: |pool| Ok(sqlx::query_as(SQL)
+            .bind(&first)
+            .bind(&last)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(found.into_iter().collect())
 }

@@ -18,7 +18,7 @@ use vigia_domain::Timestamp;
 
 use super::{PARTICIPANT_COLUMNS, Participant};
 use crate::jobs::{self, NewJob};
-use crate::{Db, StoreError, StoreResult, composed, on_reader, on_writer};
+use crate::{Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write};
 
 /// The job kind that checks one reference object.
 pub const ENROLL: &str = "media.enroll";
@@ -42,17 +42,38 @@ pub struct ReferenceObject {
     pub checked_at: Option<i64>,
 }
 
+impl ReferenceObject {
+    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            object_key: r.get("object_key")?,
+            version: r.get("version")?,
+            user_id: r.get("user_id")?,
+            status: r.get("status")?,
+            refusal: r.get("refusal")?,
+            embedding: r.get("embedding")?,
+            faces: r.get("faces")?,
+            seen_at: r.get("seen_at")?,
+            checked_at: r.get("checked_at")?,
+        })
+    }
+}
+
 const COLUMNS: &str = "id, object_key, version, user_id, status, refusal, embedding, faces, \
      seen_at, checked_at";
 
 /// Whether this version of this object was already recorded.
 pub async fn is_known(db: &Db, key: &str, version: &str) -> StoreResult<bool> {
-    let sql = "SELECT id FROM reference_objects WHERE object_key = $1 AND version = $2";
-    let found: Option<i64> = on_reader!(db, |pool| sqlx::query_scalar(sql)
-        .bind(key)
-        .bind(version)
-        .fetch_optional(pool)
-        .await?);
+    const SQL: &str = "SELECT id FROM reference_objects WHERE object_key = $1 AND version = $2";
+    let (key, version) = (key.to_owned(), version.to_owned());
+    let found: Option<i64> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, SQL, &[&key, &version], |r| r.get("id")),
+        postgres: |pool| Ok(sqlx::query_scalar(SQL)
+            .bind(&key)
+            .bind(&version)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     Ok(found.is_some())
 }
 
@@ -70,33 +91,49 @@ pub async fn record_object(
          VALUES ($1, $2, $3, 'queued', $4) \
          ON CONFLICT (object_key, version) DO NOTHING RETURNING {COLUMNS}"
     );
-    on_writer!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let recorded: Option<ReferenceObject> = sqlx::query_as(composed(&sql))
-            .bind(key)
-            .bind(version)
-            .bind(user_id)
-            .bind(now.millis())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(object) = &recorded {
-            let job = NewJob::new(&jobs::Task::MediaEnroll {
-                reference_id: object.id,
-            })
-            .dedup(format!("{ENROLL}:{}", object.id));
-            jobs::enqueue_in(&mut *tx, &job, now).await?;
-        }
-        tx.commit().await?;
-        Ok(recorded)
-    })
+    let (key, version, user_id) = (key.to_owned(), version.to_owned(), user_id.to_owned());
+    let at = now.millis();
+    let enroll = |object: &ReferenceObject| {
+        NewJob::new(&jobs::Task::MediaEnroll {
+            reference_id: object.id,
+        })
+        .dedup(format!("{ENROLL}:{}", object.id))
+    };
+    grouped_write!(db,
+        sqlite: |conn| {
+            let recorded = direct::query_optional(
+                conn,
+                &sql,
+                &[&key, &version, &user_id, &at],
+                ReferenceObject::from_direct,
+            )?;
+            if let Some(object) = &recorded {
+                jobs::enqueue_direct(conn, &enroll(object), now)?;
+            }
+            Ok(recorded)
+        },
+        postgres: |tx| {
+            let recorded: Option<ReferenceObject> = sqlx::query_as(composed(&sql))
+                .bind(&key)
+                .bind(&version)
+                .bind(&user_id)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(object) = &recorded {
+                jobs::enqueue_in(&mut *tx, &enroll(object), now).await?;
+            }
+            Ok(recorded)
+        },
+    )
 }
 
 pub async fn find_object(db: &Db, id: i64) -> StoreResult<ReferenceObject> {
     let sql = format!("SELECT {COLUMNS} FROM reference_objects WHERE id = $1");
-    let found: Option<ReferenceObject> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?);
+    let found: Option<ReferenceObject> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&id], ReferenceObject::from_direct),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql)).bind(id).fetch_optional(pool).await?),
+    )?;
     found.ok_or(StoreError::NotFound)
 }
 
@@ -130,15 +167,29 @@ pub async fn record_check(
         "UPDATE reference_objects SET status = $2, refusal = $3, embedding = $4, faces = $5, \
          checked_at = $6 WHERE id = $1 AND status = 'queued' RETURNING {COLUMNS}"
     );
-    let updated: Option<ReferenceObject> = on_writer!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(id)
-        .bind(status)
-        .bind(refusal)
-        .bind(embedding)
-        .bind(faces)
-        .bind(now.millis())
-        .fetch_optional(pool)
-        .await?);
+    let (refusal, embedding, faces) = (
+        refusal.map(str::to_owned),
+        embedding.map(str::to_owned),
+        faces.map(str::to_owned),
+    );
+    let at = now.millis();
+    let updated: Option<ReferenceObject> = grouped_write!(db,
+        sqlite: |conn| direct::query_optional(
+            conn,
+            &sql,
+            &[&id, &status, &refusal, &embedding, &faces, &at],
+            ReferenceObject::from_direct,
+        ),
+        postgres: |tx| Ok(sqlx::query_as(composed(&sql))
+            .bind(id)
+            .bind(status)
+            .bind(&refusal)
+            .bind(&embedding)
+            .bind(&faces)
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .await?),
+    )?;
     match updated {
         Some(object) => Ok(object),
         None => find_object(db, id).await,
@@ -157,43 +208,48 @@ pub async fn apply(
     const WHO: &str = "external_id = $2 AND ($3 IS NULL OR id = $3) \
          AND (reference_object_id IS NULL OR reference_object_id < $1) \
          AND exam_id IN (SELECT id FROM exams WHERE ends_at > $4)";
-    let changed = match (object.status.as_str(), &object.embedding) {
-        ("accepted", Some(embedding)) => {
-            let sql = format!(
+    // `$5..` as each kind of object sets them.
+    let (sql, values) = match (object.status.as_str(), &object.embedding) {
+        ("accepted", Some(embedding)) => (
+            format!(
                 "UPDATE exam_participants SET reference_key = $5, reference_embedding = $6, \
                  reference_faces = $7, enrolled_at = $4, reference_refused = NULL, \
                  reference_object_id = $1 WHERE {WHO}"
-            );
-            on_writer!(db, |pool| sqlx::query(composed(&sql))
-                .bind(object.id)
-                .bind(&object.user_id)
-                .bind(participant)
-                .bind(now.millis())
-                .bind(&object.object_key)
-                .bind(embedding)
-                .bind(&object.faces)
-                .execute(pool)
-                .await?
-                .rows_affected())
-        }
-        ("refused", _) => {
-            let sql = format!(
+            ),
+            vec![
+                Some(object.object_key.clone()),
+                Some(embedding.clone()),
+                object.faces.clone(),
+            ],
+        ),
+        ("refused", _) => (
+            format!(
                 "UPDATE exam_participants SET reference_refused = $5, reference_object_id = $1 \
                  WHERE {WHO}"
-            );
-            on_writer!(db, |pool| sqlx::query(composed(&sql))
-                .bind(object.id)
-                .bind(&object.user_id)
-                .bind(participant)
-                .bind(now.millis())
-                .bind(&object.refusal)
-                .execute(pool)
-                .await?
-                .rows_affected())
-        }
-        _ => 0,
+            ),
+            vec![object.refusal.clone()],
+        ),
+        _ => return Ok(0),
     };
-    Ok(changed)
+    let (id, user_id, at) = (object.id, object.user_id.clone(), now.millis());
+    grouped_write!(db,
+        sqlite: |conn| {
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id, &user_id, &participant, &at];
+            args.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
+            Ok(direct::execute(conn, &sql, &args)? as u64)
+        },
+        postgres: |tx| {
+            let mut q = sqlx::query(composed(&sql))
+                .bind(id)
+                .bind(&user_id)
+                .bind(participant)
+                .bind(at);
+            for value in &values {
+                q = q.bind(value);
+            }
+            Ok(q.execute(&mut *tx).await?.rows_affected())
+        },
+    )
 }
 
 /// Applies what storage holds for a participant's user id (a participant just added): the
@@ -210,11 +266,15 @@ pub async fn apply_latest(
     );
     let mut changed = 0;
     for status in ["accepted", "refused"] {
-        let latest: Option<ReferenceObject> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-            .bind(&participant.external_id)
-            .bind(status)
-            .fetch_optional(pool)
-            .await?);
+        let (sql, user_id) = (sql.clone(), participant.external_id.clone());
+        let latest: Option<ReferenceObject> = direct_read!(db,
+            sqlite: |conn| direct::query_optional(conn, &sql, &[&user_id, &status], ReferenceObject::from_direct),
+            postgres: |pool| Ok(sqlx::query_as(composed(&sql))
+                .bind(&user_id)
+                .bind(status)
+                .fetch_optional(pool)
+                .await?),
+        )?;
         if let Some(object) = latest {
             changed += apply(db, &object, Some(participant.id), now).await?;
         }
@@ -223,8 +283,10 @@ pub async fn apply_latest(
         return Ok(participant);
     }
     let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM exam_participants WHERE id = $1");
-    Ok(on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .bind(participant.id)
-        .fetch_one(pool)
-        .await?))
+    let id = participant.id;
+    direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql, &[&id], Participant::from_direct)?
+            .ok_or(StoreError::NotFound),
+        postgres: |pool| Ok(sqlx::query_as(composed(&sql)).bind(id).fetch_one(pool).await?),
+    )
 }

@@ -6,7 +6,7 @@ use vigia_domain::incidents::ReadScope;
 
 use crate::incidents::{IncidentFilter, filter_conditions};
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreResult, composed, on_reader};
+use crate::{Db, StoreResult, composed, direct, direct_read};
 
 /// A dimension custom reports group by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,8 +99,8 @@ pub async fn grouped(
         sql.push(", ");
     }
     sql.push(
-        "COUNT(*), CAST(AVG(acknowledged_at - created_at) / 1000.0 AS DOUBLE PRECISION), \
-         CAST(AVG(resolved_at - created_at) / 1000.0 AS DOUBLE PRECISION) FROM incidents WHERE 1 = 1",
+        "COUNT(*) AS n, CAST(AVG(acknowledged_at - created_at) / 1000.0 AS DOUBLE PRECISION) AS mtta, \
+         CAST(AVG(resolved_at - created_at) / 1000.0 AS DOUBLE PRECISION) AS mttr FROM incidents WHERE 1 = 1",
     );
     if let Some(departments) = departments {
         if departments.is_empty() {
@@ -128,28 +128,41 @@ pub async fn grouped(
         ));
     }
     sql.limit(MAX_GROUPS);
-    let text = composed(&sql.text);
-    let groups = on_reader!(db, |pool| {
-        use sqlx::Row;
-        let rows = bind_args!(sqlx::query(text), &sql.args)
-            .fetch_all(pool)
-            .await?;
-        let n = dimensions.len();
-        let mut groups = Vec::with_capacity(rows.len());
-        for row in rows {
+    let n = dimensions.len();
+    let groups = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql.text, &direct::args(&sql.args), |row| {
             let mut keys = Vec::with_capacity(n);
             for i in 0..n {
-                keys.push(row.try_get::<Option<String>, _>(i)?);
+                keys.push(row.get::<_, Option<String>>(format!("k{i}").as_str())?);
             }
-            groups.push(Group {
+            Ok(Group {
                 keys,
-                count: row.try_get(n)?,
-                mean_acknowledge_secs: row.try_get(n + 1)?,
-                mean_resolve_secs: row.try_get(n + 2)?,
-            });
-        }
-        groups
-    });
+                count: row.get("n")?,
+                mean_acknowledge_secs: row.get("mtta")?,
+                mean_resolve_secs: row.get("mttr")?,
+            })
+        }),
+        postgres: |pool| {
+            use sqlx::Row;
+            let rows = bind_args!(sqlx::query(composed(&sql.text)), &sql.args)
+                .fetch_all(pool)
+                .await?;
+            let mut groups = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut keys = Vec::with_capacity(n);
+                for i in 0..n {
+                    keys.push(row.try_get::<Option<String>, _>(i)?);
+                }
+                groups.push(Group {
+                    keys,
+                    count: row.try_get(n)?,
+                    mean_acknowledge_secs: row.try_get(n + 1)?,
+                    mean_resolve_secs: row.try_get(n + 2)?,
+                });
+            }
+            Ok(groups)
+        },
+    )?;
     // An empty selection still has one group (of zero incidents) when nothing is grouped.
     Ok(groups)
 }

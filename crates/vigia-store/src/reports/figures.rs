@@ -5,7 +5,7 @@
 
 use vigia_domain::Timestamp;
 
-use crate::{Db, StoreResult, composed, on_reader};
+use crate::{Db, StoreResult, composed, direct, direct_read};
 
 /// Service figures over the incidents created in a period, as of a point in time.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -65,26 +65,45 @@ pub async fn service_figures(
 ) -> StoreResult<ServiceFigures> {
     let (ack, resolve) = breach_conditions("$3");
     let created = format!(
-        "SELECT COUNT(*), COUNT(acknowledged_at), \
-           CAST(AVG(acknowledged_at - created_at) / 1000.0 AS DOUBLE PRECISION), \
-           COUNT(resolved_at), CAST(AVG(resolved_at - created_at) / 1000.0 AS DOUBLE PRECISION), \
-           CAST(SUM(CASE WHEN {ack} THEN 1 ELSE 0 END) AS BIGINT), \
-           CAST(SUM(CASE WHEN {resolve} THEN 1 ELSE 0 END) AS BIGINT), \
-           CAST(SUM(CASE WHEN {ack} OR {resolve} THEN 1 ELSE 0 END) AS BIGINT) \
+        "SELECT COUNT(*) AS created, COUNT(acknowledged_at) AS acknowledged, \
+           CAST(AVG(acknowledged_at - created_at) / 1000.0 AS DOUBLE PRECISION) AS mtta, \
+           COUNT(resolved_at) AS resolved_of_created, \
+           CAST(AVG(resolved_at - created_at) / 1000.0 AS DOUBLE PRECISION) AS mttr, \
+           CAST(SUM(CASE WHEN {ack} THEN 1 ELSE 0 END) AS BIGINT) AS acknowledge_breaches, \
+           CAST(SUM(CASE WHEN {resolve} THEN 1 ELSE 0 END) AS BIGINT) AS resolve_breaches, \
+           CAST(SUM(CASE WHEN {ack} OR {resolve} THEN 1 ELSE 0 END) AS BIGINT) AS breached \
          FROM incidents WHERE created_at >= $1 AND created_at < $2"
     );
-    let resolved = "SELECT COUNT(*) FROM incidents WHERE resolved_at >= $1 AND resolved_at < $2";
-    let (row, resolved): (FiguresRow, i64) = on_reader!(db, |pool| tokio::try_join!(
-        sqlx::query_as(composed(&created))
-            .bind(from.millis())
-            .bind(to.millis())
-            .bind(as_of.millis())
-            .fetch_one(pool),
-        sqlx::query_scalar(resolved)
-            .bind(from.millis())
-            .bind(to.millis())
-            .fetch_one(pool),
-    )?);
+    const RESOLVED: &str =
+        "SELECT COUNT(*) AS resolved FROM incidents WHERE resolved_at >= $1 AND resolved_at < $2";
+    let (from, to, as_of) = (from.millis(), to.millis(), as_of.millis());
+    // On SQLite one after the other on one reader; on PostgreSQL at once.
+    let (row, resolved): (FiguresRow, i64) = direct_read!(db,
+        sqlite: |conn| {
+            let row = direct::query_optional(conn, &created, &[&from, &to, &as_of], |r| {
+                Ok((
+                    r.get("created")?,
+                    r.get("acknowledged")?,
+                    r.get("mtta")?,
+                    r.get("resolved_of_created")?,
+                    r.get("mttr")?,
+                    r.get("acknowledge_breaches")?,
+                    r.get("resolve_breaches")?,
+                    r.get("breached")?,
+                ))
+            })?;
+            let resolved = direct::query_optional(conn, RESOLVED, &[&from, &to], |r| r.get("resolved"))?;
+            Ok((row.unwrap_or_default(), resolved.unwrap_or(0)))
+        },
+        postgres: |pool| Ok(tokio::try_join!(
+            sqlx::query_as(composed(&created))
+                .bind(from)
+                .bind(to)
+                .bind(as_of)
+                .fetch_one(pool),
+            sqlx::query_scalar(RESOLVED).bind(from).bind(to).fetch_one(pool),
+        )?),
+    )?;
     let (created, acknowledged, mtta, resolved_of_created, mttr, ack_b, res_b, either) = row;
     Ok(ServiceFigures {
         created,

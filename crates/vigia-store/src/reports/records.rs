@@ -10,7 +10,7 @@ use vigia_domain::ids::{DepartmentId, IncidentId};
 
 use crate::page::{Cursor, Page};
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreError, StoreResult, composed, on_reader};
+use crate::{Db, StoreError, StoreResult, composed, direct, direct_read};
 
 /// What a report covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,6 +113,24 @@ type ReportRow = (
     Option<i64>,
 );
 
+/// A row of [`REPORT_COLUMNS`] read on a direct SQLite connection, each column by its name.
+fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
+    Ok((
+        r.get("id")?,
+        r.get("kind")?,
+        r.get("period_start")?,
+        r.get("period_end")?,
+        r.get("incident_id")?,
+        r.get("department_id")?,
+        r.get("objects")?,
+        r.get("summary")?,
+        r.get("created_by")?,
+        r.get("created_at")?,
+        r.get("updated_at")?,
+        r.get("competition_id")?,
+    ))
+}
+
 fn record(row: ReportRow) -> ReportRecord {
     let (
         id,
@@ -214,7 +232,7 @@ pub async fn save(db: &Db, report: &NewReport) -> StoreResult<ReportRecord> {
     // Incident reports are saved one per routed incident: in the group commit on SQLite.
     let row: ReportRow = crate::grouped_write!(db,
         sqlite: |conn| {
-            let row = crate::direct::query_optional(
+            let row = direct::query_optional(
                 conn,
                 &sql,
                 &[
@@ -229,22 +247,7 @@ pub async fn save(db: &Db, report: &NewReport) -> StoreResult<ReportRecord> {
                     &now,
                     &competition_id,
                 ],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                        r.get(10)?,
-                        r.get(11)?,
-                    ))
-                },
+                report_row,
             )?;
             row.ok_or_else(|| StoreError::Other(anyhow::anyhow!("saving a report returned no row")))
         },
@@ -295,12 +298,12 @@ pub async fn find(db: &Db, scope: &ReportScope, id: i64) -> StoreResult<ReportRe
     let p = sql.arg(Arg::I64(id));
     sql.push(&p);
     report_scope(&mut sql, scope);
-    let row: Option<ReportRow> = on_reader!(db, |pool| bind_args!(
-        sqlx::query_as(composed(&sql.text)),
-        &sql.args
-    )
-    .fetch_optional(pool)
-    .await?);
+    let row: Option<ReportRow> = direct_read!(db,
+        sqlite: |conn| direct::query_optional(conn, &sql.text, &direct::args(&sql.args), report_row),
+        postgres: |pool| Ok(bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args)
+            .fetch_optional(pool)
+            .await?),
+    )?;
     row.map(record).ok_or(StoreError::NotFound)
 }
 
@@ -352,12 +355,12 @@ pub async fn list(
     }
     sql.push(" ORDER BY id DESC");
     sql.limit(limit + 1);
-    let rows: Vec<ReportRow> = on_reader!(db, |pool| bind_args!(
-        sqlx::query_as(composed(&sql.text)),
-        &sql.args
-    )
-    .fetch_all(pool)
-    .await?);
+    let rows: Vec<ReportRow> = direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql.text, &direct::args(&sql.args), report_row),
+        postgres: |pool| Ok(bind_args!(sqlx::query_as(composed(&sql.text)), &sql.args)
+            .fetch_all(pool)
+            .await?),
+    )?;
     Ok(Page::from_rows(
         rows.into_iter().map(record).collect(),
         limit,

@@ -8,9 +8,11 @@ use vigia_domain::catalog::Urgency;
 use vigia_domain::ids::{CategoryId, DepartmentId, UserId, ZoneId};
 use vigia_domain::incidents::Status;
 
-use super::{Count, DAY_MS, DayCount, IncidentStats, StatsFilter, date_of, day_span, merge};
-use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreResult, composed, on_reader};
+use super::{
+    Count, DAY_MS, DayCount, IncidentStats, StatsFilter, date_of, day_span, fetch_rows, merge,
+};
+use crate::sql::{Arg, Sql};
+use crate::{Db, StoreResult};
 
 /// The filter's department and category, as conditions on `i`.
 fn conditions(sql: &mut Sql, filter: &StatsFilter) -> String {
@@ -39,6 +41,24 @@ fn indexed_by(db: &Db, index: &str) -> String {
 
 type CreatedRow = (String, String, i64, Option<i64>, Option<i64>, i64, i64);
 
+/// A [`CreatedRow`] read on a direct SQLite connection, each column by its name.
+fn created_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CreatedRow> {
+    Ok((
+        r.get("status")?,
+        r.get("urgency")?,
+        r.get("category_id")?,
+        r.get("department_id")?,
+        r.get("zone_id")?,
+        r.get("day")?,
+        r.get("total")?,
+    ))
+}
+
+/// A day and its resolutions, read on a direct SQLite connection.
+fn resolved_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64)> {
+    Ok((r.get("day")?, r.get("total")?))
+}
+
 /// Counts of the incidents created in the filter's range that `reporter` reported or that are
 /// public, with every status, urgency and date listed as in [`super::incident_stats`].
 #[tracing::instrument(skip_all, fields(reporter = reporter.0))]
@@ -59,8 +79,8 @@ pub async fn reporter_stats(
         "i.status, i.urgency, i.category_id, i.department_id, i.zone_id, i.created_at / {DAY_MS} AS dn"
     );
     created.push(&format!(
-        "SELECT status, urgency, category_id, department_id, zone_id, CAST(dn AS BIGINT), \
-           CAST(COUNT(*) AS BIGINT) FROM (\
+        "SELECT status, urgency, category_id, department_id, zone_id, CAST(dn AS BIGINT) AS day, \
+           CAST(COUNT(*) AS BIGINT) AS total FROM (\
            SELECT {columns} FROM incidents i{public} WHERE i.visibility = 'public' \
              AND i.created_at >= {lo} AND i.created_at < {hi}{cond} \
            UNION ALL SELECT {columns} FROM incidents i WHERE i.reporter_id = {me} \
@@ -73,7 +93,7 @@ pub async fn reporter_stats(
     let cond = conditions(&mut resolved, filter);
     let public = indexed_by(db, "incidents_public_resolved_idx");
     resolved.push(&format!(
-        "SELECT CAST(dn AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM (\
+        "SELECT CAST(dn AS BIGINT) AS day, CAST(COUNT(*) AS BIGINT) AS total FROM (\
            SELECT i.resolved_at / {DAY_MS} AS dn FROM incidents i{public} \
              WHERE i.visibility = 'public' AND i.resolved_at IS NOT NULL \
              AND i.resolved_at >= {lo} AND i.resolved_at < {hi}{cond} \
@@ -81,12 +101,10 @@ pub async fn reporter_stats(
              AND i.visibility <> 'public' AND i.resolved_at >= {lo} AND i.resolved_at < {hi}{cond}) c \
          GROUP BY dn"
     ));
-    let (rows, resolved): (Vec<CreatedRow>, Vec<(i64, i64)>) = on_reader!(db, |pool| {
-        tokio::try_join!(
-            bind_args!(sqlx::query_as(composed(&created.text)), &created.args).fetch_all(pool),
-            bind_args!(sqlx::query_as(composed(&resolved.text)), &resolved.args).fetch_all(pool),
-        )?
-    });
+    let (rows, resolved): (Vec<CreatedRow>, Vec<(i64, i64)>) = tokio::try_join!(
+        fetch_rows(db, created, created_row),
+        fetch_rows(db, resolved, resolved_row),
+    )?;
     let mut part = IncidentStats {
         by_status: Vec::new(),
         by_urgency: Vec::new(),

@@ -5,9 +5,9 @@
 use vigia_domain::Timestamp;
 use vigia_domain::incidents::ReadScope;
 
-use super::scope_conditions;
-use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreResult, composed, on_reader};
+use super::{fetch_rows, scope_conditions};
+use crate::sql::{Arg, Sql};
+use crate::{Db, StoreResult};
 
 /// An hour in milliseconds.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -16,6 +16,11 @@ pub const MAX_HOURS: i64 = 168;
 
 /// An hour's index from the start of the range and its count.
 type HourRow = (i64, i64);
+
+/// A [`HourRow`] read on a direct SQLite connection, each column by its name.
+fn hour_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HourRow> {
+    Ok((r.get("hour")?, r.get("total")?))
+}
 
 /// Incidents created and resolved in one hour.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +53,7 @@ pub async fn per_hour(
         let hi = sql.arg(Arg::I64(end));
         let cond = scope_conditions(&mut sql, scope, None, None, "+i.department_id");
         sql.push(&format!(
-            "SELECT CAST((i.{column} - {lo}) / {HOUR_MS} AS BIGINT), CAST(COUNT(*) AS BIGINT) \
+            "SELECT CAST((i.{column} - {lo}) / {HOUR_MS} AS BIGINT) AS hour, CAST(COUNT(*) AS BIGINT) AS total \
              FROM incidents i WHERE i.{column} >= {lo} AND i.{column} < {hi}{cond} \
              GROUP BY (i.{column} - {lo}) / {HOUR_MS}"
         ));
@@ -56,12 +61,10 @@ pub async fn per_hour(
     };
     let created = grouped("created_at");
     let resolved = grouped("resolved_at");
-    let (created, resolved): (Vec<HourRow>, Vec<HourRow>) = on_reader!(db, |pool| {
-        tokio::try_join!(
-            bind_args!(sqlx::query_as(composed(&created.text)), &created.args).fetch_all(pool),
-            bind_args!(sqlx::query_as(composed(&resolved.text)), &resolved.args).fetch_all(pool),
-        )?
-    });
+    let (created, resolved): (Vec<HourRow>, Vec<HourRow>) = tokio::try_join!(
+        fetch_rows(db, created, hour_row),
+        fetch_rows(db, resolved, hour_row),
+    )?;
     let hours = if end > start {
         (end - start + HOUR_MS - 1) / HOUR_MS
     } else {

@@ -24,7 +24,7 @@ fn created_cells_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
            (SELECT COUNT(*) FROM incidents i WHERE i.status = s.v AND i.urgency = u.v \
              AND i.created_at >= b.lo AND i.created_at < b.hi{cond}) AS n \
            FROM s CROSS JOIN u CROSS JOIN b) \
-         SELECT 'status', status, CAST(SUM(n) AS BIGINT) FROM cells GROUP BY status \
+         SELECT 'status' AS dim, status AS k, CAST(SUM(n) AS BIGINT) AS total FROM cells GROUP BY status \
          UNION ALL SELECT 'urgency', urgency, CAST(SUM(n) AS BIGINT) FROM cells GROUP BY urgency \
          UNION ALL SELECT 'day', CAST(dn AS TEXT), CAST(SUM(n) AS BIGINT) FROM cells GROUP BY dn"
     ));
@@ -61,7 +61,8 @@ fn category_department_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
     sql.push(&format!(
         "WITH cells AS MATERIALIZED (SELECT c.id AS category, d.id AS department, {} AS n \
            FROM categories c CROSS JOIN departments d WHERE 1 = 1{outer}{unrouted}) \
-         SELECT 'category', category, CAST(SUM(n) AS BIGINT) FROM cells GROUP BY category HAVING SUM(n) > 0 \
+         SELECT 'category' AS dim, category AS k, CAST(SUM(n) AS BIGINT) AS total FROM cells \
+           GROUP BY category HAVING SUM(n) > 0 \
          UNION ALL SELECT 'department', department, CAST(SUM(n) AS BIGINT) FROM cells \
            GROUP BY department HAVING SUM(n) > 0",
         count("i.department_id = d.id"),
@@ -79,7 +80,7 @@ fn zones_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
     sql.push(&format!(
         "WITH cells AS MATERIALIZED (SELECT z.id AS zone, {} AS n FROM zones z \
            UNION ALL SELECT NULL, {}) \
-         SELECT 'zone', zone, n FROM cells WHERE n > 0",
+         SELECT 'zone' AS dim, zone AS k, n AS total FROM cells WHERE n > 0",
         count("i.zone_id = z.id"),
         count("i.zone_id IS NULL"),
     ));
@@ -92,8 +93,8 @@ fn resolved_per_day_sql(scope: &ReadScope, filter: &StatsFilter) -> Sql {
     let days = days_cte(&mut sql, filter);
     let cond = filter_conditions(&mut sql, scope, filter);
     sql.push(&format!(
-        "WITH RECURSIVE {days} SELECT b.dn, (SELECT COUNT(*) FROM incidents i \
-           WHERE i.resolved_at >= b.lo AND i.resolved_at < b.hi{cond}) FROM b"
+        "WITH RECURSIVE {days} SELECT b.dn AS dn, (SELECT COUNT(*) FROM incidents i \
+           WHERE i.resolved_at >= b.lo AND i.resolved_at < b.hi{cond}) AS total FROM b"
     ));
     sql
 }
@@ -151,7 +152,7 @@ fn summary_sql(scope: &ReadScope, filter: &StatsFilter, (first, last): (i64, i64
     let zones = from("stats_zone_daily");
     let resolved = from("stats_resolved_daily");
     sql.push(&format!(
-        "SELECT 'status', i.status, CAST(SUM(i.n) AS BIGINT) {created} GROUP BY i.status \
+        "SELECT 'status' AS dim, i.status AS k, CAST(SUM(i.n) AS BIGINT) AS total {created} GROUP BY i.status \
          UNION ALL SELECT 'urgency', i.urgency, CAST(SUM(i.n) AS BIGINT) {created} GROUP BY i.urgency \
          UNION ALL SELECT 'day', CAST(i.day AS TEXT), CAST(SUM(i.n) AS BIGINT) {created} GROUP BY i.day \
          UNION ALL SELECT 'category', CAST(i.category_id AS TEXT), CAST(SUM(i.n) AS BIGINT) {created} \
@@ -172,7 +173,7 @@ async fn summary_stats(
     days: (i64, i64),
 ) -> StoreResult<IncidentStats> {
     let sql = summary_sql(scope, filter, days);
-    let cells: Vec<TextCell> = on_reader!(db, |pool| fetch_rows!(pool, TextCell, sql).await?);
+    let cells: Vec<TextCell> = fetch_rows(db, sql, cell).await?;
     let of = |dim: &'static str| {
         cells
             .iter()
@@ -241,12 +242,13 @@ async fn scan_stats(
     let catalog = category_department_sql(scope, filter);
     let zones = zones_sql(scope, filter);
     let resolved = resolved_per_day_sql(scope, filter);
-    let (created, catalog, zones, resolved) = on_reader!(db, |pool| tokio::try_join!(
-        fetch_rows!(pool, TextCell, created),
-        fetch_rows!(pool, IdCell, catalog),
-        fetch_rows!(pool, IdCell, zones),
-        fetch_rows!(pool, (i64, i64), resolved),
-    )?);
+    let per_day = |r: &rusqlite::Row<'_>| Ok((r.get("dn")?, r.get("total")?));
+    let (created, catalog, zones, resolved): (Vec<TextCell>, Vec<IdCell>, Vec<IdCell>, _) = tokio::try_join!(
+        fetch_rows(db, created, cell),
+        fetch_rows(db, catalog, cell),
+        fetch_rows(db, zones, cell),
+        fetch_rows::<(i64, i64)>(db, resolved, per_day),
+    )?;
     let count_of = |dim: &str, name: &str| {
         created
             .iter()

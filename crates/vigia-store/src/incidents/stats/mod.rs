@@ -25,7 +25,7 @@ use vigia_domain::ids::{CategoryId, DepartmentId, IncidentId, UserId, ZoneId};
 use vigia_domain::incidents::{IncidentCode, ReadScope, Status};
 
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Db, StoreResult, composed, on_reader};
+use crate::{Db, StoreResult, composed, direct, direct_read};
 
 /// A day in milliseconds; days are UTC dates.
 pub const DAY_MS: i64 = 86_400_000;
@@ -147,12 +147,35 @@ fn sorted<K: Ord>(cells: impl Iterator<Item = (K, i64)>) -> Vec<Count<K>> {
     counts
 }
 
-/// Fetches every row of the composed statement `$sql` as `$row` from `$pool` (a future, so that
-/// several statements can run at once on separate connections).
-macro_rules! fetch_rows {
-    ($pool:expr, $row:ty, $sql:expr) => {
-        bind_args!(sqlx::query_as::<_, $row>(composed(&$sql.text)), &$sql.args).fetch_all($pool)
-    };
+/// Every row of the composed statement `sql`: on SQLite on a reader, each row decoded by
+/// `from_direct` (by column name); on PostgreSQL as `T`. A future of its own, so that several
+/// statements can run at once on separate connections.
+async fn fetch_rows<T>(
+    db: &Db,
+    sql: Sql,
+    from_direct: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + 'static,
+{
+    direct_read!(db,
+        sqlite: |conn| direct::query(conn, &sql.text, &direct::args(&sql.args), from_direct),
+        postgres: |pool| Ok(bind_args!(sqlx::query_as::<_, T>(composed(&sql.text)), &sql.args)
+            .fetch_all(pool)
+            .await?),
+    )
+}
+
+/// A `(dim, k, total)` row: a dimension's name, a value of it and its count.
+fn cell<K: rusqlite::types::FromSql>(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, K, i64)> {
+    Ok((row.get("dim")?, row.get("k")?, row.get("total")?))
+}
+
+/// An `(id, name)` row.
+fn named(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String)> {
+    Ok((row.get("id")?, row.get("name")?))
 }
 
 mod basic;

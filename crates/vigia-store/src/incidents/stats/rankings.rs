@@ -24,6 +24,20 @@ pub struct Rankings {
 
 type RankedRow = (String, i64, i64, String, i64, String, Option<i64>, i64);
 
+/// A [`RankedRow`] read on a direct SQLite connection, each column by its name.
+fn ranked_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RankedRow> {
+    Ok((
+        r.get("group_name")?,
+        r.get("group_id")?,
+        r.get("id")?,
+        r.get("title")?,
+        r.get("votes")?,
+        r.get("status")?,
+        r.get("zone_id")?,
+        r.get("category_id")?,
+    ))
+}
+
 /// The top `limit` public incidents by votes per zone and per category: one statement, an
 /// index range of `limit` entries per group.
 #[tracing::instrument(skip(db))]
@@ -41,12 +55,14 @@ pub async fn rankings(db: &Db, limit: u32) -> StoreResult<Rankings> {
         if db.is_sqlite() {
             let ids = most_voted("j.id");
             format!(
-                "SELECT '{group}', {alias}.id, {COLUMNS} FROM {table} {alias} JOIN incidents i ON i.id IN ({ids})"
+                "SELECT '{group}' AS group_name, {alias}.id AS group_id, {COLUMNS} FROM {table} {alias} \
+                 JOIN incidents i ON i.id IN ({ids})"
             )
         } else {
             let rows = most_voted("j.id, j.title, j.votes, j.status, j.zone_id, j.category_id");
             format!(
-                "SELECT '{group}', {alias}.id, {COLUMNS} FROM {table} {alias} CROSS JOIN LATERAL ({rows}) i"
+                "SELECT '{group}' AS group_name, {alias}.id AS group_id, {COLUMNS} FROM {table} {alias} \
+                 CROSS JOIN LATERAL ({rows}) i"
             )
         }
     };
@@ -55,9 +71,7 @@ pub async fn rankings(db: &Db, limit: u32) -> StoreResult<Rankings> {
         top("zone", "zones", "z", "zone_id"),
         top("category", "categories", "c", "category_id")
     );
-    let rows: Vec<RankedRow> = on_reader!(db, |pool| sqlx::query_as(composed(&sql))
-        .fetch_all(pool)
-        .await?);
+    let rows: Vec<RankedRow> = fetch_rows(db, Sql::new(&sql), ranked_row).await?;
     let mut out = Rankings::default();
     for (group, key, id, title, votes, status, zone, category) in rows {
         let ranked = Ranked {

@@ -74,6 +74,20 @@ impl Tally {
 /// resolve_ms)`; a key is 0 for none.
 type TallyRow = (i64, i64, i64, i64, i64, i64, i64, i64);
 
+/// A [`TallyRow`] read on a direct SQLite connection, each column by its name.
+fn tally_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TallyRow> {
+    Ok((
+        r.get("department_key")?,
+        r.get("assignee_key")?,
+        r.get("open")?,
+        r.get("overdue")?,
+        r.get("acknowledged")?,
+        r.get("acknowledge_ms")?,
+        r.get("resolved")?,
+        r.get("resolve_ms")?,
+    ))
+}
+
 /// The tallies of the incidents created in the filter's range, per department and assignee,
 /// read from the incidents themselves (one pass over the creation-time range). Used for the
 /// parts of a day at the range's ends.
@@ -83,12 +97,14 @@ fn tally_scan_sql(scope: &ReadScope, filter: &StatsFilter, now: Timestamp) -> Sq
     let now = sql.arg(Arg::I64(now.millis()));
     let cond = scope_conditions(&mut sql, scope, filter.department, None, "+i.department_id");
     sql.push(&format!(
-        "SELECT COALESCE(i.department_id, 0), COALESCE(i.assignee_id, 0), \
-           CAST(SUM(CASE WHEN i.status IN {OPEN} THEN 1 ELSE 0 END) AS BIGINT), \
+        "SELECT COALESCE(i.department_id, 0) AS department_key, COALESCE(i.assignee_id, 0) AS assignee_key, \
+           CAST(SUM(CASE WHEN i.status IN {OPEN} THEN 1 ELSE 0 END) AS BIGINT) AS open, \
            CAST(SUM(CASE WHEN (i.status = 'new' AND i.acknowledge_due_at < {now}) \
-             OR (i.status IN {STARTED} AND i.resolve_due_at < {now}) THEN 1 ELSE 0 END) AS BIGINT), \
-           COUNT(i.acknowledged_at), CAST(COALESCE(SUM(i.acknowledged_at - i.created_at), 0) AS BIGINT), \
-           COUNT(i.resolved_at), CAST(COALESCE(SUM(i.resolved_at - i.created_at), 0) AS BIGINT) \
+             OR (i.status IN {STARTED} AND i.resolve_due_at < {now}) THEN 1 ELSE 0 END) AS BIGINT) AS overdue, \
+           COUNT(i.acknowledged_at) AS acknowledged, \
+           CAST(COALESCE(SUM(i.acknowledged_at - i.created_at), 0) AS BIGINT) AS acknowledge_ms, \
+           COUNT(i.resolved_at) AS resolved, \
+           CAST(COALESCE(SUM(i.resolved_at - i.created_at), 0) AS BIGINT) AS resolve_ms \
          FROM incidents i WHERE 1 = 1{range}{cond} GROUP BY 1, 2"
     ));
     sql
@@ -108,16 +124,16 @@ fn tally_summary_sql(scope: &ReadScope, filter: &StatsFilter, (first, last): (i6
         None,
         "+i.department_key",
     );
-    let sum = |column: &str| format!("CAST(SUM(i.{column}) AS BIGINT)");
+    let sum = |column: &str, name: &str| format!("CAST(SUM(i.{column}) AS BIGINT) AS {name}");
     sql.push(&format!(
-        "SELECT i.department_key, i.assignee_key, {}, {}, {}, {}, {}, {} FROM stats_staff_daily i \
-         WHERE i.day >= {first} AND i.day <= {last}{cond} GROUP BY 1, 2",
-        sum("open"),
-        sum("timed"),
-        sum("acknowledged"),
-        sum("acknowledge_ms"),
-        sum("resolved"),
-        sum("resolve_ms"),
+        "SELECT i.department_key AS department_key, i.assignee_key AS assignee_key, {}, {}, {}, {}, {}, {} \
+         FROM stats_staff_daily i WHERE i.day >= {first} AND i.day <= {last}{cond} GROUP BY 1, 2",
+        sum("open", "open"),
+        sum("timed", "overdue"),
+        sum("acknowledged", "acknowledged"),
+        sum("acknowledge_ms", "acknowledge_ms"),
+        sum("resolved", "resolved"),
+        sum("resolve_ms", "resolve_ms"),
     ));
     sql
 }
@@ -143,7 +159,8 @@ fn pending_sql(scope: &ReadScope, filter: &StatsFilter, now: Timestamp, sqlite: 
         indexed("incidents_started_due_idx"),
     );
     sql.push(&format!(
-        "SELECT COALESCE(p.department_id, 0), COALESCE(p.assignee_id, 0), COUNT(*) FROM ( \
+        "SELECT COALESCE(p.department_id, 0) AS department_key, COALESCE(p.assignee_id, 0) AS assignee_key, \
+           COUNT(*) AS pending FROM ( \
            SELECT i.department_id, i.assignee_id FROM incidents i{new_due} \
            WHERE i.status = 'new' AND i.acknowledge_due_at >= {now}{range}{cond} \
            UNION ALL SELECT i.department_id, i.assignee_id FROM incidents i{started_due} \
@@ -168,10 +185,17 @@ async fn summary_tallies(
         ..*filter
     };
     let pending = pending_sql(scope, &days, now, db.is_sqlite());
-    let (mut rows, pending) = on_reader!(db, |pool| tokio::try_join!(
-        fetch_rows!(pool, TallyRow, summary),
-        fetch_rows!(pool, (i64, i64, i64), pending),
-    )?);
+    let pending_row = |r: &rusqlite::Row<'_>| {
+        Ok((
+            r.get("department_key")?,
+            r.get("assignee_key")?,
+            r.get("pending")?,
+        ))
+    };
+    let (mut rows, pending) = tokio::try_join!(
+        fetch_rows(db, summary, tally_row),
+        fetch_rows::<(i64, i64, i64)>(db, pending, pending_row),
+    )?;
     for (department, assignee, n) in pending {
         if let Some(row) = rows
             .iter_mut()
@@ -199,7 +223,7 @@ pub async fn staff_stats(
         match part {
             Some(part) => {
                 let sql = tally_scan_sql(scope, &part, now);
-                Ok(on_reader!(db, |pool| fetch_rows!(pool, TallyRow, sql).await?))
+                fetch_rows(db, sql, tally_row).await
             }
             None => StoreResult::Ok(Vec::new()),
         }
@@ -213,16 +237,9 @@ pub async fn staff_stats(
     let mut departments_sql = Sql::default();
     let in_scope = scope_conditions(&mut departments_sql, scope, filter.department, None, "d.id");
     departments_sql.push(&format!(
-        "SELECT d.id, d.name FROM departments d WHERE 1 = 1{in_scope} ORDER BY d.id"
+        "SELECT d.id AS id, d.name AS name FROM departments d WHERE 1 = 1{in_scope} ORDER BY d.id"
     ));
-    let departments = async {
-        Ok(on_reader!(db, |pool| fetch_rows!(
-            pool,
-            (i64, String),
-            departments_sql
-        )
-        .await?))
-    };
+    let departments = fetch_rows(db, departments_sql, named);
     let (head, middle, tail, departments) = tokio::try_join!(
         scan(parts.head),
         whole(parts.whole_days),
@@ -284,9 +301,9 @@ async fn assignee_names(
         return Ok(Default::default());
     }
     sql.push(&format!(
-        "SELECT id, display_name FROM users WHERE id IN ({})",
+        "SELECT id, display_name AS name FROM users WHERE id IN ({})",
         list.join(", ")
     ));
-    let rows = on_reader!(db, |pool| fetch_rows!(pool, (i64, String), sql).await?);
+    let rows = fetch_rows(db, sql, named).await?;
     Ok(rows.into_iter().collect())
 }
