@@ -20,7 +20,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// Connection settings that are not part of the URL.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
-    /// PostgreSQL pool size; on SQLite, the number of reader connections.
+    /// PostgreSQL pool size (SQLite reads use two connections per core, writes one).
     pub max_connections: u32,
     /// SQLite: wait this long for a lock before failing.
     pub busy_timeout: Duration,
@@ -279,9 +279,10 @@ impl Db {
     }
 
     async fn select_one(&self) -> StoreResult<Option<i64>> {
+        const SQL: &str = "SELECT CAST(1 AS BIGINT)";
         crate::direct_read!(self,
-            sqlite: |conn| crate::direct::query_optional(conn, "SELECT 1", &[], |r| r.get(0)),
-            postgres: |pool| Ok(sqlx::query_scalar("SELECT 1").fetch_optional(pool).await?),
+            sqlite: |conn| crate::direct::query_optional(conn, SQL, &[], |r| r.get(0)),
+            postgres: |pool| Ok(sqlx::query_scalar(SQL).fetch_optional(pool).await?),
         )
     }
 
