@@ -13,8 +13,9 @@
 # created for reports. E-mails held for a digest (beyond `email.digest_after_per_minute` to one
 # address) are delayed on purpose: they are counted, not timed. A rate is sustained when the backlog at the end of the load is under
 # two seconds' worth of intake and the p99 of every effect is under 2 s; the script stops at
-# the first rate that is not. The sinks are Python (aiosmtpd from the test venv, and
-# http.server): their own ceilings bound what can be measured here, see bench/README.md.
+# the first rate that is not. Webhooks go to `vigia-loadtest sink` (a Rust receiver that
+# answers 204); e-mails to aiosmtpd from the test venv, a Python sink whose own ceiling bounds
+# what can be measured of e-mail here (see bench/README.md).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,21 +41,6 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-cat >"$WORK/receiver.py" <<'PY'
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        self.rfile.read(int(self.headers["content-length"]))
-        self.send_response(204)
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-PY
 cat >"$WORK/smtp_sink.py" <<'PY'
 import sys, time
 from aiosmtpd.controller import Controller
@@ -94,7 +80,7 @@ BEST=0
 for RATE in $RATES; do
     DATA="$WORK/data-$RATE"
     PORT="$(free_port)"; HOOK_PORT="$(free_port)"; SMTP_PORT="$(free_port)"
-    python3 "$WORK/receiver.py" "$HOOK_PORT" & PIDS+=($!)
+    "$LOAD" sink --listen "127.0.0.1:$HOOK_PORT" & PIDS+=($!)
     "$PYTHON" "$WORK/smtp_sink.py" "$SMTP_PORT" & PIDS+=($!)
     BASE="http://127.0.0.1:$PORT"
     VIGIA_LOG__LEVEL=warn VIGIA_DATABASE__SQLITE_SYNCHRONOUS=full VIGIA_HTTP__LOGIN_PER_MINUTE=100000 \

@@ -81,6 +81,7 @@ async fn conclude(
     sent: Sent,
     policy: &RetryPolicy,
     force_dead: Option<String>,
+    ends_streak_of: Option<i64>,
 ) -> anyhow::Result<AttemptOutcome> {
     let attempt_no = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
     let (result, next, outcome) = match (&sent.verdict, force_dead) {
@@ -118,6 +119,7 @@ async fn conclude(
         latency_ms: sent.latency_ms,
         error,
         next_attempt_at: next,
+        ends_streak_of: ends_streak_of.filter(|_| result == AttemptResult::Delivered),
     };
     notifications::record_attempt(n.db(), delivery.id, &record).await?;
     tracing::info!(
@@ -142,7 +144,7 @@ async fn attempt_email(n: &Notifier, delivery: Delivery) -> anyhow::Result<Attem
             error: Some(reason),
             latency_ms: 0,
         };
-        return conclude(n, &delivery, at, sent, &policy, None).await;
+        return conclude(n, &delivery, at, sent, &policy, None, None).await;
     };
     let is_digest = delivery.message_type == digest::DIGEST_TYPE;
     let stored = if is_digest {
@@ -166,7 +168,7 @@ async fn attempt_email(n: &Notifier, delivery: Delivery) -> anyhow::Result<Attem
                 error: Some(format!("unreadable stored message: {e}")),
                 latency_ms: 0,
             };
-            return conclude(n, &delivery, at, sent, &policy, None).await;
+            return conclude(n, &delivery, at, sent, &policy, None, None).await;
         }
     };
     if payload.digest.is_some()
@@ -190,7 +192,7 @@ async fn attempt_email(n: &Notifier, delivery: Delivery) -> anyhow::Result<Attem
         error: result.error,
         latency_ms: started.elapsed().as_millis() as i64,
     };
-    conclude(n, &delivery, at, sent, &policy, None).await
+    conclude(n, &delivery, at, sent, &policy, None, None).await
 }
 
 async fn attempt_webhook(n: &Notifier, delivery: Delivery) -> anyhow::Result<AttemptOutcome> {
@@ -231,7 +233,7 @@ async fn attempt_webhook(n: &Notifier, delivery: Delivery) -> anyhow::Result<Att
                 error: Some(format!("refused to send to {}: {refused}", endpoint.url)),
                 latency_ms: 0,
             };
-            return conclude(n, &delivery, at, sent, &policy, None).await;
+            return conclude(n, &delivery, at, sent, &policy, None, None).await;
         }
     };
     let timestamp = at.millis() / 1000;
@@ -291,10 +293,7 @@ async fn attempt_webhook(n: &Notifier, delivery: Delivery) -> anyhow::Result<Att
         },
     };
     let force_dead = match sent.verdict {
-        Verdict::Delivered => {
-            webhooks::record_success(db, endpoint.id).await?;
-            None
-        }
+        Verdict::Delivered => None,
         Verdict::Gone => {
             let reason = "the endpoint answered 410 Gone";
             webhooks::record_failure(
@@ -323,5 +322,14 @@ async fn attempt_webhook(n: &Notifier, delivery: Delivery) -> anyhow::Result<Att
             })
         }
     };
-    conclude(n, &delivery, at, sent, &policy, force_dead).await
+    conclude(
+        n,
+        &delivery,
+        at,
+        sent,
+        &policy,
+        force_dead,
+        Some(endpoint.id),
+    )
+    .await
 }

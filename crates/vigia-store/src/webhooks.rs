@@ -146,7 +146,9 @@ const SET_SECRETS: &str = concat!(
     columns!()
 );
 const DELETE: &str = "DELETE FROM webhook_endpoints WHERE id = $1";
-const RECORD_SUCCESS: &str =
+/// A delivery succeeded: the failure streak starts over (run by
+/// [`crate::notifications::record_attempt`] with the attempt it ends on).
+pub(crate) const RECORD_SUCCESS: &str =
     "UPDATE webhook_endpoints SET failure_streak = 0 WHERE id = $1 AND failure_streak <> 0";
 /// `$2` the streak that disables, `$3` a reason that disables at once, `$4` the streak's reason.
 const RECORD_FAILURE: &str = "UPDATE webhook_endpoints SET failure_streak = failure_streak + 1, \
@@ -443,20 +445,6 @@ pub async fn delete(db: &Db, id: i64, actor: &ChangeAuthor) -> StoreResult<()> {
             let before = find_postgres(&mut *tx, id).await?;
             sqlx::query(DELETE).bind(id).execute(&mut *tx).await?;
             insert_audit!(&mut *tx, audit(&before));
-            Ok(())
-        },
-    )
-}
-
-/// A delivery succeeded: the failure streak starts over.
-pub async fn record_success(db: &Db, id: i64) -> StoreResult<()> {
-    grouped_write!(db,
-        sqlite: |conn| {
-            direct::execute(conn, RECORD_SUCCESS, &[&id])?;
-            Ok(())
-        },
-        postgres: |tx| {
-            sqlx::query(RECORD_SUCCESS).bind(id).execute(&mut *tx).await?;
             Ok(())
         },
     )

@@ -13,6 +13,9 @@
 //! it is given up; the job of an attempt is retried by the queue only when the attempt could not
 //! run at all (the database was unreachable).
 
+use std::collections::BTreeMap;
+
+use futures::{StreamExt, stream};
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{DepartmentId, EventId, IncidentId};
 use vigia_jobs::{BoxFuture, Handler, JobContext, JobError, Registry, wrong_task};
@@ -43,6 +46,14 @@ pub fn register(registry: &mut Registry, notifier: &Notifier, objects: &Objects)
 /// Events read per round trip while dispatching a batch.
 const EVENT_PAGE: usize = 500;
 
+/// Events of a batch planned at once (planning is idempotent per event, channel and target,
+/// and one event's plan does not depend on another's).
+const CONCURRENT_PLANS: usize = 32;
+
+/// Incidents of a `report.incident` batch whose reports are written at once; one incident's
+/// routings are written in order.
+const CONCURRENT_REPORTS: usize = 16;
+
 /// `event.dispatch`.
 struct DispatchEvents {
     notifier: Notifier,
@@ -65,18 +76,24 @@ impl Handler for DispatchEvents {
                 let Some(last) = page.last().map(|e| e.id().0) else {
                     break;
                 };
-                for entry in page.iter().filter(|e| e.id().0 <= through) {
-                    let event = match entry {
-                        LogEvent::Incident(event) => event,
-                        LogEvent::Exam(event) => {
-                            planned(
-                                event.id,
-                                vigia_notify::plan_exam(&self.notifier, event).await,
-                            )?;
-                            continue;
-                        }
+                let batch: Vec<&LogEvent> = page.iter().filter(|e| e.id().0 <= through).collect();
+                // Each plan waits on a few group commits: planned one after another, a batch
+                // took as long as its commits' latencies added up, not as its work.
+                let plans: Vec<_> = batch
+                    .iter()
+                    .map(|entry| plan_one(&self.notifier, entry))
+                    .collect();
+                let plans: Vec<(EventId, anyhow::Result<Vec<i64>>)> = stream::iter(plans)
+                    .buffer_unordered(CONCURRENT_PLANS)
+                    .collect()
+                    .await;
+                for (event, result) in plans {
+                    planned(event, result)?;
+                }
+                for entry in batch {
+                    let LogEvent::Incident(event) = entry else {
+                        continue;
                     };
-                    planned(event.id, vigia_notify::plan(&self.notifier, event).await)?;
                     // Each routing gets its own report, for the department it routed to: a
                     // quick reroute must not leave the first department without one.
                     let routed_to = match event.kind.as_str() {
@@ -102,6 +119,14 @@ impl Handler for DispatchEvents {
             }
             Ok(())
         })
+    }
+}
+
+/// Plans the deliveries of one event of the log.
+async fn plan_one(notifier: &Notifier, entry: &LogEvent) -> (EventId, anyhow::Result<Vec<i64>>) {
+    match entry {
+        LogEvent::Incident(event) => (event.id, vigia_notify::plan(notifier, event).await),
+        LogEvent::Exam(event) => (event.id, vigia_notify::plan_exam(notifier, event).await),
     }
 }
 
@@ -169,21 +194,43 @@ impl Handler for IncidentReport {
             let Task::IncidentReport { items } = task else {
                 return Err(wrong_task(JobKind::IncidentReport, &task));
             };
+            // Grouped by incident, in order within each: one incident's routings rewrite
+            // the same records one after another; different incidents are written at once.
+            let mut by_incident: BTreeMap<i64, Vec<ReportItem>> = BTreeMap::new();
             for item in items {
-                let written = vigia_reports::incident::run(
-                    &ctx.db,
-                    &self.objects,
-                    IncidentId(item.incident_id),
-                    Some(DepartmentId(item.department_id)),
-                    "system",
-                )
-                .await?;
-                if written.is_none() {
-                    tracing::debug!(item.incident_id, "no department: no incident report");
-                }
+                by_incident.entry(item.incident_id).or_default().push(item);
             }
+            let writes: Vec<_> = by_incident
+                .into_values()
+                .map(|group| self.write(ctx, group))
+                .collect();
+            let written: Vec<anyhow::Result<()>> = stream::iter(writes)
+                .buffer_unordered(CONCURRENT_REPORTS)
+                .collect()
+                .await;
+            written.into_iter().collect::<anyhow::Result<()>>()?;
             Ok(())
         })
+    }
+}
+
+impl IncidentReport {
+    /// Writes one incident's reports, one routing after another.
+    async fn write(&self, ctx: &JobContext, group: Vec<ReportItem>) -> anyhow::Result<()> {
+        for item in group {
+            let written = vigia_reports::incident::run(
+                &ctx.db,
+                &self.objects,
+                IncidentId(item.incident_id),
+                Some(DepartmentId(item.department_id)),
+                "system",
+            )
+            .await?;
+            if written.is_none() {
+                tracing::debug!(item.incident_id, "no department: no incident report");
+            }
+        }
+        Ok(())
     }
 }
 

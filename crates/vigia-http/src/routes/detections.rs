@@ -324,7 +324,10 @@ pub struct StatsQuery {
     /// Start (RFC 3339, included); default 24 hours before `to`.
     #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<Timestamp>,
-    /// End (RFC 3339, excluded); default now.
+    /// End (RFC 3339, excluded); default the end of the current UTC hour, so that by default
+    /// the period is the 24 whole hours ending with the current one (the hourly chart's bars,
+    /// read from the hourly rollups alone). A period whose ends fall inside hours also reads
+    /// the per-minute rollups of those two partial hours.
     #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<Timestamp>,
 }
@@ -375,7 +378,14 @@ pub struct DetectionStatsOut {
     pub devices: Vec<DeviceCountOut>,
 }
 
-/// Detection statistics over a period of at most 31 days (staff: their departments).
+/// The end of the UTC hour holding `at`: the default end of the stats period.
+fn end_of_hour(at: Timestamp) -> Timestamp {
+    const HOUR_MS: i64 = 3_600_000;
+    Timestamp::from_millis(at.millis().div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS)
+}
+
+/// Detection statistics over a period of at most 31 days (staff: their departments); by
+/// default the 24 whole hours ending with the current one.
 #[utoipa::path(get, path = "/api/v1/detections/stats", tag = "detections", params(StatsQuery), security(("bearer" = [])),
     responses((status = 200, body = DetectionStatsOut), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub(crate) async fn stats(
@@ -384,7 +394,7 @@ pub(crate) async fn stats(
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Json<DetectionStatsOut>> {
     let scope = department_scope(&auth)?;
-    let to = q.to.unwrap_or_else(Timestamp::now);
+    let to = q.to.unwrap_or_else(|| end_of_hour(Timestamp::now()));
     let from = q
         .from
         .unwrap_or(Timestamp::from_millis(to.millis() - 86_400_000));

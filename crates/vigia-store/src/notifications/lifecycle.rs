@@ -8,7 +8,7 @@ use vigia_domain::Timestamp;
 
 use super::{Channel, Delivery, DeliveryStatus, NewDelivery, digest, find};
 use crate::jobs::{NewJob, Task, enqueue_direct, enqueue_in};
-use crate::{Db, StoreError, StoreResult, direct, direct_read, grouped_write};
+use crate::{Db, StoreError, StoreResult, direct, direct_read, grouped_write, webhooks};
 
 /// The job of attempt `attempt` of delivery `id`, due at `at`.
 pub(super) fn attempt_job(id: i64, attempt: u32, at: Timestamp) -> NewJob {
@@ -170,12 +170,15 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     /// For `Retry`: when the next attempt is due.
     pub next_attempt_at: Option<Timestamp>,
+    /// A webhook delivered: its endpoint, whose failure streak ends in the same transaction.
+    pub ends_streak_of: Option<i64>,
 }
 
 /// Logs an attempt and moves the delivery on (delivered, failed with a next time, or dead),
 /// in one transaction with the job of the next attempt (for `Retry`): a failed attempt is
 /// never left without its retry, even if the process dies right after. A delivered digest
-/// marks the e-mails it carried delivered in the same transaction.
+/// marks the e-mails it carried delivered in the same transaction, and a delivered webhook
+/// ends its endpoint's failure streak there too (one write per attempt, not two).
 pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreResult<()> {
     let status = match record.result {
         AttemptResult::Delivered => DeliveryStatus::Delivered,
@@ -194,6 +197,7 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
         record.result.as_str(),
     );
     let (status_code, latency_ms) = (record.status_code, record.latency_ms);
+    let ends_streak_of = record.ends_streak_of;
     // The job of the next attempt, for a retry.
     let retry = match (record.result, record.next_attempt_at) {
         (AttemptResult::Retry, Some(next)) => Some(next),
@@ -220,6 +224,9 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
             if let Some(delivered) = delivered_at {
                 // A digest delivered: so are the e-mails it carried.
                 direct::execute(conn, digest::MARK_CARRIED_DELIVERED, &[&id, &delivered])?;
+            }
+            if let Some(endpoint) = ends_streak_of {
+                direct::execute(conn, webhooks::RECORD_SUCCESS, &[&endpoint])?;
             }
             if let Some(job) = next_job(attempts) {
                 enqueue_direct(conn, &job, at)?;
@@ -252,6 +259,12 @@ pub async fn record_attempt(db: &Db, id: i64, record: &AttemptRecord) -> StoreRe
                 sqlx::query(digest::MARK_CARRIED_DELIVERED)
                     .bind(id)
                     .bind(delivered)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(endpoint) = ends_streak_of {
+                sqlx::query(webhooks::RECORD_SUCCESS)
+                    .bind(endpoint)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -165,6 +165,23 @@ backend_tests! {
         }
     }
 
+    async fn stats_by_default_cover_the_24_whole_hours_ending_with_the_current_one(app: TestApp) {
+        let p = plant(&app).await;
+        subject(&app, &p.admin, "EMP003", p.department, true).await;
+        subject(&app, &p.admin, "EMP004", p.department, true).await;
+        let (second, second_key) = device(&app, &p.admin, "cam-02").await;
+        let asked_at = Timestamp::now().millis();
+        let raw = spread(asked_at.div_euclid(HOUR) * HOUR);
+        send(&app, &[p.key.clone(), second_key], &raw).await;
+        let reply = app.get("/api/v1/detections/stats", Some(&p.admin.token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let (from, to) = (hour_ms(&reply.body["from"]), hour_ms(&reply.body["to"]));
+        assert_eq!(to.rem_euclid(HOUR), 0, "ends on a whole hour: {}", reply.body["to"]);
+        assert!(to > asked_at && to <= Timestamp::now().millis() + HOUR, "the current hour's end");
+        assert_eq!(to - from, 24 * HOUR);
+        assert_eq!(answered(&reply.body, &[p.device, second]), expected(&raw, from, to));
+    }
+
     async fn erasing_a_subject_folds_its_hourly_rows_into_the_anonymous_aggregate(app: TestApp) {
         let p = plant(&app).await;
         subject(&app, &p.admin, "EMP003", p.department, true).await;
