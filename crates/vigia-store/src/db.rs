@@ -157,6 +157,10 @@ impl Db {
             synchronous,
             busy_timeout: options.busy_timeout,
             events_committed: events_committed.clone(),
+            restart_wal: (
+                group_commit::RESTART_WAL_FRAMES,
+                group_commit::RESTART_EVERY,
+            ),
         };
         // Reads are CPU work: one connection per core keeps every core busy without more
         // threads taking turns on them.
