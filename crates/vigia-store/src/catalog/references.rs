@@ -8,22 +8,10 @@ use crate::{Db, StoreError, StoreResult, direct, direct_read};
 
 const DEPARTMENT_EXISTS: &str = "SELECT COUNT(*) AS n FROM departments WHERE id = $1";
 
-/// True for a SQLite foreign-key violation on a direct connection; the rusqlite side of
-/// `StoreError::is_foreign_key`. SQLite reports a RESTRICT violation with the generic
-/// constraint code, so its message is matched as well.
-pub(crate) fn is_foreign_key_direct(error: &StoreError) -> bool {
-    matches!(error, StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
-        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
-            || (failure.code == rusqlite::ErrorCode::ConstraintViolation
-                && message
-                    .as_deref()
-                    .is_some_and(|m| m.contains("FOREIGN KEY constraint failed"))))
-}
-
 /// A foreign-key violation (a row still referring to the one being deleted) as
 /// [`StoreError::InUse`], on a direct connection.
 pub(super) fn in_use_direct(error: StoreError, by: &'static str) -> StoreError {
-    if is_foreign_key_direct(&error) {
+    if direct::is_foreign_key(&error) {
         StoreError::InUse { by }
     } else {
         error

@@ -11,7 +11,6 @@ use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::competitions::{NewCompetition, Tally, Windows, rank};
 
-use crate::catalog::is_foreign_key_direct;
 use crate::jobs::{self, NewJob, Task};
 use crate::{Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
@@ -153,7 +152,7 @@ pub async fn create(
                 ],
                 Competition::from_direct,
             )
-            .map_err(|e| if is_foreign_key_direct(&e) { unknown_department() } else { e })?
+            .map_err(|e| if direct::is_foreign_key(&e) { unknown_department() } else { e })?
             .ok_or(StoreError::NotFound)?;
             jobs::enqueue_direct(conn, &results_job(&competition), now)?;
             Ok(competition)

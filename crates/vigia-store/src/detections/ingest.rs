@@ -422,22 +422,21 @@ pub async fn latest(
     if labels.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (0..labels.len()).map(|i| format!("${}", i + 3)).collect();
+    let marks: Vec<String> = (0..labels.len()).map(|i| format!("${}", i + 2)).collect();
     let sql = format!(
-        "SELECT id, at FROM detections WHERE subject_id = $1 AND label IN ({}) ORDER BY at DESC LIMIT $2",
-        marks.join(", ")
+        "SELECT id, at FROM detections WHERE subject_id = $1 AND label IN ({}) ORDER BY at DESC{}",
+        marks.join(", "),
+        crate::sql::limit(usize::try_from(limit).unwrap_or(0))
     );
     let labels = labels.to_vec();
     let rows: Vec<(i64, i64)> = direct_read!(db,
         sqlite: |conn| {
-            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&subject.0, &limit];
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&subject.0];
             args.extend(labels.iter().map(|l| l as &dyn rusqlite::ToSql));
             direct::query(conn, &sql, &args, |r| Ok((r.get("id")?, r.get("at")?)))
         },
         postgres: |pool| {
-            let mut q = sqlx::query_as(crate::composed(&sql))
-                .bind(subject.0)
-                .bind(limit);
+            let mut q = sqlx::query_as(crate::composed(&sql)).bind(subject.0);
             for label in &labels {
                 q = q.bind(label);
             }

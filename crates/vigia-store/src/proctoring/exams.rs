@@ -7,14 +7,6 @@ use vigia_domain::Timestamp;
 use super::{EXAM_COLUMNS, Exam, NewExam, PARTICIPANT_COLUMNS, Participant, references};
 use crate::{Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write};
 
-/// A foreign-key violation on the SQLite connection (a RESTRICT one has the generic constraint
-/// code, hence the message).
-fn is_foreign_key_direct(error: &StoreError) -> bool {
-    matches!(error, StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
-        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
-            || message.as_deref().is_some_and(|m| m.contains("FOREIGN KEY constraint failed")))
-}
-
 fn unknown_exam_reference() -> StoreError {
     StoreError::UnknownReference {
         field: "category_id".into(),
@@ -53,7 +45,7 @@ pub async fn create_exam(db: &Db, new: &NewExam, created_by: &str) -> StoreResul
                 Exam::from_direct,
             )
             .map_err(|e| {
-                if is_foreign_key_direct(&e) {
+                if direct::is_foreign_key(&e) {
                     unknown_exam_reference()
                 } else {
                     StoreError::unique_direct(e, "code")
