@@ -166,6 +166,18 @@ impl StoreError {
     }
 }
 
+/// True for a SQLite foreign-key violation: the rusqlite side of
+/// `StoreError::is_foreign_key`. SQLite reports a RESTRICT violation with the generic
+/// constraint code, so its message is matched as well.
+pub(crate) fn is_foreign_key(error: &StoreError) -> bool {
+    matches!(error, StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
+        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+            || (failure.code == rusqlite::ErrorCode::ConstraintViolation
+                && message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("FOREIGN KEY constraint failed"))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::column_index;
@@ -184,16 +196,4 @@ mod tests {
     fn a_name_missing_from_the_list_is_refused() {
         column_index("id, title", "tit");
     }
-}
-
-/// True for a SQLite foreign-key violation: the rusqlite side of
-/// `StoreError::is_foreign_key`. SQLite reports a RESTRICT violation with the generic
-/// constraint code, so its message is matched as well.
-pub(crate) fn is_foreign_key(error: &StoreError) -> bool {
-    matches!(error, StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
-        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
-            || (failure.code == rusqlite::ErrorCode::ConstraintViolation
-                && message
-                    .as_deref()
-                    .is_some_and(|m| m.contains("FOREIGN KEY constraint failed"))))
 }

@@ -63,7 +63,9 @@ impl Application {
         let db = open_database(config).await?;
         let objects = Objects::open(&config.storage_url(), &config.s3_options())?;
         sweep_abandoned_uploads(&db, &objects).await;
-        media::check_prerequisites().await;
+        // Finding FFmpeg runs it twice (about 170 ms each): say what is missing without
+        // holding up the start.
+        tokio::spawn(media::check_prerequisites());
         let secret = jwt_secret(config, &db)?;
         bootstrap_admin(config, &db).await?;
         let listener = TcpListener::bind(config.listen_addr()?)

@@ -19,9 +19,7 @@ pub use departments::{
     update_department,
 };
 pub use references::department_exists;
-pub(crate) use references::{
-    check_departments_direct, check_departments_postgres,
-};
+pub(crate) use references::{check_departments_direct, check_departments_postgres};
 pub use zones::{
     Zone, create_zone, delete_zone, find_zone, list_zones, update_zone, zones_containing,
 };
