@@ -22,8 +22,9 @@
 //! never start over: it grew by 3.4 GB in a minute of 500 incidents/s, and every new block
 //! of it cost the kernel a zeroed page. So once the WAL holds more than
 //! [`RESTART_WAL_FRAMES`], this thread checkpoints between two batches (at most every
-//! [`RESTART_EVERY`], see [`Settings::restart_wal`]); what is left to copy is only what the checkpointer has not copied yet,
-//! and the next batch starts the WAL over, reusing the file's blocks.
+//! [`RESTART_EVERY`], see [`Settings::restart_wal`]); what is left to copy is only what the
+//! checkpointer has not copied yet, and the next batch starts the WAL over, reusing the file's
+//! blocks.
 
 use std::cell::Cell;
 use std::ffi::c_int;
