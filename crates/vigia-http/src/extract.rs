@@ -2,6 +2,7 @@
 //! as every other error.
 
 mod json;
+mod objects;
 mod recover;
 
 use std::net::IpAddr;
@@ -11,6 +12,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 pub use json::{BATCH_BODY_BYTES, BatchJson, Json, LenientJson, OptionalJson, parse_json};
+pub use objects::ObjectsOnly;
+pub(crate) use objects::objects_only;
 
 use crate::error::ApiError;
 

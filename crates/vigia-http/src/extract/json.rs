@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vigia_domain::FieldError;
 
+use super::ObjectsOnly;
 use super::recover::{Recovered, recover};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -252,7 +253,7 @@ enum Read<T> {
 
 fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<Read<T>, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let first = match serde_path_to_error::deserialize(&mut deserializer) {
+    let first = match serde_path_to_error::deserialize(ObjectsOnly(&mut deserializer)) {
         Ok(value) => {
             deserializer.end().map_err(|e| {
                 ApiError::bad_request(format!("trailing characters after the JSON value: {e}"))
@@ -277,7 +278,7 @@ fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<Read<T>, ApiError> {
     if whole_numbers_as_integers(&mut value) {
         // `2.0` is an integer in JSON Schema's sense (and in the OpenAPI document's): read the
         // body again with whole numbers written as integers, which serde takes for any number.
-        if let Ok(valid) = serde_path_to_error::deserialize::<_, T>(&value) {
+        if let Ok(valid) = serde_path_to_error::deserialize::<_, T>(ObjectsOnly(&value)) {
             return Ok(Read::Valid(valid));
         }
     }

@@ -21,7 +21,7 @@ use super::{Routes, op};
 use crate::auth::Auth;
 use crate::detections::{BatchResult, ItemResult};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{BATCH_BODY_BYTES, BatchJson, Json, Query};
+use crate::extract::{BATCH_BODY_BYTES, BatchJson, Json, Query, objects_only};
 use crate::state::AppState;
 
 /// Most detections one batch may carry.
@@ -38,7 +38,7 @@ pub fn router(routes: Routes) -> Routes {
 
 /// One detection as a device sends it.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct DetectionIn {
     /// The device's own id for this detection: sent twice, it is stored once.
     #[schema(min_length = 1, max_length = 100)]
@@ -58,6 +58,7 @@ pub struct DetectionIn {
     /// Optional JSON object kept with the detection (≤ 4 KiB).
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
+objects_only!(DetectionIn);
 
 /// Checks one wire detection for `device` (everything that needs no database).
 pub fn check(

@@ -135,6 +135,48 @@ backend_tests! {
         assert_eq!(app.snapshot().await, before, "refused bodies change nothing");
     }
 
+    async fn a_body_or_a_nested_object_sent_as_a_json_array_is_refused_and_changes_nothing(app: TestApp) {
+        // serde would read `[true]` as `{"enabled": true}`; the schema says object.
+        let admin = app.admin().await;
+        let doc = app.get("/api/openapi.json", None).await;
+        let before = app.snapshot().await;
+        for (method, path) in json_body_routes(&doc.body) {
+            let reply = TestApp::reply(
+                app.client
+                    .request(method.clone(), format!("{}{path}", app.url))
+                    .bearer_auth(&admin.token)
+                    .json(&json!([true, "x", 1]))
+                    .send()
+                    .await
+                    .expect("send"),
+            )
+            .await;
+            // Routes an admin may not call answer 401/403 before reading the body, and those
+            // whose path names something answer 404 when id 1 does not exist.
+            assert!(
+                matches!(reply.status.as_u16(), 401 | 403 | 404 | 422),
+                "{method} {path} took an array: {} {:?}",
+                reply.status,
+                reply.body
+            );
+            if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
+                assert_eq!(reply.body["errors"][0]["field"], "body", "{method} {path}: {:?}", reply.body);
+            }
+        }
+        // The case schemathesis found: the body is read before the schedule is looked up.
+        let schedule = app
+            .patch("/api/v1/schedules/sla_escalate", Some(&admin.token), json!([false]))
+            .await;
+        assert_eq!(schedule.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", schedule.body);
+        assert_eq!(schedule.body["errors"][0]["field"], "body", "{:?}", schedule.body);
+        let zone = app
+            .post("/api/v1/zones", Some(&admin.token), json!({ "name": "Patio", "center": [19.4, -99.1], "radius_m": 50 }))
+            .await;
+        assert_eq!(zone.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", zone.body);
+        assert_eq!(zone.body["errors"][0]["field"], "center", "{:?}", zone.body);
+        assert_eq!(app.snapshot().await, before, "refused bodies change nothing");
+    }
+
     async fn a_chunked_body_over_the_limit_is_a_413_problem(app: TestApp) {
         let admin = app.admin().await;
         let limit = app.config.http.max_body_bytes;

@@ -11,18 +11,26 @@ use vigia_store::catalog::{self, Zone};
 
 use crate::auth::{Admin, Auth};
 use crate::error::{ApiResult, Problem};
-use crate::extract::{Json, RequestId};
+use crate::extract::{Json, RequestId, objects_only};
 use crate::path::Path;
 use crate::state::AppState;
 
 /// A position in decimal degrees (WGS 84).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct PointIo {
     #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
     #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
+}
+objects_only!(PointIo);
+
+impl Serialize for PointIo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // serde's derive, kept under the type by `remote = "Self"`.
+        PointIo::serialize(self, serializer)
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -17,7 +17,7 @@ use super::wire::{IncidentOut, with_etag};
 use super::{check_if_match, load};
 use crate::auth::Auth;
 use crate::error::{ApiResult, Problem};
-use crate::extract::Json;
+use crate::extract::{Json, objects_only};
 use crate::path::Path;
 use crate::routes::catalog::PointIo;
 use crate::state::AppState;
@@ -44,7 +44,7 @@ pub struct IncidentPatch {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct LocationPatch {
     pub zone_id: Option<i64>,
     /// Blank is the same as leaving it out.
@@ -55,6 +55,7 @@ pub struct LocationPatch {
     pub text: Option<String>,
     pub point: Option<PointIo>,
 }
+objects_only!(LocationPatch);
 
 /// Edit an incident. Department staff and admins may change everything; the reporter may fix
 /// title, description and location while it is still `new`.
