@@ -11,6 +11,7 @@ pub mod attachments;
 pub mod auth;
 pub mod catalog;
 pub mod competitions;
+pub mod deliveries;
 pub mod detections;
 pub mod devices;
 pub mod incidents;
@@ -143,6 +144,7 @@ pub fn api(routes: Routes, max_upload_bytes: usize) -> Routes {
     let routes = jobs::router(routes);
     let routes = attachments::router(routes, max_upload_bytes);
     let routes = webhooks::router(routes);
+    let routes = deliveries::router(routes);
     let routes = proctoring::router(routes, max_upload_bytes);
     let routes = processing::router(routes);
     let routes = competitions::router(routes, max_upload_bytes);

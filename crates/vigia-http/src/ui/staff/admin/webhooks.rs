@@ -17,9 +17,8 @@ use super::admin_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query, RequestId};
 use crate::path::Path;
-use crate::routes::webhooks::{
-    self as api, DeliveryEventOut, DeliveryOut, DeliveryQuery, WebhookIn, WebhookPatchIn,
-};
+use crate::routes::deliveries::{self, DeliveryEventOut, DeliveryOut, DeliveryQuery};
+use crate::routes::webhooks::{self as api, WebhookIn, WebhookPatchIn};
 use crate::state::AppState;
 use crate::ui::{Chrome, UiError, Viewer as UiViewer};
 use vigia_store::exam_events;
@@ -318,7 +317,7 @@ async fn render_one(
 ) -> ApiResult<Response> {
     let Json(endpoint) =
         api::get_endpoint(State(state.clone()), admin_of(viewer)?, Path(id)).await?;
-    let Json(log) = api::list_deliveries(
+    let Json(log) = deliveries::list_deliveries(
         State(state.clone()),
         admin_of(viewer)?,
         Query(DeliveryQuery {
@@ -439,7 +438,7 @@ pub async fn replay(
         return error.into_response();
     }
     let result = async {
-        api::replay_delivery(State(state.clone()), admin_of(&viewer)?, Path(delivery)).await
+        deliveries::replay_delivery(State(state.clone()), admin_of(&viewer)?, Path(delivery)).await
     }
     .await;
     match result {
