@@ -19,14 +19,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use vigia_domain::Timestamp;
 
-use super::super::staff::{Staff, Tr, staff};
+use super::super::staff::{Staff, StaffViewer, Tr};
 use super::auth_of;
 use crate::error::ApiResult;
 use crate::extract::Json;
 use crate::routes::detections::{self as api, DetectionStatsOut, OverviewOut, StatsQuery};
 use crate::state::AppState;
 use crate::ui::charts::{Bar, Captions, Series, bar_chart, line_chart};
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -251,11 +251,7 @@ struct DashboardBody<'a> {
 }
 
 /// The page.
-pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn page(State(state): State<AppState>, StaffViewer(viewer): StaffViewer) -> Response {
     match gather(&state, &viewer).await {
         Ok(d) => viewer.render(
             StatusCode::OK,
@@ -269,11 +265,7 @@ pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
 }
 
 /// The page's content alone, for the periodic refresh.
-pub async fn live(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn live(State(state): State<AppState>, StaffViewer(viewer): StaffViewer) -> Response {
     match gather(&state, &viewer).await {
         Ok(d) => viewer.render(
             StatusCode::OK,

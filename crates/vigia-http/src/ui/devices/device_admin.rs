@@ -5,7 +5,6 @@
 //! `routes::devices`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,7 @@ use vigia_domain::Timestamp;
 use vigia_store::catalog;
 
 use super::super::staff::form::{Errors, error_status, is_form_error, settle, shown};
-use super::super::staff::{Fields, Opt, Staff, staff, staff_form};
+use super::super::staff::{AdminForm, AdminViewer, Fields, Opt, Staff};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, RequestId};
 use crate::path::Path;
@@ -22,7 +21,7 @@ use crate::routes::devices::{self as api, DeviceIn, DeviceOut};
 use crate::routes::subjects::ListQuery as ApiList;
 use crate::state::AppState;
 use crate::ui::staff::admin::admin_of;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
@@ -192,12 +191,8 @@ async fn render_list(
 pub async fn page(
     State(state): State<AppState>,
     Query(q): Query<PageQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     shown(
         render_list(
             &state,
@@ -215,11 +210,7 @@ pub async fn page(
 
 /// Registers a device and answers with the page showing its key (201; the only time the key
 /// exists outside the device).
-pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn create(State(state): State<AppState>, AdminForm(viewer, form): AdminForm) -> Response {
     let result = async {
         let input = input(&form)?;
         api::create_device(
@@ -309,12 +300,8 @@ pub async fn edit(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(q): Query<PageQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     shown(
         render_one(
             &state,
@@ -334,13 +321,8 @@ pub async fn edit(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let result = async {
         let input = input(&form)?;
         api::update_device(
@@ -375,16 +357,8 @@ pub async fn update(
 pub async fn rotate(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, _): AdminForm,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
-    if let Err(error) = viewer.form(&body) {
-        return error.into_response();
-    }
     let result = async {
         api::rotate_device_key(
             State(state.clone()),

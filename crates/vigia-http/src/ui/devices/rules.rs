@@ -4,14 +4,13 @@
 //! `routes::alerts::{list_rules, create_rule, get_rule, update_rule, delete_rule}`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::super::staff::form::{Errors, settle, shown};
-use super::super::staff::{Fields, Names, Opt, Staff, see_other, staff, staff_form};
+use super::super::staff::{AdminForm, AdminViewer, Fields, Names, Opt, Staff, see_other};
 use super::number;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, RequestId};
@@ -19,7 +18,7 @@ use crate::path::Path;
 use crate::routes::alerts::{self as api, RuleIn, RuleOut};
 use crate::state::AppState;
 use crate::ui::staff::admin::admin_of;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
@@ -248,21 +247,13 @@ async fn render_list(
 pub async fn page(
     State(state): State<AppState>,
     Query(q): Query<PageQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     shown(render_list(&state, &viewer, q, None, &Errors::default(), StatusCode::OK).await)
 }
 
 /// Creates a rule (`POST /api/v1/alert-rules`).
-pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn create(State(state): State<AppState>, AdminForm(viewer, form): AdminForm) -> Response {
     let result = async {
         let input = input(&form)?;
         api::create_rule(
@@ -329,12 +320,8 @@ pub async fn edit(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(q): Query<PageQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     shown(
         render_one(
             &state,
@@ -353,13 +340,8 @@ pub async fn edit(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let result = async {
         let input = input(&form)?;
         api::update_rule(
@@ -384,16 +366,8 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, _): AdminForm,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
-    if let Err(error) = viewer.form(&body) {
-        return error.into_response();
-    }
     let result = async {
         api::delete_rule(
             State(state.clone()),

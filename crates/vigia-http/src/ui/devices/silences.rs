@@ -4,7 +4,6 @@
 //! end one now — through `routes::alerts::{list_silences, create_silence, expire_silence}`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +11,7 @@ use serde::Deserialize;
 use vigia_domain::Timestamp;
 
 use super::super::staff::form::{Errors, settle, shown};
-use super::super::staff::{Fields, Opt, Staff, see_other, staff, staff_form};
+use super::super::staff::{Fields, Opt, Staff, StaffForm, StaffViewer, see_other};
 use super::{auth_of, moment, moment_value};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, RequestId};
@@ -21,7 +20,7 @@ use crate::routes::alerts::{self as api, SilenceIn, SilenceQuery};
 use crate::routes::subjects::ListQuery as ApiList;
 use crate::state::AppState;
 use crate::ui::staff::admin::admin_of;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
@@ -184,12 +183,8 @@ async fn render(
 pub async fn page(
     State(state): State<AppState>,
     Query(q): Query<PageQuery>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     shown(
         render(
             &state,
@@ -222,11 +217,7 @@ fn input(form: &Fields) -> Result<SilenceIn, ApiError> {
 }
 
 /// Creates a silence (`POST /api/v1/silences`).
-pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, false, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn create(State(state): State<AppState>, StaffForm(viewer, form): StaffForm) -> Response {
     let result = async {
         let input = input(&form)?;
         api::create_silence(
@@ -257,16 +248,8 @@ pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) ->
 pub async fn end(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    StaffForm(viewer, _): StaffForm,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
-    if let Err(error) = viewer.form(&body) {
-        return error.into_response();
-    }
     match api::expire_silence(
         State(state.clone()),
         auth_of(&viewer),

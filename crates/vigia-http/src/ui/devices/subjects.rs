@@ -4,7 +4,6 @@
 //! the subject (a JSON file; audited) and erase it (audited) — through `routes::subjects`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +11,7 @@ use serde::Deserialize;
 use vigia_store::catalog;
 
 use super::super::staff::form::{Errors, settle, shown};
-use super::super::staff::{Fields, Names, Opt, Staff, see_other, staff, staff_form};
+use super::super::staff::{AdminForm, AdminViewer, Fields, Names, Opt, Staff, see_other};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, RequestId};
@@ -20,7 +19,7 @@ use crate::path::Path;
 use crate::routes::subjects::{self as api, ListQuery as ApiList, SubjectIn, SubjectOut};
 use crate::state::AppState;
 use crate::ui::staff::admin::admin_of;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
@@ -167,12 +166,8 @@ async fn render_list(
 pub async fn page(
     State(state): State<AppState>,
     Query(q): Query<PageQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     shown(
         render_list(
             &state,
@@ -187,11 +182,7 @@ pub async fn page(
 }
 
 /// Registers a subject (`POST /api/v1/subjects`).
-pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn create(State(state): State<AppState>, AdminForm(viewer, form): AdminForm) -> Response {
     let result = async {
         let input = input(&form)?;
         api::create_subject(
@@ -283,12 +274,8 @@ pub async fn edit(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(q): Query<PageQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     shown(
         render_one(
             &state,
@@ -307,13 +294,8 @@ pub async fn edit(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let result = async {
         let input = input(&form)?;
         api::update_subject(
@@ -337,13 +319,8 @@ pub async fn update(
 pub async fn consent(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let result = async {
         let admin: Admin = admin_of(&viewer)?;
         if form.get("give").as_deref() == Some("true") {
@@ -361,11 +338,11 @@ pub async fn consent(
 
 /// Everything stored about the subject as a JSON file (`GET /api/v1/subjects/{id}/export`;
 /// audited as `subject.exported`).
-pub async fn export(State(state): State<AppState>, Path(id): Path<i64>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn export(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    AdminViewer(viewer): AdminViewer,
+) -> Response {
     let result = async {
         api::export_subject(
             State(state.clone()),
@@ -403,13 +380,8 @@ pub async fn export(State(state): State<AppState>, Path(id): Path<i64>, ui: UiVi
 pub async fn erase(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let result = async {
         let Json(subject) =
             api::get_subject(State(state.clone()), super::auth_of(&viewer), Path(id)).await?;

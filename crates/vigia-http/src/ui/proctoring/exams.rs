@@ -3,10 +3,9 @@
 //! field and the values typed kept.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use vigia_domain::Timestamp;
 
 use super::auth_of;
@@ -14,10 +13,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::routes::proctoring::{self as api, ExamIn, ExamOut};
 use crate::state::AppState;
+use crate::ui::Chrome;
 use crate::ui::staff::admin::admin_of;
 use crate::ui::staff::form::{Errors, settle, shown};
-use crate::ui::staff::{Fields, Names, Opt, Staff, staff, staff_form};
-use crate::ui::{Chrome, Viewer as UiViewer};
+use crate::ui::staff::{AdminForm, Fields, Names, Opt, Staff, StaffViewer};
 
 pub struct ExamRow {
     pub id: i64,
@@ -91,11 +90,7 @@ async fn render(
     Ok(viewer.render(status, &page))
 }
 
-pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn page(State(state): State<AppState>, StaffViewer(viewer): StaffViewer) -> Response {
     shown(
         render(
             &state,
@@ -120,11 +115,7 @@ fn utc(raw: &str) -> String {
 }
 
 /// `POST /proctoring`: creates an exam (admins) and opens its page.
-pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn create(State(state): State<AppState>, AdminForm(viewer, form): AdminForm) -> Response {
     let result = async {
         let number = |name: &str| -> Result<Option<f64>, ApiError> {
             form.get(name)

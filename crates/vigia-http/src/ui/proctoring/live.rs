@@ -8,7 +8,6 @@
 //! `routes::proctoring::review_capture`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,8 +21,8 @@ use crate::extract::{Json, Query};
 use crate::path::Path;
 use crate::routes::proctoring::{self as api, CaptureListQuery, CaptureOut, ExamOut, ReviewIn};
 use crate::state::AppState;
-use crate::ui::staff::{Staff, Tr, see_other, staff, staff_form};
-use crate::ui::{Chrome, Lang, UiError, Viewer as UiViewer};
+use crate::ui::staff::{Staff, StaffForm, StaffViewer, Tr, see_other};
+use crate::ui::{Chrome, Lang, UiError};
 
 /// Captures the page shows (the alert timeline reads as many).
 const CAPTURES: u32 = 60;
@@ -199,11 +198,11 @@ async fn gather(state: &AppState, viewer: &Staff, id: i64) -> ApiResult<Live> {
     })
 }
 
-pub async fn page(State(state): State<AppState>, Path(id): Path<i64>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn page(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffViewer(viewer): StaffViewer,
+) -> Response {
     match gather(&state, &viewer, id).await {
         Ok(v) => viewer.render(
             StatusCode::OK,
@@ -218,11 +217,11 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<i64>, ui: UiView
 }
 
 /// `GET /proctoring/exams/{id}/live/body`: the live part alone.
-pub async fn body(State(state): State<AppState>, Path(id): Path<i64>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn body(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffViewer(viewer): StaffViewer,
+) -> Response {
     match gather(&state, &viewer, id).await {
         Ok(v) => viewer.render(
             StatusCode::OK,
@@ -236,11 +235,11 @@ pub async fn body(State(state): State<AppState>, Path(id): Path<i64>, ui: UiView
 }
 
 /// `GET /proctoring/captures/{id}/image`: the capture as it was received (staff).
-pub async fn image(State(state): State<AppState>, Path(id): Path<i64>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn image(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffViewer(viewer): StaffViewer,
+) -> Response {
     let result: ApiResult<Response> = async {
         let Json(capture) =
             api::get_capture(State(state.clone()), auth_of(&viewer), Path(id)).await?;
@@ -273,13 +272,8 @@ pub async fn image(State(state): State<AppState>, Path(id): Path<i64>, ui: UiVie
 pub async fn review(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    StaffForm(viewer, form): StaffForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, false, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let input = ReviewIn {
         verdict: form.text("verdict"),
     };

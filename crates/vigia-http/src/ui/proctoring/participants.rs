@@ -21,8 +21,8 @@ use crate::routes::proctoring::{self as api, ExamOut, ParticipantIn};
 use crate::state::AppState;
 use crate::ui::staff::admin::admin_of;
 use crate::ui::staff::form::{Errors, settle, shown};
-use crate::ui::staff::{Fields, Names, Staff, see_other, staff, staff_form};
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::staff::{AdminForm, Fields, Names, Staff, StaffViewer, see_other};
+use crate::ui::{Chrome, UiError};
 
 pub struct ParticipantRow {
     pub id: i64,
@@ -118,11 +118,11 @@ async fn render(
     Ok(viewer.render(status, &page))
 }
 
-pub async fn page(State(state): State<AppState>, Path(id): Path<i64>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn page(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffViewer(viewer): StaffViewer,
+) -> Response {
     shown(render(&state, &viewer, id, &Outcome::default(), StatusCode::OK).await)
 }
 
@@ -130,13 +130,8 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<i64>, ui: UiView
 pub async fn add(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let input = ParticipantIn {
         external_id: form.text("external_id"),
         name: form.text("name"),
@@ -190,13 +185,9 @@ async fn read_photo(mut multipart: Multipart, limit: usize) -> Result<(String, B
 pub async fn enroll(
     State(state): State<AppState>,
     Path((id, participant)): Path<(i64, i64)>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     let multipart = match multipart {
         Ok(m) => m,
         Err(_) => {

@@ -14,13 +14,13 @@ use vigia_store::detections::alerts;
 use vigia_store::detections::rules;
 
 use super::alerts::{AlertRow, Labels, row};
-use super::{Names, Staff, see_other, staff};
+use super::{Fields, Names, Staff, StaffForm, StaffViewer, see_other};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::routes::alerts::{AlertNoteIn, move_alert};
 use crate::routes::subjects::department_scope;
 use crate::state::AppState;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer, i18n};
+use crate::ui::{Chrome, UiError, i18n};
 
 /// One entry of the history as the page shows it.
 #[derive(Debug, Clone)]
@@ -71,11 +71,11 @@ struct AlertPage<'a> {
 }
 
 /// The alert's page.
-pub async fn detail(State(state): State<AppState>, Path(id): Path<i64>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffViewer(viewer): StaffViewer,
+) -> Response {
     let feedback = Feedback {
         done: viewer.flag("done=1"),
         ..Feedback::default()
@@ -96,12 +96,8 @@ pub async fn detail_live(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     axum::extract::Query(q): axum::extract::Query<LiveQuery>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     let part = if q.part.as_deref() == Some("facts") {
         "facts"
     } else {
@@ -170,21 +166,7 @@ fn history_key(action: &str) -> &'static str {
 
 /// `POST /alerts/{id}/acknowledge` and `/resolve`: the API's handler with the form's note;
 /// back to the page (303) when it worked, the page with the message by the field when not.
-async fn act(
-    state: AppState,
-    id: i64,
-    ui: UiViewer,
-    body: axum::body::Bytes,
-    to: AlertStatus,
-) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
-    let fields = match viewer.form(&body) {
-        Ok(fields) => fields,
-        Err(error) => return error.into_response(),
-    };
+async fn act(state: AppState, id: i64, viewer: Staff, fields: Fields, to: AlertStatus) -> Response {
     let notes = fields
         .get("notes")
         .map(|n| n.trim().to_owned())
@@ -232,17 +214,15 @@ async fn act(
 pub async fn acknowledge(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: axum::body::Bytes,
+    StaffForm(viewer, fields): StaffForm,
 ) -> Response {
-    act(state, id, ui, body, AlertStatus::Acknowledged).await
+    act(state, id, viewer, fields, AlertStatus::Acknowledged).await
 }
 
 pub async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: axum::body::Bytes,
+    StaffForm(viewer, fields): StaffForm,
 ) -> Response {
-    act(state, id, ui, body, AlertStatus::Resolved).await
+    act(state, id, viewer, fields, AlertStatus::Resolved).await
 }

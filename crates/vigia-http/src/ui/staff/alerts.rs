@@ -19,13 +19,13 @@ use vigia_store::detections::alerts::{self, Alert, AlertFilter};
 use vigia_store::detections::rules::{self, SilenceRecord};
 use vigia_store::detections::{devices, subjects};
 
-use super::{Names, Opt, Staff, Tr, staff};
+use super::{Names, Opt, Staff, StaffViewer, Tr};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::subjects::department_scope;
 use crate::routes::users::cursor;
 use crate::state::AppState;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer, i18n};
+use crate::ui::{Chrome, UiError, i18n};
 
 /// Alerts per page.
 const PAGE_SIZE: usize = 25;
@@ -304,12 +304,8 @@ struct RowsPartial<'a> {
 pub async fn page(
     State(state): State<AppState>,
     Query(q): Query<AlertsQuery>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     let t = viewer.t;
     let (list, error, status) = match list(&state, &viewer, &q).await {
         Ok(list) => (list, None, StatusCode::OK),
@@ -356,12 +352,8 @@ pub async fn page(
 pub async fn rows(
     State(state): State<AppState>,
     Query(q): Query<AlertsQuery>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     match list(&state, &viewer, &q).await {
         Ok(list) => viewer.render(
             StatusCode::OK,

@@ -15,12 +15,12 @@ use vigia_domain::incidents::{ReadScope, Status};
 use vigia_notify::templates::{status_label, urgency_label};
 use vigia_store::incidents::{self, Incident};
 
-use super::{Names, Opt, Staff, Tr, staff};
+use super::{Names, Opt, Staff, StaffViewer, Tr};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::incidents::{IncidentQuery, filter};
 use crate::routes::users::cursor;
 use crate::state::AppState;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 /// Incidents per console page.
 const PAGE_SIZE: usize = 25;
@@ -259,12 +259,8 @@ struct RowsPartial<'a> {
 pub async fn page(
     State(state): State<AppState>,
     Query(q): Query<ConsoleQuery>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     match render_page(&state, &viewer, &q).await {
         Ok(response) => response,
         Err(error) => UiError::from(error).into_response(),
@@ -336,12 +332,8 @@ async fn render_page(state: &AppState, viewer: &Staff, q: &ConsoleQuery) -> ApiR
 pub async fn rows(
     State(state): State<AppState>,
     Query(q): Query<ConsoleQuery>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     let result = async {
         let mut names = Names::load(&state, viewer.t).await?;
         let queue = queue(&state, &viewer, &mut names, &q).await?;

@@ -4,7 +4,6 @@
 //! (staff: their departments), rules and figures. "Show" answers with the reports page and the
 //! result as a table; "CSV" and "XLSX" answer with the API's file.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,13 +12,13 @@ use vigia_store::catalog;
 
 use super::form::Errors;
 use super::reports::render_page;
-use super::{Fields, Names, Opt, Staff, staff_form};
+use super::{Fields, Names, Opt, Staff, StaffForm};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::routes::reports::{self as api, CustomIn, CustomOut};
 use crate::state::AppState;
-use crate::ui::{UiError, Viewer as UiViewer};
+use crate::ui::UiError;
 
 const DIMENSIONS: [&str; 8] = [
     "status",
@@ -226,11 +225,7 @@ async fn label_keys(
 }
 
 /// `POST /reports/custom`.
-pub async fn run(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, false, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn run(State(state): State<AppState>, StaffForm(viewer, form): StaffForm) -> Response {
     let mut view = match CustomView::new(&state, &viewer, &form).await {
         Ok(view) => view,
         Err(error) => return UiError::from(error).into_response(),

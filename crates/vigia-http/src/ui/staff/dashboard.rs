@@ -15,11 +15,11 @@ use vigia_store::catalog;
 use vigia_store::incidents::stats::{self, DAY_MS, HOUR_MS, IncidentStats, StatsFilter};
 
 use super::charts_view::{bars, lines};
-use super::{Names, Staff, Tr, staff};
+use super::{Names, Staff, StaffViewer, Tr};
 use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::ui::charts::{Bar, Series};
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 /// The days the dashboard covers, up to now.
 const RANGE_DAYS: i64 = 30;
@@ -313,11 +313,7 @@ struct DashboardBody<'a> {
 }
 
 /// The page.
-pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn page(State(state): State<AppState>, StaffViewer(viewer): StaffViewer) -> Response {
     match gather(&state, &viewer, Timestamp::now()).await {
         Ok(d) => viewer.render(
             StatusCode::OK,
@@ -331,11 +327,7 @@ pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
 }
 
 /// The page's content alone, for the live update.
-pub async fn live(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn live(State(state): State<AppState>, StaffViewer(viewer): StaffViewer) -> Response {
     match gather(&state, &viewer, Timestamp::now()).await {
         Ok(d) => viewer.render(
             StatusCode::OK,

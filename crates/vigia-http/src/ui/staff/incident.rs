@@ -17,7 +17,7 @@ use vigia_notify::templates::{status_label, urgency_label};
 use vigia_store::incidents::{self, Incident};
 use vigia_store::users::{self, UserFilter};
 
-use super::{Names, Opt, Staff, Tr, see_other, staff};
+use super::{Names, Opt, Staff, StaffForm, StaffViewer, Tr, see_other};
 use crate::auth::{Admin, Auth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, LenientJson};
@@ -26,7 +26,7 @@ use crate::routes::incidents::{
     self as api, AssigneeIn, CommentIn, DepartmentAssignIn, TransitionIn, VisibilityIn, load,
 };
 use crate::state::AppState;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer, i18n};
+use crate::ui::{Chrome, UiError, i18n};
 
 /// One line of the timeline.
 #[derive(Debug)]
@@ -106,12 +106,8 @@ struct IncidentPage<'a> {
 pub async fn page(
     State(state): State<AppState>,
     Path(code): Path<String>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     let feedback = Feedback {
         done: viewer.flag("done=1"),
         ..Feedback::default()
@@ -143,12 +139,8 @@ pub async fn live(
     State(state): State<AppState>,
     Path(code): Path<String>,
     axum::extract::Query(q): axum::extract::Query<LiveQuery>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     let part = match q.part.as_deref() {
         Some("facts") => Part::Facts,
         _ => Part::Activity,
@@ -459,17 +451,9 @@ macro_rules! staff_action {
         pub async fn $name(
             State($state): State<AppState>,
             Path($code): Path<String>,
-            ui: UiViewer,
-            body: axum::body::Bytes,
+            StaffForm($viewer, fields): StaffForm,
         ) -> Response {
-            let $viewer = match staff(ui, false) {
-                Ok(v) => v,
-                Err(error) => return error.into_response(),
-            };
-            let $form = match $viewer.form(&body) {
-                Ok(fields) => ActionForm::from(&fields),
-                Err(error) => return error.into_response(),
-            };
+            let $form = ActionForm::from(&fields);
             let result: ApiResult<()> = async { $body }.await;
             after(&$state, &$viewer, &$code, result).await
         }

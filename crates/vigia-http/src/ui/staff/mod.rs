@@ -20,8 +20,11 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use vigia_domain::auth::{Principal, UserPrincipal};
 use vigia_domain::users::Role;
@@ -102,7 +105,7 @@ impl Staff {
 
     /// A form's fields, its CSRF token checked (the `Viewer` extractor has already refused a
     /// post from another origin).
-    pub fn form(&self, body: &[u8]) -> Result<Fields, UiError> {
+    fn form(&self, body: &[u8]) -> Result<Fields, UiError> {
         let fields = Fields::parse(body);
         self.ui.check_csrf(fields.get("csrf").as_deref())?;
         Ok(fields)
@@ -116,7 +119,7 @@ impl Staff {
 
 /// The staff member or admin behind the UI's viewer: staff or admins when `admin` is false,
 /// admins only when it is true; the sign-in page for a visitor, a 403 page for others.
-pub fn staff(ui: UiViewer, admin: bool) -> Result<Staff, UiError> {
+fn staff(ui: UiViewer, admin: bool) -> Result<Staff, UiError> {
     let Some(Auth(principal)) = ui.auth.clone() else {
         return Err(UiError::SignIn(ui.chrome.here.clone()));
     };
@@ -142,12 +145,71 @@ pub fn staff(ui: UiViewer, admin: bool) -> Result<Staff, UiError> {
     })
 }
 
-/// A posted form and who posted it ([`staff`], then [`Staff::form`]): the refusal's page when
-/// the viewer may not post it or its CSRF token is wrong.
-pub fn staff_form(ui: UiViewer, admin: bool, body: &[u8]) -> Result<(Staff, Fields), UiError> {
-    let viewer = staff(ui, admin)?;
-    let form = viewer.form(body)?;
-    Ok((viewer, form))
+/// A posted form and who posted it, read in the order a handler taking the UI's viewer and
+/// then the body would: the origin check, the body (so a body over the limit is a 413
+/// whoever sends it), then the poster's role ([`staff`]) and the form's CSRF token
+/// ([`Staff::form`]).
+async fn posted(req: Request, state: &AppState, admin: bool) -> Result<(Staff, Fields), Response> {
+    let (mut parts, body) = req.into_parts();
+    let ui = UiViewer::from_request_parts(&mut parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let body = Bytes::from_request(Request::from_parts(parts, body), state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let viewer = staff(ui, admin).map_err(IntoResponse::into_response)?;
+    let fields = viewer.form(&body).map_err(IntoResponse::into_response)?;
+    Ok((viewer, fields))
+}
+
+/// A staff page's viewer, as a handler's argument: a staff member or an admin; the sign-in
+/// page for a visitor, a 403 page for anyone else.
+pub struct StaffViewer(pub Staff);
+
+/// An admin page's viewer, as a handler's argument: an admin; the sign-in page for a
+/// visitor, a 403 page for anyone else.
+pub struct AdminViewer(pub Staff);
+
+/// A form posted by a staff member or an admin, with its fields (see [`posted`]); a
+/// handler's last argument, as it reads the body.
+pub struct StaffForm(pub Staff, pub Fields);
+
+/// A form posted by an admin, with its fields (see [`posted`]); a handler's last argument,
+/// as it reads the body.
+pub struct AdminForm(pub Staff, pub Fields);
+
+impl FromRequestParts<AppState> for StaffViewer {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
+        staff(UiViewer::from_request_parts(parts, state).await?, false).map(Self)
+    }
+}
+
+impl FromRequestParts<AppState> for AdminViewer {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
+        staff(UiViewer::from_request_parts(parts, state).await?, true).map(Self)
+    }
+}
+
+impl FromRequest<AppState> for StaffForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (viewer, fields) = posted(req, state, false).await?;
+        Ok(Self(viewer, fields))
+    }
+}
+
+impl FromRequest<AppState> for AdminForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (viewer, fields) = posted(req, state, true).await?;
+        Ok(Self(viewer, fields))
+    }
 }
 
 /// Names of the catalog's departments and categories, and of the people a page mentions.

@@ -5,20 +5,19 @@
 //! global report of the last quarter hour now — through `routes::reports::{list, find, run}`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::custom_report::CustomView;
-use super::{Fields, Staff, see_other, staff};
+use super::{AdminForm, Fields, Staff, StaffViewer, see_other};
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{Json, Query};
 use crate::path::Path;
 use crate::routes::reports::{self as api, ReportOut, ReportQuery, RunIn};
 use crate::state::AppState;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 pub struct ReportRow {
     pub id: i64,
@@ -58,11 +57,7 @@ struct ReportsPage<'a> {
     custom: &'a CustomView,
 }
 
-pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn page(State(state): State<AppState>, StaffViewer(viewer): StaffViewer) -> Response {
     let custom = match CustomView::new(&state, &viewer, &Fields::default()).await {
         Ok(custom) => custom,
         Err(error) => return UiError::from(error).into_response(),
@@ -151,12 +146,8 @@ fn figures(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, Strin
 pub async fn report(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ui: UiViewer,
+    StaffViewer(viewer): StaffViewer,
 ) -> Response {
-    let viewer = match staff(ui, false) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     match api::find(
         State(state.clone()),
         Auth(viewer.principal.clone()),
@@ -182,14 +173,7 @@ pub async fn report(
 }
 
 /// Runs the global report of the last quarter hour (admins; the API checks it).
-pub async fn run(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
-    if let Err(error) = viewer.form(&body) {
-        return error.into_response();
-    }
+pub async fn run(State(state): State<AppState>, AdminForm(viewer, _): AdminForm) -> Response {
     let input = RunIn {
         from: None,
         to: None,

@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use vigia_domain::Timestamp;
 
+use super::super::AdminViewer;
 use super::super::form::Errors;
-use super::super::staff;
 use super::admin_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::routes::admin::{self as api, AuditQuery};
 use crate::state::AppState;
-use crate::ui::{Chrome, Viewer as UiViewer};
+use crate::ui::Chrome;
 
 /// The filters as the form sends them (dates as `YYYY-MM-DD`, UTC days).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -126,12 +126,8 @@ fn change(before: &Option<serde_json::Value>, after: &Option<serde_json::Value>)
 pub async fn page(
     State(state): State<AppState>,
     Query(f): Query<Filters>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     let t = viewer.t;
     let result = async {
         let q = f.api_query()?;

@@ -4,7 +4,6 @@
 //! `routes::jobs`'s handlers.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +12,7 @@ use vigia_domain::Timestamp;
 use vigia_store::jobs::JobKind;
 
 use super::super::form::Errors;
-use super::super::{Opt, Staff, Tr, see_other, staff, staff_form};
+use super::super::{AdminForm, AdminViewer, Opt, Staff, Tr, see_other};
 use super::admin_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
@@ -21,7 +20,7 @@ use crate::path::Path;
 use crate::routes::jobs::{self as api, JobQuery, RunQuery, ScheduleOut, SchedulePatchIn};
 use crate::state::AppState;
 use crate::ui::page::urlencode;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 const STATES: [&str; 6] = [
     "queued",
@@ -169,12 +168,8 @@ async fn render_jobs(
 pub async fn jobs(
     State(state): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<JobsQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     render_jobs(&state, &viewer, q, &Errors::default(), StatusCode::OK)
         .await
         .unwrap_or_else(|e| UiError::from(e).into_response())
@@ -185,13 +180,8 @@ pub async fn jobs(
 pub async fn act(
     State(state): State<AppState>,
     Path((id, action)): Path<(i64, String)>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let q = JobsQuery {
         state: Some(form.text("state")),
         kind: Some(form.text("kind")),
@@ -278,11 +268,10 @@ struct SchedulesPage<'a> {
     saved: bool,
 }
 
-pub async fn schedules(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn schedules(
+    State(state): State<AppState>,
+    AdminViewer(viewer): AdminViewer,
+) -> Response {
     let result = async {
         let Json(list) = api::list_schedules(State(state.clone()), admin_of(&viewer)?).await?;
         let page = SchedulesPage {
@@ -387,12 +376,8 @@ pub async fn schedule(
     State(state): State<AppState>,
     Path(name): Path<String>,
     axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     render_schedule(
         &state,
         &viewer,
@@ -409,13 +394,8 @@ pub async fn schedule(
 pub async fn pause(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let enabled = form.get("enabled").as_deref() == Some("1");
     let result = async {
         api::patch_schedule(
@@ -440,16 +420,8 @@ pub async fn pause(
 pub async fn run(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, _): AdminForm,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
-    if let Err(error) = viewer.form(&body) {
-        return error.into_response();
-    }
     let result = async {
         api::run_schedule(State(state.clone()), admin_of(&viewer)?, Path(name.clone())).await
     }

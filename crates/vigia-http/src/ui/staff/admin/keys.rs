@@ -3,7 +3,6 @@
 //! revoke button each; through `routes::admin::{list_keys, create_key, revoke_key}`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,14 +11,14 @@ use vigia_domain::Timestamp;
 use vigia_domain::auth::Scope;
 
 use super::super::form::{Errors, error_status, shown};
-use super::super::{Fields, Names, Opt, Staff, see_other, staff, staff_form};
+use super::super::{AdminForm, AdminViewer, Fields, Names, Opt, Staff, see_other};
 use super::admin_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, RequestId};
 use crate::path::Path;
 use crate::routes::admin::{self as api, ApiKeyIn, PageQuery};
 use crate::state::AppState;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct KeysQuery {
@@ -138,12 +137,8 @@ async fn render(
 pub async fn page(
     State(state): State<AppState>,
     Query(q): Query<KeysQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     let errors = Errors::default();
     let fields = Fields::default();
     let saved = q.saved.is_some();
@@ -164,11 +159,7 @@ pub async fn page(
 
 /// Creates a key and answers with the page showing its secret (201, not cached: it is the
 /// only time the secret exists outside the caller's hands).
-pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn create(State(state): State<AppState>, AdminForm(viewer, form): AdminForm) -> Response {
     let result = async {
         let input = ApiKeyIn {
             name: form.text("name"),
@@ -199,16 +190,8 @@ pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) ->
 pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, _): AdminForm,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
-    if let Err(error) = viewer.form(&body) {
-        return error.into_response();
-    }
     let admin = match admin_of(&viewer) {
         Ok(admin) => admin,
         Err(error) => return error.into_response(),

@@ -16,13 +16,13 @@ pub mod zones;
 use askama::Template;
 use axum::Router;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 
-use super::staff;
+use super::AdminViewer;
 use crate::auth::{Admin, Auth};
 use crate::state::AppState;
-use crate::ui::{Chrome, Viewer as UiViewer};
+use crate::ui::Chrome;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -96,9 +96,6 @@ struct Index<'a> {
     c: &'a Chrome,
 }
 
-async fn index(ui: UiViewer) -> Response {
-    match staff(ui, true) {
-        Ok(v) => v.render(StatusCode::OK, &Index { c: v.c() }),
-        Err(error) => error.into_response(),
-    }
+async fn index(AdminViewer(viewer): AdminViewer) -> Response {
+    viewer.render(StatusCode::OK, &Index { c: viewer.c() })
 }

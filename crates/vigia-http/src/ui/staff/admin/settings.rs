@@ -3,21 +3,20 @@
 //! refusal is shown next to the field and the setting is left as it was.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::super::form::{Errors, settle, shown};
-use super::super::{Opt, Staff, staff, staff_form};
+use super::super::{AdminForm, AdminViewer, Opt, Staff};
 use super::admin_of;
 use crate::error::ApiResult;
 use crate::extract::{Json, RequestId};
 use crate::path::Path;
 use crate::routes::admin::{self as api, SETTINGS, SettingIn};
 use crate::state::AppState;
+use crate::ui::Chrome;
 use crate::ui::page::urlencode;
-use crate::ui::{Chrome, Viewer as UiViewer};
 
 /// One setting's form.
 pub struct SettingRow {
@@ -107,11 +106,7 @@ async fn render(
     Ok(viewer.render(status, &page))
 }
 
-pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn page(State(state): State<AppState>, AdminViewer(viewer): AdminViewer) -> Response {
     shown(render(&state, &viewer, None, StatusCode::OK).await)
 }
 
@@ -124,13 +119,8 @@ fn value_of(raw: &str) -> serde_json::Value {
 pub async fn save(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let raw = form.text("value");
     let result = async {
         api::put_setting(

@@ -3,14 +3,13 @@
 //! through `routes::users::{list, create, find, update}`.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::super::form::{Errors, settle, shown};
-use super::super::{Fields, Names, Opt, Staff, Tr, staff, staff_form};
+use super::super::{AdminForm, AdminViewer, Fields, Names, Opt, Staff, Tr};
 use super::admin_of;
 use crate::error::ApiResult;
 use crate::extract::{Json, LenientJson, RequestId};
@@ -18,7 +17,7 @@ use crate::path::Path;
 use crate::routes::auth::UserOut;
 use crate::routes::users::{self as api, UserIn, UserPatchIn, UserQuery};
 use crate::state::AppState;
-use crate::ui::{Chrome, Viewer as UiViewer};
+use crate::ui::Chrome;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -137,12 +136,8 @@ async fn render_list(
 pub async fn page(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     shown(
         render_list(
             &state,
@@ -157,11 +152,7 @@ pub async fn page(
 }
 
 /// Creates an account (`POST /api/v1/users`).
-pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn create(State(state): State<AppState>, AdminForm(viewer, form): AdminForm) -> Response {
     let result = async {
         let input = UserIn {
             email: form.text("email"),
@@ -230,11 +221,11 @@ async fn render_user(
 }
 
 /// One account's form.
-pub async fn edit(State(state): State<AppState>, Path(id): Path<i64>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn edit(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    AdminViewer(viewer): AdminViewer,
+) -> Response {
     let saved = viewer.flag("saved=1");
     shown(
         render_user(
@@ -253,13 +244,8 @@ pub async fn edit(State(state): State<AppState>, Path(id): Path<i64>, ui: UiView
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let result = async {
         let input = UserPatchIn {
             display_name: form.get("display_name"),

@@ -6,13 +6,12 @@
 //! `routes::webhooks`'s handlers.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::super::form::{Errors, error_status, settle, shown};
-use super::super::{Fields, Staff, Tr, see_other, staff, staff_form};
+use super::super::{AdminForm, AdminViewer, Fields, Staff, Tr, see_other};
 use super::admin_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query, RequestId};
@@ -20,7 +19,7 @@ use crate::path::Path;
 use crate::routes::deliveries::{self, DeliveryEventOut, DeliveryOut, DeliveryQuery};
 use crate::routes::webhooks::{self as api, WebhookIn, WebhookPatchIn};
 use crate::state::AppState;
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 use vigia_store::exam_events;
 
 /// One endpoint as the list shows it.
@@ -166,11 +165,7 @@ async fn render_list(
     Ok(viewer.render(status, &page))
 }
 
-pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn page(State(state): State<AppState>, AdminViewer(viewer): AdminViewer) -> Response {
     shown(
         render_list(
             &state,
@@ -186,11 +181,7 @@ pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
 
 /// Registers an endpoint and answers with the list showing its secret (201, not cached: the
 /// only time the secret is shown).
-pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn create(State(state): State<AppState>, AdminForm(viewer, form): AdminForm) -> Response {
     let result = async {
         let input = WebhookIn {
             url: form.text("url"),
@@ -367,12 +358,8 @@ pub async fn edit(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     axum::extract::Query(q): axum::extract::Query<LogQuery>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
     shown(
         render_one(
             &state,
@@ -391,13 +378,8 @@ pub async fn edit(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let result = async {
         let input = WebhookPatchIn {
             url: Some(form.text("url")),
@@ -427,16 +409,8 @@ pub async fn update(
 pub async fn replay(
     State(state): State<AppState>,
     Path((id, delivery)): Path<(i64, i64)>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, _): AdminForm,
 ) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
-    if let Err(error) = viewer.form(&body) {
-        return error.into_response();
-    }
     let result = async {
         deliveries::replay_delivery(State(state.clone()), admin_of(&viewer)?, Path(delivery)).await
     }

@@ -6,7 +6,6 @@
 //! messages next to the fields.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +14,7 @@ use vigia_domain::ids::ZoneId;
 use vigia_store::catalog::{self, Zone};
 
 use super::super::form::{Errors, settle, shown};
-use super::super::{Fields, Staff, staff, staff_form};
+use super::super::{AdminForm, AdminViewer, Fields, Staff};
 use super::admin_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, RequestId};
@@ -23,7 +22,7 @@ use crate::path::Path;
 use crate::routes::catalog::{self as api, PointIo, ZoneIn};
 use crate::state::AppState;
 use crate::ui::map::{self, Map};
-use crate::ui::{Chrome, UiError, Viewer as UiViewer};
+use crate::ui::{Chrome, UiError};
 
 /// What the zone form shows: typed values, or a stored zone's.
 #[derive(Debug, Default)]
@@ -248,11 +247,7 @@ async fn render(
     Ok(viewer.render(status, &page))
 }
 
-pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn page(State(state): State<AppState>, AdminViewer(viewer): AdminViewer) -> Response {
     let form = ZoneForm {
         shape: "polygon".into(),
         ..ZoneForm::default()
@@ -270,11 +265,11 @@ pub async fn page(State(state): State<AppState>, ui: UiViewer) -> Response {
     )
 }
 
-pub async fn edit(State(state): State<AppState>, Path(id): Path<i64>, ui: UiViewer) -> Response {
-    let viewer = match staff(ui, true) {
-        Ok(v) => v,
-        Err(error) => return error.into_response(),
-    };
+pub async fn edit(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    AdminViewer(viewer): AdminViewer,
+) -> Response {
     let result = async {
         let zone = catalog::find_zone(&state.db, ZoneId(id)).await?;
         render(
@@ -292,11 +287,7 @@ pub async fn edit(State(state): State<AppState>, Path(id): Path<i64>, ui: UiView
 }
 
 /// Creates (`id` `None`) or replaces a zone; a rejected form comes back with its messages.
-async fn save(state: AppState, ui: UiViewer, id: Option<i64>, body: Bytes) -> Response {
-    let (viewer, fields) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+async fn save(state: AppState, viewer: Staff, fields: Fields, id: Option<i64>) -> Response {
     let form = ZoneForm::from_fields(&fields);
     let result = async {
         let input = form.zone_in()?;
@@ -324,17 +315,19 @@ async fn save(state: AppState, ui: UiViewer, id: Option<i64>, body: Bytes) -> Re
     .await
 }
 
-pub async fn create(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    save(state, ui, None, body).await
+pub async fn create(
+    State(state): State<AppState>,
+    AdminForm(viewer, fields): AdminForm,
+) -> Response {
+    save(state, viewer, fields, None).await
 }
 
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, fields): AdminForm,
 ) -> Response {
-    save(state, ui, Some(id), body).await
+    save(state, viewer, fields, Some(id)).await
 }
 
 #[cfg(test)]

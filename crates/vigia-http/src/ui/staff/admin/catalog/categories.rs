@@ -93,8 +93,10 @@ fn category_in(form: &Fields) -> ApiResult<CategoryIn> {
     })
 }
 
-pub async fn categories(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = admin_viewer!(ui);
+pub async fn categories(
+    State(state): State<AppState>,
+    AdminViewer(viewer): AdminViewer,
+) -> Response {
     let saved = viewer.flag("saved=1");
     shown(
         categories_page(
@@ -109,11 +111,10 @@ pub async fn categories(State(state): State<AppState>, ui: UiViewer) -> Response
     )
 }
 
-pub async fn create_category(State(state): State<AppState>, ui: UiViewer, body: Bytes) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
+pub async fn create_category(
+    State(state): State<AppState>,
+    AdminForm(viewer, form): AdminForm,
+) -> Response {
     let result = async {
         api::create_category(
             State(state.clone()),
@@ -235,9 +236,8 @@ async fn category_page(
 pub async fn category(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = admin_viewer!(ui);
     let saved = viewer.flag("saved=1");
     shown(
         category_page(
@@ -257,13 +257,8 @@ pub async fn category(
 pub async fn update_category(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let result = async {
         api::update_category(
             State(state.clone()),
@@ -312,13 +307,8 @@ fn sla_in(form: &Fields) -> ApiResult<SlaPolicyIn> {
 pub async fn set_sla(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let urgency = form.text("urgency");
     let result = async {
         api::put_sla(

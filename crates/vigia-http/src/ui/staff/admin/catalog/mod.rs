@@ -4,14 +4,13 @@
 //! `routes::catalog`'s handlers.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use vigia_notify::templates::urgency_label;
 
 use super::super::form::{Errors, settle, shown};
-use super::super::{Fields, Opt, Staff, Tr, staff, staff_form};
+use super::super::{AdminForm, AdminViewer, Fields, Opt, Staff, Tr};
 use super::admin_of;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -21,7 +20,7 @@ use crate::routes::catalog::{
     self as api, CategoryIn, CategoryOut, DepartmentIn, DepartmentOut, SlaPolicyIn, SlaPolicyOut,
 };
 use crate::state::AppState;
-use crate::ui::{Chrome, Viewer as UiViewer};
+use crate::ui::Chrome;
 
 const STRATEGIES: [&str; 3] = ["manual", "round_robin", "least_open"];
 const URGENCIES: [&str; 4] = ["low", "medium", "high", "emergency"];
@@ -45,16 +44,6 @@ fn urgency_options(t: Tr, current: &str) -> Vec<Opt> {
             .map(|u| ((*u).to_owned(), urgency_label(t.0, u))),
         &Some(current.to_owned()),
     )
-}
-
-/// Reads a viewer or answers the refusal.
-macro_rules! admin_viewer {
-    ($ui:expr) => {
-        match staff($ui, true) {
-            Ok(v) => v,
-            Err(error) => return error.into_response(),
-        }
-    };
 }
 
 // --- departments -------------------------------------------------------------------------------
@@ -113,8 +102,10 @@ fn department_in(form: &Fields) -> DepartmentIn {
     }
 }
 
-pub async fn departments(State(state): State<AppState>, ui: UiViewer) -> Response {
-    let viewer = admin_viewer!(ui);
+pub async fn departments(
+    State(state): State<AppState>,
+    AdminViewer(viewer): AdminViewer,
+) -> Response {
     let saved = viewer.flag("saved=1");
     shown(
         departments_page(
@@ -131,13 +122,8 @@ pub async fn departments(State(state): State<AppState>, ui: UiViewer) -> Respons
 
 pub async fn create_department(
     State(state): State<AppState>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let admin = match admin_of(&viewer) {
         Ok(admin) => admin,
         Err(error) => return error.into_response(),
@@ -221,9 +207,8 @@ async fn department_page(
 pub async fn department(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
+    AdminViewer(viewer): AdminViewer,
 ) -> Response {
-    let viewer = admin_viewer!(ui);
     let saved = viewer.flag("saved=1");
     shown(
         department_page(
@@ -242,13 +227,8 @@ pub async fn department(
 pub async fn update_department(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    ui: UiViewer,
-    body: Bytes,
+    AdminForm(viewer, form): AdminForm,
 ) -> Response {
-    let (viewer, form) = match staff_form(ui, true, &body) {
-        Ok(posted) => posted,
-        Err(error) => return error.into_response(),
-    };
     let admin = match admin_of(&viewer) {
         Ok(admin) => admin,
         Err(error) => return error.into_response(),
