@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod admin;
 mod alert_events;
+mod assignment;
 mod attachments;
 mod bodies;
 mod cancellation;
