@@ -3,41 +3,36 @@
 //! Who may do what: reading follows reading the incident (404 when the caller may not see it);
 //! uploading is for its reporter, its department's staff and admins (API keys need
 //! `incidents:write`); deleting is for the uploader, the department's staff and admins.
-//! What a file is comes from its first bytes ([`classify`]), never from the client's
+//! What a file is comes from its first bytes (`routes::upload`), never from the client's
 //! `Content-Type` or file name. Deleting is soft: the stored file is kept for the audit trail.
 
 use axum::body::Body;
-use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::multipart::{Field, MultipartRejection};
+use axum::extract::{Multipart, State};
 
 use super::{Routes, op};
 use crate::path::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
 use serde::Serialize;
 use utoipa::ToSchema;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{AttachmentId, IncidentId};
-use vigia_domain::incidents::sniff::SNIFF_PREFIX_LEN;
-use vigia_domain::incidents::{Relation, SniffError, classify};
+use vigia_domain::incidents::Relation;
 use vigia_store::StoreError;
 use vigia_store::incidents::attachments::{self, Attachment, Upload, Uploader};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
+use crate::routes::upload::{FilePart, body_limit, multipart_error};
 use crate::state::AppState;
-
-/// Room for the multipart framing (boundaries, part headers, small extra fields) on top of
-/// the largest file accepted.
-const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// The attachment routes. Only the upload accepts bodies up to `max_upload_bytes` (plus the
 /// multipart framing); every other route keeps the global JSON limit.
 pub fn router(routes: Routes, max_upload_bytes: usize) -> Routes {
-    let upload_limit = DefaultBodyLimit::max(max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
-    let routes = op!(routes, upload, |router| router.layer(upload_limit));
+    let routes = op!(routes, upload, |router| router
+        .layer(body_limit(max_upload_bytes)));
     let routes = op!(routes, list);
     let routes = op!(routes, download);
     let routes = op!(routes, remove);
@@ -123,81 +118,26 @@ pub(crate) async fn load_attachment(
 
 // --- upload ------------------------------------------------------------------------------------
 
-pub(crate) fn multipart_error(limit: usize) -> impl Fn(MultipartError) -> ApiError {
-    move |error| {
-        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::bad_request(format!("cannot read the upload: {}", error.body_text()))
-        }
-    }
-}
-
-pub(crate) fn refused(error: SniffError) -> ApiError {
-    match error {
-        SniffError::Empty => error.field_error("file").into(),
-        SniffError::Executable(_) | SniffError::Unknown => ApiError::UnsupportedMediaType {
-            detail: error.to_string(),
-        },
-    }
-}
-
-/// Streams the `file` part into storage: its first bytes decide what it is (415 before anything
-/// is written), then every chunk is counted (413 past `limit`) and written as it arrives. An
-/// error abandons what was written.
+/// Streams the `file` part into a new attachment of `incident` (see [`FilePart`]).
 async fn store_file(
     state: &AppState,
     incident: IncidentId,
     uploader: &Uploader,
-    mut field: Field<'_>,
+    field: Field<'_>,
     limit: usize,
 ) -> ApiResult<Upload> {
-    let name = field.file_name().unwrap_or_default().to_owned();
-    let mut head = BytesMut::new();
-    let mut ended = false;
-    while head.len() < SNIFF_PREFIX_LEN {
-        match field.chunk().await.map_err(multipart_error(limit))? {
-            Some(chunk) => head.extend_from_slice(&chunk),
-            None => {
-                ended = true;
-                break;
-            }
-        }
-        if head.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-    }
-    let media = classify(&head[..head.len().min(SNIFF_PREFIX_LEN)]).map_err(refused)?;
-    let mut upload = Upload::begin(
+    let file = FilePart::read(field, "", limit).await?;
+    let upload = Upload::begin(
         &state.db,
         &state.objects,
         incident,
-        &name,
-        media,
+        &file.name,
+        file.media,
         uploader,
         Timestamp::now(),
     )
     .await?;
-    let streamed: ApiResult<()> = async {
-        upload.write(&head).await?;
-        if !ended {
-            while let Some(chunk) = field.chunk().await.map_err(multipart_error(limit))? {
-                if upload.size() + chunk.len() as u64 > limit as u64 {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                upload.write(&chunk).await?;
-            }
-        }
-        Ok(())
-    }
-    .await;
-    match streamed {
-        Ok(()) => Ok(upload),
-        Err(error) => {
-            upload.abandon().await;
-            Err(error)
-        }
-    }
+    file.stream_into(upload, limit).await
 }
 
 /// Reads the form: exactly one part named `file`, nothing else. Returns the file received

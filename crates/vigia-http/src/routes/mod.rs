@@ -23,6 +23,7 @@ pub mod reports;
 pub mod stats;
 pub mod subjects;
 pub mod system;
+pub(crate) mod upload;
 pub mod users;
 pub mod webhooks;
 

@@ -3,16 +3,14 @@
 //! processed files of a ready entry (public).
 
 use axum::extract::multipart::{Field, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use bytes::BytesMut;
 use serde::Serialize;
 use utoipa::ToSchema;
 use vigia_domain::Timestamp;
 use vigia_domain::competitions::EntryTitle;
-use vigia_domain::incidents::sniff::SNIFF_PREFIX_LEN;
-use vigia_domain::incidents::{MediaKind, classify};
+use vigia_domain::incidents::MediaKind;
 use vigia_store::StoreError;
 use vigia_store::competitions::{Competition, Entry, EntryUpload, entries};
 
@@ -21,16 +19,13 @@ use crate::auth::{Auth, MaybeAuth};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
 use crate::path::Path;
-use crate::routes::attachments::{FileBytes, disposition, multipart_error, refused, serve};
+use crate::routes::attachments::{FileBytes, disposition, serve};
+use crate::routes::upload::{FilePart, body_limit, multipart_error};
 use crate::routes::{Routes, op};
 use crate::state::AppState;
 
-/// Room for the multipart framing and the title on top of the largest file accepted.
-const MULTIPART_OVERHEAD: usize = 64 * 1024;
-
 pub fn router(routes: Routes, max_upload_bytes: usize) -> Routes {
-    let limit = DefaultBodyLimit::max(max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
-    let routes = op!(routes, submit, |r| r.layer(limit));
+    let routes = op!(routes, submit, |r| r.layer(body_limit(max_upload_bytes)));
     let routes = op!(routes, mine);
     let routes = op!(routes, get_entry);
     op!(routes, processed)
@@ -96,50 +91,34 @@ pub struct EntryUploadForm {
     pub file: Vec<u8>,
 }
 
-/// Streams the `file` part into a reserved entry: its first bytes must be a video (422 naming
-/// `file` otherwise, 415 for programs and unknown types), then every chunk is counted (413 past
-/// `limit`) and written as it arrives. An error abandons what was written.
+/// Streams the `file` part into a reserved entry (see [`FilePart`]): its first bytes must be a
+/// video (422 naming `file` otherwise, 415 for programs and unknown types).
 async fn store_video(
     state: &AppState,
     competition: i64,
     user: i64,
     title: &EntryTitle,
-    mut field: Field<'_>,
+    field: Field<'_>,
     limit: usize,
 ) -> ApiResult<EntryUpload> {
-    let name = field.file_name().unwrap_or("video").to_owned();
-    let mut head = BytesMut::new();
-    let mut ended = false;
-    while head.len() < SNIFF_PREFIX_LEN {
-        match field.chunk().await.map_err(multipart_error(limit))? {
-            Some(chunk) => head.extend_from_slice(&chunk),
-            None => {
-                ended = true;
-                break;
-            }
-        }
-        if head.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-    }
-    let media = classify(&head[..head.len().min(SNIFF_PREFIX_LEN)]).map_err(refused)?;
-    if media.kind() != MediaKind::Video {
+    let file = FilePart::read(field, "video", limit).await?;
+    if file.media.kind() != MediaKind::Video {
         return Err(ApiError::field(
             "file",
             format!(
                 "must be a video (MP4, QuickTime, WebM or Matroska); this file is {}",
-                media.mime()
+                file.media.mime()
             ),
         ));
     }
-    let mut upload = EntryUpload::begin(
+    let upload = EntryUpload::begin(
         &state.db,
         &state.objects,
         competition,
         user,
         title,
-        &name,
-        media,
+        &file.name,
+        file.media,
         Timestamp::now(),
     )
     .await
@@ -149,26 +128,7 @@ async fn store_video(
         }
         other => other.into(),
     })?;
-    let streamed: ApiResult<()> = async {
-        upload.write(&head).await?;
-        if !ended {
-            while let Some(chunk) = field.chunk().await.map_err(multipart_error(limit))? {
-                if upload.size() + chunk.len() as u64 > limit as u64 {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                upload.write(&chunk).await?;
-            }
-        }
-        Ok(())
-    }
-    .await;
-    match streamed {
-        Ok(()) => Ok(upload),
-        Err(error) => {
-            upload.abandon().await;
-            Err(error)
-        }
-    }
+    file.stream_into(upload, limit).await
 }
 
 /// Reads the form (`title`, then `file`), checks the submission window and stores the entry;
