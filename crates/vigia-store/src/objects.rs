@@ -10,6 +10,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
 
 /// A path-safe object key: `/`-separated segments, none empty, `.` or `..`, no control
 /// characters or backslashes. Built only through [`ObjectKey::parse`] or [`ObjectKey::join`].
@@ -465,6 +466,65 @@ impl ObjectWriter {
             .abort()
             .await
             .with_context(|| format!("cannot abort object {}", self.key))
+    }
+}
+
+/// An object being written whose size and SHA-256 are counted as it goes: an uploaded file.
+pub struct HashedWriter {
+    key: ObjectKey,
+    writer: ObjectWriter,
+    hasher: Sha256,
+    size: u64,
+}
+
+/// A completed [`HashedWriter`]'s object.
+pub struct Written {
+    pub key: ObjectKey,
+    pub size: u64,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+impl HashedWriter {
+    /// Opens `key` for writing.
+    pub async fn open(objects: &Objects, key: ObjectKey) -> anyhow::Result<Self> {
+        let writer = objects.writer(&key).await?;
+        Ok(Self {
+            key,
+            writer,
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends `bytes` (see [`ObjectWriter::write`]).
+    pub async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        self.writer.write(bytes).await
+    }
+
+    /// Makes the object visible under its key.
+    pub async fn finish(self) -> anyhow::Result<Written> {
+        self.writer.finish().await?;
+        Ok(Written {
+            key: self.key,
+            size: self.size,
+            sha256: hex::encode(self.hasher.finalize()),
+        })
+    }
+
+    /// Drops what was written so far; a failure is logged (the object store expires
+    /// incomplete uploads).
+    pub async fn abort(self) {
+        if let Err(error) = self.writer.abort().await {
+            tracing::warn!(error = format!("{error:#}"), key = %self.key, "cannot abort an upload");
+        }
     }
 }
 

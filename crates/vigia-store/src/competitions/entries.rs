@@ -9,7 +9,6 @@
 //! entry's row and moved by `crate::transcodes`.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::competitions::EntryTitle;
@@ -17,7 +16,7 @@ use vigia_domain::incidents::AllowedMedia;
 
 use crate::incidents::attachments::stored_name;
 use crate::jobs::{self, NewJob, Task, VideoRef};
-use crate::objects::{ObjectKey, ObjectWriter, Objects};
+use crate::objects::{HashedWriter, ObjectKey, Objects, Written};
 use crate::{Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
 /// An entry as stored, with its author's name and its votes.
@@ -154,10 +153,7 @@ pub struct EntryUpload {
 
 struct Open {
     id: i64,
-    key: ObjectKey,
-    writer: ObjectWriter,
-    hasher: Sha256,
-    size: u64,
+    file: HashedWriter,
 }
 
 impl EntryUpload {
@@ -204,8 +200,8 @@ impl EntryUpload {
             &id.to_string(),
             &name,
         ]);
-        let writer = match objects.writer(&key).await {
-            Ok(writer) => writer,
+        let file = match HashedWriter::open(objects, key).await {
+            Ok(file) => file,
             Err(error) => {
                 forget_row(db, id).await;
                 return Err(error.into());
@@ -213,46 +209,33 @@ impl EntryUpload {
         };
         Ok(Self {
             db: db.clone(),
-            open: Some(Open {
-                id,
-                key,
-                writer,
-                hasher: Sha256::new(),
-                size: 0,
-            }),
+            open: Some(Open { id, file }),
         })
     }
 
     /// Bytes received so far.
     pub fn size(&self) -> u64 {
-        self.open.as_ref().map_or(0, |o| o.size)
+        self.open.as_ref().map_or(0, |o| o.file.size())
     }
 
     /// Appends the next bytes of the file.
     pub async fn write(&mut self, bytes: &[u8]) -> StoreResult<()> {
         let open = self.open.as_mut().ok_or(StoreError::NotFound)?;
-        open.hasher.update(bytes);
-        open.size += bytes.len() as u64;
-        open.writer.write(bytes).await?;
-        Ok(())
+        Ok(open.file.write(bytes).await?)
     }
 
     /// Completes the object and makes the entry visible with its `media.transcode` job, in one
     /// transaction. On failure nothing stays behind.
     pub async fn finish(mut self, objects: &Objects, now: Timestamp) -> StoreResult<Entry> {
         let open = self.open.take().ok_or(StoreError::NotFound)?;
-        let Open {
-            id,
-            key,
-            writer,
-            hasher,
-            size,
-        } = open;
-        if let Err(error) = writer.finish().await {
-            forget_row(&self.db, id).await;
-            return Err(error.into());
-        }
-        let sha256 = hex::encode(hasher.finalize());
+        let Open { id, file } = open;
+        let Written { key, size, sha256 } = match file.finish().await {
+            Ok(written) => written,
+            Err(error) => {
+                forget_row(&self.db, id).await;
+                return Err(error.into());
+            }
+        };
         let db = &self.db;
         let job = NewJob::new(&Task::MediaTranscode {
             video: VideoRef::Entry(id),
@@ -323,9 +306,7 @@ impl Drop for EntryUpload {
 }
 
 async fn abandon(db: &Db, open: Open) {
-    if let Err(error) = open.writer.abort().await {
-        tracing::warn!(error = format!("{error:#}"), key = %open.key, "cannot abort an upload");
-    }
+    open.file.abort().await;
     forget_row(db, open.id).await;
 }
 

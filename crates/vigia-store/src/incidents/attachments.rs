@@ -14,14 +14,13 @@
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{AttachmentId, IncidentId, UserId};
 use vigia_domain::incidents::{AllowedMedia, EventData, MediaKind};
 
 use super::events::{insert_event, insert_event_direct};
-use crate::objects::{ObjectKey, ObjectWriter, Objects, sanitize_segment};
+use crate::objects::{HashedWriter, ObjectKey, Objects, Written, sanitize_segment};
 use crate::{Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
 pub use super::thumbnail::{THUMBNAIL_DECODES, THUMBNAIL_MAX_PIXELS, THUMBNAIL_MAX_PX, thumbnail};
@@ -157,10 +156,7 @@ struct Open {
     incident: IncidentId,
     name: String,
     media: AllowedMedia,
-    key: ObjectKey,
-    writer: ObjectWriter,
-    hasher: Sha256,
-    size: u64,
+    file: HashedWriter,
     uploader: Uploader,
 }
 
@@ -213,8 +209,8 @@ impl Upload {
         .map_err(missing)?;
         let dir = attachment_dir(incident, id);
         let key = ObjectKey::join(dir.iter().map(String::as_str).chain([name.as_str()]));
-        let writer = match objects.writer(&key).await {
-            Ok(writer) => writer,
+        let file = match HashedWriter::open(objects, key).await {
+            Ok(file) => file,
             Err(error) => {
                 forget_row(db, id).await;
                 return Err(error.into());
@@ -228,10 +224,7 @@ impl Upload {
                 incident,
                 name,
                 media,
-                key,
-                writer,
-                hasher: Sha256::new(),
-                size: 0,
+                file,
                 uploader: uploader.clone(),
             }),
         })
@@ -239,16 +232,13 @@ impl Upload {
 
     /// Bytes received so far.
     pub fn size(&self) -> u64 {
-        self.open.as_ref().map_or(0, |o| o.size)
+        self.open.as_ref().map_or(0, |o| o.file.size())
     }
 
     /// Appends the next bytes of the file.
     pub async fn write(&mut self, bytes: &[u8]) -> StoreResult<()> {
         let open = self.open.as_mut().ok_or(StoreError::NotFound)?;
-        open.hasher.update(bytes);
-        open.size += bytes.len() as u64;
-        open.writer.write(bytes).await?;
-        Ok(())
+        Ok(open.file.write(bytes).await?)
     }
 
     /// Completes the object, makes a thumbnail for images (a failure only means none), and
@@ -260,18 +250,17 @@ impl Upload {
             incident,
             name,
             media,
-            key,
-            writer,
-            hasher,
-            size,
+            file,
             uploader,
         } = open;
-        if let Err(error) = writer.finish().await {
-            forget_row(&self.db, id).await;
-            return Err(error.into());
-        }
+        let Written { key, size, sha256 } = match file.finish().await {
+            Ok(written) => written,
+            Err(error) => {
+                forget_row(&self.db, id).await;
+                return Err(error.into());
+            }
+        };
         let thumbnail_key = store_thumbnail(&self.objects, incident, id, &name, media, &key).await;
-        let sha256 = hex::encode(hasher.finalize());
         let db = &self.db;
         let (object_key, thumb) = (
             key.as_str().to_owned(),
@@ -425,9 +414,7 @@ impl Drop for Upload {
 }
 
 async fn abandon(db: &Db, open: Open) {
-    if let Err(error) = open.writer.abort().await {
-        tracing::warn!(error = format!("{error:#}"), key = %open.key, "cannot abort an upload");
-    }
+    open.file.abort().await;
     forget_row(db, open.id).await;
 }
 
