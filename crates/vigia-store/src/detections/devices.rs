@@ -1,13 +1,13 @@
 //! Registered devices, each with an API key of its own (scope `detections:write`).
 
 use serde::Serialize;
-use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::ids::{ApiKeyId, DeviceId, UserId, ZoneId};
 
 use super::audited::{self, Taken};
 use crate::audit::AuditDraft;
+use crate::direct::direct_row;
 use crate::page::{Cursor, Page};
 use crate::{
     ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
@@ -32,40 +32,21 @@ pub struct Device {
     pub updated_at: Timestamp,
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: i64,
-    code: String,
-    name: String,
-    zone_id: Option<i64>,
-    location: Option<String>,
-    api_key_id: i64,
-    active: bool,
-    firmware: Option<String>,
-    last_seen_at: Option<i64>,
-    refused: i64,
-    invalid: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl Row {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            code: r.get("code")?,
-            name: r.get("name")?,
-            zone_id: r.get("zone_id")?,
-            location: r.get("location")?,
-            api_key_id: r.get("api_key_id")?,
-            active: r.get("active")?,
-            firmware: r.get("firmware")?,
-            last_seen_at: r.get("last_seen_at")?,
-            refused: r.get("refused")?,
-            invalid: r.get("invalid")?,
-            created_at: r.get("created_at")?,
-            updated_at: r.get("updated_at")?,
-        })
+direct_row! {
+    struct Row {
+        id: i64,
+        code: String,
+        name: String,
+        zone_id: Option<i64>,
+        location: Option<String>,
+        api_key_id: i64,
+        active: bool,
+        firmware: Option<String>,
+        last_seen_at: Option<i64>,
+        refused: i64,
+        invalid: i64,
+        created_at: i64,
+        updated_at: i64,
     }
 }
 

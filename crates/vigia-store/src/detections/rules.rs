@@ -1,7 +1,6 @@
 //! Alert rules (admin CRUD; deleted rules are kept for their alerts) and silences.
 
 use serde::Serialize;
-use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::detections::{Confidence, Label, RuleSpec, Silence, SilenceTarget};
@@ -9,6 +8,7 @@ use vigia_domain::ids::{AlertRuleId, CategoryId, DepartmentId, DeviceId, Silence
 
 use super::audited;
 use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
+use crate::direct::direct_row;
 use crate::{
     ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
 };
@@ -45,40 +45,21 @@ impl AlertRule {
     }
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: i64,
-    name: String,
-    labels: String,
-    min_count: i64,
-    window_secs: i64,
-    confidence_floor: i64,
-    cooldown_secs: i64,
-    notify_departments: String,
-    open_incident: bool,
-    incident_category_id: Option<i64>,
-    active: bool,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl Row {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            name: r.get("name")?,
-            labels: r.get("labels")?,
-            min_count: r.get("min_count")?,
-            window_secs: r.get("window_secs")?,
-            confidence_floor: r.get("confidence_floor")?,
-            cooldown_secs: r.get("cooldown_secs")?,
-            notify_departments: r.get("notify_departments")?,
-            open_incident: r.get("open_incident")?,
-            incident_category_id: r.get("incident_category_id")?,
-            active: r.get("active")?,
-            created_at: r.get("created_at")?,
-            updated_at: r.get("updated_at")?,
-        })
+direct_row! {
+    struct Row {
+        id: i64,
+        name: String,
+        labels: String,
+        min_count: i64,
+        window_secs: i64,
+        confidence_floor: i64,
+        cooldown_secs: i64,
+        notify_departments: String,
+        open_incident: bool,
+        incident_category_id: Option<i64>,
+        active: bool,
+        created_at: i64,
+        updated_at: i64,
     }
 }
 
@@ -345,34 +326,18 @@ impl SilenceRecord {
     }
 }
 
-#[derive(FromRow)]
-struct SilenceRow {
-    id: i64,
-    rule_id: Option<i64>,
-    subject_id: Option<i64>,
-    device_id: Option<i64>,
-    starts_at: i64,
-    ends_at: i64,
-    reason: String,
-    created_by: String,
-    created_at: i64,
-    suppressed: i64,
-}
-
-impl SilenceRow {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            rule_id: r.get("rule_id")?,
-            subject_id: r.get("subject_id")?,
-            device_id: r.get("device_id")?,
-            starts_at: r.get("starts_at")?,
-            ends_at: r.get("ends_at")?,
-            reason: r.get("reason")?,
-            created_by: r.get("created_by")?,
-            created_at: r.get("created_at")?,
-            suppressed: r.get("suppressed")?,
-        })
+direct_row! {
+    struct SilenceRow {
+        id: i64,
+        rule_id: Option<i64>,
+        subject_id: Option<i64>,
+        device_id: Option<i64>,
+        starts_at: i64,
+        ends_at: i64,
+        reason: String,
+        created_by: String,
+        created_at: i64,
+        suppressed: i64,
     }
 }
 

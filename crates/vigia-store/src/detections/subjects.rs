@@ -1,7 +1,6 @@
 //! Monitored subjects (people or assets) and their consent.
 
 use serde::Serialize;
-use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::ids::{DepartmentId, SubjectId, ZoneId};
@@ -9,6 +8,7 @@ use vigia_domain::ids::{DepartmentId, SubjectId, ZoneId};
 use super::DepartmentScope;
 use super::audited::{self, Taken};
 use crate::audit::AuditDraft;
+use crate::direct::direct_row;
 use crate::page::{Cursor, Page};
 use crate::{
     ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
@@ -30,34 +30,18 @@ pub struct Subject {
     pub updated_at: Timestamp,
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: i64,
-    code: String,
-    name: String,
-    department_id: i64,
-    zone_id: Option<i64>,
-    consent_at: Option<i64>,
-    consent_by: Option<String>,
-    refused: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl Row {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            code: r.get("code")?,
-            name: r.get("name")?,
-            department_id: r.get("department_id")?,
-            zone_id: r.get("zone_id")?,
-            consent_at: r.get("consent_at")?,
-            consent_by: r.get("consent_by")?,
-            refused: r.get("refused")?,
-            created_at: r.get("created_at")?,
-            updated_at: r.get("updated_at")?,
-        })
+direct_row! {
+    struct Row {
+        id: i64,
+        code: String,
+        name: String,
+        department_id: i64,
+        zone_id: Option<i64>,
+        consent_at: Option<i64>,
+        consent_by: Option<String>,
+        refused: i64,
+        created_at: i64,
+        updated_at: i64,
     }
 }
 
