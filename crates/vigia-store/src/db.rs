@@ -276,6 +276,23 @@ impl Db {
         )
     }
 
+    /// Runs `delete`, a clean-up `DELETE` of the rows older than `$1` = `before`, as one
+    /// grouped write; returns how many rows it deleted.
+    pub(crate) async fn delete_before(
+        &self,
+        delete: &'static str,
+        before: i64,
+    ) -> StoreResult<u64> {
+        crate::grouped_write!(self,
+            sqlite: |conn| Ok(crate::direct::execute(conn, delete, &[&before])? as u64),
+            postgres: |tx| Ok(sqlx::query(delete)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()),
+        )
+    }
+
     /// A round trip to the database, for readiness checks.
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.select_one().await.context("database did not answer")?;

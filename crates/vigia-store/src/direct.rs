@@ -84,6 +84,34 @@ pub const fn column_index(columns: &str, name: &str) -> usize {
     panic!("column not in the list")
 }
 
+/// A row struct read by column name on both backends: `#[derive(sqlx::FromRow)]` for
+/// PostgreSQL, and `from_direct` for rusqlite, which reads each field from the column of the
+/// same name. For rows whose fields are the columns as stored, so the list is written once.
+///
+/// ```ignore
+/// direct_row! {
+///     struct Row { id: i64, code: String }
+/// }
+/// ```
+macro_rules! direct_row {
+    ($(#[$meta:meta])* struct $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(sqlx::FromRow)]
+        struct $name {
+            $($field: $ty),*
+        }
+
+        impl $name {
+            fn from_direct(r: &::rusqlite::Row<'_>) -> ::rusqlite::Result<Self> {
+                Ok(Self {
+                    $($field: r.get(stringify!($field))?),*
+                })
+            }
+        }
+    };
+}
+pub(crate) use direct_row;
+
 /// Column `index` of `row`, a stored name (a status, an urgency, ...) parsed by `parse` from the
 /// text SQLite holds, without copying it first. A name the domain does not know is a decoding
 /// error, not a silent default.

@@ -4,7 +4,7 @@
 
 use vigia_domain::Timestamp;
 
-use crate::{Db, StoreResult, direct, direct_read, grouped_write};
+use crate::{Db, StoreResult, direct, direct_read};
 
 /// What the first request with a key produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,15 +42,7 @@ pub async fn find(db: &Db, principal: &str, key: &str) -> StoreResult<Option<Rec
 
 /// Forgets keys older than `before` (they are kept 24 hours).
 pub async fn purge(db: &Db, before: Timestamp) -> StoreResult<u64> {
-    let before = before.millis();
-    grouped_write!(db,
-        sqlite: |conn| Ok(direct::execute(conn, PURGE, &[&before])? as u64),
-        postgres: |tx| Ok(sqlx::query(PURGE)
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()),
-    )
+    db.delete_before(PURGE, before.millis()).await
 }
 
 /// A key to claim in the transaction that creates a resource.

@@ -94,15 +94,7 @@ pub async fn take(
 
 /// Deletes the keys whose arrival time has passed (they limit nothing any more).
 pub async fn purge(db: &Db, now: Timestamp) -> StoreResult<u64> {
-    let now = now.millis();
-    grouped_write!(db,
-        sqlite: |conn| Ok(direct::execute(conn, PURGE, &[&now])? as u64),
-        postgres: |tx| Ok(sqlx::query(PURGE)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()),
-    )
+    db.delete_before(PURGE, now.millis()).await
 }
 
 #[cfg(test)]

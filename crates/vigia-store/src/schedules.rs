@@ -433,13 +433,5 @@ pub async fn runs(
 
 /// Deletes run history recorded before `before`.
 pub async fn purge_runs(db: &Db, before: Timestamp) -> StoreResult<u64> {
-    let before = before.millis();
-    grouped_write!(db,
-        sqlite: |conn| Ok(direct::execute(conn, PURGE_RUNS, &[&before])? as u64),
-        postgres: |tx| Ok(sqlx::query(PURGE_RUNS)
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()),
-    )
+    db.delete_before(PURGE_RUNS, before.millis()).await
 }

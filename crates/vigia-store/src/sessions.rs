@@ -144,13 +144,5 @@ pub async fn revoke(db: &Db, user: UserId, session: SessionId) -> StoreResult<()
 
 /// Deletes sessions that expired or were revoked before `before` (clean-up job).
 pub async fn purge_expired(db: &Db, before: Timestamp) -> StoreResult<u64> {
-    let before = before.millis();
-    grouped_write!(db,
-        sqlite: |conn| Ok(direct::execute(conn, PURGE, &[&before])? as u64),
-        postgres: |tx| Ok(sqlx::query(PURGE)
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()),
-    )
+    db.delete_before(PURGE, before.millis()).await
 }

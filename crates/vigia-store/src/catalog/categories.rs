@@ -8,7 +8,8 @@ use vigia_domain::catalog::{CategorySpec, Urgency};
 use vigia_domain::ids::{CategoryId, DepartmentId};
 
 use super::references::{
-    department_exists_direct, department_exists_postgres, in_use, in_use_direct,
+    delete_audited_direct, delete_audited_postgres, department_exists_direct,
+    department_exists_postgres,
 };
 use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
 use crate::{ChangeAuthor, Db, StoreError, StoreResult, direct, direct_read, grouped_write};
@@ -257,21 +258,13 @@ pub async fn delete_category(db: &Db, id: CategoryId, actor: &ChangeAuthor) -> S
     grouped_write!(db,
         sqlite: |conn| {
             let before = find_category_direct(conn, id)?.ok_or(StoreError::NotFound)?;
-            direct::execute(conn, DELETE_CATEGORY, &[&id.0])
-                .map_err(|e| in_use_direct(e, "incidents"))?;
-            insert_audit_direct(conn, audit(&before))
+            delete_audited_direct(conn, DELETE_CATEGORY, id.0, "incidents", audit(&before))
         },
         postgres: |tx| {
             let before = find_category_postgres(&mut *tx, id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            sqlx::query(DELETE_CATEGORY)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| in_use(e, "incidents"))?;
-            insert_audit!(&mut *tx, audit(&before));
-            Ok(())
+            delete_audited_postgres(&mut *tx, DELETE_CATEGORY, id.0, "incidents", audit(&before)).await
         },
     )
 }

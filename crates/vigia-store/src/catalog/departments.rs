@@ -9,7 +9,7 @@ use vigia_domain::catalog::DepartmentSpec;
 use vigia_domain::ids::{DepartmentId, UserId};
 use vigia_domain::incidents::AssignmentStrategy;
 
-use super::references::{in_use, in_use_direct};
+use super::references::{delete_audited_direct, delete_audited_postgres};
 use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
 use crate::{ChangeAuthor, Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
@@ -318,21 +318,13 @@ pub async fn delete_department(db: &Db, id: DepartmentId, actor: &ChangeAuthor) 
     grouped_write!(db,
         sqlite: |conn| {
             let before = find_department_direct(conn, id)?.ok_or(StoreError::NotFound)?;
-            direct::execute(conn, DELETE_DEPARTMENT, &[&id.0])
-                .map_err(|e| in_use_direct(e, "categories"))?;
-            insert_audit_direct(conn, audit(&before))
+            delete_audited_direct(conn, DELETE_DEPARTMENT, id.0, "categories", audit(&before))
         },
         postgres: |tx| {
             let before = find_department_postgres(&mut *tx, id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            sqlx::query(DELETE_DEPARTMENT)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| in_use(e, "categories"))?;
-            insert_audit!(&mut *tx, audit(&before));
-            Ok(())
+            delete_audited_postgres(&mut *tx, DELETE_DEPARTMENT, id.0, "categories", audit(&before)).await
         },
     )
 }

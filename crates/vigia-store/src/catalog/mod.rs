@@ -2,8 +2,8 @@
 //!
 //! One file per catalog: `departments` (teams and their members), `categories` (with a
 //! default department and urgency), `zones` (named places and the point lookup); `references`
-//! holds what they share: whether a department another row points at exists, and a
-//! foreign-key violation on delete as [`StoreError::InUse`](crate::StoreError::InUse).
+//! holds what they share: whether a department another row points at exists, and the audited
+//! delete (a foreign-key violation as [`StoreError::InUse`](crate::StoreError::InUse)).
 //! Callers use the items re-exported here, as `catalog::find_zone`.
 
 mod categories;

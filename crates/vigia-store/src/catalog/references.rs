@@ -1,16 +1,48 @@
 //! What the catalogs share: whether a department another row refers to exists (checked on
-//! the connection of the write that refers to it), and a foreign-key violation on delete (a row
-//! still referring to the one being deleted) as [`StoreError::InUse`].
+//! the connection of the write that refers to it), and the audited delete, where a foreign-key
+//! violation (a row still referring to the one being deleted) is [`StoreError::InUse`].
 
 use vigia_domain::ids::DepartmentId;
 
+use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
 use crate::{Db, StoreError, StoreResult, direct, direct_read};
 
 const DEPARTMENT_EXISTS: &str = "SELECT COUNT(*) AS n FROM departments WHERE id = $1";
 
+/// Deletes the row `delete` names by `$1 = id` and writes `audit`, the entry that records
+/// what it was (read by the caller in the same write). A row still referring to it is
+/// [`StoreError::InUse`] by `by`.
+pub(super) fn delete_audited_direct(
+    conn: &direct::Conn,
+    delete: &str,
+    id: i64,
+    by: &'static str,
+    audit: AuditDraft,
+) -> StoreResult<()> {
+    direct::execute(conn, delete, &[&id]).map_err(|e| in_use_direct(e, by))?;
+    insert_audit_direct(conn, audit)
+}
+
+/// [`delete_audited_direct`] inside a PostgreSQL transaction.
+pub(super) async fn delete_audited_postgres(
+    tx: &mut sqlx::PgConnection,
+    delete: &'static str,
+    id: i64,
+    by: &'static str,
+    audit: AuditDraft,
+) -> StoreResult<()> {
+    sqlx::query(delete)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| in_use(e, by))?;
+    insert_audit!(&mut *tx, audit);
+    Ok(())
+}
+
 /// A foreign-key violation (a row still referring to the one being deleted) as
 /// [`StoreError::InUse`], on a direct connection.
-pub(super) fn in_use_direct(error: StoreError, by: &'static str) -> StoreError {
+fn in_use_direct(error: StoreError, by: &'static str) -> StoreError {
     if direct::is_foreign_key(&error) {
         StoreError::InUse { by }
     } else {
@@ -19,7 +51,7 @@ pub(super) fn in_use_direct(error: StoreError, by: &'static str) -> StoreError {
 }
 
 /// [`StoreError::is_foreign_key`] as [`StoreError::InUse`], on PostgreSQL.
-pub(super) fn in_use(error: sqlx::Error, by: &'static str) -> StoreError {
+fn in_use(error: sqlx::Error, by: &'static str) -> StoreError {
     if StoreError::is_foreign_key(&error) {
         StoreError::InUse { by }
     } else {

@@ -7,7 +7,7 @@ use vigia_domain::audit::AuditEntity;
 use vigia_domain::catalog::{GeoPoint, ZoneArea, ZoneSpec};
 use vigia_domain::ids::ZoneId;
 
-use super::references::{in_use, in_use_direct};
+use super::references::{delete_audited_direct, delete_audited_postgres};
 use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
 use crate::{ChangeAuthor, Db, StoreError, StoreResult, direct, direct_read, grouped_write};
 
@@ -285,21 +285,13 @@ pub async fn delete_zone(db: &Db, id: ZoneId, actor: &ChangeAuthor) -> StoreResu
     grouped_write!(db,
         sqlite: |conn| {
             let before = find_zone_direct(conn, id)?.ok_or(StoreError::NotFound)?;
-            direct::execute(conn, DELETE_ZONE, &[&id.0])
-                .map_err(|e| in_use_direct(e, "incidents"))?;
-            insert_audit_direct(conn, audit(&before))
+            delete_audited_direct(conn, DELETE_ZONE, id.0, "incidents", audit(&before))
         },
         postgres: |tx| {
             let before = find_zone_postgres(&mut *tx, id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            sqlx::query(DELETE_ZONE)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| in_use(e, "incidents"))?;
-            insert_audit!(&mut *tx, audit(&before));
-            Ok(())
+            delete_audited_postgres(&mut *tx, DELETE_ZONE, id.0, "incidents", audit(&before)).await
         },
     )
 }

@@ -7,6 +7,7 @@ use vigia_domain::detections::{AlertEventKind, AlertStatus, Candidate, Severity}
 use vigia_domain::ids::{AlertId, AlertRuleId, DepartmentId, DeviceId, IncidentId, SubjectId};
 
 use super::DepartmentScope;
+use crate::direct::direct_row;
 use crate::page::{Cursor, Page};
 use crate::{Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write};
 
@@ -32,48 +33,25 @@ pub struct Alert {
     pub incident_id: Option<IncidentId>,
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: i64,
-    rule_id: i64,
-    subject_id: i64,
-    department_id: i64,
-    device_id: i64,
-    severity: String,
-    status: String,
-    detection_count: i64,
-    confidence_avg: i64,
-    window_start: i64,
-    window_end: i64,
-    raised_at: i64,
-    acknowledged_at: Option<i64>,
-    acknowledged_by: Option<String>,
-    resolved_at: Option<i64>,
-    resolved_by: Option<String>,
-    incident_id: Option<i64>,
-}
-
-impl Row {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            rule_id: r.get("rule_id")?,
-            subject_id: r.get("subject_id")?,
-            department_id: r.get("department_id")?,
-            device_id: r.get("device_id")?,
-            severity: r.get("severity")?,
-            status: r.get("status")?,
-            detection_count: r.get("detection_count")?,
-            confidence_avg: r.get("confidence_avg")?,
-            window_start: r.get("window_start")?,
-            window_end: r.get("window_end")?,
-            raised_at: r.get("raised_at")?,
-            acknowledged_at: r.get("acknowledged_at")?,
-            acknowledged_by: r.get("acknowledged_by")?,
-            resolved_at: r.get("resolved_at")?,
-            resolved_by: r.get("resolved_by")?,
-            incident_id: r.get("incident_id")?,
-        })
+direct_row! {
+    struct Row {
+        id: i64,
+        rule_id: i64,
+        subject_id: i64,
+        department_id: i64,
+        device_id: i64,
+        severity: String,
+        status: String,
+        detection_count: i64,
+        confidence_avg: i64,
+        window_start: i64,
+        window_end: i64,
+        raised_at: i64,
+        acknowledged_at: Option<i64>,
+        acknowledged_by: Option<String>,
+        resolved_at: Option<i64>,
+        resolved_by: Option<String>,
+        incident_id: Option<i64>,
     }
 }
 

@@ -1,12 +1,13 @@
 //! Registered devices, each with an API key of its own (scope `detections:write`).
 
 use serde::Serialize;
-use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::ids::{ApiKeyId, DeviceId, UserId, ZoneId};
 
-use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
+use super::audited::{self, Taken};
+use crate::audit::AuditDraft;
+use crate::direct::direct_row;
 use crate::page::{Cursor, Page};
 use crate::{
     ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
@@ -31,40 +32,21 @@ pub struct Device {
     pub updated_at: Timestamp,
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: i64,
-    code: String,
-    name: String,
-    zone_id: Option<i64>,
-    location: Option<String>,
-    api_key_id: i64,
-    active: bool,
-    firmware: Option<String>,
-    last_seen_at: Option<i64>,
-    refused: i64,
-    invalid: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl Row {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            code: r.get("code")?,
-            name: r.get("name")?,
-            zone_id: r.get("zone_id")?,
-            location: r.get("location")?,
-            api_key_id: r.get("api_key_id")?,
-            active: r.get("active")?,
-            firmware: r.get("firmware")?,
-            last_seen_at: r.get("last_seen_at")?,
-            refused: r.get("refused")?,
-            invalid: r.get("invalid")?,
-            created_at: r.get("created_at")?,
-            updated_at: r.get("updated_at")?,
-        })
+direct_row! {
+    struct Row {
+        id: i64,
+        code: String,
+        name: String,
+        zone_id: Option<i64>,
+        location: Option<String>,
+        api_key_id: i64,
+        active: bool,
+        firmware: Option<String>,
+        last_seen_at: Option<i64>,
+        refused: i64,
+        invalid: i64,
+        created_at: i64,
+        updated_at: i64,
     }
 }
 
@@ -128,6 +110,12 @@ const INSERT_KEY: &str = "INSERT INTO api_keys (name, key_prefix, key_hash, scop
      VALUES ($1, $2, $3, 'detections:write', $4, $5) RETURNING id";
 const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 
+/// Two devices with the same code.
+const CODE_TAKEN: Taken = Taken {
+    constraint: "devices_code_key",
+    field: "code",
+};
+
 fn find_sql() -> String {
     format!("SELECT {COLUMNS} FROM devices WHERE id = $1")
 }
@@ -167,16 +155,14 @@ pub async fn create(
                 |r| r.get("id"),
             )?;
             let key_id = key_id.ok_or(StoreError::NotFound)?;
-            let row = direct::query_optional(
+            audited::returning_direct(
                 conn,
                 &sql,
                 &[&fields.code, &fields.name, &zone, &fields.location, &key_id, &fields.active, &now],
                 Row::from_direct,
+                Some(CODE_TAKEN),
+                audit,
             )
-            .map_err(|e| StoreError::unique_direct(e, "code"))?;
-            let device = Device::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit_direct(conn, audit(&device))?;
-            Ok(device)
         },
         postgres: |tx| {
             let key_id: i64 = sqlx::query_scalar(INSERT_KEY)
@@ -187,20 +173,15 @@ pub async fn create(
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
-            let row: Row = sqlx::query_as(composed(&sql))
+            let query = sqlx::query_as::<_, Row>(composed(&sql))
                 .bind(&fields.code)
                 .bind(&fields.name)
                 .bind(zone)
                 .bind(&fields.location)
                 .bind(key_id)
                 .bind(fields.active)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| StoreError::unique(e, "devices_code_key", "code"))?;
-            let device = Device::from(row);
-            insert_audit!(&mut *tx, audit(&device));
-            Ok(device)
+                .bind(now);
+            audited::returning_postgres(&mut *tx, query, Some(CODE_TAKEN), audit).await
         },
     )
 }
@@ -231,9 +212,7 @@ pub async fn rotate_key(
     };
     grouped_write!(db,
         sqlite: |conn| {
-            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
-                .map(Device::from)
-                .ok_or(StoreError::NotFound)?;
+            let before: Device = audited::before_direct(conn, &find, id.0, Row::from_direct)?;
             let key_name = format!("device {}", before.code);
             let key_id: Option<i64> = direct::query_optional(
                 conn,
@@ -243,17 +222,17 @@ pub async fn rotate_key(
             )?;
             let key_id = key_id.ok_or(StoreError::NotFound)?;
             direct::execute(conn, REVOKE_KEY, &[&before.api_key_id.0, &now])?;
-            let row = direct::query_optional(conn, &sql, &[&id.0, &key_id, &now], Row::from_direct)?;
-            let device = Device::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit_direct(conn, audit(&before, &device))?;
-            Ok(device)
+            audited::returning_direct(
+                conn,
+                &sql,
+                &[&id.0, &key_id, &now],
+                Row::from_direct,
+                None,
+                |device| audit(&before, device),
+            )
         },
         postgres: |tx| {
-            let before: Option<Row> = sqlx::query_as(composed(&find))
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let before = Device::from(before.ok_or(StoreError::NotFound)?);
+            let before = audited::before_postgres::<Row, Device>(&mut *tx, &find, id.0).await?;
             let key_id: i64 = sqlx::query_scalar(INSERT_KEY)
                 .bind(format!("device {}", before.code))
                 .bind(&key.key_prefix)
@@ -267,15 +246,11 @@ pub async fn rotate_key(
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let row: Row = sqlx::query_as(composed(&sql))
+            let query = sqlx::query_as::<_, Row>(composed(&sql))
                 .bind(id.0)
                 .bind(key_id)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            let device = Device::from(row);
-            insert_audit!(&mut *tx, audit(&before, &device));
-            Ok(device)
+                .bind(now);
+            audited::returning_postgres(&mut *tx, query, None, |device| audit(&before, device)).await
         },
     )
 }
@@ -364,40 +339,30 @@ pub async fn update(
     };
     grouped_write!(db,
         sqlite: |conn| {
-            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
-                .map(Device::from)
-                .ok_or(StoreError::NotFound)?;
-            let row = direct::query_optional(
+            let before: Device = audited::before_direct(conn, &find, id.0, Row::from_direct)?;
+            audited::returning_direct(
                 conn,
                 &sql,
                 &[&id.0, &fields.code, &fields.name, &zone, &fields.location, &fields.active, &now],
                 Row::from_direct,
+                Some(CODE_TAKEN),
+                |device| audit(&before, device),
             )
-            .map_err(|e| StoreError::unique_direct(e, "code"))?;
-            let device = Device::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit_direct(conn, audit(&before, &device))?;
-            Ok(device)
         },
         postgres: |tx| {
-            let before: Option<Row> = sqlx::query_as(composed(&find))
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let before = Device::from(before.ok_or(StoreError::NotFound)?);
-            let row: Row = sqlx::query_as(composed(&sql))
+            let before = audited::before_postgres::<Row, Device>(&mut *tx, &find, id.0).await?;
+            let query = sqlx::query_as::<_, Row>(composed(&sql))
                 .bind(id.0)
                 .bind(&fields.code)
                 .bind(&fields.name)
                 .bind(zone)
                 .bind(&fields.location)
                 .bind(fields.active)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| StoreError::unique(e, "devices_code_key", "code"))?;
-            let device = Device::from(row);
-            insert_audit!(&mut *tx, audit(&before, &device));
-            Ok(device)
+                .bind(now);
+            audited::returning_postgres(&mut *tx, query, Some(CODE_TAKEN), |device| {
+                audit(&before, device)
+            })
+            .await
         },
     )
 }

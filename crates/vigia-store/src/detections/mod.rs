@@ -3,6 +3,7 @@
 //! SQLite (`ingest`), with their per-minute rollups in the same savepoint.
 
 pub mod alerts;
+mod audited;
 pub mod dashboard;
 pub mod devices;
 pub mod ingest;

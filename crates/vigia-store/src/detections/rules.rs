@@ -1,13 +1,14 @@
 //! Alert rules (admin CRUD; deleted rules are kept for their alerts) and silences.
 
 use serde::Serialize;
-use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::detections::{Confidence, Label, RuleSpec, Silence, SilenceTarget};
 use vigia_domain::ids::{AlertRuleId, CategoryId, DepartmentId, DeviceId, SilenceId, SubjectId};
 
+use super::audited;
 use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
+use crate::direct::direct_row;
 use crate::{
     ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
 };
@@ -44,40 +45,21 @@ impl AlertRule {
     }
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: i64,
-    name: String,
-    labels: String,
-    min_count: i64,
-    window_secs: i64,
-    confidence_floor: i64,
-    cooldown_secs: i64,
-    notify_departments: String,
-    open_incident: bool,
-    incident_category_id: Option<i64>,
-    active: bool,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl Row {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            name: r.get("name")?,
-            labels: r.get("labels")?,
-            min_count: r.get("min_count")?,
-            window_secs: r.get("window_secs")?,
-            confidence_floor: r.get("confidence_floor")?,
-            cooldown_secs: r.get("cooldown_secs")?,
-            notify_departments: r.get("notify_departments")?,
-            open_incident: r.get("open_incident")?,
-            incident_category_id: r.get("incident_category_id")?,
-            active: r.get("active")?,
-            created_at: r.get("created_at")?,
-            updated_at: r.get("updated_at")?,
-        })
+direct_row! {
+    struct Row {
+        id: i64,
+        name: String,
+        labels: String,
+        min_count: i64,
+        window_secs: i64,
+        confidence_floor: i64,
+        cooldown_secs: i64,
+        notify_departments: String,
+        open_incident: bool,
+        incident_category_id: Option<i64>,
+        active: bool,
+        created_at: i64,
+        updated_at: i64,
     }
 }
 
@@ -213,15 +195,11 @@ pub async fn save(
     };
     grouped_write!(db,
         sqlite: |conn| {
-            let before = match id {
-                Some(id) => Some(
-                    direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
-                        .map(AlertRule::from)
-                        .ok_or(StoreError::NotFound)?,
-                ),
+            let before: Option<AlertRule> = match id {
+                Some(id) => Some(audited::before_direct(conn, &find, id.0, Row::from_direct)?),
                 None => None,
             };
-            let row = direct::query_optional(
+            audited::returning_direct(
                 conn,
                 &sql,
                 &[
@@ -239,23 +217,18 @@ pub async fn save(
                     &target,
                 ],
                 Row::from_direct,
-            )?;
-            let rule = AlertRule::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit_direct(conn, audit(before, &rule))?;
-            Ok(rule)
+                None,
+                |rule| audit(before, rule),
+            )
         },
         postgres: |tx| {
             let before = match id {
                 Some(id) => {
-                    let row: Option<Row> = sqlx::query_as(composed(&find))
-                        .bind(id.0)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    Some(AlertRule::from(row.ok_or(StoreError::NotFound)?))
+                    Some(audited::before_postgres::<Row, AlertRule>(&mut *tx, &find, id.0).await?)
                 }
                 None => None,
             };
-            let row: Option<Row> = sqlx::query_as(composed(&sql))
+            let query = sqlx::query_as::<_, Row>(composed(&sql))
                 .bind(&name)
                 .bind(&labels)
                 .bind(min_count)
@@ -267,12 +240,8 @@ pub async fn save(
                 .bind(category)
                 .bind(active)
                 .bind(now)
-                .bind(target)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let rule = AlertRule::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit!(&mut *tx, audit(before, &rule));
-            Ok(rule)
+                .bind(target);
+            audited::returning_postgres(&mut *tx, query, None, |rule| audit(before, rule)).await
         },
     )
 }
@@ -313,18 +282,12 @@ pub async fn delete(db: &Db, id: AlertRuleId, actor: &ChangeAuthor) -> StoreResu
     };
     grouped_write!(db,
         sqlite: |conn| {
-            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
-                .map(AlertRule::from)
-                .ok_or(StoreError::NotFound)?;
+            let before: AlertRule = audited::before_direct(conn, &find, id.0, Row::from_direct)?;
             direct::execute(conn, DELETE, &[&id.0, &now, &false])?;
             insert_audit_direct(conn, audit(&before))
         },
         postgres: |tx| {
-            let before: Option<Row> = sqlx::query_as(composed(&find))
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let before = AlertRule::from(before.ok_or(StoreError::NotFound)?);
+            let before = audited::before_postgres::<Row, AlertRule>(&mut *tx, &find, id.0).await?;
             sqlx::query(DELETE)
                 .bind(id.0)
                 .bind(now)
@@ -363,34 +326,18 @@ impl SilenceRecord {
     }
 }
 
-#[derive(FromRow)]
-struct SilenceRow {
-    id: i64,
-    rule_id: Option<i64>,
-    subject_id: Option<i64>,
-    device_id: Option<i64>,
-    starts_at: i64,
-    ends_at: i64,
-    reason: String,
-    created_by: String,
-    created_at: i64,
-    suppressed: i64,
-}
-
-impl SilenceRow {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            rule_id: r.get("rule_id")?,
-            subject_id: r.get("subject_id")?,
-            device_id: r.get("device_id")?,
-            starts_at: r.get("starts_at")?,
-            ends_at: r.get("ends_at")?,
-            reason: r.get("reason")?,
-            created_by: r.get("created_by")?,
-            created_at: r.get("created_at")?,
-            suppressed: r.get("suppressed")?,
-        })
+direct_row! {
+    struct SilenceRow {
+        id: i64,
+        rule_id: Option<i64>,
+        subject_id: Option<i64>,
+        device_id: Option<i64>,
+        starts_at: i64,
+        ends_at: i64,
+        reason: String,
+        created_by: String,
+        created_at: i64,
+        suppressed: i64,
     }
 }
 
@@ -467,19 +414,16 @@ pub async fn create_silence(
         .after(silence)
     };
     grouped_write!(db,
-        sqlite: |conn| {
-            let row = direct::query_optional(
-                conn,
-                &sql,
-                &[&rule, &subject, &device, &starts, &ends, &reason, &label, &now],
-                SilenceRow::from_direct,
-            )?;
-            let silence = SilenceRecord::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit_direct(conn, audit(&silence))?;
-            Ok(silence)
-        },
+        sqlite: |conn| audited::returning_direct(
+            conn,
+            &sql,
+            &[&rule, &subject, &device, &starts, &ends, &reason, &label, &now],
+            SilenceRow::from_direct,
+            None,
+            audit,
+        ),
         postgres: |tx| {
-            let row: SilenceRow = sqlx::query_as(composed(&sql))
+            let query = sqlx::query_as::<_, SilenceRow>(composed(&sql))
                 .bind(rule)
                 .bind(subject)
                 .bind(device)
@@ -487,12 +431,8 @@ pub async fn create_silence(
                 .bind(ends)
                 .bind(&reason)
                 .bind(&label)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            let silence = SilenceRecord::from(row);
-            insert_audit!(&mut *tx, audit(&silence));
-            Ok(silence)
+                .bind(now);
+            audited::returning_postgres(&mut *tx, query, None, audit).await
         },
     )
 }
@@ -528,21 +468,19 @@ pub async fn expire_silence(
         AuditDraft::new(&actor, "silence.expired", AuditEntity::Silence, Some(id.0)).after(silence)
     };
     grouped_write!(db,
-        sqlite: |conn| {
-            let row = direct::query_optional(conn, &sql, &[&id.0, &now], SilenceRow::from_direct)?;
-            let silence = SilenceRecord::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit_direct(conn, audit(&silence))?;
-            Ok(silence)
-        },
+        sqlite: |conn| audited::returning_direct(
+            conn,
+            &sql,
+            &[&id.0, &now],
+            SilenceRow::from_direct,
+            None,
+            audit,
+        ),
         postgres: |tx| {
-            let row: Option<SilenceRow> = sqlx::query_as(composed(&sql))
+            let query = sqlx::query_as::<_, SilenceRow>(composed(&sql))
                 .bind(id.0)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let silence = SilenceRecord::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit!(&mut *tx, audit(&silence));
-            Ok(silence)
+                .bind(now);
+            audited::returning_postgres(&mut *tx, query, None, audit).await
         },
     )
 }

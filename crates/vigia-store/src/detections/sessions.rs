@@ -5,10 +5,10 @@
 //! can tell it apart.
 
 use serde::Serialize;
-use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{DeviceId, MonitoringSessionId, SubjectId};
 
+use crate::direct::direct_row;
 use crate::page::{Cursor, Page};
 use crate::{
     ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
@@ -24,26 +24,14 @@ pub struct MonitoringSession {
     pub started_by: String,
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: i64,
-    subject_id: i64,
-    device_id: i64,
-    started_at: i64,
-    ended_at: Option<i64>,
-    started_by: String,
-}
-
-impl Row {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            subject_id: r.get("subject_id")?,
-            device_id: r.get("device_id")?,
-            started_at: r.get("started_at")?,
-            ended_at: r.get("ended_at")?,
-            started_by: r.get("started_by")?,
-        })
+direct_row! {
+    struct Row {
+        id: i64,
+        subject_id: i64,
+        device_id: i64,
+        started_at: i64,
+        ended_at: Option<i64>,
+        started_by: String,
     }
 }
 

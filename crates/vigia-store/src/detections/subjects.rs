@@ -1,13 +1,14 @@
 //! Monitored subjects (people or assets) and their consent.
 
 use serde::Serialize;
-use sqlx::FromRow;
 use vigia_domain::Timestamp;
 use vigia_domain::audit::AuditEntity;
 use vigia_domain::ids::{DepartmentId, SubjectId, ZoneId};
 
 use super::DepartmentScope;
-use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
+use super::audited::{self, Taken};
+use crate::audit::AuditDraft;
+use crate::direct::direct_row;
 use crate::page::{Cursor, Page};
 use crate::{
     ChangeAuthor, Db, StoreError, StoreResult, composed, direct, direct_read, grouped_write,
@@ -29,34 +30,18 @@ pub struct Subject {
     pub updated_at: Timestamp,
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: i64,
-    code: String,
-    name: String,
-    department_id: i64,
-    zone_id: Option<i64>,
-    consent_at: Option<i64>,
-    consent_by: Option<String>,
-    refused: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl Row {
-    fn from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            code: r.get("code")?,
-            name: r.get("name")?,
-            department_id: r.get("department_id")?,
-            zone_id: r.get("zone_id")?,
-            consent_at: r.get("consent_at")?,
-            consent_by: r.get("consent_by")?,
-            refused: r.get("refused")?,
-            created_at: r.get("created_at")?,
-            updated_at: r.get("updated_at")?,
-        })
+direct_row! {
+    struct Row {
+        id: i64,
+        code: String,
+        name: String,
+        department_id: i64,
+        zone_id: Option<i64>,
+        consent_at: Option<i64>,
+        consent_by: Option<String>,
+        refused: i64,
+        created_at: i64,
+        updated_at: i64,
     }
 }
 
@@ -98,6 +83,12 @@ async fn check_references(db: &Db, fields: &SubjectFields) -> StoreResult<()> {
     super::devices::zone_exists(db, fields.zone_id).await
 }
 
+/// Two subjects with the same code.
+const CODE_TAKEN: Taken = Taken {
+    constraint: "subjects_code_key",
+    field: "code",
+};
+
 fn find_sql() -> String {
     format!("SELECT {COLUMNS} FROM subjects WHERE id = $1")
 }
@@ -129,41 +120,32 @@ pub async fn create(
         .after(subject)
     };
     grouped_write!(db,
-        sqlite: |conn| {
-            let row = direct::query_optional(
-                conn,
-                &sql,
-                &[
-                    &fields.code,
-                    &fields.name,
-                    &fields.department_id.0,
-                    &zone,
-                    &consent_at,
-                    &consent_by,
-                    &now,
-                ],
-                Row::from_direct,
-            )
-            .map_err(|e| StoreError::unique_direct(e, "code"))?;
-            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit_direct(conn, audit(&subject))?;
-            Ok(subject)
-        },
+        sqlite: |conn| audited::returning_direct(
+            conn,
+            &sql,
+            &[
+                &fields.code,
+                &fields.name,
+                &fields.department_id.0,
+                &zone,
+                &consent_at,
+                &consent_by,
+                &now,
+            ],
+            Row::from_direct,
+            Some(CODE_TAKEN),
+            audit,
+        ),
         postgres: |tx| {
-            let row: Row = sqlx::query_as(composed(&sql))
+            let query = sqlx::query_as::<_, Row>(composed(&sql))
                 .bind(&fields.code)
                 .bind(&fields.name)
                 .bind(fields.department_id.0)
                 .bind(zone)
                 .bind(consent_at)
                 .bind(&consent_by)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| StoreError::unique(e, "subjects_code_key", "code"))?;
-            let subject = Subject::from(row);
-            insert_audit!(&mut *tx, audit(&subject));
-            Ok(subject)
+                .bind(now);
+            audited::returning_postgres(&mut *tx, query, Some(CODE_TAKEN), audit).await
         },
     )
 }
@@ -232,39 +214,29 @@ pub async fn update(
     };
     grouped_write!(db,
         sqlite: |conn| {
-            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
-                .map(Subject::from)
-                .ok_or(StoreError::NotFound)?;
-            let row = direct::query_optional(
+            let before: Subject = audited::before_direct(conn, &find, id.0, Row::from_direct)?;
+            audited::returning_direct(
                 conn,
                 &sql,
                 &[&id.0, &fields.code, &fields.name, &fields.department_id.0, &zone, &now],
                 Row::from_direct,
+                Some(CODE_TAKEN),
+                |subject| audit(&before, subject),
             )
-            .map_err(|e| StoreError::unique_direct(e, "code"))?;
-            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit_direct(conn, audit(&before, &subject))?;
-            Ok(subject)
         },
         postgres: |tx| {
-            let before: Option<Row> = sqlx::query_as(composed(&find))
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let before = Subject::from(before.ok_or(StoreError::NotFound)?);
-            let row: Option<Row> = sqlx::query_as(composed(&sql))
+            let before = audited::before_postgres::<Row, Subject>(&mut *tx, &find, id.0).await?;
+            let query = sqlx::query_as::<_, Row>(composed(&sql))
                 .bind(id.0)
                 .bind(&fields.code)
                 .bind(&fields.name)
                 .bind(fields.department_id.0)
                 .bind(zone)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| StoreError::unique(e, "subjects_code_key", "code"))?;
-            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit!(&mut *tx, audit(&before, &subject));
-            Ok(subject)
+                .bind(now);
+            audited::returning_postgres(&mut *tx, query, Some(CODE_TAKEN), |subject| {
+                audit(&before, subject)
+            })
+            .await
         },
     )
 }
@@ -298,35 +270,25 @@ pub async fn set_consent(
     };
     grouped_write!(db,
         sqlite: |conn| {
-            let before = direct::query_optional(conn, &find, &[&id.0], Row::from_direct)?
-                .map(Subject::from)
-                .ok_or(StoreError::NotFound)?;
-            let row = direct::query_optional(
+            let before: Subject = audited::before_direct(conn, &find, id.0, Row::from_direct)?;
+            audited::returning_direct(
                 conn,
                 &sql,
                 &[&id.0, &consent_at, &consent_by, &now],
                 Row::from_direct,
-            )?;
-            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit_direct(conn, audit(&before, &subject))?;
-            Ok(subject)
+                None,
+                |subject| audit(&before, subject),
+            )
         },
         postgres: |tx| {
-            let before: Option<Row> = sqlx::query_as(composed(&find))
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let before = Subject::from(before.ok_or(StoreError::NotFound)?);
-            let row: Option<Row> = sqlx::query_as(composed(&sql))
+            let before = audited::before_postgres::<Row, Subject>(&mut *tx, &find, id.0).await?;
+            let query = sqlx::query_as::<_, Row>(composed(&sql))
                 .bind(id.0)
                 .bind(consent_at)
                 .bind(&consent_by)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let subject = Subject::from(row.ok_or(StoreError::NotFound)?);
-            insert_audit!(&mut *tx, audit(&before, &subject));
-            Ok(subject)
+                .bind(now);
+            audited::returning_postgres(&mut *tx, query, None, |subject| audit(&before, subject))
+                .await
         },
     )
 }

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 use sqlx::FromRow;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{CommentId, DepartmentId, IncidentId, UserId};
 use vigia_domain::incidents::{
@@ -75,7 +77,7 @@ pub async fn transition(
     let at = now.millis();
     let row = grouped_write!(db,
         sqlite: |conn| {
-            let row = direct::query_optional(
+            guarded_update_direct(
                 conn,
                 &sql,
                 &[
@@ -90,14 +92,14 @@ pub async fn transition(
                     &resolve_due,
                     &at,
                 ],
-                IncidentRow::from_direct,
-            )?;
-            let row = row.ok_or(StoreError::Stale)?;
-            insert_event_direct(conn, id, &actor, at, &event)?;
-            Ok(row)
+                id,
+                &actor,
+                at,
+                [&event],
+            )
         },
         postgres: |tx| {
-            let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
+            let query = sqlx::query_as(composed(&sql))
                 .bind(id)
                 .bind(version)
                 .bind(to)
@@ -107,12 +109,8 @@ pub async fn transition(
                 .bind(resolved_at)
                 .bind(closed_at)
                 .bind(resolve_due)
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let row = row.ok_or(StoreError::Stale)?;
-            insert_event!(&mut *tx, id, &actor, at, &event);
-            Ok(row)
+                .bind(at);
+            guarded_update_postgres(&mut *tx, query, id, &actor, at, [&event]).await
         },
     )?;
     Ok(row.into_incident(now))
@@ -412,27 +410,63 @@ where
     let (id, version, actor) = (incident.id.0, incident.version, actor.to_owned());
     let at = now.millis();
     let row = grouped_write!(db,
-        sqlite: |conn| {
-            let row =
-                direct::query_optional(conn, &sql, &[&id, &version, &value, &at], IncidentRow::from_direct)?;
-            let row = row.ok_or(StoreError::Stale)?;
-            insert_event_direct(conn, id, &actor, at, &event)?;
-            Ok(row)
-        },
+        sqlite: |conn| guarded_update_direct(
+            conn,
+            &sql,
+            &[&id, &version, &value, &at],
+            id,
+            &actor,
+            at,
+            [&event],
+        ),
         postgres: |tx| {
-            let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
+            let query = sqlx::query_as(composed(&sql))
                 .bind(id)
                 .bind(version)
                 .bind(value)
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let row = row.ok_or(StoreError::Stale)?;
-            insert_event!(&mut *tx, id, &actor, at, &event);
-            Ok(row)
+                .bind(at);
+            guarded_update_postgres(&mut *tx, query, id, &actor, at, [&event]).await
         },
     )?;
     Ok(row.into_incident(now))
+}
+
+/// Runs `sql`, an `UPDATE` of incident `id` guarded by the version read (`WHERE id = $1 AND
+/// version = $2`, returning [`INCIDENT_COLUMNS`]), and appends `events` in order;
+/// [`StoreError::Stale`] when no row matched: the incident changed since it was read.
+pub(super) fn guarded_update_direct<'e>(
+    conn: &direct::Conn,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+    id: i64,
+    actor: &str,
+    at: i64,
+    events: impl IntoIterator<Item = &'e EventData>,
+) -> StoreResult<IncidentRow> {
+    let row = direct::query_optional(conn, sql, args, IncidentRow::from_direct)?;
+    let row = row.ok_or(StoreError::Stale)?;
+    for event in events {
+        insert_event_direct(conn, id, actor, at, event)?;
+    }
+    Ok(row)
+}
+
+/// [`guarded_update_direct`] inside a PostgreSQL transaction, for `query` with its parameters
+/// bound.
+pub(super) async fn guarded_update_postgres<'e>(
+    tx: &mut sqlx::PgConnection,
+    query: QueryAs<'_, sqlx::Postgres, IncidentRow, PgArguments>,
+    id: i64,
+    actor: &str,
+    at: i64,
+    events: impl IntoIterator<Item = &'e EventData>,
+) -> StoreResult<IncidentRow> {
+    let row = query.fetch_optional(&mut *tx).await?;
+    let row = row.ok_or(StoreError::Stale)?;
+    for event in events {
+        insert_event!(&mut *tx, id, actor, at, event);
+    }
+    Ok(row)
 }
 
 const INSERT_VOTE: &str =

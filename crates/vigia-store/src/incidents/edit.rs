@@ -8,9 +8,9 @@ use vigia_domain::incidents::{
     EventData, IncidentDescription, IncidentTitle, Location, SlaClock, SlaPolicy,
 };
 
+use super::changes::{guarded_update_direct, guarded_update_postgres};
 use super::create::policy_or_suggested;
-use super::events::{insert_event, insert_event_direct};
-use super::{INCIDENT_COLUMNS, Incident, IncidentRow, sla_policy};
+use super::{INCIDENT_COLUMNS, Incident, sla_policy};
 use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
 use crate::{
     ChangeAuthor, Db, StoreError, StoreResult, catalog, composed, direct, direct_read,
@@ -113,7 +113,7 @@ pub async fn edit(
     let (category, urgency) = (category.0, urgency.as_str());
     let row = grouped_write!(db,
         sqlite: |conn| {
-            let row = direct::query_optional(
+            guarded_update_direct(
                 conn,
                 &sql,
                 &[
@@ -134,16 +134,14 @@ pub async fn edit(
                     &resolve_due,
                     &at,
                 ],
-                IncidentRow::from_direct,
-            )?;
-            let row = row.ok_or(StoreError::Stale)?;
-            for event in [&urgency_changed, &updated].into_iter().flatten() {
-                insert_event_direct(conn, id, &actor, at, event)?;
-            }
-            Ok(row)
+                id,
+                &actor,
+                at,
+                [&urgency_changed, &updated].into_iter().flatten(),
+            )
         },
         postgres: |tx| {
-            let row: Option<IncidentRow> = sqlx::query_as(composed(&sql))
+            let query = sqlx::query_as(composed(&sql))
                 .bind(id)
                 .bind(version)
                 .bind(&title)
@@ -159,14 +157,9 @@ pub async fn edit(
                 .bind(record.raise_urgency_on_breach)
                 .bind(acknowledge_due)
                 .bind(resolve_due)
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let row = row.ok_or(StoreError::Stale)?;
-            for event in [&urgency_changed, &updated].into_iter().flatten() {
-                insert_event!(&mut *tx, id, &actor, at, event);
-            }
-            Ok(row)
+                .bind(at);
+            let events = [&urgency_changed, &updated].into_iter().flatten();
+            guarded_update_postgres(&mut *tx, query, id, &actor, at, events).await
         },
     )?;
     Ok(row.into_incident(now))

@@ -298,15 +298,7 @@ pub async fn counts(db: &Db) -> StoreResult<Vec<(String, JobState, i64)>> {
 pub async fn purge_finished(db: &Db, before: Timestamp) -> StoreResult<u64> {
     const PURGE: &str = "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
                AND state IN ('succeeded', 'dead', 'cancelled')";
-    let before = before.millis();
-    grouped_write!(db,
-        sqlite: |conn| Ok(direct::execute(conn, PURGE, &[&before])? as u64),
-        postgres: |tx| Ok(sqlx::query(PURGE)
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()),
-    )
+    db.delete_before(PURGE, before.millis()).await
 }
 
 /// Incidents plus jobs of any kind but `bench`: what a benchmark's scratch database must not
