@@ -178,6 +178,19 @@ pub struct DeliveryPage {
     pub next_cursor: Option<String>,
 }
 
+/// A query parameter naming one of a set of values: parsed by `parse`, or a field error listing
+/// the `allowed` names.
+fn named<T>(
+    v: &mut Validation,
+    field: &str,
+    raw: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Option<T> {
+    let raw = raw?;
+    v.check(parse(raw).ok_or_else(|| FieldError::new(field, format!("must be {allowed}"))))
+}
+
 /// The delivery log, newest first: who was notified, when, and whether it arrived.
 #[utoipa::path(get, path = "/api/v1/notifications/deliveries", tag = "notifications", params(DeliveryQuery),
     security(("bearer" = [])),
@@ -188,33 +201,27 @@ pub async fn list_deliveries(
     Query(q): Query<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
     let mut v = Validation::new();
-    let channel = q.channel.as_deref().and_then(|c| {
-        let parsed = Channel::parse(c);
-        if parsed.is_none() {
-            v.push(FieldError::new(
-                "channel",
-                "must be email, webhook or upload",
-            ));
-        }
-        parsed
-    });
-    let status = q.status.as_deref().and_then(|s| {
-        let parsed = DeliveryStatus::parse(s);
-        if parsed.is_none() {
-            v.push(FieldError::new(
-                "status",
-                "must be pending, delivered, failed or dead",
-            ));
-        }
-        parsed
-    });
-    let event_log = q.event_log.as_deref().and_then(|l| {
-        let parsed = EventLog::parse(l);
-        if parsed.is_none() {
-            v.push(FieldError::new("event_log", "must be incident or exam"));
-        }
-        parsed
-    });
+    let channel = named(
+        &mut v,
+        "channel",
+        q.channel.as_deref(),
+        Channel::parse,
+        "email, webhook or upload",
+    );
+    let status = named(
+        &mut v,
+        "status",
+        q.status.as_deref(),
+        DeliveryStatus::parse,
+        "pending, delivered, failed or dead",
+    );
+    let event_log = named(
+        &mut v,
+        "event_log",
+        q.event_log.as_deref(),
+        EventLog::parse,
+        "incident or exam",
+    );
     v.finish()?;
     let filter = DeliveryFilter {
         event_id: q.event,
