@@ -75,3 +75,8 @@ impl ChangeAuthor {
 pub(crate) fn composed(sql: &str) -> sqlx::AssertSqlSafe<&str> {
     sqlx::AssertSqlSafe(sql)
 }
+
+/// A PostgreSQL statement returning rows of `R`, its parameters bound: what a helper that runs
+/// the caller's statement inside a transaction takes.
+pub(crate) type PgQuery<'q, R> =
+    sqlx::query::QueryAs<'q, sqlx::Postgres, R, sqlx::postgres::PgArguments>;

@@ -3,11 +3,10 @@
 //! its audit entry. Both run inside the caller's `grouped_write!`, so the read, the change and
 //! the audit entry are one transaction; each entity keeps its own SQL and fields.
 
-use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::query::QueryAs;
+use sqlx::postgres::PgRow;
 
 use crate::audit::{AuditDraft, insert_audit, insert_audit_direct};
-use crate::{StoreError, StoreResult, composed, direct};
+use crate::{PgQuery, StoreError, StoreResult, composed, direct};
 
 /// A unique constraint a write may violate, reported as "`field` is already taken".
 #[derive(Debug, Clone, Copy)]
@@ -16,9 +15,6 @@ pub(super) struct Taken {
     pub constraint: &'static str,
     pub field: &'static str,
 }
-
-/// A PostgreSQL statement returning rows of `R`, with its parameters bound.
-pub(super) type PgQuery<'q, R> = QueryAs<'q, sqlx::Postgres, R, PgArguments>;
 
 /// The row `find` (selecting by `$1`) reads for `id`, as it is before the write changes it.
 pub(super) fn before_direct<R, T: From<R>>(

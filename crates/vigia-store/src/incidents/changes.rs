@@ -3,8 +3,6 @@
 
 use serde::Serialize;
 use sqlx::FromRow;
-use sqlx::postgres::PgArguments;
-use sqlx::query::QueryAs;
 use vigia_domain::Timestamp;
 use vigia_domain::ids::{CommentId, DepartmentId, IncidentId, UserId};
 use vigia_domain::incidents::{
@@ -455,7 +453,7 @@ pub(super) fn guarded_update_direct<'e>(
 /// bound.
 pub(super) async fn guarded_update_postgres<'e>(
     tx: &mut sqlx::PgConnection,
-    query: QueryAs<'_, sqlx::Postgres, IncidentRow, PgArguments>,
+    query: crate::PgQuery<'_, IncidentRow>,
     id: i64,
     actor: &str,
     at: i64,
