@@ -66,7 +66,8 @@ impl Validation {
     }
 }
 
-/// Trims `value` and checks its length in characters.
+/// Trims `value` and checks its length in characters: at least `min` once trimmed, at most
+/// `max` as sent (the OpenAPI document's `maxLength` is on the value sent, padding included).
 pub fn bounded_text(
     field: &str,
     value: &str,
@@ -74,15 +75,14 @@ pub fn bounded_text(
     max: usize,
 ) -> Result<String, FieldError> {
     let trimmed = value.trim();
-    let len = trimmed.chars().count();
-    if len < min {
+    if trimmed.chars().count() < min {
         return Err(if min == 1 {
             FieldError::new(field, "must not be empty")
         } else {
             FieldError::new(field, format!("must be at least {min} characters"))
         });
     }
-    if len > max {
+    if value.chars().count() > max {
         return Err(FieldError::new(
             field,
             format!("must be at most {max} characters"),
@@ -106,13 +106,19 @@ mod tests {
 
     #[test]
     fn bounded_text_trims_and_counts_characters_not_bytes() {
-        assert_eq!(
-            bounded_text("name", "  Ñandú  ", 1, 5).as_deref(),
-            Ok("Ñandú")
-        );
+        assert_eq!(bounded_text("name", " Ñandú", 1, 6).as_deref(), Ok("Ñandú"));
         assert!(bounded_text("name", "   ", 1, 5).is_err());
         assert!(bounded_text("name", "abcdef", 1, 5).is_err());
         assert!(bounded_text("name", "a\u{0}b", 1, 5).is_err());
+    }
+
+    #[test]
+    fn bounded_text_counts_the_maximum_on_the_value_as_sent_as_the_openapi_maxlength_does() {
+        // Schemathesis sent 6 blanks and 195 characters for a 200-character field.
+        let padded = format!("\u{b}\t  \t {}", "*".repeat(195));
+        let error = bounded_text("location", &padded, 1, 200).expect_err("201 characters sent");
+        assert_eq!(error.message, "must be at most 200 characters");
+        assert!(bounded_text("location", &"*".repeat(200), 1, 200).is_ok());
     }
 
     #[test]
